@@ -1,0 +1,52 @@
+"""Run records: one ``metrics.json`` per job, always written whole (temp file + rename).
+
+``status`` is ``running`` while a job works, then ``completed`` or ``failed`` (with ``reason``).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+RECORD = "metrics.json"
+STATUSES = ("running", "completed", "failed")
+
+
+def _finite(obj):
+    """JSON has no NaN/inf: store them as null so every record parses everywhere."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def write_atomic(path: Path, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_record(run_dir: Path, record: dict) -> Path:
+    assert record.get("status") in STATUSES, record.get("status")
+    path = Path(run_dir) / RECORD
+    write_atomic(path, json.dumps(_finite(record), indent=2) + "\n")
+    return path
+
+
+def read_record(path: Path) -> dict:
+    path = Path(path)
+    return json.loads((path / RECORD if path.is_dir() else path).read_text())

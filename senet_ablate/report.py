@@ -1,0 +1,73 @@
+"""``senet-report DIR...``: run records -> one paper-shaped table per study, printed and written
+as ``table.md`` / ``table.csv`` beside the study's sweep. Also the end-of-sweep Hydra callback."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from hydra.experimental.callback import Callback
+
+from .collect import collect
+from .records import write_atomic
+from .tables import study_table, to_markdown
+
+log = logging.getLogger("senet_ablate")
+
+
+def report(paths, write: bool = True) -> dict[str, str]:
+    """Build every study's table under ``paths``; return {study: markdown}."""
+    runs, specs = collect(paths)
+    out = {}
+    for study, spec in specs.items():
+        mine = runs[runs["study"] == study]
+        table = study_table(mine, spec)
+        md = to_markdown(table, spec)
+        out[study] = md
+        if write:
+            where = Path(os.path.commonpath([str(Path(d).parent) for d in mine["run_dir"]]))
+            write_atomic(where / "table.md", md)
+            write_atomic(where / "table.csv", table.to_csv(index=False))
+            md += f"\n(written to {where / 'table.md'} and table.csv)\n"
+            out[study] = md
+    orphans = runs[~runs["study"].isin(list(specs))]
+    if len(orphans):
+        log.warning("%d run record(s) belong to no study table (ad-hoc runs); they are not tabulated", len(orphans))
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="senet-report", description=__doc__.split("\n")[0])
+    ap.add_argument("dirs", nargs="+", help="run dirs or sweep roots (searched recursively for metrics.json)")
+    ap.add_argument("--no-write", action="store_true", help="print only; write no table files")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    try:
+        tables = report(args.dirs, write=not args.no_write)
+    except FileNotFoundError as e:
+        print(f"senet-report: {e}", file=sys.stderr)
+        return 2
+    if not tables:
+        print(f"senet-report: no study run records under {' '.join(args.dirs)}", file=sys.stderr)
+        return 1
+    print("\n".join(tables.values()))
+    return 0
+
+
+class PrintTableCallback(Callback):
+    """At the end of a multirun, print the study's table and write it beside the sweep."""
+
+    def on_multirun_end(self, config, **kwargs) -> None:
+        try:
+            tables = report([config.hydra.sweep.dir])
+        except Exception as e:  # the sweep's records are safe; a report problem must not fail it
+            log.warning("could not build the study table: %s", e)
+            return
+        for md in tables.values():
+            print("\n" + md, flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

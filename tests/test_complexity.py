@@ -1,0 +1,69 @@
+"""Golden params / multiply-adds, from the paper or from arithmetic shown here."""
+import pytest
+
+from senet_ablate.complexity import count
+from senet_ablate.models import build_model
+from senet_ablate.se import SESpec
+
+# ResNet-50 stage layout (paper Table 1): (blocks N_s, output channels C_s, map side at 224 input)
+R50 = [(3, 256, 56), (4, 512, 28), (6, 1024, 14), (3, 2048, 7)]
+
+
+def profile(name, se=None, style="caffe", size=224, classes=1000):
+    return count(build_model(name, se, classes, style, device="meta"), size)
+
+
+def test_resnet50_golden_caffe_and_pytorch_styles():
+    caffe, pytorch = profile("resnet50"), profile("resnet50", style="pytorch")
+    assert caffe.params == pytorch.params == 25_557_032
+    assert caffe.macs == 3_857_973_248  # the paper's 3.86 GFLOPs
+    assert pytorch.macs == 4_089_184_256  # torchvision's stride-in-3x3 layout
+    assert caffe.elementwise_ops == 0
+
+
+def test_se_resnet50_golden_params_with_and_without_bias():
+    assert profile("resnet50", SESpec(bias=True)).params == 28_088_024
+    assert profile("resnet50", SESpec(bias=False)).params == 28_071_976
+    # the biases: per block C/r + C  ->  sum N_s (C_s/16 + C_s) = 16,048
+    assert 28_088_024 - 28_071_976 == sum(n * (c // 16 + c) for n, c, _ in R50)
+
+
+@pytest.mark.parametrize("r", [2, 4, 8, 16, 32])
+def test_extra_params_follow_eqn5(r):
+    """Paper Eqn. 5: SE adds (2/r) * sum_s N_s C_s^2 weights (no biases)."""
+    extra = profile("resnet50", SESpec(reduction=r, bias=False)).params - 25_557_032
+    assert extra == 2 * sum(n * c * c for n, c, _ in R50) // r
+
+
+def test_se_gflops_convention_matches_paper_cells():
+    se = profile("resnet50", SESpec(bias=False))
+    # squeeze pooling + rescale: 2 ops per element of every SE'd output map
+    assert se.elementwise_ops == 2 * sum(n * c * s * s for n, c, s in R50) == 11_038_720
+    # FC multiply-adds = the FC weights at r = 16
+    assert se.macs - 3_857_973_248 == 2 * sum(n * c * c for n, c, _ in R50) // 16
+    assert round(se.gflops, 2) == 3.87 and round(profile("resnet50").gflops, 2) == 3.86
+
+
+def test_nosqueeze_counts_full_map_convs_and_rescale_only():
+    ns = profile("resnet50", SESpec(squeeze="none", bias=False))
+    assert ns.params == 28_071_976  # same parameters as SE (Table 16)
+    assert ns.macs - 3_857_973_248 == sum(2 * n * c * (c // 16) * s * s for n, c, s in R50)
+    assert ns.elementwise_ops == sum(n * c * s * s for n, c, s in R50)  # no pooling
+    assert round(ns.gflops, 2) == 4.27
+
+
+def test_cifar_resnet20_params_by_hand():
+    # option-A shortcuts have no weights; conv 3x3 weights + BN (2 per channel) + fc
+    stem = 3 * 16 * 9 + 32
+    s2 = 3 * (2 * 16 * 16 * 9 + 2 * 32)
+    s3 = (16 * 32 * 9 + 32 * 32 * 9 + 2 * 64) + 2 * (2 * 32 * 32 * 9 + 2 * 64)
+    s4 = (32 * 64 * 9 + 64 * 64 * 9 + 2 * 128) + 2 * (2 * 64 * 64 * 9 + 2 * 128)
+    fc = 64 * 10 + 10
+    assert profile("cifar_resnet20", size=32, classes=10).params == stem + s2 + s3 + s4 + fc == 269_722
+
+
+def test_se3x3_sits_on_the_bottleneck_width():
+    se3 = profile("resnet50", SESpec(integration="conv3x3", bias=False))
+    widths = [(n, c // 4, s) for n, c, s in R50]  # the 3x3 conv has C/4 channels
+    assert se3.params - 25_557_032 == 2 * sum(n * w * w for n, w, _ in widths) // 16
+    assert se3.elementwise_ops == 2 * sum(n * w * s * s for n, w, s in widths)

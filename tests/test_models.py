@@ -1,0 +1,120 @@
+"""Every backbone x integration x squeeze runs forward and backward; gates of 1 are the identity."""
+import pytest
+import torch
+
+from senet_ablate.errors import ConfigError
+from senet_ablate.models import MODELS, build_model
+from senet_ablate.se import GATES, INTEGRATIONS, SQUEEZES, SEBlock, SESpec
+
+IMAGENET = [m for m in MODELS if not m.startswith("cifar")]
+CIFAR = [m for m in MODELS if m.startswith("cifar")]
+
+
+def small_input(name, batch=2):
+    return torch.randn(batch, 3, 32, 32)  # ImageNet nets: 32 px reaches 1x1 at stage 5
+
+
+@pytest.mark.parametrize("squeeze", list(SQUEEZES))
+@pytest.mark.parametrize("integration", list(INTEGRATIONS))
+@pytest.mark.parametrize("name", list(MODELS))
+def test_forward_backward_shapes(name, integration, squeeze):
+    torch.manual_seed(0)
+    model = build_model(name, SESpec(squeeze=squeeze, integration=integration, reduction=4), 7)
+    out = model(small_input(name))
+    assert out.shape == (2, 7)
+    out.logsumexp(1).sum().backward()
+    se_blocks = [m for m in model.modules() if isinstance(m, SEBlock)]
+    assert se_blocks, "SE requested but none built"
+    for m in se_blocks:  # the SE weights take part in the graph
+        assert m.fc1.weight.grad is not None and torch.isfinite(m.fc1.weight.grad).all()
+
+
+@pytest.mark.parametrize("gate", list(GATES))
+def test_every_gate_runs(gate):
+    model = build_model("cifar_resnet20", SESpec(gate=gate), 10)
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+@pytest.mark.parametrize("squeeze", list(SQUEEZES))
+def test_se_block_with_unit_gate_is_identity(squeeze):
+    block = SEBlock(32, SESpec(squeeze=squeeze, gate="hard_sigmoid", bias=True, reduction=4))
+    with torch.no_grad():  # hard_sigmoid(0 * h + 3) == 1 exactly
+        block.fc2.weight.zero_()
+        block.fc2.bias.fill_(3.0)
+    x = torch.randn(3, 32, 5, 5)
+    assert torch.equal(block(x), x)
+
+
+@pytest.mark.parametrize("integration", list(INTEGRATIONS))
+@pytest.mark.parametrize("name", ["resnet18", "resnet50", "cifar_resnet20"])
+def test_network_with_unit_gates_equals_plain_backbone(name, integration):
+    torch.manual_seed(0)
+    plain = build_model(name, None, 10).eval()
+    se = build_model(name, SESpec(gate="hard_sigmoid", integration=integration, reduction=4), 10).eval()
+    missing = se.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert missing and all(".se.block." in k for k in missing)
+    with torch.no_grad():
+        for m in se.modules():
+            if isinstance(m, SEBlock):
+                m.fc2.weight.zero_()
+                m.fc2.bias.fill_(3.0)
+        x = torch.randn(2, 3, 32, 32)
+        assert torch.equal(se(x), plain(x))
+
+
+def test_se_changes_the_output_when_gate_is_not_one():
+    torch.manual_seed(0)
+    plain = build_model("cifar_resnet20", None, 10).eval()
+    se = build_model("cifar_resnet20", SESpec(), 10).eval()
+    se.load_state_dict(plain.state_dict(), strict=False)
+    x = torch.randn(2, 3, 32, 32)
+    assert not torch.allclose(se(x), plain(x))
+
+
+def test_reduced_width_is_not_rounded():
+    block = SEBlock(100, SESpec(reduction=3))
+    assert block.fc1.out_features == 33  # 100 // 3; timm-style rounding to 8 would give 32 or 40
+
+
+def test_stage_selection_places_se_only_there():
+    model = build_model("resnet50", SESpec(stages=(3,)), 1000, device="meta")
+    names = sorted(m.name for m in model.modules() if isinstance(m, SEBlock))
+    assert names == ["SE_3_1", "SE_3_2", "SE_3_3", "SE_3_4"]
+
+
+def test_caffe_style_puts_stride_in_first_1x1():
+    caffe = build_model("resnet50", None, 10, "caffe", device="meta")
+    torch_style = build_model("resnet50", None, 10, "pytorch", device="meta")
+    first = lambda m: m.stages[1][0]  # noqa: E731 - first block of stage 3
+    assert first(caffe).conv1[0].stride == (2, 2) and first(caffe).conv2[0].stride == (1, 1)
+    assert first(torch_style).conv1[0].stride == (1, 1) and first(torch_style).conv2[0].stride == (2, 2)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(squeeze="mean"), r"se.squeeze='mean'.*avg, max, none"),
+    (dict(gate="swish"), r"se.gate='swish'.*sigmoid, tanh, relu, hard_sigmoid"),
+    (dict(integration="inside"), r"se.integration='inside'.*standard, pre, post, identity, conv3x3"),
+    (dict(reduction=0), r"se.reduction=0 must be an integer >= 1"),
+    (dict(stages="some"), r"se.stages='some'"),
+])
+def test_spec_rejects_bad_values(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        SESpec(**kwargs).validate()
+
+
+def test_reduction_too_large_names_layer_and_width():
+    with pytest.raises(ConfigError, match=r"SE_2_1: it has C=16 channels, so C // r = 0"):
+        build_model("cifar_resnet20", SESpec(reduction=17), 10, device="meta")
+    build_model("cifar_resnet20", SESpec(reduction=16), 10, device="meta")  # 16 // 16 = 1 is fine
+
+
+def test_missing_stage_names_valid_ids():
+    with pytest.raises(ConfigError, match=r"\[6\].*stage ids are \[2, 3, 4, 5\]"):
+        build_model("resnet50", SESpec(stages=(6,)), 10, device="meta")
+    with pytest.raises(ConfigError, match=r"\[5\].*stage ids are \[2, 3, 4\]"):
+        build_model("cifar_resnet56", SESpec(stages=(5,)), 10, device="meta")
+
+
+def test_unknown_model_lists_backbones():
+    with pytest.raises(ConfigError, match="model.name='resnet99'.*resnet18.*cifar_resnet110"):
+        build_model("resnet99", None, 10)
