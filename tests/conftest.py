@@ -26,9 +26,9 @@ def run_cli(module: str, *args: str, cwd: Path, check: bool = True) -> subproces
 @pytest.fixture
 def compose_cfg():
     """Compose the primary config in-process, as Hydra would for one job."""
-    def _compose(*overrides: str):
+    def _compose(*overrides: str, hydra: bool = False):
         GlobalHydra.instance().clear()
         with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-            return compose(config_name="config", overrides=list(overrides))
+            return compose(config_name="config", overrides=list(overrides), return_hydra_config=hydra)
     yield _compose
     GlobalHydra.instance().clear()

@@ -1,0 +1,32 @@
+"""Benchmark: wall time to profile every row of the paper's ablation Tables 10-16.
+
+    python benchmarks/profile_tables.py            # target: <= 60 s on a 2-core CPU
+
+Runs each preset exactly as a user would (``senet-ablate -m experiment=... task=profile``) in a
+scratch directory and prints the time per study and in total.
+"""
+import subprocess
+import sys
+import tempfile
+import time
+
+STUDIES = ["table10_reduction", "table11_squeeze", "table12_excitation", "table13_stages",
+           "table14_integration", "table15_se3x3", "table16_nosqueeze"]
+
+
+def main() -> int:
+    total = 0.0
+    with tempfile.TemporaryDirectory() as tmp:
+        for study in STUDIES:
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "senet_ablate.app", "-m", f"experiment=paper/{study}",
+                            "task=profile"], cwd=tmp, check=True, capture_output=True)
+            dt = time.perf_counter() - t0
+            total += dt
+            print(f"{study:22s} {dt:6.1f} s")
+    print(f"{'all rows, Tables 10-16':22s} {total:6.1f} s  (target <= 60 s)")
+    return 0 if total <= 60 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
