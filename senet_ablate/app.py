@@ -7,9 +7,10 @@ before the command line's, so a row may also pick a config group (e.g. ``model=r
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -19,12 +20,13 @@ from hydra import compose
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from . import __version__
+from . import data, tracking
 from .complexity import count, cpu_latency_ms
 from .errors import ConfigError
 from .models import build_model
-from .records import write_record
+from .records import provenance, read_record, write_history, write_record
 from .se import SESpec
+from .train import Diverged, check_recipe, runtime, seed_everything, train
 
 log = logging.getLogger("senet_ablate")
 
@@ -65,9 +67,13 @@ def se_spec(cfg: DictConfig) -> SESpec | None:
     return None if spec.stages == () else spec
 
 
-def make_model(cfg: DictConfig, device=None):
+def make_model(cfg: DictConfig, device=None, num_classes: int | None = None):
     m = cfg.model
-    return build_model(m.name, se_spec(cfg), m.num_classes, m.get("stride_style", "caffe"), device=device)
+    classes = num_classes if num_classes is not None else m.num_classes
+    if classes is None:
+        raise ConfigError("model.num_classes is null (inferred from the data only when training); "
+                          "set data.num_classes or model.num_classes")
+    return build_model(m.name, se_spec(cfg), classes, m.get("stride_style", "caffe"), device=device)
 
 
 def validate(cfg: DictConfig) -> None:
@@ -77,11 +83,34 @@ def validate(cfg: DictConfig) -> None:
     size = cfg.model.get("input_size")
     if not isinstance(size, int) or isinstance(size, bool) or size < 1:
         raise ConfigError(f"model.input_size={size!r} must be a positive integer (224 for ImageNet, 32 for CIFAR)")
+    data.check(cfg.data)
+    if cfg.task == "train":
+        check_recipe(cfg.recipe)
+        if cfg.data.get("num_classes") is None:  # inferred later; validate the rest with a placeholder
+            make_model(cfg, device="meta", num_classes=2)
+            return
     make_model(cfg, device="meta")  # checks stages and every SE width without allocating memory
 
 
+# keys that do not change a result: a relaunch that differs only here is the same run
+NOT_FINGERPRINTED = ("runs_dir", "logger", "device", "train.progress", "data.root", "data.download", "data.workers")
+
+
+def fingerprint(config: dict) -> str:
+    import copy
+
+    c = copy.deepcopy(config)
+    for key in NOT_FINGERPRINTED:
+        *parents, leaf = key.split(".")
+        node = c
+        for p in parents:
+            node = node.get(p) or {}
+        node.pop(leaf, None)
+    return hashlib.sha256(json.dumps(c, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 # ---------------------------------------------------------------------------- tasks
-def profile(cfg: DictConfig) -> dict:
+def profile(cfg: DictConfig, job: "Job") -> dict:
     """Params, MACs, SE elementwise ops and paper-convention GFLOPs; no data touched."""
     metrics = count(make_model(cfg, device="meta"), cfg.model.input_size).as_dict()
     if cfg.profile.latency:
@@ -92,33 +121,85 @@ def profile(cfg: DictConfig) -> dict:
     return metrics
 
 
-TASKS = {"profile": profile}
+def train_task(cfg: DictConfig, job: "Job") -> dict:
+    """Train on ``data``, evaluating every epoch; complexity is counted on the trained model."""
+    rt = runtime(cfg)
+    seed_everything(cfg.seed, cfg.deterministic)
+    d = data.build(cfg.data, cfg.recipe.batch_size, cfg.recipe.eval_batch_size, rt.device, cfg.seed)
+    model = make_model(cfg, num_classes=d.num_classes)
+    metrics = count(make_model(cfg, device="meta", num_classes=d.num_classes), d.image_size).as_dict()
+    log.info("%s on %s (%d train / %d %s images, %d classes): %.3fM params, %s, %d epochs",
+             cfg.get("row") or cfg.model.name, cfg.data.name, d.train.num_samples, d.eval.num_samples,
+             d.eval_split, d.num_classes, metrics["params_m"], rt.device, cfg.recipe.epochs)
+    tracker = tracking.create(cfg, job.record["config"], job.out_dir)
+
+    def on_epoch(summary: dict, history: list[dict]) -> None:
+        write_history(job.out_dir, history)
+        job.update(**metrics, **summary)
+        tracker.log_epoch(history[-1])
+
+    try:
+        result = train(cfg, model, d, job.out_dir, on_epoch, job.record["fingerprint"])
+    except BaseException as e:
+        tracker.finish({"reason": str(e)}, "failed")
+        raise
+    tracker.finish({**metrics, **result}, "completed")
+    return {**metrics, **result}
+
+
+TASKS = {"profile": profile, "train": train_task}
 
 
 # ---------------------------------------------------------------------------- record
+class Job:
+    """One job's output dir and its record, rewritten whole on every update."""
+
+    def __init__(self, out_dir: Path, record: dict):
+        self.out_dir, self.record = out_dir, record
+
+    def update(self, **fields) -> None:
+        self.record.update(fields)
+        write_record(self.out_dir, self.record)
+
+
+def previous(out_dir: Path) -> dict | None:
+    try:
+        return read_record(out_dir)
+    except (OSError, ValueError):
+        return None
+
+
 def run(cfg: DictConfig) -> dict:
     """Run one job and write its record; a failure is recorded, then re-raised."""
     out_dir = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path.cwd()
-    record = {
+    job = Job(out_dir, {
         "status": "running", "task": cfg.get("task"), "study": cfg.get("study"), "row": cfg.get("row"),
-        "seed": cfg.get("seed"), "senet_ablate_version": __version__, "python": platform.python_version(),
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
+        "seed": cfg.get("seed"), "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **provenance(),
+    })
+    prev = previous(out_dir)
+    keep = prev is not None and prev.get("status") == "completed"  # never overwrite a finished record
     try:
         cfg, overrides = job_config(cfg)
-        record["overrides"] = overrides
-        record["config"] = OmegaConf.to_container(cfg, resolve=True)
+        job.record["overrides"] = overrides
+        job.record["config"] = OmegaConf.to_container(cfg, resolve=True)
         validate(cfg)
-        write_record(out_dir, record)
-        record.update(TASKS[cfg.task](cfg))
+        job.record["fingerprint"] = fingerprint(job.record["config"])
+        if keep:
+            if prev.get("fingerprint") == job.record["fingerprint"]:
+                log.info("skipping %s: already completed (delete its metrics.json to run it again)", out_dir)
+                return prev
+            raise ConfigError(f"{out_dir} holds a completed run of a different config; delete that dir "
+                              "or choose another runs_dir/study to keep both")
+        job.update()
+        job.record.update(TASKS[cfg.task](cfg, job))
     except BaseException as e:
-        reason = str(e) if isinstance(e, ConfigError) else f"{type(e).__name__}: {e}"
-        write_record(out_dir, {**record, "status": "failed", "reason": reason})
+        reason = str(e) if isinstance(e, (ConfigError, Diverged)) else f"{type(e).__name__}: {e}"
+        if not keep:
+            job.update(status="failed", reason=reason, failed_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         log.error("job failed: %s", reason)
         raise
-    record.update(status="completed", finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-    write_record(out_dir, record)
-    return record
+    job.update(status="completed", finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    return job.record
 
 
 @hydra.main(config_path=_conf_dir(), config_name="config", version_base="1.3")

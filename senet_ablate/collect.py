@@ -12,7 +12,8 @@ from .records import RECORD
 
 log = logging.getLogger("senet_ablate")
 
-METRICS = ("params", "macs", "elementwise_ops", "gflops", "params_m", "input_size", "latency_ms_cpu_b1")
+METRICS = ("params", "macs", "elementwise_ops", "gflops", "params_m", "input_size", "latency_ms_cpu_b1",
+           "top1_err", "top5_err", "best_top1_err", "best_top5_err", "epochs_done", "train_time_s", "images_per_s")
 
 
 def find_records(paths: Iterable[str | Path]) -> list[Path]:

@@ -50,3 +50,39 @@ def write_record(run_dir: Path, record: dict) -> Path:
 def read_record(path: Path) -> dict:
     path = Path(path)
     return json.loads((path / RECORD if path.is_dir() else path).read_text())
+
+
+def write_history(run_dir: Path, history: list[dict]) -> Path:
+    """Per-epoch metrics as ``history.csv`` (one row per epoch)."""
+    path = Path(run_dir) / "history.csv"
+    cols = list(history[0]) if history else []
+    lines = [",".join(cols)] + [",".join(repr(h[c]) if isinstance(h[c], float) else str(h[c]) for c in cols)
+                                for h in history]
+    write_atomic(path, "\n".join(lines) + "\n")
+    return path
+
+
+def provenance() -> dict:
+    """Git revision of the code and versions of the packages that shape a result."""
+    import importlib.metadata as md
+    import platform
+    import subprocess
+
+    here = Path(__file__).resolve().parent
+
+    def git(*args):
+        try:
+            out = subprocess.run(["git", *args], cwd=here, capture_output=True, text=True, timeout=10)
+            return out.stdout.strip() if out.returncode == 0 else None
+        except (OSError, subprocess.SubprocessError):
+            return None
+
+    versions = {"python": platform.python_version()}
+    for pkg in ("senet-ablate", "torch", "torchvision", "hydra-core", "omegaconf", "numpy"):
+        try:
+            versions[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            versions[pkg] = None
+    rev = git("rev-parse", "HEAD")
+    return {"git_revision": rev, "git_dirty": bool(git("status", "--porcelain")) if rev else None,
+            "versions": versions}

@@ -28,16 +28,17 @@ def test_profile_sweep_writes_records_and_table(tmp_path):
     lines = [ln for ln in md.splitlines() if ln.startswith("| SE") or ln.startswith("| ResNet")]
     assert [ln.split("|")[1].strip() for ln in lines] == ["ResNet-50", "SE Stage 2", "SE Stage 3",
                                                             "SE Stage 4", "SE All"]
-    assert "| SE All | 28.088 | 28.1 | 0.0 | 3.8715 | 3.87 | 0.00 |" in md
+    assert "| SE All | 22.28 | 6.03 | 28.088 | 28.1 | 0.0 | 3.8715 | 3.87 | 0.00 |" in md
     assert "Table 13" in proc.stdout
     csv = (sweep / "table.csv").read_text().splitlines()
-    assert csv[0].startswith("row,label,completed,failed,params_m") and len(csv) == 6
+    assert {"row", "label", "params_m", "params_m_paper", "params_m_delta", "gflops_delta"} <= set(csv[0].split(","))
+    assert len(csv) == 6
 
     # senet-report rebuilds the same table from the records alone
     (sweep / "table.md").unlink()
     rep = run_cli("report", str(sweep), cwd=tmp_path)
     assert (sweep / "table.md").read_text() == md
-    assert "| SE Stage 4 | 26.350 | 26.4 | -0.1 |" in rep.stdout
+    assert "| SE Stage 4 | 22.68 | 6.22 | 26.350 | 26.4 | -0.1 |" in rep.stdout
 
 
 def test_bad_value_exits_nonzero_with_message_and_no_success_record(tmp_path):
