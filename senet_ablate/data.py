@@ -217,13 +217,21 @@ def scan_imagefolder(cfg) -> tuple[list[str], dict[str, list[tuple[str, int]]], 
     return classes, samples, eval_split
 
 
-def _decode(path: str, size: int) -> torch.Tensor:
-    from torchvision.io import ImageReadMode, decode_image, read_file
+def read_rgb(path: str):
+    """One image file as an RGB PIL image; a file that is no image fails naming the file."""
+    from PIL import Image, UnidentifiedImageError
 
     try:
-        img = decode_image(read_file(path), mode=ImageReadMode.RGB)
-    except RuntimeError as e:
+        with Image.open(path) as im:
+            return im.convert("RGB")
+    except (UnidentifiedImageError, OSError) as e:
         raise ConfigError(f"cannot decode image {path}: {e}") from None
+
+
+def _decode(path: str, size: int) -> torch.Tensor:
+    import numpy as np
+
+    img = torch.from_numpy(np.array(read_rgb(path))).permute(2, 0, 1)
     if img.shape[-2:] != (size, size):
         img = F.interpolate(img[None].float(), size=(size, size), mode="bilinear", antialias=True,
                             align_corners=False)[0].round().clamp(0, 255).to(torch.uint8)
@@ -266,10 +274,8 @@ class FileDataset(torch.utils.data.Dataset):
         return len(self.samples)
 
     def __getitem__(self, i):
-        from torchvision.io import ImageReadMode, decode_image, read_file
-
         path, label = self.samples[i]
-        return self.transform(decode_image(read_file(path), mode=ImageReadMode.RGB)), label
+        return self.transform(read_rgb(path)), label
 
 
 def _imagenet_transforms(cfg, train: bool):
@@ -278,7 +284,7 @@ def _imagenet_transforms(cfg, train: bool):
     size = cfg.image_size
     head = ([v2.RandomResizedCrop(size, antialias=True), v2.RandomHorizontalFlip()] if train else
             [v2.Resize(round(size * 256 / 224), antialias=True), v2.CenterCrop(size)])
-    return v2.Compose([*head, v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(cfg.mean), list(cfg.std))])
+    return v2.Compose([v2.ToImage(), *head, v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(cfg.mean), list(cfg.std))])
 
 
 # ---------------------------------------------------------------------------- entry

@@ -32,3 +32,26 @@ def compose_cfg():
             return compose(config_name="config", overrides=list(overrides), return_hydra_config=hydra)
     yield _compose
     GlobalHydra.instance().clear()
+
+
+SHARED_CIFAR = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
+
+
+@pytest.fixture(scope="session")
+def cifar_jpeg(tmp_path_factory):
+    """A small real ImageFolder tree cut from the shared CIFAR-10 JPEG archive:
+    20 train and 5 test images per class (the archive itself is never copied into the project)."""
+    import tarfile
+
+    if not SHARED_CIFAR.exists():
+        pytest.skip(f"shared CIFAR-10 JPEG archive not found at {SHARED_CIFAR}")
+    out = tmp_path_factory.mktemp("cifar10-jpeg")
+    keep = {"train": 20, "test": 5}
+    with tarfile.open(SHARED_CIFAR) as tar:
+        for m in tar:
+            parts = m.name.split("/")  # cifar10-jpeg/<split>/<class>/NNNN.jpg
+            if m.isfile() and len(parts) == 4 and int(parts[3].split(".")[0]) < keep[parts[1]]:
+                dest = out / parts[1] / parts[2] / parts[3]
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                dest.write_bytes(tar.extractfile(m).read())
+    return out

@@ -1,0 +1,115 @@
+"""Datasets and batch augmentation on real data: sklearn digits and the shared CIFAR-10 JPEG tree."""
+import socket
+
+import pytest
+import torch
+
+from senet_ablate import data
+from senet_ablate.errors import ConfigError
+
+
+def test_digits_split_is_fixed_and_stratified(compose_cfg):
+    cfg = compose_cfg("data=digits").data
+    (xtr, ytr), (xte, yte), split = data.load_digits_split(cfg)
+    assert (len(ytr), len(yte), split) == (1347, 450, "test")
+    assert xtr.dtype == torch.uint8 and xtr.shape[1:] == (3, 8, 8) and int(xtr.max()) == 255
+    share = torch.bincount(yte, minlength=10) / len(yte)
+    assert torch.allclose(share, torch.bincount(ytr, minlength=10) / len(ytr), atol=0.01)
+    again = data.load_digits_split(cfg)
+    assert torch.equal(again[0][0], xtr) and torch.equal(again[1][1], yte)
+
+
+def test_crop_flip_yields_true_crops_of_the_padded_image():
+    x = torch.randint(0, 256, (16, 3, 8, 8), dtype=torch.uint8)
+    g = torch.Generator().manual_seed(0)
+    out = data.crop_flip(x, g, pad=2)
+    assert out.shape == x.shape and out.dtype == torch.uint8
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
+    for i in range(16):
+        crops = [p[:, dy:dy + 8, dx:dx + 8] for p in (padded[i], padded[i].flip(2))
+                 for dy in range(5) for dx in range(5)]
+        assert any(torch.equal(out[i], c) for c in crops)
+    assert torch.equal(out, data.crop_flip(x, torch.Generator().manual_seed(0), pad=2))
+    assert not torch.equal(out, data.crop_flip(x, torch.Generator().manual_seed(1), pad=2))
+
+
+def test_tensor_loader_order_depends_on_seed_and_epoch_only():
+    images = torch.arange(10, dtype=torch.uint8).view(10, 1, 1, 1).expand(10, 3, 2, 2).contiguous()
+    labels = torch.arange(10)
+    loader = data.TensorLoader(images, labels, 4, train=True, augment="none", mean=[0, 0, 0], std=[1 / 255] * 3,
+                               seed=3)
+    order = lambda: torch.cat([y for _, y in loader]).tolist()  # noqa: E731
+    first = order()
+    assert sorted(first) == list(range(10)) and len(loader) == 3
+    assert order() == first
+    loader.set_epoch(1)
+    assert order() != first
+    loader.set_epoch(0)
+    assert order() == first
+
+
+def test_imagefolder_in_memory_from_the_cifar_jpeg_tree(compose_cfg, cifar_jpeg):
+    cfg = compose_cfg("data=cifar10_jpeg", f"data.root={cifar_jpeg}").data
+    d = data.build(cfg, 32, 100, torch.device("cpu"), seed=0)
+    assert (d.num_classes, d.image_size, d.eval_split) == (10, 32, "test")
+    assert d.train.num_samples == 200 and d.eval.num_samples == 50
+    x, y = next(iter(d.train))
+    assert x.shape == (32, 3, 32, 32) and x.dtype == torch.float32 and y.max() < 10
+    assert abs(float(x.mean())) < 1.0  # normalised
+
+
+def test_imagefolder_streamed_with_paper_augmentation(compose_cfg, cifar_jpeg):
+    cfg = compose_cfg("data=imagefolder", f"data.root={cifar_jpeg}", "data.image_size=24",
+                      "data.workers=0").data
+    d = data.build(cfg, 16, 16, torch.device("cpu"), seed=0)
+    assert d.num_classes == 10 and d.train.num_samples == 200
+    x, y = next(iter(d.train))
+    assert x.shape == (16, 3, 24, 24) and x.dtype == torch.float32
+    xe, _ = next(iter(d.eval))
+    assert xe.shape == (16, 3, 24, 24)
+
+
+def _tree(root, files):
+    for rel, content in files.items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(content)
+    return root
+
+
+@pytest.mark.parametrize("layout, overrides, match", [
+    (None, [], r"data.root is not set"),
+    ("absent", [], r"does not exist or is not a directory"),
+    ({"train/a/x.jpg": b"1"}, [], r"must hold train/ and val/"),
+    ({"train/a/.keep": b"", "val/a/.keep": b""}, [], r"no images under"),
+    ({"train/a/1.jpg": b"1", "train/a/notes.txt": b"hi", "val/a/1.jpg": b"1"}, [], r"not an image file.*notes.txt"),
+    ({"train/a/1.jpg": b"1", "train/b/1.jpg": b"1", "val/a/1.jpg": b"1", "val/b/1.jpg": b"1"},
+     ["data.num_classes=10"], r"data.num_classes=10 but .* has 2 class folders"),
+    ({"train/a/1.jpg": b"1", "train/b/1.jpg": b"1", "val/a/1.jpg": b"1"}, [], r"class folders differ"),
+    ({"train/a/1.jpg": b"not a jpeg", "test/a/1.jpg": b"x"}, ["data.num_classes=1"], r"cannot decode image .*1.jpg"),
+])
+def test_imagefolder_bad_trees_fail_clearly(compose_cfg, tmp_path, layout, overrides, match):
+    root = tmp_path / "tree"
+    if isinstance(layout, dict):
+        _tree(root, layout)
+    args = ["data=cifar10_jpeg", "data.num_classes=null", *overrides] + ([] if layout is None else [f"data.root={root}"])
+    cfg = compose_cfg(*args).data
+    with pytest.raises(ConfigError, match=match):
+        data.build(cfg, 8, 8, torch.device("cpu"), seed=0)
+
+
+def test_cifar10_download_offline_says_what_to_do(compose_cfg, tmp_path, monkeypatch):
+    def no_network(*args, **kwargs):
+        raise OSError("network is unreachable (test: offline)")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket, "getaddrinfo", no_network)
+    cfg = compose_cfg("data=cifar10", f"data.root={tmp_path}", "data.download=true").data
+    with pytest.raises(ConfigError, match=r"could not download cifar10 .*unpack it into data.root"):
+        data.build(cfg, 8, 8, torch.device("cpu"), seed=0)
+
+
+def test_cifar10_missing_without_download(compose_cfg, tmp_path):
+    cfg = compose_cfg("data=cifar10", f"data.root={tmp_path}", "data.download=false").data
+    with pytest.raises(ConfigError, match=r"cifar10 not found under data.root.*data.download=true"):
+        data.build(cfg, 8, 8, torch.device("cpu"), seed=0)
