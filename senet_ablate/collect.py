@@ -1,50 +1,137 @@
-"""Run dirs -> one tidy pandas DataFrame, a row per run record, plus each study's table spec."""
+"""Run dirs -> one tidy pandas DataFrame, a row per run, plus each study's table spec.
+
+Any number of run dirs or (nested) sweep roots. A damaged record (unreadable, not JSON, not an
+object, missing or mistyped keys, NaN/inf numbers) or a run dir without a record is skipped with
+one warning naming the path: a report never crashes on one bad run. Several records of the same
+run (same study, row, task, config and seed) resolve to the newest completed one; failed and
+unfinished runs stay in the frame (for counts) but are never averaged.
+"""
 from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 from typing import Iterable
 
 import pandas as pd
 
-from .records import RECORD
+from .records import RECORD, STATUSES
 
 log = logging.getLogger("senet_ablate")
 
-METRICS = ("params", "macs", "elementwise_ops", "gflops", "params_m", "input_size", "latency_ms_cpu_b1",
-           "top1_err", "top5_err", "best_top1_err", "best_top5_err", "epochs_done", "train_time_s", "images_per_s")
+COMPLEXITY = ("params", "macs", "elementwise_ops", "gflops", "params_m", "input_size")
+TRAINING = ("top1_err", "top5_err", "best_top1_err", "best_top5_err", "epochs_done", "train_time_s",
+            "images_per_s")
+METRICS = (*COMPLEXITY, "latency_ms_cpu_b1", *TRAINING)
+# what a completed record of each task must hold
+REQUIRED = {"profile": COMPLEXITY[:4], "train": (*COMPLEXITY[:4], "top1_err", "top5_err", "epochs_done")}
+COLUMNS = ["run_dir", "study", "row", "task", "status", "seed", "model", "fingerprint", "finished_at", *METRICS]
 
 
-def find_records(paths: Iterable[str | Path]) -> list[Path]:
-    """Every ``metrics.json`` at or below the given run dirs / sweep roots, in a stable order."""
+class Damaged(ValueError):
+    """A record that cannot be trusted; the message says why."""
+
+
+def _check(rec) -> dict:
+    if not isinstance(rec, dict):
+        raise Damaged(f"not a JSON object but {type(rec).__name__}")
+    if rec.get("status") not in STATUSES:
+        raise Damaged(f"status is {rec.get('status')!r}, not one of {', '.join(STATUSES)}")
+    if rec.get("task") not in REQUIRED:
+        raise Damaged(f"task is {rec.get('task')!r}")
+    for key in ("study", "row", "fingerprint", "finished_at"):
+        if rec.get(key) is not None and not isinstance(rec[key], str):
+            raise Damaged(f"{key} is a {type(rec[key]).__name__}, not a string")
+    if not isinstance(rec.get("config", {}), dict):
+        raise Damaged("config is not a mapping")
+    for key in METRICS:
+        v = rec.get(key)
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise Damaged(f"{key} is {v!r}, not a number")
+        if not math.isfinite(v):
+            raise Damaged(f"{key} is {v}, not a finite number")
+    if rec["status"] == "completed":
+        missing = [k for k in REQUIRED[rec["task"]] if rec.get(k) is None]
+        if missing:
+            raise Damaged(f"completed but missing {', '.join(missing)}")
+    return rec
+
+
+def _candidates(paths: Iterable[str | Path]) -> list[Path]:
+    """Run dirs (any dir holding a record or Hydra's .hydra/) at or below the given paths."""
     found: set[Path] = set()
     for p in map(Path, paths):
         if not p.exists():
             raise FileNotFoundError(f"no such run dir or sweep root: {p}")
-        found.update([p] if p.is_file() else p.rglob(RECORD))
+        if p.is_file():
+            found.add(p.parent)
+            continue
+        found.update(q.parent for q in p.rglob(RECORD))
+        found.update(q.parent for q in p.rglob(".hydra") if q.is_dir())
     return sorted(found)
 
 
+def _flat(overrides) -> dict:
+    out = {}
+    for o in overrides or []:
+        if isinstance(o, str) and "=" in o:
+            k, v = o.split("=", 1)
+            out[k.lstrip("+~")] = v
+    return out
+
+
+def load(run_dir: Path) -> dict | None:
+    """One run dir -> a flat row, or None (with one warning) when it has no usable record."""
+    path = run_dir / RECORD
+    try:
+        if not path.exists():
+            raise Damaged("no metrics.json (the job never started, or its record was lost)")
+        if not path.is_file():
+            raise Damaged("metrics.json is not a file")
+        rec = _check(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, Damaged) as e:
+        log.warning("skipping %s: %s", run_dir, e)
+        return None
+    config = rec.get("config") or {}
+    row = {"run_dir": str(run_dir), **{k: rec.get(k) for k in COLUMNS[1:] if k in rec},
+           "model": (config.get("model") or {}).get("name") if isinstance(config.get("model"), dict) else None,
+           **{f"set:{k}": v for k, v in _flat(rec.get("overrides")).items()}}
+    row["_spec"] = config.get("table") if isinstance(config.get("table"), dict) else None
+    row["_key"] = json.dumps([rec.get(k) for k in ("study", "row", "task", "seed")] +
+                             [rec.get("fingerprint") or json.dumps(config, sort_keys=True, default=str)])
+    return row
+
+
+def _dedupe(df: pd.DataFrame) -> pd.DataFrame:
+    """Keep, per run key, the newest completed record (or the newest record when none completed)."""
+    df = df.assign(_done=df["status"] == "completed").sort_values(["_done", "finished_at"], na_position="first")
+    return df.groupby("_key", sort=False).tail(1).sort_values("run_dir")
+
+
 def collect(paths: Iterable[str | Path]) -> tuple[pd.DataFrame, dict[str, dict]]:
-    """Load every record: (DataFrame with one row per run, {study: table spec})."""
-    rows, specs = [], {}
-    for path in find_records(paths):
-        try:
-            rec = json.loads(path.read_text())
-            if not isinstance(rec, dict) or "status" not in rec:
-                raise ValueError("not a run record (no 'status')")
-        except (OSError, ValueError) as e:
-            log.warning("skipping %s: %s", path, e)
-            continue
-        config = rec.get("config") or {}
-        study = rec.get("study") or config.get("study")
-        if study and config.get("table"):
-            specs.setdefault(study, config["table"])
-        rows.append({
-            "run_dir": str(path.parent), "study": study, "row": rec.get("row"), "task": rec.get("task"),
-            "status": rec.get("status"), "seed": rec.get("seed"), "model": (config.get("model") or {}).get("name"),
-            "finished_at": rec.get("finished_at"), **{k: rec.get(k) for k in METRICS},
-        })
-    columns = ["run_dir", "study", "row", "task", "status", "seed", "model", "finished_at", *METRICS]
-    return pd.DataFrame(rows, columns=columns), specs
+    """Load every run under ``paths``: (DataFrame, one row per run; {study: table spec})."""
+    rows = [r for r in map(load, _candidates(paths)) if r is not None]
+    specs = {}
+    for r in rows:
+        if r.get("study") and r["_spec"] and r["study"] not in specs:
+            specs[r["study"]] = r["_spec"]
+    if not rows:
+        return pd.DataFrame(columns=COLUMNS), specs
+    df = _dedupe(pd.DataFrame(rows))
+    extra = sorted(c for c in df.columns if c.startswith("set:"))
+    for c in COLUMNS:
+        if c not in df:
+            df[c] = None
+    return df[COLUMNS + extra].reset_index(drop=True), specs
+
+
+def export(df: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """Write the run table as ``runs.csv`` and ``runs.parquet``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    csv, parquet = out_dir / "runs.csv", out_dir / "runs.parquet"
+    df.to_csv(csv, index=False)
+    df.astype({c: "string" for c in df.columns if df[c].dtype == object}).to_parquet(parquet, index=False)
+    return [csv, parquet]

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from hydra.experimental.callback import Callback
 
-from .collect import collect
+from .collect import collect, export
 from .records import write_atomic
-from .tables import study_table, to_markdown
+from .tables import study_table, to_latex, to_markdown
 
 log = logging.getLogger("senet_ablate")
 
@@ -29,8 +29,10 @@ def report(paths, write: bool = True) -> dict[str, str]:
         if write:
             where = Path(os.path.commonpath([str(Path(d).parent) for d in mine["run_dir"]]))
             write_atomic(where / "table.md", md)
+            write_atomic(where / "table.tex", to_latex(table, spec))
             write_atomic(where / "table.csv", table.to_csv(index=False))
-            md += f"\n(written to {where / 'table.md'} and table.csv)\n"
+            export(mine, where)
+            md += f"\n(written to {where}/: table.md, table.tex, table.csv, runs.csv, runs.parquet)\n"
             out[study] = md
     orphans = runs[~runs["study"].isin(list(specs))]
     if len(orphans):

@@ -1,21 +1,49 @@
-"""Run DataFrame + a study's table spec -> the paper-shaped table, as Markdown and CSV.
+"""Run DataFrame + a study's table spec -> the paper-shaped table (Markdown, LaTeX, CSV).
 
-Error columns: mean ± sample std over the completed training runs (seeds) of a row. Our
-params/GFLOPs stand beside the paper's; Δ = ours rounded to the paper's printed digits minus the
-paper's figure, so 0 means the printed cell is reproduced exactly.
+Per row, over its completed training runs (seeds): mean ± sample std, n, a 95% confidence
+interval (Student t, n - 1 degrees of freedom), Δ = mean - the baseline row's mean, and Welch's
+unequal-variance t-test against the baseline (``*`` p < 0.05, ``**`` p < 0.01). A cell with
+n < 2 shows its value without a CI. Our params/GFLOPs stand beside the paper's: Δ = ours
+rounded to the paper's printed digits minus the paper's figure (0 = the printed cell reproduced).
 """
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
+from scipy import stats
 
 # measured column -> (header, digits the paper prints, digits we print)
 COMPARED = {"params_m": ("Params (M)", 1, 3), "gflops": ("GFLOPs", 2, 4)}
 # our own extra columns -> (header, scale, digits)
-EXTRA = {"macs": ("MACs (G)", 1e-9, 4), "elementwise_ops": ("SE elementwise (M)", 1e-6, 2)}
-# error columns: ours (over seeds) beside the paper's -> header
+EXTRA = {"macs": ("MACs (G)", 1e-9, 4), "elementwise_ops": ("SE elementwise (M)", 1e-6, 2),
+         "images_per_s": ("train img/s", 1.0, 0)}
+# error columns -> header
 ERRORS = {"top1_err": "top-1 err. (%)", "top5_err": "top-5 err. (%)"}
+TEST = "Welch's t-test vs the baseline row"
+
+
+def summary(values) -> dict:
+    """n, mean, sample std and the 95% CI half-width of ``values``."""
+    v = np.asarray([x for x in values if x is not None and not math.isnan(x)], dtype=float)
+    n = len(v)
+    mean = float(v.mean()) if n else math.nan
+    std = float(v.std(ddof=1)) if n > 1 else math.nan
+    ci = float(stats.t.ppf(0.975, n - 1) * std / math.sqrt(n)) if n > 1 else math.nan
+    return {"n": n, "mean": mean, "std": std, "ci95": ci}
+
+
+def welch_p(a, b) -> float:
+    """Two-sided p of Welch's t-test; NaN when either side has fewer than 2 values or no spread."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if len(a) < 2 or len(b) < 2 or (a.std() == 0 and b.std() == 0):
+        return math.nan
+    return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+
+
+def marker(p: float) -> str:
+    return "" if math.isnan(p) else "**" if p < 0.01 else "*" if p < 0.05 else ""
 
 
 def _num(v) -> float:
@@ -24,42 +52,53 @@ def _num(v) -> float:
 
 def study_table(runs: pd.DataFrame, spec: dict) -> pd.DataFrame:
     """One row per table row of ``spec``, in the paper's order."""
+    done = runs[runs["status"] == "completed"]
+    trained = done[done["task"] == "train"]
+    values = {key: {c: trained.loc[trained["row"] == key, c].astype(float).tolist() for c in ERRORS}
+              for key in spec["rows"]}
     out = []
     for key, row in spec["rows"].items():
         mine = runs[runs["row"] == key]
-        done = mine[mine["status"] == "completed"].sort_values("finished_at", na_position="first")
-        trained = done[done["task"] == "train"]
-        last = done.iloc[-1] if len(done) else None
+        last = done[done["row"] == key].sort_values("finished_at", na_position="first")
+        last = last.iloc[-1] if len(last) else None
         paper = row.get("paper") or {}
-        rec = {"row": key, "label": row.get("label", key), "completed": len(done), "trained": len(trained),
-               "failed": int((mine["status"] == "failed").sum())}
+        base = row.get("baseline", spec.get("baseline"))
+        rec = {"row": key, "label": row.get("label", key), "baseline": base,
+               "completed": int((mine["status"] == "completed").sum()),
+               "failed": int((mine["status"] == "failed").sum()),
+               "running": int((mine["status"] == "running").sum())}
         for col in ERRORS:
-            vals = trained[col].astype(float)
-            rec[col] = vals.mean() if len(vals) else math.nan
-            rec[f"{col}_std"] = vals.std(ddof=1) if len(vals) > 1 else math.nan
+            s = summary(values[key][col])
+            rec.update({f"{col}_{k}": v for k, v in s.items()})
+            ref = values.get(base, {}).get(col, [])
+            rec[f"{col}_delta"] = s["mean"] - summary(ref)["mean"] if key != base and ref else math.nan
+            rec[f"{col}_p"] = welch_p(values[key][col], ref) if key != base else math.nan
             rec[f"{col}_paper"] = _num(paper.get(col))
         for col, (_, paper_digits, _) in COMPARED.items():
             ours, ref = _num(last[col] if last is not None else None), _num(paper.get(col))
             rec[col], rec[f"{col}_paper"] = ours, ref
             rec[f"{col}_delta"] = round(round(ours, paper_digits) - ref, paper_digits)
         for col, (_, scale, _) in EXTRA.items():
-            rec[col] = _num(last[col] if last is not None else None) * scale
+            src = trained.loc[trained["row"] == key, col] if col == "images_per_s" else \
+                pd.Series([last[col] if last is not None else None])
+            rec[col] = _num(src.astype(float).mean() if len(src) else None) * scale
         out.append(rec)
     return pd.DataFrame(out)
 
 
 def _fmt(v: float, digits: int, signed: bool = False) -> str:
-    if math.isnan(v):
+    if v is None or math.isnan(v):
         return "–"
     if signed and round(v, digits) == 0:
         return f"{0:.{digits}f}"
     return f"{v:+.{digits}f}" if signed else f"{v:.{digits}f}"
 
 
-def to_markdown(table: pd.DataFrame, spec: dict) -> str:
+def _cells(table: pd.DataFrame, pm: str = "±") -> tuple[list[str], list[list[str]]]:
+    """Header and body as text; columns empty in every row are left out."""
     head = ["Row"]
     for name in ERRORS.values():
-        head += [name, f"{name} paper"]
+        head += [name, "n", "95% CI", "Δ", f"{name} paper"]
     for name, _, _ in COMPARED.values():
         head += [name, f"{name} paper", f"Δ {name}"]
     head += [name for name, _, _ in EXTRA.values()] + ["runs"]
@@ -67,22 +106,50 @@ def to_markdown(table: pd.DataFrame, spec: dict) -> str:
     for _, r in table.iterrows():
         cells = [str(r["label"])]
         for col in ERRORS:
-            mean, std = _fmt(r[col], 2), _fmt(r[f"{col}_std"], 2)
-            cells += [mean if std == "–" else f"{mean} ± {std}", _fmt(r[f"{col}_paper"], 2)]
+            mean, std = _fmt(r[f"{col}_mean"], 2), _fmt(r[f"{col}_std"], 2)
+            ci = r[f"{col}_ci95"]
+            cells += [mean if std == "–" else f"{mean} {pm} {std}", str(r[f"{col}_n"]) if r[f"{col}_n"] else "–",
+                      "–" if math.isnan(ci) else f"[{r[f'{col}_mean'] - ci:.2f}, {r[f'{col}_mean'] + ci:.2f}]",
+                      "–" if math.isnan(r[f"{col}_delta"]) else _fmt(r[f"{col}_delta"], 2, True) + marker(r[f"{col}_p"]),
+                      _fmt(r[f"{col}_paper"], 2)]
         for col, (_, paper_digits, our_digits) in COMPARED.items():
             cells += [_fmt(r[col], our_digits), _fmt(r[f"{col}_paper"], paper_digits),
                       _fmt(r[f"{col}_delta"], paper_digits, signed=True)]
         cells += [_fmt(r[col], digits) for col, (_, _, digits) in EXTRA.items()]
-        runs = f"{r['completed']}" + (f" ({r['trained']} trained)" if r["trained"] else "")
-        runs += f", {r['failed']} failed" if r["failed"] else ""
-        cells.append(runs if r["completed"] or r["failed"] else "not run")
+        runs = [f"{r['completed']} done"] + [f"{r[k]} {k}" for k in ("failed", "running") if r[k]]
+        cells.append(", ".join(runs) if r["completed"] or r["failed"] or r["running"] else "not run")
         body.append(cells)
-    # a column with nothing in any row (e.g. no paper figure, nothing trained yet) is left out
     keep = [j for j in range(len(head)) if j in (0, len(head) - 1) or any(c[j] != "–" for c in body)]
-    lines = [f"**{spec.get('title', '')}**", "", "| " + " | ".join(head[j] for j in keep) + " |",
-             "|" + "|".join(["---"] + ["---:"] * (len(keep) - 1)) + "|"]
-    lines += ["| " + " | ".join(c[j] for j in keep) + " |" for c in body]
-    lines += ["", "Errors: mean ± sample std over the completed training runs (seeds). "
-                  "GFLOPs = (conv + linear multiply-adds + SE pooling/rescale elementwise ops) / 1e9, the paper's "
-                  "convention, at the run's input size. Δ = ours rounded to the paper's printed digits minus the paper."]
+    return [head[j] for j in keep], [[c[j] for j in keep] for c in body]
+
+
+FOOTNOTE = ("Errors: mean ± sample std over completed training runs (seeds), n runs, 95% CI (Student t). "
+            f"Δ: vs the baseline row; * p < 0.05, ** p < 0.01 ({TEST}). GFLOPs = (conv + linear multiply-adds "
+            "+ SE pooling/rescale elementwise ops) / 1e9, the paper's convention, at the run's input size; "
+            "Δ = ours rounded to the paper's printed digits minus the paper.")
+
+
+def to_markdown(table: pd.DataFrame, spec: dict) -> str:
+    head, body = _cells(table)
+    lines = [f"**{spec.get('title', '')}**", "", "| " + " | ".join(head) + " |",
+             "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
+    lines += ["| " + " | ".join(c) + " |" for c in body]
+    return "\n".join(lines + ["", FOOTNOTE]) + "\n"
+
+
+def _tex(s: str) -> str:
+    for a, b in (("\\", r"\textbackslash{}"), ("%", r"\%"), ("&", r"\&"), ("_", r"\_"), ("#", r"\#"),
+                 ("±", r"$\pm$"), ("Δ", r"$\Delta$"), ("×", r"$\times$"), ("–", "--")):
+        s = s.replace(a, b)
+    return s
+
+
+def to_latex(table: pd.DataFrame, spec: dict) -> str:
+    """A booktabs table (needs \\usepackage{booktabs})."""
+    head, body = _cells(table)
+    lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{_tex(spec.get('title', ''))}}}",
+             r"\begin{tabular}{l" + "r" * (len(head) - 1) + "}", r"\toprule",
+             " & ".join(map(_tex, head)) + r" \\", r"\midrule"]
+    lines += [" & ".join(map(_tex, c)) + r" \\" for c in body]
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
     return "\n".join(lines) + "\n"

@@ -1,0 +1,132 @@
+"""The results layer: a collector that survives damaged runs, and table statistics checked
+against scipy on known numbers."""
+import json
+import logging
+import math
+
+import pandas as pd
+import pytest
+from scipy import stats
+
+from senet_ablate.collect import collect, export
+from senet_ablate.records import write_record
+from senet_ablate.report import report
+from senet_ablate.tables import study_table, summary, to_latex, to_markdown, welch_p
+
+SPEC = {"title": "toy study", "baseline": "base",
+        "rows": {"base": {"label": "Baseline", "set": ["se.stages=[]"], "paper": {"top1_err": 23.3}},
+                 "se": {"label": "SE", "set": ["se.squeeze=avg"], "paper": {"top1_err": 22.28}}}}
+ERRS = {"base": [20.0, 22.0, 27.0], "se": [10.0, 12.0, 14.0]}
+
+
+def trained(row, seed, top1, finished="2026-01-01T00:00:00", **extra):
+    return {"status": "completed", "task": "train", "study": "toy", "row": row, "seed": seed,
+            "fingerprint": f"fp-{row}", "finished_at": finished, "params": 1000, "macs": 5000,
+            "elementwise_ops": 10, "gflops": 5.01e-6, "params_m": 0.001, "input_size": 8, "top1_err": top1,
+            "top5_err": top1 / 10, "epochs_done": 3, "images_per_s": 100.0,
+            "overrides": [f"row={row}", f"seed={seed}"], "config": {"table": SPEC, "model": {"name": "m"}}, **extra}
+
+
+@pytest.fixture
+def sweep(tmp_path):
+    root = tmp_path / "runs/toy"
+    for row, errs in ERRS.items():
+        for seed, e in enumerate(errs):
+            write_record(root / f"row={row},seed={seed}", trained(row, seed, e))
+    return root
+
+
+DAMAGED = {  # name -> what lands in <dir>/metrics.json (bytes), or a callable making the dir
+    "empty_file": b"",
+    "truncated_json": b'{"status": "completed", "task": "tra',
+    "not_utf8": b"\xff\xfe\x00garbage\x81",
+    "json_list": b"[1, 2, 3]",
+    "no_status": json.dumps({"task": "train", "study": "toy"}).encode(),
+    "unknown_status": json.dumps({**trained("se", 7, 1.0), "status": "done"}).encode(),
+    "missing_metrics": json.dumps({k: v for k, v in trained("se", 8, 1.0).items() if k != "params"}).encode(),
+    "wrong_type": json.dumps({**trained("se", 9, 1.0), "params": "lots"}).encode(),
+    "non_finite": json.dumps({**trained("se", 10, 1.0), "top1_err": float("nan")}).encode(),
+    "config_not_mapping": json.dumps({**trained("se", 11, 1.0), "config": [1, 2]}).encode(),
+    "empty_run_dir": None,  # a job dir with Hydra's .hydra/ but no record
+    "record_is_a_dir": "dir",
+}
+
+
+def test_collector_keeps_every_valid_run_and_warns_once_per_damaged_one(sweep, caplog):
+    for name, content in DAMAGED.items():
+        d = sweep / f"damaged_{name}"
+        (d / ".hydra").mkdir(parents=True)
+        if isinstance(content, bytes):
+            (d / "metrics.json").write_bytes(content)
+        elif content == "dir":
+            (d / "metrics.json").mkdir()
+    (sweep / "notes.txt").write_text("not a record")
+    with caplog.at_level(logging.WARNING, logger="senet_ablate"):
+        df, specs = collect([sweep])
+    assert len(df) == 6 and set(df["status"]) == {"completed"}
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == len(DAMAGED)
+    for name in DAMAGED:
+        assert sum(f"damaged_{name}" in w for w in warned) == 1, name
+    assert specs == {"toy": SPEC}
+    assert df.loc[0, "set:row"] in ("base", "se")  # swept keys flattened
+
+
+def test_duplicates_resolve_to_the_newest_completed_run(sweep):
+    write_record(sweep / "rerun_new", trained("se", 0, 99.0, finished="2027-01-01T00:00:00"))
+    write_record(sweep / "rerun_failed", {**trained("se", 1, 55.0, finished="2028-01-01T00:00:00"),
+                                          "status": "failed", "reason": "x"})
+    df, _ = collect([sweep])
+    se = df[df["row"] == "se"].sort_values("seed")
+    assert se["top1_err"].tolist() == [99.0, 12.0, 14.0]
+    assert len(df) == 6
+
+
+def test_failed_and_running_runs_are_counted_not_averaged(sweep):
+    write_record(sweep / "extra_fail", {**trained("se", 5, 0.0), "status": "failed", "reason": "diverged"})
+    write_record(sweep / "extra_run", {**trained("se", 6, 0.0), "status": "running"})
+    df, specs = collect([sweep])
+    t = study_table(df, specs["toy"]).set_index("row")
+    assert t.loc["se", "top1_err_n"] == 3 and t.loc["se", "top1_err_mean"] == 12.0
+    assert (t.loc["se", "failed"], t.loc["se", "running"]) == (1, 1)
+
+
+def test_statistics_match_scipy_on_known_numbers(sweep):
+    df, specs = collect([sweep])
+    t = study_table(df, specs["toy"]).set_index("row")
+    se = t.loc["se"]
+    # by hand: mean 12, sample std 2, CI half-width t(0.975, 2) * 2 / sqrt(3) = 4.303 * 1.1547 = 4.968
+    assert se["top1_err_mean"] == 12.0 and se["top1_err_std"] == pytest.approx(2.0)
+    assert se["top1_err_ci95"] == pytest.approx(4.9683, abs=1e-4)
+    lo, hi = stats.t.interval(0.95, 2, loc=12.0, scale=stats.sem(ERRS["se"]))
+    assert (12 - se["top1_err_ci95"], 12 + se["top1_err_ci95"]) == pytest.approx((lo, hi))
+    assert se["top1_err_delta"] == pytest.approx(12.0 - 23.0)
+    assert se["top1_err_p"] == pytest.approx(stats.ttest_ind(ERRS["se"], ERRS["base"], equal_var=False).pvalue)
+    assert se["top1_err_p"] < 0.05
+    assert math.isnan(t.loc["base", "top1_err_delta"])
+    md = to_markdown(study_table(df, specs["toy"]), specs["toy"])
+    assert "| SE | 12.00 ± 2.00 | 3 | [7.03, 16.97] | -11.00* |" in md
+    assert "Welch" in md
+    tex = to_latex(study_table(df, specs["toy"]), specs["toy"])
+    assert r"\toprule" in tex and r"12.00 $\pm$ 2.00" in tex and r"\bottomrule" in tex
+
+
+def test_single_run_cells_show_no_ci():
+    s = summary([5.0])
+    assert s["n"] == 1 and s["mean"] == 5.0 and math.isnan(s["ci95"]) and math.isnan(s["std"])
+    assert math.isnan(welch_p([1.0], [2.0, 3.0]))
+
+
+def test_report_writes_all_formats_and_is_byte_identical_when_rerun(sweep):
+    report([sweep])
+    files = {n: (sweep / n).read_bytes() for n in ("table.md", "table.tex", "table.csv", "runs.csv")}
+    assert pd.read_parquet(sweep / "runs.parquet").shape[0] == 6
+    report([sweep])
+    assert {n: (sweep / n).read_bytes() for n in files} == files
+
+
+def test_export_round_trips(sweep, tmp_path):
+    df, _ = collect([sweep])
+    csv, parquet = export(df, tmp_path / "out")
+    back = pd.read_parquet(parquet)
+    assert list(back.columns) == list(df.columns) and back["top1_err"].tolist() == df["top1_err"].tolist()
