@@ -26,7 +26,8 @@ TRAINING = ("top1_err", "top5_err", "best_top1_err", "best_top5_err", "epochs_do
 METRICS = (*COMPLEXITY, "latency_ms_cpu_b1", *TRAINING)
 # what a completed record of each task must hold
 REQUIRED = {"profile": COMPLEXITY[:4], "train": (*COMPLEXITY[:4], "top1_err", "top5_err", "epochs_done")}
-COLUMNS = ["run_dir", "study", "row", "task", "status", "seed", "model", "fingerprint", "finished_at", *METRICS]
+COLUMNS = ["run_dir", "study", "row", "task", "status", "seed", "model", "data", "fingerprint", "finished_at",
+           *METRICS]
 
 
 class Damaged(ValueError):
@@ -98,6 +99,7 @@ def load(run_dir: Path) -> dict | None:
     config = rec.get("config") or {}
     row = {"run_dir": str(run_dir), **{k: rec.get(k) for k in COLUMNS[1:] if k in rec},
            "model": (config.get("model") or {}).get("name") if isinstance(config.get("model"), dict) else None,
+           "data": (config.get("data") or {}).get("name") if isinstance(config.get("data"), dict) else None,
            **{f"set:{k}": v for k, v in _flat(rec.get("overrides")).items()}}
     row["_spec"] = config.get("table") if isinstance(config.get("table"), dict) else None
     row["_key"] = json.dumps([rec.get(k) for k in ("study", "row", "task", "seed")] +

@@ -1,5 +1,6 @@
-"""``senet-report DIR...``: run records -> one paper-shaped table per study, printed and written
-as ``table.md`` / ``table.csv`` beside the study's sweep. Also the end-of-sweep Hydra callback."""
+"""``senet-report DIR... [--html]``: run records -> per study, the paper-shaped table (printed,
+and written beside the sweep as table.md / .tex / .csv with runs.csv / .parquet), its figures
+(figures/*.png|svg) and, with --html, a static dashboard. Also the end-of-sweep Hydra callback."""
 from __future__ import annotations
 
 import argparse
@@ -8,8 +9,10 @@ import os
 import sys
 from pathlib import Path
 
+import yaml
 from hydra.experimental.callback import Callback
 
+from . import dashboard, plots
 from .collect import collect, export
 from .records import write_atomic
 from .tables import study_table, to_latex, to_markdown
@@ -17,23 +20,44 @@ from .tables import study_table, to_latex, to_markdown
 log = logging.getLogger("senet_ablate")
 
 
-def report(paths, write: bool = True) -> dict[str, str]:
-    """Build every study's table under ``paths``; return {study: markdown}."""
+def sweep_commands(where: Path) -> list[str]:
+    """The command(s) that made a sweep, from Hydra's multirun.yaml when present."""
+    cmds = []
+    mr = where / "multirun.yaml"
+    if mr.is_file():
+        try:
+            task = yaml.safe_load(mr.read_text())["hydra"]["overrides"]["task"]
+            cmds.append("senet-ablate -m " + " ".join(task))
+        except (KeyError, TypeError, yaml.YAMLError):
+            pass
+    return cmds + [f"senet-report {where} --html"]
+
+
+def report(paths, write: bool = True, html: bool = False) -> dict[str, str]:
+    """Build every study's table (and figures, and pages) under ``paths``; return {study: markdown}."""
     runs, specs = collect(paths)
-    out = {}
+    out, pages = {}, {}
     for study, spec in specs.items():
         mine = runs[runs["study"] == study]
         table = study_table(mine, spec)
         md = to_markdown(table, spec)
         out[study] = md
-        if write:
-            where = Path(os.path.commonpath([str(Path(d).parent) for d in mine["run_dir"]]))
-            write_atomic(where / "table.md", md)
-            write_atomic(where / "table.tex", to_latex(table, spec))
-            write_atomic(where / "table.csv", table.to_csv(index=False))
-            export(mine, where)
-            md += f"\n(written to {where}/: table.md, table.tex, table.csv, runs.csv, runs.parquet)\n"
-            out[study] = md
+        if not write:
+            continue
+        where = Path(os.path.commonpath([str(Path(d).parent) for d in mine["run_dir"]]))
+        write_atomic(where / "table.md", md)
+        write_atomic(where / "table.tex", to_latex(table, spec))
+        write_atomic(where / "table.csv", table.to_csv(index=False))
+        export(mine, where)
+        figures = plots.draw_all(table, mine, spec, where / "figures")
+        if html:
+            pages[study] = dashboard.study_page(where, study, spec, table, mine, figures, sweep_commands(where))
+        out[study] = md + f"\n(written to {where}/: table.md/.tex/.csv, runs.csv/.parquet, {len(figures)} figure files" \
+                          + (", dashboard.html" if html else "") + ")\n"
+    if pages:
+        root = Path(os.path.commonpath([str(Path(p)) for p in paths]))
+        root = root if root.is_dir() else root.parent
+        out["_index"] = f"dashboard index: {dashboard.index_page(root, pages)}\n"
     orphans = runs[~runs["study"].isin(list(specs))]
     if len(orphans):
         log.warning("%d run record(s) belong to no study table (ad-hoc runs); they are not tabulated", len(orphans))
@@ -43,11 +67,12 @@ def report(paths, write: bool = True) -> dict[str, str]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="senet-report", description=__doc__.split("\n")[0])
     ap.add_argument("dirs", nargs="+", help="run dirs or sweep roots (searched recursively for metrics.json)")
-    ap.add_argument("--no-write", action="store_true", help="print only; write no table files")
+    ap.add_argument("--html", action="store_true", help="also write a static dashboard per study and an index")
+    ap.add_argument("--no-write", action="store_true", help="print only; write no files")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     try:
-        tables = report(args.dirs, write=not args.no_write)
+        tables = report(args.dirs, write=not args.no_write, html=args.html)
     except FileNotFoundError as e:
         print(f"senet-report: {e}", file=sys.stderr)
         return 2
@@ -59,7 +84,7 @@ def main(argv=None) -> int:
 
 
 class PrintTableCallback(Callback):
-    """At the end of a multirun, print the study's table and write it beside the sweep."""
+    """At the end of a multirun, print the study's table and write it (and figures) beside the sweep."""
 
     def on_multirun_end(self, config, **kwargs) -> None:
         try:

@@ -1,0 +1,160 @@
+"""Figures of a study (matplotlib, PNG + SVG), drawn from its table and run records.
+
+- ``error_vs_<key>``: error (mean, 95% CI) against a numeric axis the rows vary, e.g. r (Table 10),
+  with params on a twin axis;
+- ``pareto_gflops`` / ``pareto_params``: error against cost, the Pareto front drawn;
+- ``training_curves``: eval top-1 error per epoch, one line per row (mean over seeds);
+- ``overhead``: SE's wall-clock training overhead against its FLOPs overhead, vs the baseline row.
+A figure whose data is absent (nothing trained yet, one row only) is skipped.
+"""
+from __future__ import annotations
+
+import math
+import re
+import textwrap
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+plt.rcParams.update({"axes.titlesize": 9, "svg.hashsalt": "senet-ablate"})
+import pandas as pd  # noqa: E402
+
+
+def _save(fig, out_dir: Path, name: str) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / f"{name}.png", out_dir / f"{name}.svg"]
+    fig.tight_layout()
+    fig.savefig(paths[0], dpi=120, metadata={"Software": None})
+    fig.savefig(paths[1], metadata={"Date": None, "Creator": None})
+    plt.close(fig)
+    return paths
+
+
+def _title(spec: dict, dataset: str | None, what: str) -> str:
+    head = textwrap.fill(spec.get("title", ""), 60)
+    return f"{head}\n{what}" + (f" — {dataset}" if dataset else "")
+
+
+def _numeric_axis(spec: dict) -> tuple[str, dict[str, float]] | None:
+    """The one key whose numeric value every SE row sets (e.g. se.reduction), with each row's value."""
+    per_row = {}
+    for key, row in spec["rows"].items():
+        for o in row.get("set", []):
+            m = re.fullmatch(r"([\w.]+)=(-?\d+(?:\.\d+)?)", str(o))
+            if m:
+                per_row.setdefault(m.group(1), {})[key] = float(m.group(2))
+    best = max(per_row.items(), key=lambda kv: len(kv[1]), default=None)
+    return best if best and len(best[1]) >= 3 else None
+
+
+def error_vs_axis(table: pd.DataFrame, spec: dict, dataset, out_dir: Path) -> list[Path]:
+    axis = _numeric_axis(spec)
+    t = table.set_index("row")
+    if axis is None or t["top1_err_n"].fillna(0).max() == 0:
+        return []
+    key, xs = axis
+    rows = [r for r in xs if t.loc[r, "top1_err_n"] > 0]
+    x = [xs[r] for r in rows]
+    y = [t.loc[r, "top1_err_mean"] for r in rows]
+    ci = [0 if math.isnan(t.loc[r, "top1_err_ci95"]) else t.loc[r, "top1_err_ci95"] for r in rows]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.errorbar(x, y, yerr=ci, marker="o", capsize=4, label="top-1 error (mean, 95% CI)")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(x, [f"{v:g}" for v in x])
+    ax.set_xlabel(key)
+    ax.set_ylabel("top-1 error (%)")
+    twin = ax.twinx()
+    twin.plot(x, [t.loc[r, "params_m"] for r in rows], "s--", color="tab:gray", label="params")
+    twin.set_ylabel("params (M)")
+    lines = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
+    ax.legend(lines, [h.get_label() for h in lines], loc="best")
+    ax.set_title(_title(spec, dataset, f"error vs {key}"))
+    return _save(fig, out_dir, f"error_vs_{key.replace('.', '_')}")
+
+
+def pareto(table: pd.DataFrame, spec: dict, dataset, out_dir: Path) -> list[Path]:
+    t = table[table["top1_err_n"] > 0]
+    if len(t) < 2:
+        return []
+    paths = []
+    for col, label in (("gflops", "GFLOPs (multiply-adds + SE elementwise)"), ("params_m", "params (M)")):
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.errorbar(t[col], t["top1_err_mean"], yerr=t["top1_err_ci95"].fillna(0), fmt="o", capsize=4,
+                    label="rows (mean, 95% CI)")
+        for _, r in t.iterrows():
+            ax.annotate(r["label"], (r[col], r["top1_err_mean"]), textcoords="offset points", xytext=(4, 4),
+                        fontsize=8)
+        front, best = [], math.inf
+        for _, r in t.sort_values([col, "top1_err_mean"]).iterrows():
+            if r["top1_err_mean"] < best:
+                front.append(r)
+                best = r["top1_err_mean"]
+        ax.plot([r[col] for r in front], [r["top1_err_mean"] for r in front], "--", color="tab:red",
+                label="Pareto front")
+        ax.set_xlabel(label)
+        ax.xaxis.set_major_locator(MaxNLocator(4))
+        ax.set_ylabel("top-1 error (%)")
+        ax.legend(loc="best")
+        ax.set_title(_title(spec, dataset, f"error vs {label.split(' (')[0]}"))
+        paths += _save(fig, out_dir, f"pareto_{col.removesuffix('_m')}")
+    return paths
+
+
+def training_curves(runs: pd.DataFrame, spec: dict, dataset, out_dir: Path) -> list[Path]:
+    done = runs[(runs["status"] == "completed") & (runs["task"] == "train")]
+    curves = []
+    for key, row in spec["rows"].items():
+        hist = [pd.read_csv(Path(d) / "history.csv") for d in done.loc[done["row"] == key, "run_dir"]
+                if (Path(d) / "history.csv").is_file()]
+        if hist:
+            curves.append((row.get("label", key), pd.concat(hist).groupby("epoch")["top1_err"].mean()))
+    if not curves:
+        return []
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, c in curves:
+        ax.plot(c.index, c.values, marker=".", label=label)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("eval top-1 error (%), mean over seeds")
+    ax.legend(loc="best", fontsize=8)
+    ax.set_title(_title(spec, dataset, "training curves"))
+    return _save(fig, out_dir, "training_curves")
+
+
+def overhead(table: pd.DataFrame, spec: dict, dataset, out_dir: Path) -> list[Path]:
+    t = table.set_index("row")
+    base = spec.get("baseline")
+    if base not in t.index or not t.loc[base, "images_per_s"] > 0:
+        return []
+    others = [r for r in t.index if r != base and t.loc[r, "images_per_s"] > 0]
+    if not others:
+        return []
+    flops = [100 * (t.loc[r, "gflops"] / t.loc[base, "gflops"] - 1) for r in others]
+    time_ = [100 * (t.loc[base, "images_per_s"] / t.loc[r, "images_per_s"] - 1) for r in others]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.scatter(flops, time_)
+    for r, x, y in zip(others, flops, time_):
+        ax.annotate(t.loc[r, "label"], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    lim = max(max(flops + time_), 1)
+    ax.plot([0, lim], [0, lim], ":", color="gray", label="time overhead = FLOPs overhead")
+    ax.set_xlabel(f"FLOPs overhead vs {t.loc[base, 'label']} (%)")
+    ax.set_ylabel(f"training time overhead vs {t.loc[base, 'label']} (%)")
+    ax.legend(loc="best")
+    ax.set_title(_title(spec, dataset, "SE cost: wall-clock vs FLOPs"))
+    return _save(fig, out_dir, "overhead")
+
+
+FIGURES = (error_vs_axis, pareto, overhead)
+
+
+def draw_all(table: pd.DataFrame, runs: pd.DataFrame, spec: dict, out_dir: Path) -> list[Path]:
+    """Every figure the study's data supports, into ``out_dir``; returns the files written."""
+    data = runs.get("data")
+    dataset = next((d for d in (data if data is not None else []) if isinstance(d, str)), None)
+    paths = training_curves(runs, spec, dataset, out_dir)
+    for fig in FIGURES:
+        paths += fig(table, spec, dataset, out_dir)
+    return paths
