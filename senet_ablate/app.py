@@ -20,13 +20,15 @@ from hydra import compose
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from . import data, tracking
+import torch
+
+from . import data, excitation, tracking
 from .complexity import count, cpu_latency_ms
 from .errors import ConfigError
 from .models import build_model
 from .records import provenance, read_record, write_history, write_record
 from .se import SESpec
-from .train import Diverged, check_recipe, runtime, seed_everything, train
+from .train import CHECKPOINT, Diverged, check_recipe, runtime, seed_everything, train
 
 log = logging.getLogger("senet_ablate")
 
@@ -147,7 +149,34 @@ def train_task(cfg: DictConfig, job: "Job") -> dict:
     return {**metrics, **result}
 
 
-TASKS = {"profile": profile, "train": train_task}
+def excitation_task(cfg: DictConfig, job: "Job") -> dict:
+    """Paper Figs. 6/7 on the trained run ``excitation.run``: class-wise excitation statistics."""
+    run_dir = Path(str(cfg.excitation.run or "")).expanduser()
+    if not cfg.excitation.run or not (run_dir / CHECKPOINT).is_file():
+        raise ConfigError(f"excitation.run={cfg.excitation.run!r} must be a trained run dir holding {CHECKPOINT}")
+    rec = read_record(run_dir)
+    trained = OmegaConf.create(rec["config"])
+    if cfg.data.get("root") is not None and not OmegaConf.is_missing(cfg.data, "root"):
+        trained.data.root = cfg.data.root  # the data may have moved since training
+    rt = runtime(trained)
+    d = data.build(trained.data, 1, cfg.excitation.batch_size, rt.device, trained.seed)
+    model = make_model(trained, num_classes=d.num_classes)
+    model.load_state_dict(torch.load(run_dir / CHECKPOINT, map_location="cpu", weights_only=True)["model"])
+    classes = list(cfg.excitation.classes) if cfg.excitation.classes else list(range(min(4, d.num_classes)))
+    bad = [c for c in classes if not 0 <= c < d.num_classes]
+    if bad:
+        raise ConfigError(f"excitation.classes={classes}: {bad} not in 0..{d.num_classes - 1}")
+    result = excitation.collect(model, d.eval, classes, cfg.excitation.per_class, rt.device)
+    excitation.write(result, job.out_dir)
+    title = f"{trained.model.name} on {trained.data.name}"
+    figs = excitation.draw(result, {}, job.out_dir, cfg.excitation.channels, cfg.seed, title)
+    log.info("excitation of %s at %s, classes %s: %s", run_dir, ", ".join(result), classes,
+             ", ".join(str(f) for f in figs if f.suffix == ".png"))
+    return {"excitation_blocks": list(result), "excitation_classes": classes,
+            "images_per_class": next(iter(result.values()))["n"], "analysed_run": str(run_dir)}
+
+
+TASKS = {"profile": profile, "train": train_task, "excitation": excitation_task}
 
 
 # ---------------------------------------------------------------------------- record

@@ -25,7 +25,8 @@ TRAINING = ("top1_err", "top5_err", "best_top1_err", "best_top5_err", "epochs_do
             "images_per_s")
 METRICS = (*COMPLEXITY, "latency_ms_cpu_b1", *TRAINING)
 # what a completed record of each task must hold
-REQUIRED = {"profile": COMPLEXITY[:4], "train": (*COMPLEXITY[:4], "top1_err", "top5_err", "epochs_done")}
+REQUIRED = {"profile": COMPLEXITY[:4], "train": (*COMPLEXITY[:4], "top1_err", "top5_err", "epochs_done"),
+            "excitation": ()}
 COLUMNS = ["run_dir", "study", "row", "task", "status", "seed", "model", "data", "fingerprint", "finished_at",
            *METRICS]
 

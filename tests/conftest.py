@@ -55,3 +55,12 @@ def cifar_jpeg(tmp_path_factory):
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 dest.write_bytes(tar.extractfile(m).read())
     return out
+
+
+@pytest.fixture(scope="session")
+def quick_sweep(tmp_path_factory):
+    """A real 3-row x 2-seed training sweep (2 epochs) on digits, reported with --html."""
+    cwd = tmp_path_factory.mktemp("dash")
+    run_cli("app", "-m", "experiment=quickstart", "recipe.epochs=2", cwd=cwd)
+    run_cli("report", "runs/quickstart", "--html", cwd=cwd)
+    return cwd / "runs/quickstart"

@@ -1,4 +1,5 @@
 """Figures and the static dashboard of a real (small) training sweep, rendered in headless Chromium."""
+import json
 import re
 import shutil
 import subprocess
@@ -12,15 +13,6 @@ from conftest import run_cli
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-@pytest.fixture(scope="module")
-def quick_sweep(tmp_path_factory):
-    """A real 3-row x 2-seed training sweep (1 epoch) on digits, reported with --html."""
-    cwd = tmp_path_factory.mktemp("dash")
-    run_cli("app", "-m", "experiment=quickstart", "recipe.epochs=2", cwd=cwd)
-    run_cli("report", "runs/quickstart", "--html", cwd=cwd)
-    return cwd / "runs/quickstart"
 
 
 class Dom(HTMLParser):
@@ -67,3 +59,27 @@ def test_dashboard_renders_in_headless_chromium(quick_sweep, tmp_path):
     assert dark > 0.03, "the page rendered (nearly) blank"
     index = (quick_sweep / "index.html").read_text()
     assert re.search(r"href='dashboard.html'>quickstart<", index)
+
+
+def test_excitation_analysis_of_a_trained_run(quick_sweep, tmp_path):
+    [run] = [d for d in quick_sweep.iterdir() if "row=se_avg" in d.name and "seed=0" in d.name]
+    run_cli("app", "task=excitation", f"excitation.run='{run}'", "excitation.per_class=20", "study=exc",
+            cwd=tmp_path)
+    [out] = list((tmp_path / "runs/exc").iterdir())
+    rec = json.loads((out / "metrics.json").read_text())
+    assert rec["status"] == "completed" and rec["task"] == "excitation"
+    # last block of stages 2 and 3, every block of the last stage (CIFAR ResNet-20: 3 blocks a stage)
+    assert rec["excitation_blocks"] == ["SE_2_3", "SE_3_3", "SE_4_1", "SE_4_2", "SE_4_3"]
+    assert rec["images_per_class"] == {"0": 20, "1": 20, "2": 20, "3": 20}
+    result = json.loads((out / "excitation.json").read_text())
+    for block in result.values():
+        assert len(block["all_mean"]) in (16, 32, 64)
+        assert all(0 < v < 1 for v in block["all_mean"])  # sigmoid gates
+        assert set(block["class_mean"]) == {"0", "1", "2", "3"}
+    for kind in ("inter_class", "intra_class"):
+        assert (out / f"excitation_{kind}.png").is_file() and (out / f"excitation_{kind}.svg").is_file()
+
+
+def test_excitation_needs_a_trained_run(tmp_path):
+    proc = run_cli("app", "task=excitation", f"excitation.run={tmp_path}", cwd=tmp_path, check=False)
+    assert proc.returncode != 0 and "must be a trained run dir holding last.pt" in proc.stderr
