@@ -130,3 +130,16 @@ def test_export_round_trips(sweep, tmp_path):
     csv, parquet = export(df, tmp_path / "out")
     back = pd.read_parquet(parquet)
     assert list(back.columns) == list(df.columns) and back["top1_err"].tolist() == df["top1_err"].tolist()
+
+
+def test_error_vs_reduction_ratio_figure(tmp_path):
+    spec = {"title": "r sweep", "baseline": "r16",
+            "rows": {f"r{r}": {"label": f"r = {r}", "set": [f"se.reduction={r}"]} for r in (4, 8, 16, 32)}}
+    for r in (4, 8, 16, 32):
+        for seed in range(2):
+            write_record(tmp_path / f"runs/r/row=r{r},seed={seed}",
+                         {**trained(f"r{r}", seed, 20 + r / 8 + seed, params_m=25 + 8 / r), "study": "r",
+                          "config": {"table": spec, "data": {"name": "digits"}}})
+    report([tmp_path / "runs/r"])
+    figs = {p.name for p in (tmp_path / "runs/r/figures").iterdir()}
+    assert {"error_vs_se_reduction.png", "error_vs_se_reduction.svg", "pareto_params.png"} <= figs
