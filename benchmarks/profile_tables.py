@@ -3,7 +3,9 @@
     python benchmarks/profile_tables.py            # target: <= 60 s on a 2-core CPU
 
 Runs each preset exactly as a user would (``senet-ablate -m experiment=... task=profile``) in a
-scratch directory and prints the time per study and in total.
+scratch directory and prints the time per study and in total. Beside it, in the same run, the
+time of a bare ``python -c "import torch"`` per study: the part of each command that is only
+interpreter + torch start-up, a yardstick for how fast this machine is right now.
 """
 import subprocess
 import sys
@@ -15,9 +17,12 @@ STUDIES = ["table10_reduction", "table11_squeeze", "table12_excitation", "table1
 
 
 def main() -> int:
-    total = 0.0
+    total = bare = 0.0
     with tempfile.TemporaryDirectory() as tmp:
         for study in STUDIES:
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, "-c", "import torch"], check=True)
+            bare += time.perf_counter() - t0
             t0 = time.perf_counter()
             subprocess.run([sys.executable, "-m", "senet_ablate.app", "-m", f"experiment=paper/{study}",
                             "task=profile"], cwd=tmp, check=True, capture_output=True)
@@ -25,6 +30,7 @@ def main() -> int:
             total += dt
             print(f"{study:22s} {dt:6.1f} s")
     print(f"{'all rows, Tables 10-16':22s} {total:6.1f} s  (target <= 60 s)")
+    print(f"{'bare torch start x7':22s} {bare:6.1f} s  (ratio profile/bare start: {total / bare:.1f})")
     return 0 if total <= 60 else 1
 
 

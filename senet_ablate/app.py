@@ -78,8 +78,9 @@ def make_model(cfg: DictConfig, device=None, num_classes: int | None = None):
     return build_model(m.name, se_spec(cfg), classes, m.get("stride_style", "caffe"), device=device)
 
 
-def validate(cfg: DictConfig) -> None:
-    """Everything that can be checked without doing work; raises ConfigError naming the key."""
+def validate(cfg: DictConfig):
+    """Everything that can be checked without doing work; raises ConfigError naming the key.
+    Returns the model built on the meta device (shapes only)."""
     if cfg.task not in TASKS:
         raise ConfigError(f"task={cfg.task!r} is not a task; valid values: {', '.join(TASKS)}")
     size = cfg.model.get("input_size")
@@ -89,9 +90,8 @@ def validate(cfg: DictConfig) -> None:
     if cfg.task == "train":
         check_recipe(cfg.recipe)
         if cfg.data.get("num_classes") is None:  # inferred later; validate the rest with a placeholder
-            make_model(cfg, device="meta", num_classes=2)
-            return
-    make_model(cfg, device="meta")  # checks stages and every SE width without allocating memory
+            return make_model(cfg, device="meta", num_classes=2)
+    return make_model(cfg, device="meta")  # checks stages and every SE width without allocating memory
 
 
 # keys that do not change a result: a relaunch that differs only here is the same run
@@ -114,7 +114,7 @@ def fingerprint(config: dict) -> str:
 # ---------------------------------------------------------------------------- tasks
 def profile(cfg: DictConfig, job: "Job") -> dict:
     """Params, MACs, SE elementwise ops and paper-convention GFLOPs; no data touched."""
-    metrics = count(make_model(cfg, device="meta"), cfg.model.input_size).as_dict()
+    metrics = count(job.meta_model, cfg.model.input_size).as_dict()
     if cfg.profile.latency:
         metrics["latency_ms_cpu_b1"] = cpu_latency_ms(make_model(cfg), cfg.model.input_size, cfg.profile.latency_runs)
     log.info("%s: params %.3fM  MACs %.4fG  SE elementwise %.2fM  GFLOPs %.4f",
@@ -184,7 +184,7 @@ class Job:
     """One job's output dir and its record, rewritten whole on every update."""
 
     def __init__(self, out_dir: Path, record: dict):
-        self.out_dir, self.record = out_dir, record
+        self.out_dir, self.record, self.meta_model = out_dir, record, None
 
     def update(self, **fields) -> None:
         self.record.update(fields)
@@ -211,7 +211,7 @@ def run(cfg: DictConfig) -> dict:
         cfg, overrides = job_config(cfg)
         job.record["overrides"] = overrides
         job.record["config"] = OmegaConf.to_container(cfg, resolve=True)
-        validate(cfg)
+        job.meta_model = validate(cfg)
         job.record["fingerprint"] = fingerprint(job.record["config"])
         if keep:
             if prev.get("fingerprint") == job.record["fingerprint"]:

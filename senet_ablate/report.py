@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 from hydra.experimental.callback import Callback
 
-from . import dashboard, plots
+from . import dashboard
 from .collect import collect, export
 from .records import write_atomic
 from .tables import study_table, to_latex, to_markdown
@@ -33,8 +33,10 @@ def sweep_commands(where: Path) -> list[str]:
     return cmds + [f"senet-report {where} --html"]
 
 
-def report(paths, write: bool = True, html: bool = False) -> dict[str, str]:
-    """Build every study's table (and figures, and pages) under ``paths``; return {study: markdown}."""
+def report(paths, write: bool = True, html: bool = False, export_runs: bool = True) -> dict[str, str]:
+    """Build every study's table (and figures, and pages) under ``paths``; return {study: markdown}.
+
+    ``export_runs`` also writes runs.csv / runs.parquet (the end-of-sweep callback skips them)."""
     runs, specs = collect(paths)
     out, pages = {}, {}
     for study, spec in specs.items():
@@ -48,11 +50,17 @@ def report(paths, write: bool = True, html: bool = False) -> dict[str, str]:
         write_atomic(where / "table.md", md)
         write_atomic(where / "table.tex", to_latex(table, spec))
         write_atomic(where / "table.csv", table.to_csv(index=False))
-        export(mine, where)
-        figures = plots.draw_all(table, mine, spec, where / "figures")
+        if export_runs:
+            export(mine, where)
+        figures = []
+        if (mine["task"] == "train").any():  # every figure needs trained runs; matplotlib loads only then
+            from . import plots
+
+            figures = plots.draw_all(table, mine, spec, where / "figures")
         if html:
             pages[study] = dashboard.study_page(where, study, spec, table, mine, figures, sweep_commands(where))
-        out[study] = md + f"\n(written to {where}/: table.md/.tex/.csv, runs.csv/.parquet, {len(figures)} figure files" \
+        out[study] = md + f"\n(written to {where}/: table.md/.tex/.csv" + (", runs.csv/.parquet" if export_runs else "") \
+            + f", {len(figures)} figure files" \
                           + (", dashboard.html" if html else "") + ")\n"
     if pages:
         root = Path(os.path.commonpath([str(Path(p)) for p in paths]))
@@ -88,7 +96,7 @@ class PrintTableCallback(Callback):
 
     def on_multirun_end(self, config, **kwargs) -> None:
         try:
-            tables = report([config.hydra.sweep.dir])
+            tables = report([config.hydra.sweep.dir], export_runs=False)
         except Exception as e:  # the sweep's records are safe; a report problem must not fail it
             log.warning("could not build the study table: %s", e)
             return
