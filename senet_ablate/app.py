@@ -169,7 +169,7 @@ def excitation_task(cfg: DictConfig, job: "Job") -> dict:
     result = excitation.collect(model, d.eval, classes, cfg.excitation.per_class, rt.device)
     excitation.write(result, job.out_dir)
     title = f"{trained.model.name} on {trained.data.name}"
-    figs = excitation.draw(result, {}, job.out_dir, cfg.excitation.channels, cfg.seed, title)
+    figs = excitation.draw(result, job.out_dir, cfg.excitation.channels, cfg.seed, title)
     log.info("excitation of %s at %s, classes %s: %s", run_dir, ", ".join(result), classes,
              ", ".join(str(f) for f in figs if f.suffix == ".png"))
     return {"excitation_blocks": list(result), "excitation_classes": classes,

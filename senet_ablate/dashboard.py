@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from .records import write_atomic
-from .tables import FOOTNOTE, _cells
+from .tables import FOOTNOTE, cells
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem;max-width:1400px;color:#222}
@@ -30,7 +30,7 @@ def _page(title: str, body: str) -> str:
 
 
 def table_html(table: pd.DataFrame) -> str:
-    head, body = _cells(table)
+    head, body = cells(table)
     rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>\n" for r in body)
     return ("<table class='study'><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head)
             + f"</tr></thead><tbody>\n{rows}</tbody></table>")

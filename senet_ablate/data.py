@@ -91,7 +91,7 @@ class StreamLoader:
     def __init__(self, dataset, batch_size, *, train, workers, pin_memory, seed):
         from torch.utils.data import DataLoader
 
-        self.generator, self.seed, self.train = torch.Generator(), seed, train
+        self.generator, self.seed = torch.Generator(), seed
         self.loader = DataLoader(dataset, batch_size=batch_size, shuffle=train, num_workers=workers,
                                  pin_memory=pin_memory, generator=self.generator,
                                  persistent_workers=False, drop_last=False)

@@ -66,9 +66,9 @@ def collect(model, loader, classes: list[int], per_class: int, device) -> dict:
     return out
 
 
-def draw(result: dict, class_names: dict[int, str], out_dir: Path, channels: int, seed: int, title: str) -> list[Path]:
+def draw(result: dict, out_dir: Path, channels: int, seed: int, title: str) -> list[Path]:
     """Fig. 6 (inter-class) and Fig. 7 (intra-class) style panels, PNG + SVG."""
-    from .plots import _save, plt
+    from .plots import plt, save_figure
 
     names = list(result)
     cols = min(3, len(names))
@@ -84,12 +84,12 @@ def draw(result: dict, class_names: dict[int, str], out_dir: Path, channels: int
             if kind == "inter_class":
                 ax.plot(range(len(idx)), [r["all_mean"][i] for i in idx], "k--", lw=1, label="all evaluated")
                 for c, mean in r["class_mean"].items():
-                    ax.plot(range(len(idx)), [mean[i] for i in idx], lw=1, label=class_names.get(c, str(c)))
+                    ax.plot(range(len(idx)), [mean[i] for i in idx], lw=1, label=str(c))
             else:
                 for c in list(r["class_mean"])[:2]:
                     m = torch.tensor([r["class_mean"][c][i] for i in idx])
                     s = torch.tensor([r["class_std"][c][i] for i in idx])
-                    ax.plot(range(len(idx)), m, lw=1, label=f"{class_names.get(c, c)} (mean ± std)")
+                    ax.plot(range(len(idx)), m, lw=1, label=f"{c} (mean ± std)")
                     ax.fill_between(range(len(idx)), m - s, m + s, alpha=0.25)
             ax.set_title(name)
             ax.set_xlabel(f"channel index (sample of {len(idx)})")
@@ -98,7 +98,7 @@ def draw(result: dict, class_names: dict[int, str], out_dir: Path, channels: int
             ax.axis("off")
         axes.flat[0].legend(fontsize=7, loc="best")
         fig.suptitle(f"{title}: excitation, {kind.replace('_', '-')}", fontsize=10)
-        paths += _save(fig, out_dir, f"excitation_{kind}")
+        paths += save_figure(fig, out_dir, f"excitation_{kind}")
     return paths
 
 

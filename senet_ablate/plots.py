@@ -24,7 +24,7 @@ plt.rcParams.update({"axes.titlesize": 9, "svg.hashsalt": "senet-ablate"})
 import pandas as pd  # noqa: E402
 
 
-def _save(fig, out_dir: Path, name: str) -> list[Path]:
+def save_figure(fig, out_dir: Path, name: str) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{name}.png", out_dir / f"{name}.svg"]
     fig.tight_layout()
@@ -73,7 +73,7 @@ def error_vs_axis(table: pd.DataFrame, spec: dict, dataset, out_dir: Path) -> li
     lines = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
     ax.legend(lines, [h.get_label() for h in lines], loc="best")
     ax.set_title(_title(spec, dataset, f"error vs {key}"))
-    return _save(fig, out_dir, f"error_vs_{key.replace('.', '_')}")
+    return save_figure(fig, out_dir, f"error_vs_{key.replace('.', '_')}")
 
 
 def pareto(table: pd.DataFrame, spec: dict, dataset, out_dir: Path) -> list[Path]:
@@ -100,7 +100,7 @@ def pareto(table: pd.DataFrame, spec: dict, dataset, out_dir: Path) -> list[Path
         ax.set_ylabel("top-1 error (%)")
         ax.legend(loc="best")
         ax.set_title(_title(spec, dataset, f"error vs {label.split(' (')[0]}"))
-        paths += _save(fig, out_dir, f"pareto_{col.removesuffix('_m')}")
+        paths += save_figure(fig, out_dir, f"pareto_{col.removesuffix('_m')}")
     return paths
 
 
@@ -121,7 +121,7 @@ def training_curves(runs: pd.DataFrame, spec: dict, dataset, out_dir: Path) -> l
     ax.set_ylabel("eval top-1 error (%), mean over seeds")
     ax.legend(loc="best", fontsize=8)
     ax.set_title(_title(spec, dataset, "training curves"))
-    return _save(fig, out_dir, "training_curves")
+    return save_figure(fig, out_dir, "training_curves")
 
 
 def overhead(table: pd.DataFrame, spec: dict, dataset, out_dir: Path) -> list[Path]:
@@ -144,7 +144,7 @@ def overhead(table: pd.DataFrame, spec: dict, dataset, out_dir: Path) -> list[Pa
     ax.set_ylabel(f"training time overhead vs {t.loc[base, 'label']} (%)")
     ax.legend(loc="best")
     ax.set_title(_title(spec, dataset, "SE cost: wall-clock vs FLOPs"))
-    return _save(fig, out_dir, "overhead")
+    return save_figure(fig, out_dir, "overhead")
 
 
 FIGURES = (error_vs_axis, pareto, overhead)

@@ -99,7 +99,7 @@ def _fmt(v: float, digits: int, signed: bool = False) -> str:
     return f"{v:+.{digits}f}" if signed else f"{v:.{digits}f}"
 
 
-def _cells(table: pd.DataFrame, pm: str = "±") -> tuple[list[str], list[list[str]]]:
+def cells(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     """Header and body as text; columns empty in every row are left out."""
     head = ["Row"]
     for name in ERRORS.values():
@@ -109,21 +109,21 @@ def _cells(table: pd.DataFrame, pm: str = "±") -> tuple[list[str], list[list[st
     head += [name for name, _, _ in EXTRA.values()] + ["runs"]
     body = []
     for _, r in table.iterrows():
-        cells = [str(r["label"])]
+        row = [str(r["label"])]
         for col in ERRORS:
             mean, std = _fmt(r[f"{col}_mean"], 2), _fmt(r[f"{col}_std"], 2)
             ci = r[f"{col}_ci95"]
-            cells += [mean if std == "–" else f"{mean} {pm} {std}", str(r[f"{col}_n"]) if r[f"{col}_n"] else "–",
+            row += [mean if std == "–" else f"{mean} ± {std}", str(r[f"{col}_n"]) if r[f"{col}_n"] else "–",
                       "–" if math.isnan(ci) else f"[{r[f'{col}_mean'] - ci:.2f}, {r[f'{col}_mean'] + ci:.2f}]",
                       "–" if math.isnan(r[f"{col}_delta"]) else _fmt(r[f"{col}_delta"], 2, True) + marker(r[f"{col}_p"]),
                       _fmt(r[f"{col}_paper"], 2)]
         for col, (_, paper_digits, our_digits) in COMPARED.items():
-            cells += [_fmt(r[col], our_digits), _fmt(r[f"{col}_paper"], paper_digits),
+            row += [_fmt(r[col], our_digits), _fmt(r[f"{col}_paper"], paper_digits),
                       _fmt(r[f"{col}_delta"], paper_digits, signed=True)]
-        cells += [_fmt(r[col], digits) for col, (_, _, digits) in EXTRA.items()]
+        row += [_fmt(r[col], digits) for col, (_, _, digits) in EXTRA.items()]
         runs = [f"{r['completed']} done"] + [f"{r[k]} {k}" for k in ("failed", "running") if r[k]]
-        cells.append(", ".join(runs) if r["completed"] or r["failed"] or r["running"] else "not run")
-        body.append(cells)
+        row.append(", ".join(runs) if r["completed"] or r["failed"] or r["running"] else "not run")
+        body.append(row)
     keep = [j for j in range(len(head)) if j in (0, len(head) - 1) or any(c[j] != "–" for c in body)]
     return [head[j] for j in keep], [[c[j] for j in keep] for c in body]
 
@@ -135,7 +135,7 @@ FOOTNOTE = ("Errors: mean ± sample std over completed training runs (seeds), n 
 
 
 def to_markdown(table: pd.DataFrame, spec: dict) -> str:
-    head, body = _cells(table)
+    head, body = cells(table)
     lines = [f"**{spec.get('title', '')}**", "", "| " + " | ".join(head) + " |",
              "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
     lines += ["| " + " | ".join(c) + " |" for c in body]
@@ -151,7 +151,7 @@ def _tex(s: str) -> str:
 
 def to_latex(table: pd.DataFrame, spec: dict) -> str:
     """A booktabs table (needs \\usepackage{booktabs})."""
-    head, body = _cells(table)
+    head, body = cells(table)
     lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{_tex(spec.get('title', ''))}}}",
              r"\begin{tabular}{l" + "r" * (len(head) - 1) + "}", r"\toprule",
              " & ".join(map(_tex, head)) + r" \\", r"\midrule"]
