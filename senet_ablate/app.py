@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import torch
 
-from . import data, excitation, tracking
+from . import data, excitation, launch, tracking
 from .complexity import count, cpu_latency_ms
 from .errors import ConfigError
 from .models import build_model
@@ -95,7 +95,8 @@ def validate(cfg: DictConfig):
 
 
 # keys that do not change a result: a relaunch that differs only here is the same run
-NOT_FINGERPRINTED = ("runs_dir", "logger", "device", "train.progress", "data.root", "data.download", "data.workers")
+NOT_FINGERPRINTED = ("runs_dir", "logger", "device", "threads", "train.progress", "train.preempt_signals",
+                     "data.root", "data.download", "data.workers")
 
 
 def fingerprint(config: dict) -> str:
@@ -124,24 +125,35 @@ def profile(cfg: DictConfig, job: "Job") -> dict:
 
 
 def train_task(cfg: DictConfig, job: "Job") -> dict:
-    """Train on ``data``, evaluating every epoch; complexity is counted on the trained model."""
+    """Train on ``data``, evaluating every epoch; complexity is counted on the trained model.
+    Under ``torchrun`` every rank runs this; rank 0 alone writes the record and checkpoints."""
     rt = runtime(cfg)
+    dist = launch.dist_context()
+    if dist.active and cfg.train.sync_bn and rt.device.type != "cuda":
+        raise ConfigError("train.sync_bn=true needs CUDA (torch's SyncBatchNorm has no CPU kernel); "
+                          "use train.sync_bn=false for gloo/CPU runs")
+    if cfg.recipe.batch_size < dist.world:
+        raise ConfigError(f"recipe.batch_size={cfg.recipe.batch_size} is the global batch: it must be at least "
+                          f"the number of processes ({dist.world})")
     seed_everything(cfg.seed, cfg.deterministic)
-    d = data.build(cfg.data, cfg.recipe.batch_size, cfg.recipe.eval_batch_size, rt.device, cfg.seed)
+    d = data.build(cfg.data, cfg.recipe.batch_size, cfg.recipe.eval_batch_size, rt.device, cfg.seed,
+                   dist.rank, dist.world)
     model = make_model(cfg, num_classes=d.num_classes)
     metrics = count(make_model(cfg, device="meta", num_classes=d.num_classes), d.image_size).as_dict()
     log.info("%s on %s (%d train / %d %s images, %d classes): %.3fM params, %s, %d epochs",
              cfg.get("row") or cfg.model.name, cfg.data.name, d.train.num_samples, d.eval.num_samples,
              d.eval_split, d.num_classes, metrics["params_m"], rt.device, cfg.recipe.epochs)
-    tracker = tracking.create(cfg, job.record["config"], job.out_dir)
+    metrics.update(world_size=dist.world, batch_per_process=-(-cfg.recipe.batch_size // dist.world))
+    tracker = tracking.create(cfg, job.record["config"], job.out_dir) if dist.main else tracking.NoTracker()
 
     def on_epoch(summary: dict, history: list[dict]) -> None:
-        write_history(job.out_dir, history)
+        if dist.main:
+            write_history(job.out_dir, history)
         job.update(**metrics, **summary)
         tracker.log_epoch(history[-1])
 
     try:
-        result = train(cfg, model, d, job.out_dir, on_epoch, job.record["fingerprint"])
+        result = train(cfg, model, d, job.out_dir, on_epoch, job.record["fingerprint"], dist)
     except BaseException as e:
         tracker.finish({"reason": str(e)}, "failed")
         raise
@@ -185,10 +197,12 @@ class Job:
 
     def __init__(self, out_dir: Path, record: dict):
         self.out_dir, self.record, self.meta_model = out_dir, record, None
+        self.writer = launch.env_rank() == 0  # under torchrun, rank 0 alone writes
 
     def update(self, **fields) -> None:
         self.record.update(fields)
-        write_record(self.out_dir, self.record)
+        if self.writer:
+            write_record(self.out_dir, self.record)
 
 
 def previous(out_dir: Path) -> dict | None:
@@ -204,6 +218,7 @@ def run(cfg: DictConfig) -> dict:
     job = Job(out_dir, {
         "status": "running", "task": cfg.get("task"), "study": cfg.get("study"), "row": cfg.get("row"),
         "seed": cfg.get("seed"), "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **provenance(),
+        "host": os.uname().nodename, "pid": os.getpid(),
     })
     prev = previous(out_dir)
     keep = prev is not None and prev.get("status") == "completed"  # never overwrite a finished record
@@ -219,8 +234,12 @@ def run(cfg: DictConfig) -> dict:
                 return prev
             raise ConfigError(f"{out_dir} holds a completed run of a different config; delete that dir "
                               "or choose another runs_dir/study to keep both")
-        job.update()
+        job.update(threads=launch.set_threads(cfg.threads))
         job.record.update(TASKS[cfg.task](cfg, job))
+    except launch.Preempted as p:
+        job.update(status="preempted", reason=str(p), preempted_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        log.warning("%s", p)
+        launch.hand_over(p)  # submitit requeues; otherwise exit 128 + signal for SLURM/torchrun to restart
     except BaseException as e:
         reason = str(e) if isinstance(e, (ConfigError, Diverged)) else f"{type(e).__name__}: {e}"
         if not keep:
@@ -232,8 +251,15 @@ def run(cfg: DictConfig) -> dict:
 
 
 @hydra.main(config_path=_conf_dir(), config_name="config", version_base="1.3")
-def main(cfg: DictConfig) -> dict:
+def _hydra_main(cfg: DictConfig) -> dict:
     return run(cfg)
+
+
+def main() -> None:
+    """``senet-ablate``. Under torchrun, ranks other than 0 keep Hydra's files out of the run dir."""
+    if launch.env_rank() > 0:
+        sys.argv += ["hydra.output_subdir=null", "hydra/job_logging=stdout"]
+    _hydra_main()
 
 
 if __name__ == "__main__":

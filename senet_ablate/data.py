@@ -7,7 +7,9 @@ ImageNet layout) streams through a DataLoader with workers and pinned memory, wi
 augmentation (random-resized crop + flip; eval: resize to 256/224 of the size, centre crop).
 
 Every loader is deterministic given (seed, epoch): ``set_epoch`` reseeds its generator, so a
-resumed run sees exactly the batches an uninterrupted one would.
+resumed run sees exactly the batches an uninterrupted one would, also from the middle of an
+epoch. Under DDP every rank walks the same global batches and takes its own contiguous part of
+each, so 2 ranks × 32 images see what one process sees with batch 64.
 """
 from __future__ import annotations
 
@@ -26,89 +28,180 @@ EVAL_SPLITS = ("val", "test")
 
 
 # ---------------------------------------------------------------------------- augmentation
-def crop_flip(x: torch.Tensor, g: torch.Generator, pad: int = 4) -> torch.Tensor:
+# A batch op draws its random numbers for the whole *global* batch (``total`` images) and applies
+# the ``part`` of them that this process holds, so that a DDP rank augments its images exactly as
+# a single process would.
+def crop_flip(x: torch.Tensor, g: torch.Generator, part: slice, total: int, pad: int = 4) -> torch.Tensor:
     """He et al.'s CIFAR augmentation on a whole uint8 batch: zero-pad, random crop, random flip."""
     b, c, h, w = x.shape
     dev = x.device
     xp = F.pad(x, (pad, pad, pad, pad))
-    dy = torch.randint(0, 2 * pad + 1, (b,), generator=g, device=dev)
-    dx = torch.randint(0, 2 * pad + 1, (b,), generator=g, device=dev)
+    dy = torch.randint(0, 2 * pad + 1, (total,), generator=g, device=dev)[part]
+    dx = torch.randint(0, 2 * pad + 1, (total,), generator=g, device=dev)[part]
     rows = (dy[:, None] + torch.arange(h, device=dev))[:, None, :, None]
     cols = (dx[:, None] + torch.arange(w, device=dev))[:, None, None, :]
     out = xp[torch.arange(b, device=dev)[:, None, None, None], torch.arange(c, device=dev)[None, :, None, None],
              rows, cols]
-    flip = torch.rand(b, generator=g, device=dev) < 0.5
+    flip = (torch.rand(total, generator=g, device=dev) < 0.5)[part]
     return torch.where(flip[:, None, None, None], out.flip(3), out)
 
 
-def flip_only(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    flip = torch.rand(x.shape[0], generator=g, device=x.device) < 0.5
+def flip_only(x: torch.Tensor, g: torch.Generator, part: slice, total: int) -> torch.Tensor:
+    flip = (torch.rand(total, generator=g, device=x.device) < 0.5)[part]
     return torch.where(flip[:, None, None, None], x.flip(3), x)
 
 
 # augmentation name -> batch op for in-memory data ("imagenet" is per image, in the DataLoader path)
-BATCH_AUGMENT: dict[str, Callable] = {"none": lambda x, g: x, "flip": flip_only, "cifar": crop_flip}
+BATCH_AUGMENT: dict[str, Callable] = {"none": lambda x, g, part, total: x, "flip": flip_only, "cifar": crop_flip}
 AUGMENTS = (*BATCH_AUGMENT, "imagenet")
 
 
 # ---------------------------------------------------------------------------- loaders
+def _epoch_seed(seed: int, epoch: int) -> int:
+    return seed * 1_000_003 + epoch
+
+
+def shard(n: int, rank: int, world: int) -> slice:
+    """The contiguous part of ``n`` items that ``rank`` of ``world`` holds (sizes differ by at most 1)."""
+    q, r = divmod(n, world)
+    lo = rank * q + min(rank, r)
+    return slice(lo, lo + q + (rank < r))
+
+
+class Batches:
+    """Global batches of one epoch, and this rank's part of each (DDP sharding).
+
+    Training order is a permutation seeded by (seed, epoch); evaluation keeps the file order.
+    ``start`` skips the first batches of the epoch (resuming mid-epoch after preemption).
+    """
+
+    def __init__(self, n: int, batch_size: int, *, shuffle: bool, seed: int, rank: int = 0, world: int = 1):
+        self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
+        self.rank, self.world, self.epoch, self.start = rank, world, 0, 0
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.epoch, self.start = epoch, start
+
+    def __len__(self) -> int:
+        nb = math.ceil(self.n / self.batch_size)
+        # a training tail smaller than the world would leave a rank without images: fold it into
+        # the batch before (DDP needs every rank to take every step)
+        return nb - 1 if self.shuffle and nb > 1 and 0 < self.n % self.batch_size < self.world else nb
+
+    def bounds(self, b: int) -> tuple[int, int]:
+        lo = b * self.batch_size
+        return lo, (self.n if b == len(self) - 1 else lo + self.batch_size)
+
+    def size(self, b: int) -> int:
+        """Images in global batch ``b``."""
+        lo, hi = self.bounds(b)
+        return hi - lo
+
+    def order(self, device=None) -> torch.Tensor:
+        if not self.shuffle:
+            return torch.arange(self.n, device=device)
+        g = torch.Generator(device=device or "cpu").manual_seed(_epoch_seed(self.seed, self.epoch))
+        return torch.randperm(self.n, generator=g, device=device)
+
+    def __iter__(self) -> Iterator[tuple[int, torch.Tensor, slice]]:
+        """(batch index, global batch indices, this rank's part of them)."""
+        order = self.order()
+        for b in range(self.start, len(self)):
+            idx = order[slice(*self.bounds(b))]
+            yield b, idx, shard(len(idx), self.rank, self.world)
+
+
 class TensorLoader:
     """A split held as uint8 ``images`` (N, 3, H, W) and int64 ``labels`` on one device."""
 
-    def __init__(self, images, labels, batch_size, *, train, augment, mean, std, seed):
-        self.images, self.labels = images, labels
-        self.batch_size, self.train, self.seed, self.epoch = batch_size, train, seed, 0
+    def __init__(self, images, labels, batch_size, *, train, augment, mean, std, seed, rank=0, world=1):
+        self.images, self.labels, self.train = images, labels, train
+        self.batches = Batches(len(labels), batch_size, shuffle=train, seed=seed, rank=rank, world=world)
         self.augment = BATCH_AUGMENT[augment] if train else BATCH_AUGMENT["none"]
         dev = images.device
         self.mean = torch.tensor(mean, device=dev).view(1, -1, 1, 1) * 255
         self.std = torch.tensor(std, device=dev).view(1, -1, 1, 1) * 255
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.batches.set_epoch(epoch, start)
+
+    @property
+    def batch_size(self) -> int:
+        return self.batches.batch_size
 
     @property
     def num_samples(self) -> int:
         return len(self.labels)
 
     def __len__(self) -> int:
-        return math.ceil(self.num_samples / self.batch_size)
+        return len(self.batches)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         dev = self.images.device
         g = torch.Generator(device=dev)
-        g.manual_seed(self.seed * 1_000_003 + self.epoch)
-        n = self.num_samples
-        order = torch.randperm(n, generator=g, device=dev) if self.train else torch.arange(n, device=dev)
-        for i in range(0, n, self.batch_size):
-            idx = order[i:i + self.batch_size]
-            x = self.augment(self.images[idx], g)
-            yield (x.float() - self.mean) / self.std, self.labels[idx]
+        for b, idx, part in self.batches:
+            g.manual_seed(_epoch_seed(self.batches.seed, self.batches.epoch) * 100_003 + b)
+            mine = idx[part].to(dev)
+            x = self.augment(self.images[mine], g, part, len(idx))
+            yield (x.float() - self.mean) / self.std, self.labels[mine]
+
+
+def _quiet_worker(_: int) -> None:
+    """DataLoader workers leave preemption signals to the main process, which stops them."""
+    import signal
+
+    from .launch import PREEMPT_SIGNALS
+
+    for name in PREEMPT_SIGNALS:
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
 
 
 class StreamLoader:
-    """A file-backed split through a DataLoader (workers, pinned memory), reseeded per epoch."""
+    """A file-backed split through a DataLoader (workers, pinned memory), sharded and reseeded per
+    epoch by ``Batches``. Per-image augmentation runs in the workers, so a mid-epoch resume sees
+    the same images but not bit-identical crops."""
 
-    def __init__(self, dataset, batch_size, *, train, workers, pin_memory, seed):
+    def __init__(self, dataset, batch_size, *, train, workers, pin_memory, seed, rank=0, world=1):
         from torch.utils.data import DataLoader
 
-        self.generator, self.seed = torch.Generator(), seed
-        self.loader = DataLoader(dataset, batch_size=batch_size, shuffle=train, num_workers=workers,
-                                 pin_memory=pin_memory, generator=self.generator,
-                                 persistent_workers=False, drop_last=False)
-        self.set_epoch(0)
+        self.batches = Batches(len(dataset), batch_size, shuffle=train, seed=seed, rank=rank, world=world)
+        self.generator = torch.Generator()
+        self.loader = DataLoader(dataset, batch_sampler=_Parts(self.batches), num_workers=workers,
+                                 pin_memory=pin_memory, generator=self.generator, worker_init_fn=_quiet_worker,
+                                 persistent_workers=False)
 
-    def set_epoch(self, epoch: int) -> None:
-        self.generator.manual_seed(self.seed * 1_000_003 + epoch)
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.batches.set_epoch(epoch, start)
+        self.generator.manual_seed(_epoch_seed(self.batches.seed, epoch) * 100_003 + start)
+
+    @property
+    def batch_size(self) -> int:
+        return self.batches.batch_size
 
     @property
     def num_samples(self) -> int:
         return len(self.loader.dataset)
 
     def __len__(self) -> int:
-        return len(self.loader)
+        return len(self.batches)
 
     def __iter__(self):
         return iter(self.loader)
+
+
+class _Parts:
+    """A DataLoader batch sampler: this rank's indices of each global batch."""
+
+    def __init__(self, batches: Batches):
+        self.batches = batches
+
+    def __len__(self) -> int:
+        return len(self.batches) - self.batches.start
+
+    def __iter__(self):
+        for _, idx, part in self.batches:
+            yield idx[part].tolist()
 
 
 @dataclass
@@ -303,22 +396,25 @@ def check(cfg) -> None:
                           "for small images set data.in_memory=true")
 
 
-def build(cfg, batch_size: int, eval_batch_size: int, device: torch.device, seed: int) -> Data:
-    """Load (and validate) the data named by the ``data:`` node."""
+def build(cfg, batch_size: int, eval_batch_size: int, device: torch.device, seed: int,
+          rank: int = 0, world: int = 1) -> Data:
+    """Load (and validate) the data named by the ``data:`` node; with ``world`` > 1 each loader
+    yields this rank's part of every global batch."""
     check(cfg)
     if cfg.in_memory:
         (xtr, ytr), (xte, yte), eval_split = IN_MEMORY_SOURCES[cfg.name](cfg)
         num_classes = int(cfg.num_classes) if cfg.get("num_classes") is not None else int(ytr.max()) + 1
         if int(max(ytr.max(), yte.max())) >= num_classes:
             raise ConfigError(f"data.num_classes={num_classes} but the labels go up to {int(max(ytr.max(), yte.max()))}")
-        common = dict(augment=cfg.augment, mean=list(cfg.mean), std=list(cfg.std), seed=seed)
+        common = dict(augment=cfg.augment, mean=list(cfg.mean), std=list(cfg.std), seed=seed, rank=rank, world=world)
         train = TensorLoader(xtr.to(device), ytr.to(device), batch_size, train=True, **common)
         evaluate = TensorLoader(xte.to(device), yte.to(device), eval_batch_size, train=False, **common)
         return Data(train, evaluate, num_classes, int(xtr.shape[-1]), eval_split)
     classes, samples, eval_split = scan_imagefolder(cfg)
     pin = device.type == "cuda"
     train = StreamLoader(FileDataset(samples["train"], _imagenet_transforms(cfg, True)), batch_size, train=True,
-                         workers=cfg.workers, pin_memory=pin, seed=seed)
+                         workers=cfg.workers, pin_memory=pin, seed=seed, rank=rank, world=world)
     evaluate = StreamLoader(FileDataset(samples[eval_split], _imagenet_transforms(cfg, False)), eval_batch_size,
-                            train=False, workers=cfg.workers, pin_memory=pin, seed=seed)
+                            train=False, workers=cfg.workers, pin_memory=pin, seed=seed, rank=rank,
+                            world=world)
     return Data(train, evaluate, len(classes), cfg.image_size, eval_split)

@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 RECORD = "metrics.json"
-STATUSES = ("running", "completed", "failed")
+STATUSES = ("running", "preempted", "completed", "failed")  # preempted: checkpointed, resumes on relaunch
 
 
 def _finite(obj):

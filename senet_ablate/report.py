@@ -95,6 +95,10 @@ class PrintTableCallback(Callback):
     """At the end of a multirun, print the study's table and write it (and figures) beside the sweep."""
 
     def on_multirun_end(self, config, **kwargs) -> None:
+        from .launch import env_rank
+
+        if env_rank() > 0:  # torchrun: rank 0 reports
+            return
         try:
             tables = report([config.hydra.sweep.dir], export_runs=False)
         except Exception as e:  # the sweep's records are safe; a report problem must not fail it

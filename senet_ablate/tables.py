@@ -71,7 +71,7 @@ def study_table(runs: pd.DataFrame, spec: dict) -> pd.DataFrame:
         rec = {"row": key, "label": row.get("label", key), "baseline": base,
                "completed": int((mine["status"] == "completed").sum()),
                "failed": int((mine["status"] == "failed").sum()),
-               "running": int((mine["status"] == "running").sum())}
+               "running": int(mine["status"].isin(["running", "preempted"]).sum())}
         for col in ERRORS:
             s = summary(values[key][col])
             rec.update({f"{col}_{k}": v for k, v in s.items()})

@@ -2,7 +2,8 @@
 resume. Produces the error columns of the paper's tables (2, 4, 10-16).
 
 Resume is exact on the CPU: the data order depends only on (seed, epoch), the schedule only on
-the epoch, and ``last.pt`` (written whole after every epoch) holds model, optimiser and history.
+the epoch, and ``last.pt`` (written whole after every epoch, and after the current step when a
+preemption signal arrives) holds model, optimiser, history and the position in the epoch.
 """
 from __future__ import annotations
 
@@ -15,10 +16,12 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+import torch.distributed
 import torch.nn.functional as F
 from torch import nn
 
 from .errors import ConfigError
+from .launch import Dist, Preempted, PreemptionGuard
 
 log = logging.getLogger("senet_ablate")
 CHECKPOINT = "last.pt"
@@ -65,8 +68,12 @@ class Runtime:
 
 
 def runtime(cfg) -> Runtime:
+    import os
+
     want = cfg.get("device", "auto")
-    dev = torch.device("cuda" if want == "auto" and torch.cuda.is_available() else ("cpu" if want == "auto" else want))
+    local = int(os.environ.get("LOCAL_RANK", 0))  # torchrun: one GPU per process
+    dev = torch.device(("cuda", local) if want == "auto" and torch.cuda.is_available() else
+                       ("cpu" if want == "auto" else want))
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device=cuda but no CUDA device is available; use device=auto or device=cpu")
     gpu = dev.type == "cuda"
@@ -97,15 +104,18 @@ def _topk_errors(logits: torch.Tensor, y: torch.Tensor) -> tuple[int, int]:
     return int((top[:, 0] != y).sum()), int((~hit5).sum())
 
 
-def evaluate(model: nn.Module, loader, rt: Runtime) -> tuple[float, float]:
-    """Top-1 and top-5 error (%) over the eval split."""
+def evaluate(model: nn.Module, loader, rt: Runtime, dist: Dist = Dist()) -> tuple[float, float]:
+    """Top-1 and top-5 error (%) over the eval split (each rank scores its part; counts are summed)."""
     model.eval()
     wrong1 = wrong5 = n = 0
     with torch.inference_mode(), torch.autocast(rt.device.type, torch.bfloat16, enabled=rt.amp):
         for x, y in loader:
+            if len(y) == 0:
+                continue
             x, y = _to(x, y, rt)
             e1, e5 = _topk_errors(model(x).float(), y)
             wrong1, wrong5, n = wrong1 + e1, wrong5 + e5, n + len(y)
+    wrong1, wrong5, n = dist.all_sum(wrong1, wrong5, n)
     return 100 * wrong1 / n, 100 * wrong5 / n
 
 
@@ -130,14 +140,27 @@ def save_checkpoint(path: Path, state: dict) -> None:
 
 
 def train(cfg, model: nn.Module, data, out_dir: Path, on_epoch: Callable[[dict, list[dict]], None],
-          fingerprint: str) -> dict:
-    """Train ``model`` per ``cfg.recipe``; ``on_epoch(summary, history)`` runs after every epoch."""
+          fingerprint: str, dist: Dist = Dist()) -> dict:
+    """Train ``model`` per ``cfg.recipe``; ``on_epoch(summary, history)`` runs after every epoch.
+
+    Under torchrun the model is wrapped in DDP and every rank trains on its part of each global
+    batch; the loss is scaled so that the averaged gradient is the global batch's mean gradient.
+    A preemption signal checkpoints after the current step and raises ``Preempted``.
+    """
     r, rt = cfg.recipe, runtime(cfg)
     model = model.to(rt.device, memory_format=torch.channels_last if rt.channels_last else torch.preserve_format)
+    if dist.active and cfg.train.sync_bn:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     opt = torch.optim.SGD(model.parameters(), lr=lr_at(r, 0), momentum=r.momentum, nesterov=r.nesterov,
                           weight_decay=r.weight_decay)
-    step_model = torch.compile(model) if cfg.train.compile else model
-    history, start, train_time = [], 0, 0.0
+    net = model
+    if dist.active:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
+    step_model = torch.compile(net) if cfg.train.compile else net
+    eval_model = step_model if not dist.active else (torch.compile(model) if cfg.train.compile else model)
+    history, start, first, train_time, partial = [], 0, 0, 0.0, (0.0, 0.0, 0.0, 0.0)
     ckpt = out_dir / CHECKPOINT
     if ckpt.exists() and cfg.train.resume:
         state = torch.load(ckpt, map_location=rt.device, weights_only=True)
@@ -146,49 +169,84 @@ def train(cfg, model: nn.Module, data, out_dir: Path, on_epoch: Callable[[dict, 
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         history, start, train_time = state["history"], state["epoch"], state["train_time_s"]
-        log.info("resuming from %s after epoch %d of %d", ckpt, start, r.epochs)
+        first = state.get("step", 0)
+        if first and dist.main:  # the interrupted epoch's running sums live on rank 0
+            partial = tuple(state["partial"])
+        where = f"step {first} of epoch {start + 1}" if first else f"epoch {start}"
+        log.info("resuming from %s after %s of %d", ckpt, where, r.epochs)
+
+    def checkpoint(epoch: int, step: int = 0, sums=(0.0, 0.0, 0.0, 0.0)) -> None:
+        if dist.main:
+            save_checkpoint(ckpt, {"epoch": epoch, "step": step, "partial": list(sums), "model": model.state_dict(),
+                                   "optimizer": opt.state_dict(), "history": history, "train_time_s": train_time,
+                                   "fingerprint": fingerprint})
 
     steps = len(data.train)
-    for epoch in range(start, r.epochs):
-        model.train()
-        data.train.set_epoch(epoch)
-        loss_sum = wrong = seen = 0
-        t0 = time.perf_counter()
-        bar = _progress(steps, f"epoch {epoch + 1}/{r.epochs}", cfg.train.progress)
-        for i, (x, y) in enumerate(data.train):
-            for group in opt.param_groups:
-                group["lr"] = lr_at(r, epoch + i / steps)
-            x, y = _to(x, y, rt)
-            with torch.autocast(rt.device.type, torch.bfloat16, enabled=rt.amp):
-                logits = step_model(x)
-                loss = F.cross_entropy(logits.float(), y, label_smoothing=r.label_smoothing)
-            if not torch.isfinite(loss):
-                bar.close()
-                raise Diverged(f"non-finite loss ({loss.item()}) at epoch {epoch + 1}, step {i + 1}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            loss_sum += loss.item() * len(y)
-            wrong += int((logits.argmax(1) != y).sum())
-            seen += len(y)
-            bar.update()
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", err=f"{100 * wrong / seen:.1f}%",
-                            ips=f"{seen / (time.perf_counter() - t0):.0f}")
-        bar.close()
-        if rt.device.type == "cuda":
-            torch.cuda.synchronize()
-        epoch_time = time.perf_counter() - t0
-        train_time += epoch_time
-        top1, top5 = evaluate(step_model, data.eval, rt)
-        history.append({"epoch": epoch + 1, "lr": lr_at(r, epoch), "train_loss": loss_sum / seen,
-                        "train_err": 100 * wrong / seen, "top1_err": top1, "top5_err": top5,
-                        "epoch_time_s": epoch_time, "images_per_s": seen / epoch_time})
-        save_checkpoint(ckpt, {"epoch": epoch + 1, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                               "history": history, "train_time_s": train_time, "fingerprint": fingerprint})
-        log.info("epoch %d/%d  loss %.4f  train err %.2f%%  top-1 err %.2f%%  top-5 err %.2f%%  %.0f img/s",
-                 epoch + 1, r.epochs, loss_sum / seen, 100 * wrong / seen, top1, top5, seen / epoch_time)
-        on_epoch(summarise(history, train_time), history)
+    with PreemptionGuard(cfg.train.preempt_signals) as guard:
+        for epoch in range(start, r.epochs):
+            model.train()
+            skip = first if epoch == start else 0
+            data.train.set_epoch(epoch, skip)
+            loss_sum, wrong, seen, elapsed = partial if skip else (0.0, 0.0, 0.0, 0.0)
+            t0 = time.perf_counter() - elapsed
+            bar = _progress(steps, f"epoch {epoch + 1}/{r.epochs}", cfg.train.progress if dist.main else False)
+            bar.update(skip)
+            for i, (x, y) in enumerate(data.train, start=skip):
+                for group in opt.param_groups:
+                    group["lr"] = lr_at(r, epoch + i / steps)
+                x, y = _to(x, y, rt)
+                with torch.autocast(rt.device.type, torch.bfloat16, enabled=rt.amp):
+                    logits = step_model(x)
+                    batch_loss = F.cross_entropy(logits.float(), y, label_smoothing=r.label_smoothing,
+                                                 reduction="sum")
+                # mean over the global batch; DDP divides the summed gradients by the world size
+                loss = batch_loss * (dist.world / data.train.batches.size(i))
+                diverged, stop = dist.all_sum(float(not torch.isfinite(loss)), float(guard.signum is not None))
+                if diverged:
+                    bar.close()
+                    raise Diverged(f"non-finite loss ({loss.item()}) at epoch {epoch + 1}, step {i + 1}")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                loss_sum += batch_loss.item()
+                wrong += int((logits.argmax(1) != y).sum())
+                seen += len(y)
+                bar.update()
+                bar.set_postfix(loss=f"{loss_sum / max(seen, 1):.3f}", err=f"{100 * wrong / max(seen, 1):.1f}%",
+                                ips=f"{seen * dist.world / (time.perf_counter() - t0):.0f}")
+                if stop:
+                    bar.close()
+                    sums = dist.all_sum(loss_sum, wrong, seen)
+                    checkpoint(epoch, i + 1, (*sums, time.perf_counter() - t0))  # time so far in this epoch
+                    raise Preempted(_signum(guard), f"at epoch {epoch + 1}, step {i + 1} of {steps}",
+                                    guard.previous.get(_signum(guard)))
+            bar.close()
+            if rt.device.type == "cuda":
+                torch.cuda.synchronize()
+            epoch_time = time.perf_counter() - t0
+            train_time += epoch_time
+            loss_sum, wrong, seen = dist.all_sum(loss_sum, wrong, seen)
+            if dist.active:  # every rank scores with rank 0's BatchNorm statistics
+                for b in model.buffers():
+                    torch.distributed.broadcast(b, 0)
+            top1, top5 = evaluate(eval_model, data.eval, rt, dist)
+            history.append({"epoch": epoch + 1, "lr": lr_at(r, epoch), "train_loss": loss_sum / seen,
+                            "train_err": 100 * wrong / seen, "top1_err": top1, "top5_err": top5,
+                            "epoch_time_s": epoch_time, "images_per_s": seen / epoch_time})
+            checkpoint(epoch + 1)
+            log.info("epoch %d/%d  loss %.4f  train err %.2f%%  top-1 err %.2f%%  top-5 err %.2f%%  %.0f img/s",
+                     epoch + 1, r.epochs, loss_sum / seen, 100 * wrong / seen, top1, top5, seen / epoch_time)
+            on_epoch(summarise(history, train_time), history)
+            if dist.any(guard.signum is not None) and epoch + 1 < r.epochs:
+                raise Preempted(_signum(guard), f"after epoch {epoch + 1}", guard.previous.get(_signum(guard)))
     return summarise(history, train_time)
+
+
+def _signum(guard: PreemptionGuard) -> int:
+    """The signal this rank caught (another rank may have caught it first: SIGTERM then)."""
+    import signal
+
+    return guard.signum or signal.SIGTERM
 
 
 def summarise(history: list[dict], train_time: float) -> dict:

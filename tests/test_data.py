@@ -22,15 +22,15 @@ def test_digits_split_is_fixed_and_stratified(compose_cfg):
 def test_crop_flip_yields_true_crops_of_the_padded_image():
     x = torch.randint(0, 256, (16, 3, 8, 8), dtype=torch.uint8)
     g = torch.Generator().manual_seed(0)
-    out = data.crop_flip(x, g, pad=2)
+    out = data.crop_flip(x, g, slice(None), 16, pad=2)
     assert out.shape == x.shape and out.dtype == torch.uint8
     padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
     for i in range(16):
         crops = [p[:, dy:dy + 8, dx:dx + 8] for p in (padded[i], padded[i].flip(2))
                  for dy in range(5) for dx in range(5)]
         assert any(torch.equal(out[i], c) for c in crops)
-    assert torch.equal(out, data.crop_flip(x, torch.Generator().manual_seed(0), pad=2))
-    assert not torch.equal(out, data.crop_flip(x, torch.Generator().manual_seed(1), pad=2))
+    assert torch.equal(out, data.crop_flip(x, torch.Generator().manual_seed(0), slice(None), 16, pad=2))
+    assert not torch.equal(out, data.crop_flip(x, torch.Generator().manual_seed(1), slice(None), 16, pad=2))
 
 
 def test_tensor_loader_order_depends_on_seed_and_epoch_only():
@@ -46,6 +46,42 @@ def test_tensor_loader_order_depends_on_seed_and_epoch_only():
     assert order() != first
     loader.set_epoch(0)
     assert order() == first
+
+
+def _digits_loader(rank=0, world=1, batch=64, augment="cifar"):
+    (x, y), _, _ = data.load_digits_split(None)
+    return data.TensorLoader(x, y, batch, train=True, augment=augment, mean=[0.5] * 3, std=[0.25] * 3, seed=7,
+                             rank=rank, world=world)
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_ddp_ranks_hold_disjoint_parts_that_make_up_the_single_process_batch(world):
+    """Sharding (issue 5): the ranks' augmented parts, put side by side, are the global batch."""
+    whole = _digits_loader()
+    ranks = [_digits_loader(r, world) for r in range(world)]
+    for loader in (whole, *ranks):
+        loader.set_epoch(2)
+    assert all(len(r) == len(whole) == 22 for r in ranks)  # 1,347 images / 64 per global batch
+    for (xw, yw), *parts in zip(whole, *ranks):
+        assert torch.equal(torch.cat([x for x, _ in parts]), xw)
+        assert torch.equal(torch.cat([y for _, y in parts]), yw)
+        assert max(len(y) for _, y in parts) - min(len(y) for _, y in parts) <= 1
+
+
+def test_a_loader_started_mid_epoch_yields_the_remaining_batches_unchanged():
+    """Resume after preemption: skipping k batches gives batches k.. of the uninterrupted epoch."""
+    loader = _digits_loader()
+    loader.set_epoch(1)
+    full = list(loader)
+    loader.set_epoch(1, start=5)
+    rest = list(loader)
+    assert len(rest) == len(full) - 5
+    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(full[5:], rest))
+
+
+def test_eval_batches_shard_the_split_in_file_order():
+    assert [data.shard(10, r, 3) for r in range(3)] == [slice(0, 4), slice(4, 7), slice(7, 10)]
+    assert data.shard(1, 1, 2) == slice(1, 1)  # an empty part is allowed
 
 
 def test_imagefolder_in_memory_from_the_cifar_jpeg_tree(compose_cfg, cifar_jpeg):

@@ -1,0 +1,181 @@
+"""Where a job runs: CPU threads per job, the ``torchrun`` process group, preemption signals.
+
+Scale-out uses existing engines: Hydra's joblib and submitit launchers run the jobs of a sweep,
+``torchrun`` runs one job data-parallel (DDP). This module only makes a job behave well there:
+
+- ``threads``: how many intra-op CPU threads a job may use so that parallel jobs do not
+  oversubscribe the cores (joblib: cores // n_jobs; submitit: cpus_per_task; SLURM:
+  SLURM_CPUS_PER_TASK; torchrun sets OMP_NUM_THREADS itself).
+- ``Dist``: rank and world size from torchrun's environment; rank 0 alone writes.
+- ``PreemptionGuard``: SIGTERM / SIGUSR1 / SIGUSR2 (what SLURM and submitit send) only raise a
+  flag; the training loop checkpoints at the next step and raises ``Preempted``; ``hand_over``
+  then gives the signal to the handler that was there before (submitit's, which requeues the
+  job) or exits with 128 + the signal number so that SLURM or torchrun can restart it.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from dataclasses import dataclass
+
+import torch
+
+log = logging.getLogger("senet_ablate")
+
+PREEMPT_SIGNALS = ("SIGTERM", "SIGUSR1", "SIGUSR2")
+
+
+# ---------------------------------------------------------------------------- threads
+def available_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _launcher() -> dict:
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return {}
+    return dict(HydraConfig.get().get("launcher") or {})
+
+
+def job_threads(setting) -> tuple[int | None, str]:
+    """The intra-op thread count for this job and why (``threads: auto`` or a positive int)."""
+    if setting != "auto":
+        if not isinstance(setting, int) or isinstance(setting, bool) or setting < 1:
+            from .errors import ConfigError
+
+            raise ConfigError(f"threads={setting!r} must be 'auto' or a positive integer")
+        return setting, "threads"
+    if os.environ.get("OMP_NUM_THREADS"):  # torchrun, joblib's loky workers or the user set it
+        return int(os.environ["OMP_NUM_THREADS"]), "OMP_NUM_THREADS"
+    launcher = _launcher()
+    target = str(launcher.get("_target_", ""))
+    if "joblib" in target.lower():
+        n_jobs = int(launcher.get("n_jobs") or -1)
+        n_jobs = available_cores() if n_jobs < 1 else n_jobs
+        return max(1, available_cores() // n_jobs), f"joblib n_jobs={n_jobs}"
+    if launcher.get("cpus_per_task"):
+        return int(launcher["cpus_per_task"]), "submitit cpus_per_task"
+    if os.environ.get("SLURM_CPUS_PER_TASK"):
+        return int(os.environ["SLURM_CPUS_PER_TASK"]), "SLURM_CPUS_PER_TASK"
+    return None, "torch default"
+
+
+def set_threads(setting) -> int:
+    n, why = job_threads(setting)
+    if n is not None and n != torch.get_num_threads():
+        torch.set_num_threads(n)
+    log.debug("%d CPU threads (%s)", torch.get_num_threads(), why)
+    return torch.get_num_threads()
+
+
+# ---------------------------------------------------------------------------- torchrun
+@dataclass(frozen=True)
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def active(self) -> bool:
+        return self.world > 1
+
+    def all_sum(self, *values: float) -> list[float]:
+        """Sum numbers over the ranks (identity for one process)."""
+        if not self.active:
+            return list(values)
+        import torch.distributed as dist
+
+        t = torch.tensor(values, dtype=torch.float64, device=_comm_device())
+        dist.all_reduce(t)
+        return t.tolist()
+
+    def any(self, flag: bool) -> bool:
+        """True on every rank when it is true on one."""
+        return bool(self.all_sum(float(flag))[0]) if self.active else flag
+
+
+def _comm_device() -> torch.device:
+    import torch.distributed as dist
+
+    return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+
+
+def env_rank() -> int:
+    return int(os.environ.get("RANK", 0))
+
+
+def dist_context(backend: str = "auto") -> Dist:
+    """Join torchrun's process group once per process (env:// rendezvous); one process → no group."""
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    if world <= 1:
+        return Dist()
+    import torch.distributed as dist
+
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", 0))
+    if not dist.is_initialized():
+        if backend == "auto":
+            backend = "nccl" if torch.cuda.is_available() else "gloo"
+        if backend == "nccl":
+            torch.cuda.set_device(local)
+        dist.init_process_group(backend)
+        log.info("rank %d of %d joined the %s process group", rank, world, backend)
+    return Dist(rank, world, local)
+
+
+# ---------------------------------------------------------------------------- preemption
+class Preempted(Exception):
+    """A preemption signal arrived; a checkpoint is on disk."""
+
+    def __init__(self, signum: int, where: str, previous=None):
+        self.signum, self.previous = signum, previous
+        super().__init__(f"preempted by {signal.Signals(signum).name} {where}; relaunch to resume")
+
+
+class PreemptionGuard:
+    """Within ``with``: the preemption signals set ``signum`` instead of their usual action."""
+
+    def __init__(self, names=PREEMPT_SIGNALS):
+        bad = [n for n in names if not str(n).startswith("SIG") or not hasattr(signal, str(n))]
+        if bad:
+            from .errors import ConfigError
+
+            raise ConfigError(f"train.preempt_signals: {bad} are not signals of this platform "
+                              f"(e.g. {', '.join(PREEMPT_SIGNALS)})")
+        self.signals = [getattr(signal, str(n)) for n in names]
+        self.signum: int | None = None
+        self.previous: dict[int, object] = {}
+
+    def _catch(self, signum, frame) -> None:
+        if self.signum is None:
+            self.signum = signum
+            log.warning("caught %s: checkpointing at the end of this step", signal.Signals(signum).name)
+
+    def __enter__(self) -> "PreemptionGuard":
+        if sys.platform != "win32" and _main_thread():
+            for s in self.signals:
+                self.previous[s] = signal.signal(s, self._catch)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, h in self.previous.items():
+            signal.signal(s, h)
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def hand_over(p: Preempted) -> None:
+    """After the checkpoint and the record are written: let submitit requeue, or exit 128 + signum."""
+    if callable(p.previous):
+        p.previous(p.signum, None)  # submitit: re-dumps the job, requeues it and exits
+    raise SystemExit(128 + p.signum)
