@@ -222,6 +222,8 @@ def run(cfg: DictConfig) -> dict:
     })
     prev = previous(out_dir)
     keep = prev is not None and prev.get("status") == "completed"  # never overwrite a finished record
+    if prev is not None and prev.get("status") == "preempted":
+        job.record["preemptions"] = prev.get("preemptions", 0) + 1
     try:
         cfg, overrides = job_config(cfg)
         job.record["overrides"] = overrides
@@ -263,4 +265,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # run the importable module rather than __main__, so that launchers pickle the task by reference
+    from senet_ablate.app import main as _main
+
+    _main()
