@@ -260,7 +260,7 @@ def _hydra_main(cfg: DictConfig) -> dict:
 def main() -> None:
     """``senet-ablate``. Under torchrun, ranks other than 0 keep Hydra's files out of the run dir."""
     if launch.env_rank() > 0:
-        sys.argv += ["hydra.output_subdir=null", "hydra/job_logging=stdout"]
+        sys.argv += ["hydra.output_subdir=null", "hydra/job_logging=stdout", "hydra.job_logging.root.level=WARNING"]
     _hydra_main()
 
 

@@ -96,6 +96,17 @@ class Dist:
         dist.all_reduce(t)
         return t.tolist()
 
+    def spread(self, value: float) -> float:
+        """max - min of ``value`` over the ranks (0.0 when they hold the same number)."""
+        return self._max(value) + self._max(-value) if self.active else 0.0
+
+    def _max(self, value: float) -> float:
+        import torch.distributed as dist
+
+        t = torch.tensor([value], dtype=torch.float64, device=_comm_device())
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return t.item()
+
     def any(self, flag: bool) -> bool:
         """True on every rank when it is true on one."""
         return bool(self.all_sum(float(flag))[0]) if self.active else flag

@@ -1,6 +1,7 @@
-"""``senet-report DIR... [--html]``: run records -> per study, the paper-shaped table (printed,
-and written beside the sweep as table.md / .tex / .csv with runs.csv / .parquet), its figures
-(figures/*.png|svg) and, with --html, a static dashboard. Also the end-of-sweep Hydra callback."""
+"""``senet-report DIR... [--html | --status]``: run records -> per study, the paper-shaped table
+(printed, and written beside the sweep as table.md / .tex / .csv with runs.csv / .parquet), its
+figures (figures/*.png|svg) and, with --html, a static dashboard; --status lists what each sweep
+still owes. Also the end-of-sweep Hydra callback."""
 from __future__ import annotations
 
 import argparse
@@ -72,13 +73,32 @@ def report(paths, write: bool = True, html: bool = False, export_runs: bool = Tr
     return out
 
 
+def print_status(dirs) -> int:
+    from .status import find_sweeps, render, sweep_status
+
+    try:
+        roots = find_sweeps(dirs)
+    except FileNotFoundError as e:
+        print(f"senet-report: {e}", file=sys.stderr)
+        return 2
+    if not roots:
+        print(f"senet-report: no sweep (multirun.yaml) under {' '.join(dirs)}", file=sys.stderr)
+        return 1
+    print("\n\n".join(render(sweep_status(r)) for r in roots))
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="senet-report", description=__doc__.split("\n")[0])
     ap.add_argument("dirs", nargs="+", help="run dirs or sweep roots (searched recursively for metrics.json)")
     ap.add_argument("--html", action="store_true", help="also write a static dashboard per study and an index")
     ap.add_argument("--no-write", action="store_true", help="print only; write no files")
+    ap.add_argument("--status", action="store_true",
+                    help="per sweep: jobs completed / running / failed / missing, and how to relaunch the rest")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    if args.status:
+        return print_status(args.dirs)
     try:
         tables = report(args.dirs, write=not args.no_write, html=args.html)
     except FileNotFoundError as e:

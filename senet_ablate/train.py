@@ -232,14 +232,17 @@ def train(cfg, model: nn.Module, data, out_dir: Path, on_epoch: Callable[[dict, 
             top1, top5 = evaluate(eval_model, data.eval, rt, dist)
             history.append({"epoch": epoch + 1, "lr": lr_at(r, epoch), "train_loss": loss_sum / seen,
                             "train_err": 100 * wrong / seen, "top1_err": top1, "top5_err": top5,
-                            "epoch_time_s": epoch_time, "images_per_s": seen / epoch_time})
+                            "epoch_time_s": epoch_time, "images_per_s": seen / epoch_time, "images": int(seen)})
             checkpoint(epoch + 1)
             log.info("epoch %d/%d  loss %.4f  train err %.2f%%  top-1 err %.2f%%  top-5 err %.2f%%  %.0f img/s",
                      epoch + 1, r.epochs, loss_sum / seen, 100 * wrong / seen, top1, top5, seen / epoch_time)
             on_epoch(summarise(history, train_time), history)
             if dist.any(guard.signum is not None) and epoch + 1 < r.epochs:
                 raise Preempted(_signum(guard), f"after epoch {epoch + 1}", guard.previous.get(_signum(guard)))
-    return summarise(history, train_time)
+    result = summarise(history, train_time)
+    if dist.active:
+        result["rank_param_spread"] = dist.spread(sum(float(p.double().sum()) for p in model.parameters()))
+    return result
 
 
 def _signum(guard: PreemptionGuard) -> int:

@@ -1,0 +1,123 @@
+"""``senet-report --status DIR``: what a sweep still owes. Every sweep root (a dir holding Hydra's
+``multirun.yaml``) is expanded into its jobs exactly as the basic sweeper expands it; each job's
+run dir is then completed, running, preempted, interrupted (a running record whose process is
+gone), failed or missing, and the overrides that relaunch the unfinished ones are printed.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from .records import read_record
+
+STATES = ("completed", "running", "preempted", "interrupted", "failed", "missing")
+RELAUNCH = ("failed", "missing", "interrupted", "preempted")
+
+
+@dataclass
+class Job:
+    overrides: list[str]
+    run_dir: Path
+    state: str
+    note: str = ""
+
+
+@dataclass
+class SweepStatus:
+    root: Path
+    study: str
+    command: list[str]
+    jobs: list[Job] = field(default_factory=list)
+
+    def count(self, state: str) -> int:
+        return sum(j.state == state for j in self.jobs)
+
+
+def _alive(rec: dict) -> bool:
+    """A running record's process is alive (only knowable on the host that runs it)."""
+    if rec.get("host") != os.uname().nodename or not rec.get("pid"):
+        return True  # another machine (a cluster node): trust the record
+    try:
+        os.kill(int(rec["pid"]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _state(run_dir: Path) -> tuple[str, str]:
+    try:
+        rec = read_record(run_dir)
+    except (OSError, ValueError):
+        return "missing", ""
+    status = rec.get("status")
+    if status == "running" and not _alive(rec):
+        return "interrupted", f"pid {rec.get('pid')} is gone; relaunch resumes from last.pt"
+    if status == "running":
+        return "running", f"epoch {rec.get('epochs_done', 0)}" if rec.get("task") == "train" else ""
+    if status in ("failed", "preempted"):
+        return status, str(rec.get("reason", ""))
+    return ("completed", "") if status == "completed" else ("missing", f"unreadable status {status!r}")
+
+
+def expand(multirun_yaml: Path) -> tuple[list[str], list[list[str]], list[str]]:
+    """(the sweep's command-line overrides, every job's overrides, its dir names) from multirun.yaml."""
+    from hydra._internal.config_loader_impl import get_overrides_dirname
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from .app import _dirname
+
+    cfg = OmegaConf.load(multirun_yaml)
+    task = list(cfg.hydra.overrides.task)
+    params = [f"{k}={v}" for k, v in (cfg.hydra.sweeper.get("params") or {}).items()]
+    parser = OverridesParser.create()
+    jobs = BasicSweeper.split_arguments(parser.parse_overrides(params + task), None)[0]
+    first = [o.split("=", 1)[0] for o in task]  # print in the command line's order, swept keys last
+    jobs = [sorted(job, key=lambda o: first.index(o.split("=", 1)[0]) if o.split("=", 1)[0] in first else 99)
+            for job in jobs]
+    dn = cfg.hydra.job.config.override_dirname
+    names = [_dirname(get_overrides_dirname(parser.parse_overrides(job), list(dn.exclude_keys), dn.item_sep,
+                                            dn.kv_sep)) for job in jobs]
+    return task, jobs, names
+
+
+def sweep_status(root: Path) -> SweepStatus:
+    cfg = OmegaConf.load(root / "multirun.yaml")
+    task, jobs, names = expand(root / "multirun.yaml")
+    study = str(cfg.get("study") or root.name)
+    out = SweepStatus(root, study, task)
+    for job, name in zip(jobs, names):
+        state, note = _state(root / name)
+        out.jobs.append(Job(job, root / name, state, note))
+    return out
+
+
+def find_sweeps(paths) -> list[Path]:
+    roots = []
+    for p in map(Path, paths):
+        if not p.exists():
+            raise FileNotFoundError(f"{p} does not exist")
+        roots += sorted({m.parent for m in p.rglob("multirun.yaml")} | ({p} if (p / "multirun.yaml").is_file() else set()))
+    return sorted(set(roots))
+
+
+def render(s: SweepStatus) -> str:
+    counts = ", ".join(f"{s.count(k)} {k}" for k in STATES if s.count(k) or k in ("completed", "failed", "missing",
+                                                                                   "running"))
+    lines = [f"{s.study} ({s.root}): {len(s.jobs)} jobs: {counts}"]
+    for j in s.jobs:
+        if j.state != "completed":
+            lines.append(f"  {j.state:<11} {' '.join(j.overrides)}" + (f"  ({j.note})" if j.note else ""))
+    todo = [j for j in s.jobs if j.state in RELAUNCH]
+    if todo:
+        lines.append("relaunch these jobs:")
+        lines += [f"  senet-ablate {' '.join(shlex.quote(o) for o in j.overrides)}" for j in todo]
+        lines.append("or the whole sweep (completed jobs are skipped, interrupted ones resume from last.pt):")
+        lines.append("  senet-ablate -m " + " ".join(shlex.quote(o) for o in s.command))
+    return "\n".join(lines)
