@@ -223,3 +223,71 @@ def test_sync_bn_on_cpu_is_refused_before_any_work(tmp_path):
     assert "train.sync_bn=true needs CUDA" in proc.stdout + proc.stderr
     run = tmp_path / "runs/adhoc/recipe.epochs=1,train.sync_bn=true"  # device does not name run dirs
     assert record(run)["status"] == "failed" and not (run / "last.pt").exists()
+
+
+# ---------------------------------------------------------------------------- sweep status
+def test_status_lists_each_job_and_prints_the_overrides_that_relaunch_the_unfinished(tmp_path):
+    run_cli("app", "-m", "experiment=quickstart", "task=profile", cwd=tmp_path)  # 3 rows x seeds 0,1
+    sweep = tmp_path / "runs/quickstart"
+    name = lambda row, seed: f"row={row},seed={seed},task=profile"  # noqa: E731
+    failed, gone, lost, cut = name("baseline", 0), name("se_avg", 1), name("se_max", 1), name("se_max", 0)
+    edit = {failed: {"status": "failed", "reason": "non-finite loss (nan) at epoch 1, step 3"},
+            gone: {"status": "running", "pid": 2**22 + 12345},  # beyond pid_max here: no such process
+            cut: {"status": "preempted", "reason": "preempted by SIGTERM at epoch 1, step 4 of 22"}}
+    for d, fields in edit.items():
+        rec = record(sweep / d)
+        rec.update(fields)
+        (sweep / d / "metrics.json").write_text(json.dumps(rec))
+    import shutil
+
+    shutil.rmtree(sweep / lost)
+    out = run_cli("report", "--status", "runs", cwd=tmp_path).stdout
+    assert "quickstart (runs/quickstart): 6 jobs: 2 completed, 0 running, 1 preempted, 1 interrupted, " \
+           "1 failed, 1 missing" in out
+    relaunch = [ln.strip() for ln in out.splitlines() if ln.startswith("  senet-ablate ")]
+    assert relaunch[:-1] == [f"senet-ablate experiment=quickstart task=profile row={r} seed={s}"
+                             for r, s in (("baseline", 0), ("se_avg", 1), ("se_max", 0), ("se_max", 1))]
+    assert relaunch[-1] == "senet-ablate -m experiment=quickstart task=profile"
+    assert "non-finite loss" in out and "is gone" in out
+
+    # the printed commands relaunch them: one job alone, then the whole sweep for the rest
+    run_cli("app", *relaunch[0].split()[1:], cwd=tmp_path)
+    assert "3 completed" in run_cli("report", "--status", "runs", cwd=tmp_path).stdout
+    again = run_cli("app", *relaunch[-1].split()[1:], cwd=tmp_path)
+    assert (again.stdout + again.stderr).count("already completed") == 3
+    out = run_cli("report", "--status", "runs", cwd=tmp_path).stdout
+    assert "6 jobs: 6 completed, 0 running, 0 failed, 0 missing" in out and "relaunch" not in out
+
+
+def test_status_of_a_dir_without_sweeps_says_so(tmp_path):
+    proc = run_cli("report", "--status", str(tmp_path), cwd=tmp_path, check=False)
+    assert proc.returncode == 1 and "no sweep (multirun.yaml)" in proc.stderr
+
+
+def test_slurm_example_renders_the_sbatch_script_submitit_would_submit(compose_cfg, tmp_path, monkeypatch):
+    """conf/hydra/launcher/slurm.yaml through submitit's own script writer (no cluster here:
+    submitit only checks that an `srun` exists, so a do-nothing one is put on PATH)."""
+    import submitit
+    from omegaconf import OmegaConf
+
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "srun").write_text("#!/bin/sh\nexit 0\n")
+    (fake / "srun").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}:{os.environ['PATH']}")
+    cfg = compose_cfg("experiment=paper/table10_reduction", "hydra/launcher=slurm", "hydra.launcher.partition=gpu",
+                      "hydra.job.name=senet", "hydra.sweep.dir=/scratch/sweep", hydra=True)
+    params = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
+    assert params["_target_"].endswith("SlurmLauncher")
+    base = {"timeout_min", "cpus_per_task", "gpus_per_node", "tasks_per_node", "mem_gb", "nodes", "name",
+            "stderr_to_stdout"}
+    ex = submitit.AutoExecutor(cluster="slurm", folder=params.pop("submitit_folder"),
+                               slurm_max_num_timeout=params.pop("max_num_timeout"))
+    params.pop("_target_")
+    ex.update_parameters(**{k if k in base else f"slurm_{k}": v for k, v in params.items()})
+    ex._executor.parameters["map_count"] = 40
+    script = ex._executor._make_submission_file_text("python -u -m submitit.core._submit /scratch", "uid")
+    for line in ("--partition=gpu", "--gpus-per-node=1", "--cpus-per-task=10", "--time=1440",
+                 "--signal=USR2@120", "--array=0-39%16", "--mem=64GB", "--job-name=senet"):
+        assert f"#SBATCH {line}\n" in script, line
+    assert "module load cuda/12.4 || true\n" in script and "/bin/activate\n" in script
