@@ -87,8 +87,10 @@ def validate(cfg: DictConfig):
     if not isinstance(size, int) or isinstance(size, bool) or size < 1:
         raise ConfigError(f"model.input_size={size!r} must be a positive integer (224 for ImageNet, 32 for CIFAR)")
     data.check(cfg.data)
+    launch.job_threads(cfg.threads)
     if cfg.task == "train":
         check_recipe(cfg.recipe)
+        launch.PreemptionGuard(cfg.train.preempt_signals)  # checks the signal names
         if cfg.data.get("num_classes") is None:  # inferred later; validate the rest with a placeholder
             return make_model(cfg, device="meta", num_classes=2)
     return make_model(cfg, device="meta")  # checks stages and every SE width without allocating memory
@@ -143,7 +145,8 @@ def train_task(cfg: DictConfig, job: "Job") -> dict:
     log.info("%s on %s (%d train / %d %s images, %d classes): %.3fM params, %s, %d epochs",
              cfg.get("row") or cfg.model.name, cfg.data.name, d.train.num_samples, d.eval.num_samples,
              d.eval_split, d.num_classes, metrics["params_m"], rt.device, cfg.recipe.epochs)
-    metrics.update(world_size=dist.world, batch_per_process=-(-cfg.recipe.batch_size // dist.world))
+    metrics.update(world_size=dist.world, batch_per_process=-(-cfg.recipe.batch_size // dist.world),
+                   data_workers=getattr(getattr(d.train, "loader", None), "num_workers", 0))
     tracker = tracking.create(cfg, job.record["config"], job.out_dir) if dist.main else tracking.NoTracker()
 
     def on_epoch(summary: dict, history: list[dict]) -> None:

@@ -383,6 +383,9 @@ def _imagenet_transforms(cfg, train: bool):
 # ---------------------------------------------------------------------------- entry
 def check(cfg) -> None:
     """Config-level checks that need no data."""
+    from .launch import data_workers
+
+    data_workers(cfg.get("workers", 0))
     if cfg.name not in IN_MEMORY_SOURCES:
         raise ConfigError(f"data.name={cfg.name!r} is not a dataset; valid values: {', '.join(IN_MEMORY_SOURCES)}")
     if cfg.augment not in AUGMENTS:
@@ -412,9 +415,12 @@ def build(cfg, batch_size: int, eval_batch_size: int, device: torch.device, seed
         return Data(train, evaluate, num_classes, int(xtr.shape[-1]), eval_split)
     classes, samples, eval_split = scan_imagefolder(cfg)
     pin = device.type == "cuda"
+    from .launch import data_workers
+
+    workers = data_workers(cfg.workers)
     train = StreamLoader(FileDataset(samples["train"], _imagenet_transforms(cfg, True)), batch_size, train=True,
-                         workers=cfg.workers, pin_memory=pin, seed=seed, rank=rank, world=world)
+                         workers=workers, pin_memory=pin, seed=seed, rank=rank, world=world)
     evaluate = StreamLoader(FileDataset(samples[eval_split], _imagenet_transforms(cfg, False)), eval_batch_size,
-                            train=False, workers=cfg.workers, pin_memory=pin, seed=seed, rank=rank,
+                            train=False, workers=workers, pin_memory=pin, seed=seed, rank=rank,
                             world=world)
     return Data(train, evaluate, len(classes), cfg.image_size, eval_split)

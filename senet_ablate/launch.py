@@ -3,9 +3,9 @@
 Scale-out uses existing engines: Hydra's joblib and submitit launchers run the jobs of a sweep,
 ``torchrun`` runs one job data-parallel (DDP). This module only makes a job behave well there:
 
-- ``threads``: how many intra-op CPU threads a job may use so that parallel jobs do not
-  oversubscribe the cores (joblib: cores // n_jobs; submitit: cpus_per_task; SLURM:
-  SLURM_CPUS_PER_TASK; torchrun sets OMP_NUM_THREADS itself).
+- ``threads`` and ``data.workers``: how many intra-op CPU threads and DataLoader workers a job
+  may use so that parallel jobs do not oversubscribe the cores (joblib: cores // n_jobs;
+  submitit: cpus_per_task; SLURM: SLURM_CPUS_PER_TASK; torchrun sets OMP_NUM_THREADS itself).
 - ``Dist``: rank and world size from torchrun's environment; rank 0 alone writes.
 - ``PreemptionGuard``: SIGTERM / SIGUSR1 / SIGUSR2 (what SLURM and submitit send) only raise a
   flag; the training loop checkpoints at the next step and raises ``Preempted``; ``hand_over``
@@ -40,19 +40,10 @@ def _launcher() -> dict:
     return dict(HydraConfig.get().get("launcher") or {})
 
 
-def job_threads(setting) -> tuple[int | None, str]:
-    """The intra-op thread count for this job and why (``threads: auto`` or a positive int)."""
-    if setting != "auto":
-        if not isinstance(setting, int) or isinstance(setting, bool) or setting < 1:
-            from .errors import ConfigError
-
-            raise ConfigError(f"threads={setting!r} must be 'auto' or a positive integer")
-        return setting, "threads"
-    if os.environ.get("OMP_NUM_THREADS"):  # torchrun, joblib's loky workers or the user set it
-        return int(os.environ["OMP_NUM_THREADS"]), "OMP_NUM_THREADS"
+def cpu_budget() -> tuple[int | None, str]:
+    """The cores this job may use when a launcher or scheduler says so (None: nobody said)."""
     launcher = _launcher()
-    target = str(launcher.get("_target_", ""))
-    if "joblib" in target.lower():
+    if "joblib" in str(launcher.get("_target_", "")).lower():
         n_jobs = int(launcher.get("n_jobs") or -1)
         n_jobs = available_cores() if n_jobs < 1 else n_jobs
         return max(1, available_cores() // n_jobs), f"joblib n_jobs={n_jobs}"
@@ -61,6 +52,34 @@ def job_threads(setting) -> tuple[int | None, str]:
     if os.environ.get("SLURM_CPUS_PER_TASK"):
         return int(os.environ["SLURM_CPUS_PER_TASK"]), "SLURM_CPUS_PER_TASK"
     return None, "torch default"
+
+
+def _positive(key: str, setting) -> int:
+    if not isinstance(setting, int) or isinstance(setting, bool) or setting < 0 or (key == "threads" and not setting):
+        from .errors import ConfigError
+
+        raise ConfigError(f"{key}={setting!r} must be 'auto' or a {'positive' if key == 'threads' else 'non-negative'}"
+                          " integer")
+    return setting
+
+
+def job_threads(setting) -> tuple[int | None, str]:
+    """The intra-op thread count for this job and why (``threads: auto`` or a positive int)."""
+    if setting != "auto":
+        return _positive("threads", setting), "threads"
+    if os.environ.get("OMP_NUM_THREADS"):  # torchrun, joblib's loky workers or the user set it
+        return int(os.environ["OMP_NUM_THREADS"]), "OMP_NUM_THREADS"
+    return cpu_budget()
+
+
+def data_workers(setting) -> int:
+    """DataLoader workers of a streamed dataset (``data.workers: auto`` or an int >= 0): the job's
+    cores (per process under torchrun) less one for the training loop, at most 8."""
+    if setting != "auto":
+        return _positive("data.workers", setting)
+    cores = cpu_budget()[0] or available_cores()
+    cores //= int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+    return max(0, min(8, cores - 1))
 
 
 def set_threads(setting) -> int:

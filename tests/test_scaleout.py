@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 
 from conftest import run_cli
@@ -111,6 +112,12 @@ def test_threads_follow_the_launcher(compose_cfg, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "4")
     assert launch.job_threads("auto") == (4, "OMP_NUM_THREADS")
     assert launch.job_threads(5) == (5, "threads")
+    # DataLoader workers (streamed ImageFolder) follow the same budget, less one core for the loop
+    assert launch.data_workers("auto") == 5  # SLURM_CPUS_PER_TASK=6
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    assert launch.data_workers("auto") == 2  # torchrun: 3 cores per process
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "64")
+    assert launch.data_workers("auto") == 8 and launch.data_workers(3) == 3
 
 
 def test_sigterm_mid_epoch_checkpoints_exits_for_requeue_and_resumes_exactly(tmp_path):
@@ -212,6 +219,17 @@ def test_torchrun_two_cpu_processes_agree_with_one_process(tmp_path):
     assert abs(float(hd[0][2]) / float(ho[0][2]) - 1) < 0.06, (hd[0][2], ho[0][2])
     assert abs(rd["top1_err"] - ro["top1_err"]) < 3.0, (rd["top1_err"], ro["top1_err"])
     assert list((ddp / ".hydra").iterdir()) and len(list(tmp_path.glob("ddp/**/metrics.json"))) == 1
+
+
+@pytest.mark.parametrize("key, value, match", [("threads", 0, "threads=0 must be 'auto' or a positive integer"),
+                                               ("data.workers", -1, "data.workers=-1 must be 'auto' or a non-neg"),
+                                               ("train.preempt_signals", "[SIGFOO]", "SIGFOO"),
+                                               ])
+def test_bad_scale_out_settings_fail_before_any_work(tmp_path, key, value, match):
+    proc = run_cli("app", "recipe.epochs=1", f"{key}={value}", cwd=tmp_path, check=False)
+    assert proc.returncode != 0 and match in proc.stderr
+    assert not list(tmp_path.rglob("last.pt"))
+    assert all(json.loads(p.read_text())["status"] == "failed" for p in tmp_path.rglob("metrics.json"))
 
 
 def test_sync_bn_on_cpu_is_refused_before_any_work(tmp_path):
