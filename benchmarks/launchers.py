@@ -5,8 +5,8 @@
 Table 11's two rows (SE-ResNet-20 on digits, max vs avg squeeze) are trained as a user would run
 them with: the basic launcher (one job after another), joblib with 2 jobs (``threads: auto`` =
 cores // 2 each), joblib with 2 jobs forced to all cores each (``threads=<cores>``: the
-oversubscription the automatic choice avoids), and submitit_local with and without
-``cpus_per_task``. Prints wall time, the threads each job used and the mean training img/s,
+oversubscription the automatic choice avoids), and submitit_local likewise (auto: cores // the
+sweep's job count, as it starts them all at once). Prints wall time, the threads each job used and the mean training img/s,
 with ratios to the basic launcher.
 """
 import argparse
@@ -40,9 +40,8 @@ def main() -> int:
         "joblib n_jobs=2, threads=auto": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
         f"joblib n_jobs=2, threads={cores} (oversubscribed)": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
                                                               f"threads={cores}"],
-        f"submitit_local, cpus_per_task={max(1, cores // 2)}": ["hydra/launcher=submitit_local",
-                                                             f"hydra.launcher.cpus_per_task={max(1, cores // 2)}"],
-        "submitit_local, cpus_per_task unset": ["hydra/launcher=submitit_local"],
+        "submitit_local, threads=auto": ["hydra/launcher=submitit_local"],
+        f"submitit_local, threads={cores} (oversubscribed)": ["hydra/launcher=submitit_local", f"threads={cores}"],
     }
     print(f"{cores} cores; Table 11 rows max+avg, SE-ResNet-20 on digits, {epochs} epochs per job")
     base = None

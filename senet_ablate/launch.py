@@ -19,6 +19,7 @@ import os
 import signal
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -49,9 +50,24 @@ def cpu_budget() -> tuple[int | None, str]:
         return max(1, available_cores() // n_jobs), f"joblib n_jobs={n_jobs}"
     if launcher.get("cpus_per_task"):
         return int(launcher["cpus_per_task"]), "submitit cpus_per_task"
+    if str(launcher.get("_target_", "")).endswith("submitit_launcher.LocalLauncher"):
+        n_jobs = _sweep_size()  # submitit_local starts every job of the sweep at once
+        return max(1, available_cores() // n_jobs), f"submitit_local, {n_jobs} jobs at once"
     if os.environ.get("SLURM_CPUS_PER_TASK"):
         return int(os.environ["SLURM_CPUS_PER_TASK"]), "SLURM_CPUS_PER_TASK"
     return None, "torch default"
+
+
+def _sweep_size() -> int:
+    """Jobs in the running sweep, from the multirun.yaml its sweeper wrote (1 when unknown)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    try:
+        from .status import expand
+
+        return max(1, len(expand(Path(HydraConfig.get().sweep.dir) / "multirun.yaml")[1]))
+    except Exception:  # no sweep file (a single run): one job
+        return 1
 
 
 def _positive(key: str, setting) -> int:

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -104,8 +105,12 @@ def test_threads_follow_the_launcher(compose_cfg, monkeypatch):
     monkeypatch.setattr(launch, "_launcher", lambda: {"_target_": "hydra_plugins.hydra_joblib_launcher."
                                                                   "joblib_launcher.JoblibLauncher", "n_jobs": 2})
     assert launch.job_threads("auto") == (max(1, cores // 2), "joblib n_jobs=2")
-    monkeypatch.setattr(launch, "_launcher", lambda: {"_target_": "x.LocalLauncher", "cpus_per_task": 3})
+    local = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher"
+    monkeypatch.setattr(launch, "_launcher", lambda: {"_target_": local, "cpus_per_task": 3})
     assert launch.job_threads("auto")[0] == 3
+    monkeypatch.setattr(launch, "_launcher", lambda: {"_target_": local, "cpus_per_task": None})
+    monkeypatch.setattr(launch, "_sweep_size", lambda: 2)  # submitit_local runs the whole sweep at once
+    assert launch.job_threads("auto") == (max(1, cores // 2), "submitit_local, 2 jobs at once")
     monkeypatch.setattr(launch, "_launcher", lambda: {})
     monkeypatch.setenv("SLURM_CPUS_PER_TASK", "6")
     assert launch.job_threads("auto") == (6, "SLURM_CPUS_PER_TASK")
@@ -169,9 +174,9 @@ def _train_tiny(rank: int, world: int, out: str, port: int) -> None:
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 32), torch.nn.ReLU(),
                                 torch.nn.Linear(32, 10))
     os.makedirs(out, exist_ok=True)
-    result = train(cfg, model, d, __import__("pathlib").Path(out), lambda *a: None, "tiny", dist)
+    result = train(cfg, model, d, Path(out), lambda *a: None, "tiny", dist)
     if dist.main:
-        (__import__("pathlib").Path(out) / "result.json").write_text(json.dumps(result))
+        (Path(out) / "result.json").write_text(json.dumps(result))
 
 
 def test_ddp_step_matches_one_process_exactly_without_batchnorm(tmp_path):
