@@ -237,6 +237,35 @@ def test_bad_scale_out_settings_fail_before_any_work(tmp_path, key, value, match
     assert all(json.loads(p.read_text())["status"] == "failed" for p in tmp_path.rglob("metrics.json"))
 
 
+def test_torchrun_sigterm_mid_epoch_checkpoints_and_a_relaunch_resumes_exactly(tmp_path):
+    """SIGTERM to torchrun (what SLURM sends the job step): the agent passes it to both ranks,
+    they agree on the step to stop at, rank 0 checkpoints; a relaunch resumes there and ends
+    bit-identical to an uninterrupted DDP run (gloo on CPU, deterministic)."""
+    args = ["-m", "torch.distributed.run", "--nproc-per-node", "2", "-m", "senet_ablate.app", "recipe.epochs=2",
+            "recipe.batch_size=16", "deterministic=true"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    name = "deterministic=true,recipe.batch_size=16,recipe.epochs=2"
+    subprocess.run([sys.executable, *args, "runs_dir=whole"], cwd=tmp_path, env=env, check=True, capture_output=True,
+                   timeout=600)
+    cut = tmp_path / "cut/adhoc" / name
+    proc = subprocess.Popen([sys.executable, *args, "runs_dir=cut"], cwd=tmp_path, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    wait_for(lambda: epochs_done(cut) >= 1, proc, what="epoch 1")
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode != 0, out
+    assert record(cut)["status"] == "preempted"
+    step = torch.load(cut / "last.pt", weights_only=True)["step"]
+    assert 0 < step < 85
+    again = subprocess.run([sys.executable, *args, "runs_dir=cut"], cwd=tmp_path, env=env, check=True, text=True,
+                           capture_output=True, timeout=600)
+    assert f"after step {step} of epoch 2" in again.stdout + again.stderr
+    rec = record(cut)
+    assert rec["status"] == "completed" and rec["preemptions"] == 1 and rec["rank_param_spread"] == 0.0
+    strip = lambda p: [ln.split(",")[:6] for ln in (p / "history.csv").read_text().splitlines()]  # noqa: E731
+    assert strip(tmp_path / "whole/adhoc" / name) == strip(cut)
+
+
 def test_sync_bn_on_cpu_is_refused_before_any_work(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "-m",
