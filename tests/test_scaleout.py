@@ -278,7 +278,20 @@ def test_sync_bn_on_cpu_is_refused_before_any_work(tmp_path):
 
 
 # ---------------------------------------------------------------------------- sweep status
-def test_status_lists_each_job_and_prints_the_overrides_that_relaunch_the_unfinished(tmp_path):
+def status(tmp_path, capsys, where="runs") -> str:
+    """``senet-report --status`` in this process (the CLI entry itself: report.main)."""
+    from senet_ablate import report
+
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        assert report.main(["--status", where]) == 0
+    finally:
+        os.chdir(cwd)
+    return capsys.readouterr().out
+
+
+def test_status_lists_each_job_and_prints_the_overrides_that_relaunch_the_unfinished(tmp_path, capsys):
     run_cli("app", "-m", "experiment=quickstart", "task=profile", cwd=tmp_path)  # 3 rows x seeds 0,1
     sweep = tmp_path / "runs/quickstart"
     name = lambda row, seed: f"row={row},seed={seed},task=profile"  # noqa: E731
@@ -293,7 +306,7 @@ def test_status_lists_each_job_and_prints_the_overrides_that_relaunch_the_unfini
     import shutil
 
     shutil.rmtree(sweep / lost)
-    out = run_cli("report", "--status", "runs", cwd=tmp_path).stdout
+    out = status(tmp_path, capsys)
     assert "quickstart (runs/quickstart): 6 jobs: 2 completed, 0 running, 1 preempted, 1 interrupted, " \
            "1 failed, 1 missing" in out
     relaunch = [ln.strip() for ln in out.splitlines() if ln.startswith("  senet-ablate ")]
@@ -304,10 +317,10 @@ def test_status_lists_each_job_and_prints_the_overrides_that_relaunch_the_unfini
 
     # the printed commands relaunch them: one job alone, then the whole sweep for the rest
     run_cli("app", *relaunch[0].split()[1:], cwd=tmp_path)
-    assert "3 completed" in run_cli("report", "--status", "runs", cwd=tmp_path).stdout
+    assert "3 completed" in status(tmp_path, capsys)
     again = run_cli("app", *relaunch[-1].split()[1:], cwd=tmp_path)
     assert (again.stdout + again.stderr).count("already completed") == 3
-    out = run_cli("report", "--status", "runs", cwd=tmp_path).stdout
+    out = status(tmp_path, capsys)
     assert "6 jobs: 6 completed, 0 running, 0 failed, 0 missing" in out and "relaunch" not in out
 
 
