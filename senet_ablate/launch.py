@@ -203,6 +203,12 @@ class PreemptionGuard:
             self.signum = signum
             log.warning("caught %s: checkpointing at the end of this step", signal.Signals(signum).name)
 
+    def preempted(self, where: str) -> Preempted:
+        """The exception to raise once the checkpoint is written (SIGTERM when only another rank
+        caught a signal)."""
+        signum = self.signum or signal.SIGTERM
+        return Preempted(signum, where, self.previous.get(signum))
+
     def __enter__(self) -> "PreemptionGuard":
         if sys.platform != "win32" and _main_thread():
             for s in self.signals:

@@ -73,19 +73,11 @@ def report(paths, write: bool = True, html: bool = False, export_runs: bool = Tr
     return out
 
 
-def print_status(dirs) -> int:
+def status(dirs) -> dict[str, str]:
+    """Every sweep's status under ``dirs``: {sweep root: text}."""
     from .status import find_sweeps, render, sweep_status
 
-    try:
-        roots = find_sweeps(dirs)
-    except FileNotFoundError as e:
-        print(f"senet-report: {e}", file=sys.stderr)
-        return 2
-    if not roots:
-        print(f"senet-report: no sweep (multirun.yaml) under {' '.join(dirs)}", file=sys.stderr)
-        return 1
-    print("\n\n".join(render(sweep_status(r)) for r in roots))
-    return 0
+    return {str(root): render(sweep_status(root)) for root in find_sweeps(dirs)}
 
 
 def main(argv=None) -> int:
@@ -97,17 +89,16 @@ def main(argv=None) -> int:
                     help="per sweep: jobs completed / running / failed / missing, and how to relaunch the rest")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
-    if args.status:
-        return print_status(args.dirs)
     try:
-        tables = report(args.dirs, write=not args.no_write, html=args.html)
+        out = status(args.dirs) if args.status else report(args.dirs, write=not args.no_write, html=args.html)
     except FileNotFoundError as e:
         print(f"senet-report: {e}", file=sys.stderr)
         return 2
-    if not tables:
-        print(f"senet-report: no study run records under {' '.join(args.dirs)}", file=sys.stderr)
+    if not out:
+        what = "sweep (multirun.yaml)" if args.status else "study run records"
+        print(f"senet-report: no {what} under {' '.join(args.dirs)}", file=sys.stderr)
         return 1
-    print("\n".join(tables.values()))
+    print(("\n\n" if args.status else "\n").join(out.values()))
     return 0
 
 

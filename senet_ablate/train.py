@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import ConfigError
-from .launch import Dist, Preempted, PreemptionGuard
+from .launch import Dist, PreemptionGuard
 
 log = logging.getLogger("senet_ablate")
 CHECKPOINT = "last.pt"
@@ -218,8 +218,7 @@ def train(cfg, model: nn.Module, data, out_dir: Path, on_epoch: Callable[[dict, 
                     bar.close()
                     sums = dist.all_sum(loss_sum, wrong, seen)
                     checkpoint(epoch, i + 1, (*sums, time.perf_counter() - t0))  # time so far in this epoch
-                    raise Preempted(_signum(guard), f"at epoch {epoch + 1}, step {i + 1} of {steps}",
-                                    guard.previous.get(_signum(guard)))
+                    raise guard.preempted(f"at epoch {epoch + 1}, step {i + 1} of {steps}")
             bar.close()
             if rt.device.type == "cuda":
                 torch.cuda.synchronize()
@@ -238,18 +237,11 @@ def train(cfg, model: nn.Module, data, out_dir: Path, on_epoch: Callable[[dict, 
                      epoch + 1, r.epochs, loss_sum / seen, 100 * wrong / seen, top1, top5, seen / epoch_time)
             on_epoch(summarise(history, train_time), history)
             if dist.any(guard.signum is not None) and epoch + 1 < r.epochs:
-                raise Preempted(_signum(guard), f"after epoch {epoch + 1}", guard.previous.get(_signum(guard)))
+                raise guard.preempted(f"after epoch {epoch + 1}")
     result = summarise(history, train_time)
     if dist.active:
         result["rank_param_spread"] = dist.spread(sum(float(p.double().sum()) for p in model.parameters()))
     return result
-
-
-def _signum(guard: PreemptionGuard) -> int:
-    """The signal this rank caught (another rank may have caught it first: SIGTERM then)."""
-    import signal
-
-    return guard.signum or signal.SIGTERM
 
 
 def summarise(history: list[dict], train_time: float) -> dict:
