@@ -158,7 +158,7 @@ def train_task(cfg: DictConfig, job: "Job") -> dict:
     try:
         result = train(cfg, model, d, job.out_dir, on_epoch, job.record["fingerprint"], dist)
     except BaseException as e:
-        tracker.finish({"reason": str(e)}, "failed")
+        tracker.finish({"reason": str(e)}, "preempted" if isinstance(e, launch.Preempted) else "failed")
         raise
     tracker.finish({**metrics, **result}, "completed")
     return {**metrics, **result}
