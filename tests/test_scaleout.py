@@ -154,6 +154,20 @@ def test_sigterm_mid_epoch_checkpoints_exits_for_requeue_and_resumes_exactly(tmp
 
 
 # ---------------------------------------------------------------------------- DDP (torchrun, gloo)
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def torchrun(*args: str) -> list[str]:
+    """torchrun with 2 processes on a free port (a killed run's port may still be held)."""
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(free_port()),
+            "-m", "senet_ablate.app", *args]
+
+
 def _train_tiny(rank: int, world: int, out: str, port: int) -> None:
     """One process of the exact DDP check: a BatchNorm-free model, so that sharding, loss scaling
     and gradient averaging are all that separates 2 processes from 1."""
@@ -181,13 +195,9 @@ def _train_tiny(rank: int, world: int, out: str, port: int) -> None:
 
 def test_ddp_step_matches_one_process_exactly_without_batchnorm(tmp_path):
     """1,347 images at batch 62: 21 full batches and a 45-image tail split 23/22 between ranks."""
-    import socket
-
     import torch.multiprocessing as mp
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     mp.spawn(_train_tiny, args=(2, str(tmp_path / "ddp"), port), nprocs=2)
     _train_tiny(0, 1, str(tmp_path / "one"), port)
     a, b = (torch.load(tmp_path / d / "last.pt", weights_only=True) for d in ("one", "ddp"))
@@ -207,9 +217,8 @@ def test_torchrun_two_cpu_processes_agree_with_one_process(tmp_path):
     single-process runs alone spread 3.3-7.1 % across seeds. Tolerances: 6 % and 3 points."""
     common = ["recipe.epochs=2", "seed=0", "device=cpu"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "-m",
-                    "senet_ablate.app", *common, "runs_dir=ddp"], cwd=tmp_path, env=env, check=True,
-                   capture_output=True, timeout=600)
+    subprocess.run(torchrun(*common, "runs_dir=ddp"), cwd=tmp_path, env=env, check=True, capture_output=True,
+                   timeout=600)
     subprocess.run([sys.executable, "-m", "senet_ablate.app", *common, "runs_dir=one"], cwd=tmp_path, env=env,
                    check=True, capture_output=True, timeout=600)
     ddp, one = (tmp_path / d / "adhoc/recipe.epochs=2,seed=0" for d in ("ddp", "one"))
@@ -241,14 +250,13 @@ def test_torchrun_sigterm_mid_epoch_checkpoints_and_a_relaunch_resumes_exactly(t
     """SIGTERM to torchrun (what SLURM sends the job step): the agent passes it to both ranks,
     they agree on the step to stop at, rank 0 checkpoints; a relaunch resumes there and ends
     bit-identical to an uninterrupted DDP run (gloo on CPU, deterministic)."""
-    args = ["-m", "torch.distributed.run", "--nproc-per-node", "2", "-m", "senet_ablate.app", "recipe.epochs=2",
-            "recipe.batch_size=16", "deterministic=true"]
+    args = ["recipe.epochs=2", "recipe.batch_size=16", "deterministic=true"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     name = "deterministic=true,recipe.batch_size=16,recipe.epochs=2"
-    subprocess.run([sys.executable, *args, "runs_dir=whole"], cwd=tmp_path, env=env, check=True, capture_output=True,
+    subprocess.run(torchrun(*args, "runs_dir=whole"), cwd=tmp_path, env=env, check=True, capture_output=True,
                    timeout=600)
     cut = tmp_path / "cut/adhoc" / name
-    proc = subprocess.Popen([sys.executable, *args, "runs_dir=cut"], cwd=tmp_path, env=env, text=True,
+    proc = subprocess.Popen(torchrun(*args, "runs_dir=cut"), cwd=tmp_path, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     wait_for(lambda: epochs_done(cut) >= 1, proc, what="epoch 1")
     proc.send_signal(signal.SIGTERM)
@@ -257,8 +265,9 @@ def test_torchrun_sigterm_mid_epoch_checkpoints_and_a_relaunch_resumes_exactly(t
     assert record(cut)["status"] == "preempted"
     step = torch.load(cut / "last.pt", weights_only=True)["step"]
     assert 0 < step < 85
-    again = subprocess.run([sys.executable, *args, "runs_dir=cut"], cwd=tmp_path, env=env, check=True, text=True,
+    again = subprocess.run(torchrun(*args, "runs_dir=cut"), cwd=tmp_path, env=env, text=True,
                            capture_output=True, timeout=600)
+    assert again.returncode == 0, again.stdout + again.stderr
     assert f"after step {step} of epoch 2" in again.stdout + again.stderr
     rec = record(cut)
     assert rec["status"] == "completed" and rec["preemptions"] == 1 and rec["rank_param_spread"] == 0.0
@@ -268,9 +277,8 @@ def test_torchrun_sigterm_mid_epoch_checkpoints_and_a_relaunch_resumes_exactly(t
 
 def test_sync_bn_on_cpu_is_refused_before_any_work(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "-m",
-                           "senet_ablate.app", "recipe.epochs=1", "device=cpu", "train.sync_bn=true"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(torchrun("recipe.epochs=1", "device=cpu", "train.sync_bn=true"), cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0
     assert "train.sync_bn=true needs CUDA" in proc.stdout + proc.stderr
     run = tmp_path / "runs/adhoc/recipe.epochs=1,train.sync_bn=true"  # device does not name run dirs
