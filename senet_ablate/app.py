@@ -41,12 +41,12 @@ def _conf_dir() -> str:
     return str(here)
 
 
-def _dirname(override_dirname: str) -> str:
+def run_dir_name(override_dirname: str) -> str:
     """Stable run-dir name from the job's overrides ('default' when there are none)."""
     return override_dirname.replace("/", "_") or "default"
 
 
-OmegaConf.register_new_resolver("senet_dirname", _dirname, replace=True)
+OmegaConf.register_new_resolver("senet_dirname", run_dir_name, replace=True)
 
 
 # ---------------------------------------------------------------------------- config

@@ -70,19 +70,18 @@ def _sweep_size() -> int:
         return 1
 
 
-def _positive(key: str, setting) -> int:
-    if not isinstance(setting, int) or isinstance(setting, bool) or setting < 0 or (key == "threads" and not setting):
+def _at_least(key: str, setting, low: int, words: str) -> int:
+    if not isinstance(setting, int) or isinstance(setting, bool) or setting < low:
         from .errors import ConfigError
 
-        raise ConfigError(f"{key}={setting!r} must be 'auto' or a {'positive' if key == 'threads' else 'non-negative'}"
-                          " integer")
+        raise ConfigError(f"{key}={setting!r} must be 'auto' or a {words} integer")
     return setting
 
 
 def job_threads(setting) -> tuple[int | None, str]:
     """The intra-op thread count for this job and why (``threads: auto`` or a positive int)."""
     if setting != "auto":
-        return _positive("threads", setting), "threads"
+        return _at_least("threads", setting, 1, "positive"), "threads"
     if os.environ.get("OMP_NUM_THREADS"):  # torchrun, joblib's loky workers or the user set it
         return int(os.environ["OMP_NUM_THREADS"]), "OMP_NUM_THREADS"
     return cpu_budget()
@@ -92,7 +91,7 @@ def data_workers(setting) -> int:
     """DataLoader workers of a streamed dataset (``data.workers: auto`` or an int >= 0): the job's
     cores (per process under torchrun) less one for the training loop, at most 8."""
     if setting != "auto":
-        return _positive("data.workers", setting)
+        return _at_least("data.workers", setting, 0, "non-negative")
     cores = cpu_budget()[0] or available_cores()
     cores //= int(os.environ.get("LOCAL_WORLD_SIZE", 1))
     return max(0, min(8, cores - 1))

@@ -71,7 +71,7 @@ def expand(multirun_yaml: Path) -> tuple[list[str], list[list[str]], list[str]]:
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from .app import _dirname
+    from .app import run_dir_name
 
     cfg = OmegaConf.load(multirun_yaml)
     task = list(cfg.hydra.overrides.task)
@@ -82,7 +82,7 @@ def expand(multirun_yaml: Path) -> tuple[list[str], list[list[str]], list[str]]:
     jobs = [sorted(job, key=lambda o: first.index(o.split("=", 1)[0]) if o.split("=", 1)[0] in first else 99)
             for job in jobs]
     dn = cfg.hydra.job.config.override_dirname
-    names = [_dirname(get_overrides_dirname(parser.parse_overrides(job), list(dn.exclude_keys), dn.item_sep,
+    names = [run_dir_name(get_overrides_dirname(parser.parse_overrides(job), list(dn.exclude_keys), dn.item_sep,
                                             dn.kv_sep)) for job in jobs]
     return task, jobs, names
 
