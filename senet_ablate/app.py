@@ -97,8 +97,9 @@ def validate(cfg: DictConfig):
 
 
 # keys that do not change a result: a relaunch that differs only here is the same run
+# (data.skip_bad_images: so that a run stopped by a corrupt file resumes with it; the record lists what it skipped)
 NOT_FINGERPRINTED = ("runs_dir", "logger", "device", "threads", "train.progress", "train.preempt_signals",
-                     "data.root", "data.download", "data.workers")
+                     "data.root", "data.download", "data.workers", "data.skip_bad_images")
 
 
 def fingerprint(config: dict) -> str:
@@ -149,17 +150,23 @@ def train_task(cfg: DictConfig, job: "Job") -> dict:
                    data_workers=getattr(getattr(d.train, "loader", None), "num_workers", 0))
     tracker = tracking.create(cfg, job.record["config"], job.out_dir) if dist.main else tracking.NoTracker()
 
+    def skipped() -> dict:
+        bad = d.skipped_images()
+        return {"skipped_images": len(bad), "skipped_image_paths": bad[:100]} if bad else {}
+
     def on_epoch(summary: dict, history: list[dict]) -> None:
         if dist.main:
             write_history(job.out_dir, history)
-        job.update(**metrics, **summary)
+        job.update(**metrics, **summary, **skipped())
         tracker.log_epoch(history[-1])
 
     try:
-        result = train(cfg, model, d, job.out_dir, on_epoch, job.record["fingerprint"], dist)
+        result = {**train(cfg, model, d, job.out_dir, on_epoch, job.record["fingerprint"], dist), **skipped()}
     except BaseException as e:
         tracker.finish({"reason": str(e)}, "preempted" if isinstance(e, launch.Preempted) else "failed")
         raise
+    finally:
+        d.close()  # DataLoader workers stop now, whatever happened
     tracker.finish({**metrics, **result}, "completed")
     return {**metrics, **result}
 
@@ -181,7 +188,10 @@ def excitation_task(cfg: DictConfig, job: "Job") -> dict:
     bad = [c for c in classes if not 0 <= c < d.num_classes]
     if bad:
         raise ConfigError(f"excitation.classes={classes}: {bad} not in 0..{d.num_classes - 1}")
-    result = excitation.collect(model, d.eval, classes, cfg.excitation.per_class, rt.device)
+    try:
+        result = excitation.collect(model, d.eval, classes, cfg.excitation.per_class, rt.device)
+    finally:
+        d.close()
     excitation.write(result, job.out_dir)
     title = f"{trained.model.name} on {trained.data.name}"
     figs = excitation.draw(result, job.out_dir, cfg.excitation.channels, cfg.seed, title)

@@ -13,8 +13,11 @@ each, so 2 ranks × 32 images see what one process sees with batch 64.
 """
 from __future__ import annotations
 
+import atexit
+import logging
 import math
-from dataclasses import dataclass
+import weakref
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -22,6 +25,8 @@ import torch
 import torch.nn.functional as F
 
 from .errors import ConfigError
+
+log = logging.getLogger("senet_ablate")
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 EVAL_SPLITS = ("val", "test")
@@ -147,7 +152,9 @@ class TensorLoader:
 
 
 def _quiet_worker(_: int) -> None:
-    """DataLoader workers leave preemption signals to the main process, which stops them."""
+    """DataLoader workers leave preemption signals to the main process (SLURM signals every
+    process of a job; a worker killed by it would fail the job instead of letting it checkpoint).
+    Hence they ignore SIGTERM too, and are stopped by ``stop_workers``, never by SIGTERM alone."""
     import signal
 
     from .launch import PREEMPT_SIGNALS
@@ -157,19 +164,66 @@ def _quiet_worker(_: int) -> None:
             signal.signal(getattr(signal, name), signal.SIG_IGN)
 
 
+_LIVE_ITERATORS: "weakref.WeakSet" = weakref.WeakSet()  # DataLoader iterators whose workers may run
+
+
+def stop_workers(it) -> None:
+    """Shut a DataLoader iterator's workers down now: the loader's own shutdown, then SIGKILL for
+    any worker still alive (ours ignore SIGTERM, which is all that shutdown and multiprocessing's
+    exit handler send: without this, a failed job's workers kept its process from exiting)."""
+    shutdown = getattr(it, "_shutdown_workers", None)
+    if shutdown is not None:
+        shutdown()
+    for w in getattr(it, "_workers", ()):
+        if w.is_alive():
+            w.kill()
+            w.join()
+    _LIVE_ITERATORS.discard(it)
+
+
+@atexit.register  # runs before multiprocessing's exit handler, which would wait for the workers
+def _stop_all_workers() -> None:
+    for it in list(_LIVE_ITERATORS):
+        stop_workers(it)
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """What a worker returns for an image file it cannot decode (the batch goes on without it)."""
+    path: str
+    reason: str  # "cannot decode image <path>: <why>"
+
+
+def collate_readable(items: list) -> tuple:
+    """Collate the decodable images of a batch; the unreadable ones come back as (path, reason)."""
+    from torch.utils.data import default_collate
+
+    good = [it for it in items if not isinstance(it, Unreadable)]
+    bad = [(it.path, it.reason) for it in items if isinstance(it, Unreadable)]
+    x, y = default_collate(good) if good else (None, None)
+    return x, y, bad
+
+
 class StreamLoader:
     """A file-backed split through a DataLoader (workers, pinned memory), sharded and reseeded per
     epoch by ``Batches``. Per-image augmentation runs in the workers, so a mid-epoch resume sees
-    the same images but not bit-identical crops."""
+    the same images but not bit-identical crops.
 
-    def __init__(self, dataset, batch_size, *, train, workers, pin_memory, seed, rank=0, world=1):
+    An image that cannot be decoded stops the job in the main process with an error naming the
+    file (``last.pt`` is left as it was, so a relaunch after the fix resumes), or, with
+    ``skip_bad_images``, is left out of its batch with one warning and listed in ``skipped``.
+    The workers stop when an epoch ends, when the loop is left by an error, and at ``close``."""
+
+    def __init__(self, dataset, batch_size, *, train, workers, pin_memory, seed, rank=0, world=1,
+                 skip_bad_images=False):
         from torch.utils.data import DataLoader
 
         self.batches = Batches(len(dataset), batch_size, shuffle=train, seed=seed, rank=rank, world=world)
         self.generator = torch.Generator()
+        self.skip_bad_images, self.skipped, self._current = skip_bad_images, [], None
         self.loader = DataLoader(dataset, batch_sampler=_Parts(self.batches), num_workers=workers,
                                  pin_memory=pin_memory, generator=self.generator, worker_init_fn=_quiet_worker,
-                                 persistent_workers=False)
+                                 persistent_workers=False, collate_fn=collate_readable)
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
         self.batches.set_epoch(epoch, start)
@@ -187,7 +241,36 @@ class StreamLoader:
         return len(self.batches)
 
     def __iter__(self):
-        return iter(self.loader)
+        self.close()
+        self._current = self._batches()
+        return self._current
+
+    def _batches(self):
+        it = iter(self.loader)
+        _LIVE_ITERATORS.add(it)
+        try:
+            for b, (x, y, bad) in enumerate(it, start=self.batches.start):
+                for path, reason in bad:
+                    if not self.skip_bad_images:
+                        raise ConfigError(
+                            f"{reason} (epoch {self.batches.epoch + 1}, batch {b + 1}). "
+                            "Fix or remove the file and relaunch: the run resumes from its last.pt. Or set "
+                            "data.skip_bad_images=true to leave unreadable images out.")
+                    if path not in self.skipped:
+                        self.skipped.append(path)
+                        log.warning("skipping an unreadable image (data.skip_bad_images=true): %s", reason)
+                if x is None:
+                    raise ConfigError(f"every image of batch {b + 1} (epoch {self.batches.epoch + 1}) is "
+                                      f"unreadable, e.g. {bad[0][0]}: is data.root the right tree?")
+                yield x, y
+        finally:
+            stop_workers(it)
+
+    def close(self) -> None:
+        """Stop the workers of an unfinished pass (the generator's ``finally`` does it)."""
+        if self._current is not None:
+            self._current.close()
+            self._current = None
 
 
 class _Parts:
@@ -211,6 +294,18 @@ class Data:
     num_classes: int
     image_size: int
     eval_split: str
+    skipped: list[str] = field(default_factory=list)  # unreadable images left out before training
+
+    def skipped_images(self) -> list[str]:
+        """Every unreadable image left out so far (data.skip_bad_images=true)."""
+        seen = [*self.skipped, *getattr(self.train, "skipped", ()), *getattr(self.eval, "skipped", ())]
+        return list(dict.fromkeys(seen))
+
+    def close(self) -> None:
+        """Stop any DataLoader workers still running."""
+        for loader in (self.train, self.eval):
+            if isinstance(loader, StreamLoader):
+                loader.close()
 
 
 # ---------------------------------------------------------------------------- sources
@@ -321,6 +416,26 @@ def read_rgb(path: str):
         raise ConfigError(f"cannot decode image {path}: {e}") from None
 
 
+def warn_if_upsampled(samples: list[tuple[str, int]], cfg, first: int = 3) -> None:
+    """A streamed tree of small images (e.g. CIFAR's 32 px) read at 224 px trains ~50x slower
+    than the same tree held in memory at its own size: say so once, with the sizes."""
+    from PIL import Image
+
+    sizes = []
+    for path, _ in samples[:first]:
+        try:
+            with Image.open(path) as im:  # reads the header only
+                sizes.append(im.size)
+        except OSError:
+            return  # an unreadable file is reported where it is decoded
+    if sizes and max(max(s) for s in sizes) * 2 <= cfg.image_size:
+        shown = ", ".join(f"{w}x{h}" for w, h in sizes)
+        log.warning("the first images under data.root are %s px but data.image_size=%d: every image is "
+                    "upsampled and streamed from disk, far slower than needed. For small images use "
+                    "data=cifar10_jpeg (decoded once into memory at 32 px), or data.image_size=<their size> "
+                    "data.in_memory=true data.augment=cifar.", shown, cfg.image_size)
+
+
 def _decode(path: str, size: int) -> torch.Tensor:
     import numpy as np
 
@@ -332,13 +447,26 @@ def _decode(path: str, size: int) -> torch.Tensor:
 
 
 def load_imagefolder_in_memory(cfg):
-    """Decode a small class-folder tree once into uint8 tensors (e.g. the CIFAR-10 JPEG tree)."""
+    """Decode a small class-folder tree once into uint8 tensors (e.g. the CIFAR-10 JPEG tree).
+    An unreadable image fails naming the file, or is left out with ``data.skip_bad_images``."""
     _, samples, eval_split = scan_imagefolder(cfg)
-    out = []
+    out, skipped = [], []
     for split in ("train", eval_split):
-        paths, labels = zip(*samples[split])
-        out.append((torch.stack([_decode(p, cfg.image_size) for p in paths]), torch.tensor(labels)))
-    return out[0], out[1], eval_split
+        images, labels = [], []
+        for path, label in samples[split]:
+            try:
+                images.append(_decode(path, cfg.image_size))
+            except ConfigError:
+                if not cfg.get("skip_bad_images", False):
+                    raise
+                log.warning("skipping unreadable image %s", path)
+                skipped.append(path)
+                continue
+            labels.append(label)
+        if not images:
+            raise ConfigError(f"no readable image under {_root(cfg) / split}")
+        out.append((torch.stack(images), torch.tensor(labels)))
+    return out[0], out[1], eval_split, skipped
 
 
 def load_synthetic(cfg):
@@ -368,7 +496,11 @@ class FileDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         path, label = self.samples[i]
-        return self.transform(read_rgb(path)), label
+        try:
+            image = read_rgb(path)
+        except ConfigError as e:  # reported by the main process (StreamLoader), never raised in a worker
+            return Unreadable(path, str(e))
+        return self.transform(image), label
 
 
 def _imagenet_transforms(cfg, train: bool):
@@ -394,6 +526,8 @@ def check(cfg) -> None:
         raise ConfigError("data.augment=imagenet runs per image: use it with data.in_memory=false")
     if not cfg.in_memory and cfg.name != "imagefolder":
         raise ConfigError(f"data.in_memory=false is only for data=imagefolder; {cfg.name} is always in memory")
+    if not isinstance(cfg.get("skip_bad_images", False), bool):
+        raise ConfigError(f"data.skip_bad_images={cfg.skip_bad_images!r} must be true or false")
     if not cfg.in_memory and cfg.augment != "imagenet":
         raise ConfigError("a streamed ImageFolder (data.in_memory=false) uses data.augment=imagenet; "
                           "for small images set data.in_memory=true")
@@ -405,22 +539,22 @@ def build(cfg, batch_size: int, eval_batch_size: int, device: torch.device, seed
     yields this rank's part of every global batch."""
     check(cfg)
     if cfg.in_memory:
-        (xtr, ytr), (xte, yte), eval_split = IN_MEMORY_SOURCES[cfg.name](cfg)
+        (xtr, ytr), (xte, yte), eval_split, *skipped = IN_MEMORY_SOURCES[cfg.name](cfg)
         num_classes = int(cfg.num_classes) if cfg.get("num_classes") is not None else int(ytr.max()) + 1
         if int(max(ytr.max(), yte.max())) >= num_classes:
             raise ConfigError(f"data.num_classes={num_classes} but the labels go up to {int(max(ytr.max(), yte.max()))}")
         common = dict(augment=cfg.augment, mean=list(cfg.mean), std=list(cfg.std), seed=seed, rank=rank, world=world)
         train = TensorLoader(xtr.to(device), ytr.to(device), batch_size, train=True, **common)
         evaluate = TensorLoader(xte.to(device), yte.to(device), eval_batch_size, train=False, **common)
-        return Data(train, evaluate, num_classes, int(xtr.shape[-1]), eval_split)
+        return Data(train, evaluate, num_classes, int(xtr.shape[-1]), eval_split, *skipped)
     classes, samples, eval_split = scan_imagefolder(cfg)
-    pin = device.type == "cuda"
+    warn_if_upsampled(samples["train"], cfg)
     from .launch import data_workers
 
-    workers = data_workers(cfg.workers)
+    common = dict(workers=data_workers(cfg.workers), pin_memory=device.type == "cuda", seed=seed, rank=rank,
+                  world=world, skip_bad_images=bool(cfg.get("skip_bad_images", False)))
     train = StreamLoader(FileDataset(samples["train"], _imagenet_transforms(cfg, True)), batch_size, train=True,
-                         workers=workers, pin_memory=pin, seed=seed, rank=rank, world=world)
+                         **common)
     evaluate = StreamLoader(FileDataset(samples[eval_split], _imagenet_transforms(cfg, False)), eval_batch_size,
-                            train=False, workers=workers, pin_memory=pin, seed=seed, rank=rank,
-                            world=world)
+                            train=False, **common)
     return Data(train, evaluate, len(classes), cfg.image_size, eval_split)

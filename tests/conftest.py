@@ -23,6 +23,32 @@ def run_cli(module: str, *args: str, cwd: Path, check: bool = True) -> subproces
     return proc
 
 
+def pause_env(marks: Path, at: str, run: str | None = None, **extra) -> dict:
+    """Environment that holds a training job before batch B of epoch E (``at="E:B"``) until it
+    catches a preemption signal or ``marks/go`` exists (tests/pause_hook/sitecustomize.py)."""
+    marks.mkdir(parents=True, exist_ok=True)
+    hook = str(ROOT / "tests" / "pause_hook")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [hook, os.environ.get("PYTHONPATH")])),
+           "SENET_TEST_PAUSE": at, "SENET_TEST_PAUSE_DIR": str(marks), "PYTHONUNBUFFERED": "1", **extra}
+    if run:
+        env["SENET_TEST_PAUSE_RUN"] = run
+    return env
+
+
+def wait_paused(marks: Path, proc: subprocess.Popen, count: int = 1) -> list[int]:
+    """Wait (on an observable state, not a clock) until ``count`` processes hold at the pause;
+    return their pids. Fails at once if the job ends first."""
+    import time
+
+    while True:
+        pids = sorted(int(p.read_text()) for p in marks.glob("paused.*") if p.read_text())
+        if len(pids) >= count:
+            return pids
+        if proc.poll() is not None:
+            raise AssertionError(f"the job ended before it paused: {proc.communicate()}")
+        time.sleep(0.02)
+
+
 @pytest.fixture
 def compose_cfg():
     """Compose the primary config in-process, as Hydra would for one job."""

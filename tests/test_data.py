@@ -1,4 +1,5 @@
 """Datasets and batch augmentation on real data: sklearn digits and the shared CIFAR-10 JPEG tree."""
+import re
 import socket
 
 import pytest
@@ -149,3 +150,85 @@ def test_cifar10_missing_without_download(compose_cfg, tmp_path):
     cfg = compose_cfg("data=cifar10", f"data.root={tmp_path}", "data.download=false").data
     with pytest.raises(ConfigError, match=r"cifar10 not found under data.root.*data.download=true"):
         data.build(cfg, 8, 8, torch.device("cpu"), seed=0)
+
+
+# ---------------------------------------------------------------------------- unreadable images, workers
+class _Broken(torch.utils.data.Dataset):
+    """Fails in the worker with an error that is not about decoding (a bug in a transform, say)."""
+
+    def __len__(self):
+        return 64
+
+    def __getitem__(self, i):
+        if i >= 8:
+            raise RuntimeError(f"transform bug at item {i}")
+        return torch.zeros(3, 4, 4), 0
+
+
+def _workers_of(loader):
+    """The worker processes of the loader's running pass (read from its live DataLoader iterator)."""
+    return [w for it in list(data._LIVE_ITERATORS) for w in it._workers]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_worker_error_reaches_the_main_process_and_stops_every_worker(workers):
+    loader = data.StreamLoader(_Broken(), 8, train=False, workers=workers, pin_memory=False, seed=0)
+    batches = iter(loader)
+    next(batches)
+    procs = _workers_of(loader)
+    assert len(procs) == workers and all(p.is_alive() for p in procs)
+    with pytest.raises(RuntimeError, match="transform bug at item"):
+        for _ in batches:
+            pass
+    assert not any(p.is_alive() for p in procs) and not data._LIVE_ITERATORS
+
+
+def test_closing_a_loader_mid_epoch_stops_its_workers():
+    """An error in the main process (a diverged loss, a CUDA error) leaves the epoch unfinished:
+    Data.close() then stops the workers, which ignore SIGTERM (preemption is the main process's)."""
+    loader = data.StreamLoader(_Broken(), 4, train=False, workers=2, pin_memory=False, seed=0)
+    next(iter(loader))
+    procs = _workers_of(loader)
+    assert procs and all(p.is_alive() for p in procs)
+    loader.close()
+    assert not any(p.is_alive() for p in procs) and not data._LIVE_ITERATORS
+
+
+def _corrupt_copy(src, dst, bad="train/cat/0003.jpg"):
+    import shutil
+
+    shutil.copytree(src, dst)
+    (dst / bad).write_bytes(b"this is not a JPEG")
+    return dst / bad
+
+
+@pytest.mark.parametrize("in_memory", [False, True])
+def test_an_unreadable_image_fails_naming_it_or_is_skipped_when_asked(compose_cfg, cifar_jpeg, tmp_path, in_memory):
+    bad = _corrupt_copy(cifar_jpeg, tmp_path / "tree")
+    mode = ["data=cifar10_jpeg"] if in_memory else ["data=imagefolder", "data.image_size=32", "data.workers=2"]
+    cfg = compose_cfg(*mode, f"data.root={tmp_path / 'tree'}").data
+    with pytest.raises(ConfigError, match=rf"cannot decode image {re.escape(str(bad))}") as err:
+        d = data.build(cfg, 50, 50, torch.device("cpu"), seed=0)
+        for _ in d.train:
+            pass
+    assert in_memory or "(epoch 1, batch " in str(err.value) and "data.skip_bad_images=true" in str(err.value)
+    assert not data._LIVE_ITERATORS
+
+    cfg = compose_cfg(*mode, f"data.root={tmp_path / 'tree'}", "data.skip_bad_images=true").data
+    d = data.build(cfg, 50, 50, torch.device("cpu"), seed=0)
+    seen = sum(len(y) for _, y in d.train)
+    assert seen == 199 and d.skipped_images() == [str(bad)]  # 200 train images less the bad one
+    d.close()
+
+
+def test_a_tree_of_small_images_read_at_224_px_gets_one_hint(compose_cfg, cifar_jpeg, caplog):
+    cfg = compose_cfg("data=imagefolder", f"data.root={cifar_jpeg}", "data.workers=0").data
+    with caplog.at_level("WARNING", logger="senet_ablate"):
+        data.build(cfg, 16, 16, torch.device("cpu"), seed=0)
+    [hint] = [r.getMessage() for r in caplog.records if "upsampled" in r.getMessage()]
+    assert "32x32, 32x32, 32x32 px but data.image_size=224" in hint and "data=cifar10_jpeg" in hint
+    caplog.clear()
+    cfg = compose_cfg("data=imagefolder", f"data.root={cifar_jpeg}", "data.workers=0", "data.image_size=32").data
+    with caplog.at_level("WARNING", logger="senet_ablate"):
+        data.build(cfg, 16, 16, torch.device("cpu"), seed=0)
+    assert not [r for r in caplog.records if "upsampled" in r.getMessage()]

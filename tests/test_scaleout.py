@@ -5,13 +5,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import run_cli
+from conftest import pause_env, run_cli, wait_paused
 
 TINY = ["model=cifar_resnet20", "data=digits", "recipe.epochs=1"]
 TABLE11 = ["-m", "experiment=paper/table11_squeeze", *TINY]
@@ -22,24 +21,6 @@ ROWS = {"max": "data=digits,model=cifar_resnet20,recipe.epochs=1,row=max",
 
 def record(run_dir):
     return json.loads((run_dir / "metrics.json").read_text())
-
-
-def wait_for(predicate, proc, timeout=300, what="the condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        got = predicate()
-        if got:
-            return got
-        assert proc.poll() is None, f"the process ended before {what}: {proc.communicate()}"
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def epochs_done(run_dir) -> int:
-    try:
-        return record(run_dir).get("epochs_done", 0)
-    except (OSError, ValueError):
-        return 0
 
 
 def history_epochs(run_dir) -> list[int]:
@@ -58,15 +39,17 @@ def table_rows(sweep) -> dict[str, list[str]]:
 def test_submitit_local_runs_table11_and_a_preempted_job_is_requeued_and_resumes(tmp_path):
     """The submitit path end to end: both rows of Table 11 train in submitit jobs, and one job sent
     submitit's preemption signal (SIGUSR2) mid-epoch checkpoints, is requeued by submitit, resumes
-    from that step and completes with every epoch counted once."""
+    from that step and completes with every epoch counted once. The avg job is held before step 4
+    of epoch 2 until the signal has arrived (tests/pause_hook), so the step is always the same."""
     args = [*TABLE11, "recipe.epochs=2", "recipe.batch_size=16", "hydra/launcher=submitit_local",
             "hydra.launcher.cpus_per_task=1"]
+    marks = tmp_path / "marks"
     proc = subprocess.Popen([sys.executable, "-m", "senet_ablate.app", *args], cwd=tmp_path, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env=pause_env(marks, "2:3", run="row=avg"))
     name = lambda row: ROWS[row].replace("recipe.epochs=1", "recipe.batch_size=16,recipe.epochs=2")  # noqa: E731
     avg = tmp_path / SWEEP / name("avg")
-    wait_for(lambda: epochs_done(avg) >= 1, proc, what="the avg job's first epoch")
-    job_pid = record(avg)["pid"]
+    [job_pid] = wait_paused(marks, proc)
     os.kill(job_pid, signal.SIGUSR2)
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, out
@@ -79,8 +62,8 @@ def test_submitit_local_runs_table11_and_a_preempted_job_is_requeued_and_resumes
     assert other["status"] == "completed" and other["row"] == "max" and "preemptions" not in other
     assert rec["threads"] == 1  # hydra.launcher.cpus_per_task
     logs = "".join(p.read_text() for p in (tmp_path / SWEEP / ".submitit").rglob("*_log.*"))
-    assert "caught SIGUSR2" in logs and "resuming from" in logs and "Requeued job" in logs
-    assert "step" in logs.split("resuming from", 1)[1].splitlines()[0]  # resumed mid-epoch
+    assert "caught SIGUSR2" in logs and "Requeued job" in logs
+    assert "after step 4 of epoch 2 of 2" in logs  # resumed mid-epoch, at the step it stopped
     rows = table_rows(tmp_path / SWEEP)
     assert set(rows) == {"Max", "Avg"} and all(r[-1] == "1 done" for r in rows.values())
 
@@ -131,19 +114,20 @@ def test_sigterm_mid_epoch_checkpoints_exits_for_requeue_and_resumes_exactly(tmp
     name = "deterministic=true,recipe.batch_size=16,recipe.epochs=2"
     whole, cut = tmp_path / "whole/adhoc" / name, tmp_path / "cut/adhoc" / name
 
+    marks = tmp_path / "marks"
     proc = subprocess.Popen([sys.executable, "-m", "senet_ablate.app", *args, "runs_dir=cut"], cwd=tmp_path,
-                            text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    wait_for(lambda: epochs_done(cut) >= 1, proc, what="epoch 1")
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=pause_env(marks, "2:3"))
+    wait_paused(marks, proc)  # held before step 4 of epoch 2 (85 steps of 16 images)
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 128 + signal.SIGTERM, out  # exit for requeue, not a failure
     rec = record(cut)
     assert rec["status"] == "preempted" and "SIGTERM" in rec["reason"] and rec["epochs_done"] == 1
     state = torch.load(cut / "last.pt", weights_only=True)
-    assert state["epoch"] == 1 and 0 < state["step"] < 85  # mid-epoch 2 (85 steps of 16 images)
+    assert state["epoch"] == 1 and state["step"] == 4  # the step it was on when the signal came
 
     again = run_cli("app", *args, "runs_dir=cut", cwd=tmp_path)
-    assert f"after step {state['step']} of epoch 2" in again.stdout + again.stderr
+    assert "after step 4 of epoch 2" in again.stdout + again.stderr
     a, b = record(whole), record(cut)
     assert b["status"] == "completed" and b["epochs_done"] == 2 and b["preemptions"] == 1
     assert history_epochs(cut) == [1, 2]
@@ -256,15 +240,16 @@ def test_torchrun_sigterm_mid_epoch_checkpoints_and_a_relaunch_resumes_exactly(t
     subprocess.run(torchrun(*args, "runs_dir=whole"), cwd=tmp_path, env=env, check=True, capture_output=True,
                    timeout=600)
     cut = tmp_path / "cut/adhoc" / name
-    proc = subprocess.Popen(torchrun(*args, "runs_dir=cut"), cwd=tmp_path, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    wait_for(lambda: epochs_done(cut) >= 1, proc, what="epoch 1")
+    marks = tmp_path / "marks"
+    proc = subprocess.Popen(torchrun(*args, "runs_dir=cut"), cwd=tmp_path, env=pause_env(marks, "2:3", OMP_NUM_THREADS="1"),
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    wait_paused(marks, proc, count=2)  # both ranks held before step 4 of epoch 2
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode != 0, out
     assert record(cut)["status"] == "preempted"
     step = torch.load(cut / "last.pt", weights_only=True)["step"]
-    assert 0 < step < 85
+    assert step == 4
     again = subprocess.run(torchrun(*args, "runs_dir=cut"), cwd=tmp_path, env=env, text=True,
                            capture_output=True, timeout=600)
     assert again.returncode == 0, again.stdout + again.stderr

@@ -5,12 +5,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
 
-from conftest import run_cli
+from conftest import pause_env, run_cli, wait_paused
 from wandb_offline import history_and_summary
 
 SHORT = ["recipe.epochs=2"]
@@ -55,22 +54,17 @@ def test_sigkill_then_relaunch_matches_uninterrupted_run(tmp_path):
     whole = tmp_path / "whole/adhoc/deterministic=true,recipe.epochs=4"
 
     cut = tmp_path / "cut/adhoc/deterministic=true,recipe.epochs=4"
+    marks = tmp_path / "marks"
     proc = subprocess.Popen([sys.executable, "-m", "senet_ablate.app", *args, "runs_dir=cut"], cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        # the record is written after history.csv and last.pt, so it is the last to show an epoch
-        if (cut / "metrics.json").exists() and record(cut).get("epochs_done", 0) >= 1:
-            break
-        time.sleep(0.02)
-    assert proc.poll() is None, "the run ended before it could be killed"
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=pause_env(marks, "3:5"))
+    wait_paused(marks, proc)  # held before step 6 of epoch 3: epochs 1 and 2 are on disk
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     killed = record(cut)
-    assert killed["status"] == "running" and 1 <= killed["epochs_done"] < 4
+    assert killed["status"] == "running" and killed["epochs_done"] == 2
 
     out = run_cli("app", *args, "runs_dir=cut", cwd=tmp_path)
-    assert "resuming from" in out.stdout + out.stderr
+    assert "resuming from" in out.stdout + out.stderr and "after epoch 2 of 4" in out.stdout + out.stderr
     a, b = record(whole), record(cut)
     assert b["status"] == "completed" and b["epochs_done"] == 4
     for key in ("top1_err", "top5_err", "best_top1_err", "best_top5_err", "best_epoch", "params"):
@@ -144,3 +138,74 @@ def test_wandb_offline_run_holds_the_logged_metrics(tmp_path):
     assert config["study"] == "wb" and config["se"]["squeeze"] == "avg"
     for p in [run / "metrics.json", run / "history.csv", *(run / ".hydra").iterdir()]:
         assert env_key not in p.read_text(), p
+
+
+# ---------------------------------------------------------------------------- unreadable images
+def _text_tree(root):
+    for split, name in (("train", "x.jpg"), ("test", "y.jpg")):
+        (root / split / "a").mkdir(parents=True)
+        (root / split / "a" / name).write_text("not an image")
+    return root
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_corrupt_image_with_dataloader_workers_ends_the_job_promptly(tmp_path, workers):
+    """A worker that meets a file it cannot decode used to leave the process hanging at exit.
+    (A hang shows as the subprocess timeout; measured here: about 8 s per run.)"""
+    tree = _text_tree(tmp_path / "T")
+    proc = subprocess.run([sys.executable, "-m", "senet_ablate.app", "task=train", "model=cifar_resnet20",
+                           "recipe=quick", "data=imagefolder", f"data.root={tree}", f"data.workers={workers}"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    assert f"cannot decode image {tree}/train/a/x.jpg" in proc.stderr and "Traceback" not in proc.stderr
+    [rec] = [json.loads(p.read_text()) for p in tmp_path.rglob("metrics.json")]
+    assert rec["status"] == "failed" and f"{tree}/train/a/x.jpg" in rec["reason"]
+
+
+def test_an_error_in_the_main_process_while_workers_run_ends_the_job(tmp_path, cifar_jpeg):
+    proc = subprocess.run([sys.executable, "-m", "senet_ablate.app", "data=imagefolder", f"data.root={cifar_jpeg}",
+                           "data.image_size=32", "data.workers=2", "recipe.lr=1e30", "recipe.epochs=1"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and "non-finite loss" in proc.stderr
+    [rec] = [json.loads(p.read_text()) for p in tmp_path.rglob("metrics.json")]
+    assert rec["status"] == "failed"
+
+
+def test_a_file_corrupted_in_a_later_epoch_fails_naming_it_keeps_last_pt_and_resumes_when_fixed(tmp_path, cifar_jpeg):
+    """Epoch 37 of a long run, in small: epoch 1 trains, the job is held at the start of epoch 2
+    while a file is damaged. The job fails naming the file and leaves last.pt (epoch 1) as it was;
+    with the file restored, a relaunch resumes after epoch 1. With data.skip_bad_images=true a
+    relaunch goes on without the file and lists it in the record."""
+    import shutil
+
+    tree = tmp_path / "tree"
+    shutil.copytree(cifar_jpeg, tree)
+    victim = tree / "train/dog/0007.jpg"
+    good = victim.read_bytes()
+    args = [sys.executable, "-m", "senet_ablate.app", "data=imagefolder", f"data.root={tree}", "data.image_size=32",
+            "data.workers=1", "recipe.epochs=2", "recipe.batch_size=50"]
+    run = tmp_path / "runs/adhoc/data.image_size=32,data=imagefolder,recipe.batch_size=50,recipe.epochs=2"
+    marks = tmp_path / "marks"
+    proc = subprocess.Popen(args, cwd=tmp_path, env=pause_env(marks, "2:0"), text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    wait_paused(marks, proc)
+    ckpt = (run / "last.pt").read_bytes()
+    victim.write_bytes(b"damaged")
+    (marks / "go").touch()
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 1, out
+    rec = record(run)
+    assert rec["status"] == "failed" and f"cannot decode image {victim}" in rec["reason"] and "(epoch 2" in rec["reason"]
+    assert rec["epochs_done"] == 1 and (run / "last.pt").read_bytes() == ckpt
+
+    skipped = subprocess.run(args + ["data.skip_bad_images=true"], cwd=tmp_path, capture_output=True, text=True,
+                             timeout=300)
+    assert skipped.returncode == 0 and "after epoch 1 of 2" in skipped.stdout, skipped.stdout + skipped.stderr
+    rec = record(run)  # the same run dir: skip_bad_images does not change what a run is
+    assert rec["status"] == "completed" and rec["skipped_images"] == 1 and rec["skipped_image_paths"] == [str(victim)]
+    assert history(run)[-1]["images"] == "199"
+
+    victim.write_bytes(good)
+    shutil.rmtree(tmp_path / "runs")
+    whole = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert whole.returncode == 0 and "skipped_images" not in record(run)
