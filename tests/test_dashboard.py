@@ -83,3 +83,30 @@ def test_excitation_analysis_of_a_trained_run(quick_sweep, tmp_path):
 def test_excitation_needs_a_trained_run(tmp_path):
     proc = run_cli("app", "task=excitation", f"excitation.run={tmp_path}", cwd=tmp_path, check=False)
     assert proc.returncode != 0 and "must be a trained run dir holding last.pt" in proc.stderr
+
+
+def test_every_file_of_a_sweep_follows_the_umask(quick_sweep):
+    """Records, histories, checkpoints, tables, exports, figures and pages get the mode Hydra's own
+    files get (0666 less the umask: 0644 under the usual 022), never a private 0600."""
+    hydra_modes = {p.stat().st_mode & 0o777 for p in quick_sweep.rglob(".hydra/*.yaml")}
+    assert len(hydra_modes) == 1
+    ours = [p for p in quick_sweep.rglob("*") if p.is_file() and ".hydra" not in p.parts]
+    names = {p.name for p in ours}
+    assert {"metrics.json", "history.csv", "last.pt", "table.md", "table.tex", "table.csv", "runs.csv",
+            "runs.parquet", "dashboard.html", "index.html", "overhead.png", "overhead.svg"} <= names
+    assert {p.name: oct(p.stat().st_mode & 0o777) for p in ours if p.stat().st_mode & 0o777 not in hydra_modes} == {}
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o002, 0o027])
+def test_atomic_writes_take_the_process_umask(tmp_path, mask):
+    import os
+
+    from senet_ablate.records import write_atomic
+
+    old = os.umask(mask)
+    try:
+        write_atomic(tmp_path / "a" / "table.md", "x\n")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a" / "table.md").stat().st_mode & 0o777 == 0o666 & ~mask
+    assert [p.name for p in (tmp_path / "a").iterdir()] == ["table.md"]  # no temporary file left behind
