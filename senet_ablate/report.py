@@ -5,6 +5,7 @@ still owes. Also the end-of-sweep Hydra callback."""
 from __future__ import annotations
 
 import argparse
+import atexit
 import logging
 import os
 import sys
@@ -60,9 +61,14 @@ def report(paths, write: bool = True, html: bool = False, export_runs: bool = Tr
             figures = plots.draw_all(table, mine, spec, where / "figures")
         if html:
             pages[study] = dashboard.study_page(where, study, spec, table, mine, figures, sweep_commands(where))
-        out[study] = md + f"\n(written to {where}/: table.md/.tex/.csv" + (", runs.csv/.parquet" if export_runs else "") \
-            + f", {len(figures)} figure files" \
-                          + (", dashboard.html" if html else "") + ")\n"
+        files = "table.md, table.tex, table.csv" + (", runs.csv, runs.parquet" if export_runs else "")
+        lines = [f"written to {where}/: {files}"]
+        pngs = [f.name for f in figures if f.suffix == ".png"]
+        lines.append(f"figures: {where / 'figures'}/ {', '.join(pngs)} (and .svg)" if pngs else
+                     "figures: none (they need training runs)")
+        if html:
+            lines.append(f"dashboard: {where / 'dashboard.html'}")
+        out[study] = md + "\n" + "\n".join(lines) + "\n"
     if pages:
         root = Path(os.path.commonpath([str(Path(p)) for p in paths]))
         root = root if root.is_dir() else root.parent
@@ -103,20 +109,41 @@ def main(argv=None) -> int:
 
 
 class PrintTableCallback(Callback):
-    """At the end of a multirun, print the study's table and write it (and figures) beside the sweep."""
+    """At the end of every multirun, print the study's table and write it, its figures and its
+    dashboard beside the sweep. Hydra skips ``on_multirun_end`` when a job failed (it re-raises
+    that job's error), so the report then runs at interpreter exit; the exit code stays non-zero."""
+
+    def __init__(self) -> None:
+        self.sweep_dir: str | None = None
+
+    def on_multirun_start(self, config, **kwargs) -> None:
+        self.sweep_dir = str(config.hydra.sweep.dir)
+        atexit.register(self._after_failure)
 
     def on_multirun_end(self, config, **kwargs) -> None:
+        self._report()
+
+    def _after_failure(self) -> None:
+        if self.sweep_dir is not None:  # on_multirun_end never came
+            where = self._report()
+            print(f"\nSome job of this sweep did not complete (its error is above). "
+                  f"`senet-report --status {where}` lists every job and the commands that relaunch the "
+                  "unfinished ones.", flush=True)
+
+    def _report(self) -> str:
         from .launch import env_rank
 
+        where, self.sweep_dir = self.sweep_dir, None
         if env_rank() > 0:  # torchrun: rank 0 reports
-            return
+            return where
         try:
-            tables = report([config.hydra.sweep.dir], export_runs=False)
+            tables = report([where], html=True, export_runs=False)
         except Exception as e:  # the sweep's records are safe; a report problem must not fail it
             log.warning("could not build the study table: %s", e)
-            return
+            return where
         for md in tables.values():
             print("\n" + md, flush=True)
+        return where
 
 
 if __name__ == "__main__":

@@ -71,3 +71,18 @@ def test_cfg_job_prints_config_without_running(tmp_path):
     proc = run_cli("app", "experiment=paper/table10_reduction", "--cfg", "job", cwd=tmp_path)
     assert "study: paper/table10_reduction" in proc.stdout and "reduction: 16" in proc.stdout
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_sweep_with_a_failed_job_still_ends_in_its_table_and_exits_nonzero(tmp_path):
+    """Hydra skips on_multirun_end when a job failed; the table, figures note and dashboard come anyway,
+    with the failed jobs counted in their rows."""
+    proc = run_cli("app", "-m", "experiment=quickstart", "task=profile", "hydra.sweeper.params.seed=0",
+                   "se.reduction=32", cwd=tmp_path, check=False)  # r = 32 is too large for 16 channels
+    assert proc.returncode == 1
+    sweep = tmp_path / "runs/quickstart"
+    md = (sweep / "table.md").read_text()
+    assert "| ResNet-20 | 0.270 |" in md and md.count("0 done, 1 failed") == 2
+    assert md in proc.stdout
+    assert "dashboard: runs/quickstart/dashboard.html" in proc.stdout and (sweep / "dashboard.html").is_file()
+    assert "senet-report --status runs/quickstart" in proc.stdout
+    assert "se.reduction=32 is too large" in proc.stderr
