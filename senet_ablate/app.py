@@ -27,31 +27,21 @@ from .complexity import count, cpu_latency_ms
 from .errors import ConfigError
 from .models import build_model
 from .records import provenance, read_record, write_history, write_record
+from .rows import with_row
 from .se import SESpec
 from .train import CHECKPOINT, Diverged, check_recipe, runtime, seed_everything, train
 
 log = logging.getLogger("senet_ablate")
 
 
-def _conf_dir() -> str:
-    here = Path(os.environ.get("SENET_ABLATE_CONF", Path(__file__).resolve().parent.parent / "conf"))
-    if not (here / "config.yaml").is_file():
-        sys.exit(f"senet-ablate: no config directory at {here}. Install from a clone of the repository "
-                 "with `pip install -e .`, or point SENET_ABLATE_CONF at its conf/ directory.")
-    return str(here)
-
-
-def run_dir_name(override_dirname: str) -> str:
-    """Stable run-dir name from the job's overrides ('default' when there are none)."""
-    return override_dirname.replace("/", "_") or "default"
-
-
-OmegaConf.register_new_resolver("senet_dirname", run_dir_name, replace=True)
+CONFIG_MODULE = "senet_ablate.conf"  # conf/ of the repository, shipped inside the wheel
 
 
 # ---------------------------------------------------------------------------- config
 def job_config(cfg: DictConfig) -> tuple[DictConfig, list[str]]:
-    """Apply the study row named by ``row``; return the job's config and its full overrides."""
+    """The job's config with its study row applied, and its full overrides. The row's overrides
+    are normally in front of the job's already (rows.py); a sweeper other than ours leaves that
+    to here, at the cost of a second composition."""
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
     if cfg.get("row") is None:
         return cfg, overrides
@@ -59,9 +49,11 @@ def job_config(cfg: DictConfig) -> tuple[DictConfig, list[str]]:
     if cfg.row not in rows:
         where = f"study {cfg.study!r}" if rows else "this config (no experiment with table rows selected)"
         raise ConfigError(f"row={cfg.row!r} is not a row of {where}; valid values: {', '.join(rows) or '(none)'}")
-    overrides = [*rows[cfg.row].get("set", []), *overrides]
+    full = with_row(overrides, cfg.table)
+    if full == overrides:
+        return cfg, overrides
     name = HydraConfig.get().job.config_name if HydraConfig.initialized() else "config"
-    return compose(config_name=name, overrides=overrides), overrides
+    return compose(config_name=name, overrides=full), full
 
 
 def se_spec(cfg: DictConfig) -> SESpec | None:
@@ -265,13 +257,48 @@ def run(cfg: DictConfig) -> dict:
     return job.record
 
 
-@hydra.main(config_path=_conf_dir(), config_name="config", version_base="1.3")
+@hydra.main(config_path=f"pkg://{CONFIG_MODULE}", config_name="config", version_base="1.3")
 def _hydra_main(cfg: DictConfig) -> dict:
     return run(cfg)
 
 
+def row_in_front(args: list[str]) -> list[str]:
+    """A single job's command line with its study row's overrides in front (rows.py), so that
+    Hydra composes the job, and ``--cfg job`` shows it, with the row applied. A command line that
+    does not compose is left as it is for Hydra to report."""
+    from hydra._internal.utils import get_args_parser
+
+    from .rows import row_of, with_row
+
+    try:
+        parsed = get_args_parser().parse_args(args)
+    except SystemExit:
+        return args
+    if parsed.multirun or parsed.help or parsed.hydra_help or row_of(parsed.overrides) is None:
+        return args
+    extra = []
+    if parsed.config_dir and not any(o.startswith("hydra.searchpath=") for o in parsed.overrides):
+        extra = [f"hydra.searchpath=[file://{os.path.abspath(parsed.config_dir)}]"]
+    from hydra import initialize_config_module
+
+    try:
+        with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
+            table = compose(config_name=parsed.config_name or "config", overrides=[*parsed.overrides, *extra]).get("table")
+    except Exception:
+        return args
+    full = with_row(parsed.overrides, table)
+    return [*full[:len(full) - len(parsed.overrides)], *args]
+
+
 def main() -> None:
     """``senet-ablate``. Under torchrun, ranks other than 0 keep Hydra's files out of the run dir."""
+    from hydra.core.plugins import Plugins
+
+    plugins = Plugins.instance()  # scan first: the scan re-imports the basic sweeper we subclass
+    from hydra_plugins.senet_ablate_sweeper.rows_sweeper import RowsSweeper
+
+    plugins.register(RowsSweeper)  # the scan misses it in an editable install
+    sys.argv[1:] = row_in_front(sys.argv[1:])
     if launch.env_rank() > 0:
         sys.argv += ["hydra.output_subdir=null", "hydra/job_logging=stdout", "hydra.job_logging.root.level=WARNING"]
     _hydra_main()

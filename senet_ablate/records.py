@@ -4,6 +4,8 @@
 """
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import math
 import os
@@ -79,8 +81,10 @@ def write_history(run_dir: Path, history: list[dict]) -> Path:
     return path
 
 
-def provenance() -> dict:
-    """Git revision of the code and versions of the packages that shape a result."""
+@functools.lru_cache(maxsize=1)
+def _provenance() -> dict:
+    """Git revision of the code and versions of the packages that shape a result: read once per
+    process (every job of a sweep in one process runs the code that process imported)."""
     import importlib.metadata as md
     import platform
     import subprocess
@@ -103,3 +107,7 @@ def provenance() -> dict:
     rev = git("rev-parse", "HEAD")
     return {"git_revision": rev, "git_dirty": bool(git("status", "--porcelain")) if rev else None,
             "versions": versions}
+
+
+def provenance() -> dict:
+    return copy.deepcopy(_provenance())

@@ -124,7 +124,7 @@ class PrintTableCallback(Callback):
         self._report()
 
     def _after_failure(self) -> None:
-        if self.sweep_dir is not None:  # on_multirun_end never came
+        if self.sweep_dir is not None and os.path.isdir(self.sweep_dir):  # on_multirun_end never came
             where = self._report()
             print(f"\nSome job of this sweep did not complete (its error is above). "
                   f"`senet-report --status {where}` lists every job and the commands that relaunch the "
@@ -134,15 +134,16 @@ class PrintTableCallback(Callback):
         from .launch import env_rank
 
         where, self.sweep_dir = self.sweep_dir, None
-        if env_rank() > 0:  # torchrun: rank 0 reports
+        if env_rank() > 0 or not os.path.isdir(where):  # torchrun: rank 0 reports; no job ran: nothing to say
             return where
         try:
             tables = report([where], html=True, export_runs=False)
         except Exception as e:  # the sweep's records are safe; a report problem must not fail it
             log.warning("could not build the study table: %s", e)
             return where
-        for md in tables.values():
-            print("\n" + md, flush=True)
+        for study, md in tables.items():
+            if study != "_index":  # one sweep, one study: its dashboard is link enough
+                print("\n" + md, flush=True)
         return where
 
 

@@ -67,11 +67,10 @@ def _state(run_dir: Path) -> tuple[str, str]:
 
 def expand(multirun_yaml: Path) -> tuple[list[str], list[list[str]], list[str]]:
     """(the sweep's command-line overrides, every job's overrides, its dir names) from multirun.yaml."""
-    from hydra._internal.config_loader_impl import get_overrides_dirname
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from .app import run_dir_name
+    from .rows import dir_name
 
     cfg = OmegaConf.load(multirun_yaml)
     task = list(cfg.hydra.overrides.task)
@@ -81,9 +80,7 @@ def expand(multirun_yaml: Path) -> tuple[list[str], list[list[str]], list[str]]:
     first = [o.split("=", 1)[0] for o in task]  # print in the command line's order, swept keys last
     jobs = [sorted(job, key=lambda o: first.index(o.split("=", 1)[0]) if o.split("=", 1)[0] in first else 99)
             for job in jobs]
-    dn = cfg.hydra.job.config.override_dirname
-    names = [run_dir_name(get_overrides_dirname(parser.parse_overrides(job), list(dn.exclude_keys), dn.item_sep,
-                                            dn.kv_sep)) for job in jobs]
+    names = [dir_name(job, cfg.hydra.job.config.override_dirname) for job in jobs]
     return task, jobs, names
 
 

@@ -1,0 +1,1 @@
+"""senet-ablate's Hydra sweeper (``hydra/sweeper: rows``, the default of ``conf/config.yaml``)."""

@@ -1,0 +1,63 @@
+"""Study rows as overrides, applied before Hydra composes a job.
+
+A preset (``experiments/``) lists its table rows, each a short list of overrides (``set:``), and
+sweeps ``row=...``. A job with ``row=X`` runs with ``[*rows[X].set, *its own overrides]``: the
+row first, so that the command line still wins, and a row may pick a config group
+(``model=resnet101``). The row's overrides are put in front of the job's before Hydra composes
+it: by our sweeper (``hydra_plugins/senet_ablate_sweeper``) for ``-m``, and by ``senet-ablate``
+itself for a single job, so ``--cfg job`` shows what the job runs and each job is composed once.
+
+Run dirs are named from the overrides a user typed (``row=r4,task=profile``), never from the
+ones a row put in front of them, so a relaunch of one job finds the dir its sweep wrote.
+"""
+from __future__ import annotations
+
+from omegaconf import DictConfig, OmegaConf
+
+
+def row_set(table, row) -> list[str] | None:
+    """The overrides of ``row`` in a study's ``table`` (None: no such row, or no row)."""
+    rows = (table or {}).get("rows") or {}
+    if row is None or row not in rows:
+        return None
+    return [str(o) for o in (rows[row].get("set") or [])]
+
+
+def row_of(overrides: list[str]) -> str | None:
+    """The value of the last ``row=`` among ``overrides``."""
+    rows = [o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0].lstrip("+") == "row"]
+    return rows[-1] if rows else None
+
+
+def with_row(overrides: list[str], table) -> list[str]:
+    """``overrides`` with their row's overrides in front (unchanged when there is none, or when
+    they are there already)."""
+    pre = row_set(table, row_of(overrides))
+    if not pre or overrides[:len(pre)] == pre:
+        return list(overrides)
+    return [*pre, *overrides]
+
+
+def typed(overrides: list[str], table) -> list[str]:
+    """The overrides the user gave: ``overrides`` less the row's, when those lead them."""
+    pre = row_set(table, row_of(overrides))
+    return list(overrides[len(pre):]) if pre and overrides[:len(pre)] == pre else list(overrides)
+
+
+def dir_name(overrides: list[str], dirname_cfg) -> str:
+    """The run-dir name of a job: Hydra's override_dirname of the typed overrides ('default'
+    when none)."""
+    from hydra._internal.config_loader_impl import get_overrides_dirname
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(list(overrides))
+    name = get_overrides_dirname(parsed, list(dirname_cfg.exclude_keys), dirname_cfg.item_sep, dirname_cfg.kv_sep)
+    return name.replace("/", "_") or "default"
+
+
+def _run_dir_resolver(*, _root_: DictConfig) -> str:
+    task = list(_root_.hydra.overrides.task)
+    return dir_name(typed(task, _root_.get("table")), _root_.hydra.job.config.override_dirname)
+
+
+OmegaConf.register_new_resolver("senet_run_name", _run_dir_resolver, replace=True)
