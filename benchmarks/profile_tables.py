@@ -1,6 +1,6 @@
 """Benchmark: wall time to profile every row of the paper's ablation Tables 10-16.
 
-    python benchmarks/profile_tables.py            # target: <= 60 s on a 2-core CPU
+    python benchmarks/profile_tables.py     # target: <= 2x the time of 7 bare `import torch` starts
 
 Runs each preset exactly as a user would (``senet-ablate -m experiment=... task=profile``) in a
 scratch directory and prints the time per study and in total. Beside it, in the same run, the
@@ -29,9 +29,10 @@ def main() -> int:
             dt = time.perf_counter() - t0
             total += dt
             print(f"{study:22s} {dt:6.1f} s")
-    print(f"{'all rows, Tables 10-16':22s} {total:6.1f} s  (target <= 60 s)")
-    print(f"{'bare torch start x7':22s} {bare:6.1f} s  (ratio profile/bare start: {total / bare:.1f})")
-    return 0 if total <= 60 else 1
+    print(f"{'all rows, Tables 10-16':22s} {total:6.1f} s")
+    print(f"{'bare torch start x7':22s} {bare:6.1f} s  (the yardstick, measured beside it)")
+    print(f"{'ratio':22s} {total / bare:6.2f}    (target <= 2)")
+    return 0 if total <= 2 * bare else 1
 
 
 if __name__ == "__main__":

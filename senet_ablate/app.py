@@ -18,7 +18,7 @@ from pathlib import Path
 import hydra
 from hydra import compose
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 import torch
 
@@ -54,6 +54,22 @@ def job_config(cfg: DictConfig) -> tuple[DictConfig, list[str]]:
         return cfg, overrides
     name = HydraConfig.get().job.config_name if HydraConfig.initialized() else "config"
     return compose(config_name=name, overrides=full), full
+
+
+def native_input(cfg: DictConfig, overrides: list[str]) -> DictConfig:
+    """``task=profile`` of an ImageNet backbone with no data chosen (the default is the digits,
+    8 px, 10 classes) counts the backbone at its native input, ``model.native`` (224 px, 1,000
+    classes): a profile never reports ResNet-50 at 8 px by accident. ``data=...`` wins."""
+    native = cfg.model.get("native")
+    chosen = any(o.lstrip("+~").split("=", 1)[0].split(".", 1)[0] == "data" for o in overrides)
+    if cfg.get("task") != "profile" or not native or chosen or cfg.data.name != "digits":
+        return cfg
+    cfg = cfg.copy()
+    with open_dict(cfg):
+        cfg.model.input_size, cfg.model.num_classes = native.image_size, native.num_classes
+    log.info("no data chosen: counting %s at its native input, %d px and %d classes (data=... to change it)",
+             cfg.model.name, native.image_size, native.num_classes)
+    return cfg
 
 
 def se_spec(cfg: DictConfig) -> SESpec | None:
@@ -110,12 +126,12 @@ def fingerprint(config: dict) -> str:
 # ---------------------------------------------------------------------------- tasks
 def profile(cfg: DictConfig, job: "Job") -> dict:
     """Params, MACs, SE elementwise ops and paper-convention GFLOPs; no data touched."""
-    metrics = count(job.meta_model, cfg.model.input_size).as_dict()
+    metrics = {**count(job.meta_model, cfg.model.input_size).as_dict(), "num_classes": cfg.model.num_classes}
     if cfg.profile.latency:
         metrics["latency_ms_cpu_b1"] = cpu_latency_ms(make_model(cfg), cfg.model.input_size, cfg.profile.latency_runs)
-    log.info("%s: params %.3fM  MACs %.4fG  SE elementwise %.2fM  GFLOPs %.4f",
-             cfg.get("row") or cfg.model.name, metrics["params"] / 1e6, metrics["macs"] / 1e9,
-             metrics["elementwise_ops"] / 1e6, metrics["gflops"])
+    log.info("%s at %d px, %d classes: params %.3fM  MACs %.4fG  SE elementwise %.2fM  GFLOPs %.4f",
+             cfg.get("row") or cfg.model.name, cfg.model.input_size, cfg.model.num_classes, metrics["params"] / 1e6,
+             metrics["macs"] / 1e9, metrics["elementwise_ops"] / 1e6, metrics["gflops"])
     return metrics
 
 
@@ -231,6 +247,7 @@ def run(cfg: DictConfig) -> dict:
         job.record["preemptions"] = prev.get("preemptions", 0) + 1
     try:
         cfg, overrides = job_config(cfg)
+        cfg = native_input(cfg, overrides)
         job.record["overrides"] = overrides
         job.record["config"] = OmegaConf.to_container(cfg, resolve=True)
         job.meta_model = validate(cfg)

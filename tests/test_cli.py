@@ -86,3 +86,25 @@ def test_a_sweep_with_a_failed_job_still_ends_in_its_table_and_exits_nonzero(tmp
     assert "dashboard: runs/quickstart/dashboard.html" in proc.stdout and (sweep / "dashboard.html").is_file()
     assert "senet-report --status runs/quickstart" in proc.stdout
     assert "se.reduction=32 is too large" in proc.stderr
+
+
+def test_profile_of_an_imagenet_backbone_with_no_data_chosen_counts_at_224_px(tmp_path):
+    """The default data are the 8 px digits; a profile of ResNet-50 used to count it there."""
+    proc = run_cli("app", "task=profile", "model=resnet50", cwd=tmp_path)
+    [rec] = records(tmp_path / "runs").values()
+    assert (rec["input_size"], rec["num_classes"], rec["params"]) == (224, 1000, 28_088_024)
+    assert round(rec["gflops"], 2) == 3.87  # the paper's SE-ResNet-50 cell
+    assert "resnet50 at 224 px, 1000 classes" in proc.stdout and "no data chosen" in proc.stdout
+    run_cli("app", "task=profile", "model=resnet50", "data=digits", cwd=tmp_path)  # asked for: counted there
+    assert {r["input_size"] for r in records(tmp_path / "runs").values()} == {224, 8}
+
+
+def test_cfg_job_shows_the_row_the_job_will_run(tmp_path):
+    job = run_cli("app", "experiment=paper/table10_reduction", "row=r4", "--cfg", "job", cwd=tmp_path).stdout
+    assert "row: r4" in job and "  reduction: 4\n" in job and "hydra:" not in job
+    mine = run_cli("app", "experiment=paper/table10_reduction", "row=r4", "se.reduction=8", "--cfg", "all",
+                   cwd=tmp_path).stdout
+    assert "  reduction: 8\n" in mine and "hydra:" in mine  # the command line still wins over the row
+    table2 = run_cli("app", "experiment=paper/table2_resnets", "row=se_resnet101", "--cfg", "job", cwd=tmp_path).stdout
+    assert "name: resnet101" in table2  # a row may pick a config group
+    assert not (tmp_path / "runs").exists()
