@@ -2,8 +2,8 @@
 write its run record.
 
 A study preset (``experiments/``) lists its table rows, each a short list of overrides; the
-sweep iterates ``row=...`` and each job re-composes its config with the row's overrides placed
-before the command line's, so a row may also pick a config group (e.g. ``model=resnet101``).
+sweep iterates ``row=...`` and each job is composed with the row's overrides placed before the
+command line's (``rows.py``), so a row may also pick a config group (e.g. ``model=resnet101``).
 """
 from __future__ import annotations
 
