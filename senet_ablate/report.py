@@ -14,10 +14,7 @@ from pathlib import Path
 import yaml
 from hydra.experimental.callback import Callback
 
-from . import dashboard
-from .collect import collect, export
 from .records import write_atomic
-from .tables import study_table, to_latex, to_markdown
 
 log = logging.getLogger("senet_ablate")
 
@@ -39,6 +36,11 @@ def report(paths, write: bool = True, html: bool = False, export_runs: bool = Tr
     """Build every study's table (and figures, and pages) under ``paths``; return {study: markdown}.
 
     ``export_runs`` also writes runs.csv / runs.parquet (the end-of-sweep callback skips them)."""
+    # pandas & co. load here, not with the module: every job process instantiates the callback below
+    from . import dashboard
+    from .collect import collect, export
+    from .tables import study_table, to_latex, to_markdown
+
     runs, specs = collect(paths)
     out, pages = {}, {}
     for study, spec in specs.items():

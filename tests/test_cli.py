@@ -108,3 +108,33 @@ def test_cfg_job_shows_the_row_the_job_will_run(tmp_path):
     table2 = run_cli("app", "experiment=paper/table2_resnets", "row=se_resnet101", "--cfg", "job", cwd=tmp_path).stdout
     assert "name: resnet101" in table2  # a row may pick a config group
     assert not (tmp_path / "runs").exists()
+
+
+COUNT_COMPOSITIONS = """
+import atexit, sys
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
+calls = []
+original = ConfigLoaderImpl.load_configuration
+def counted(self, config_name, overrides, *args, **kwargs):
+    calls.append(list(overrides))
+    return original(self, config_name, overrides, *args, **kwargs)
+ConfigLoaderImpl.load_configuration = counted
+atexit.register(lambda: print(f"COMPOSITIONS {len(calls)}", flush=True))
+sys.argv = ["senet-ablate", *sys.argv[1:]]
+from senet_ablate.app import main
+main()
+"""
+
+
+def test_a_profile_sweep_composes_each_job_once(tmp_path):
+    """Hydra's basic sweeper composed every job to validate it, its launcher composed it again and the
+    job re-composed it with its row: 3 per job. Now: 2 for the sweep (Hydra's mode check and the
+    master config) and 1 per job."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", COUNT_COMPOSITIONS, "-m", "experiment=paper/table10_reduction",
+                           "task=profile"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "COMPOSITIONS 8" in proc.stdout  # 2 + 6 rows
+    assert len(records(tmp_path / "runs/paper/table10_reduction")) == 6
