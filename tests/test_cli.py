@@ -133,8 +133,8 @@ def test_a_profile_sweep_composes_each_job_once(tmp_path):
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-c", COUNT_COMPOSITIONS, "-m", "experiment=paper/table10_reduction",
+    proc = subprocess.run([sys.executable, "-c", COUNT_COMPOSITIONS, "-m", "experiment=paper/table11_squeeze",
                            "task=profile"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
-    assert "COMPOSITIONS 8" in proc.stdout  # 2 + 6 rows
-    assert len(records(tmp_path / "runs/paper/table10_reduction")) == 6
+    assert "COMPOSITIONS 4" in proc.stdout  # 2 + 2 rows (the old code: 2 + 3 x 2 = 8)
+    assert len(records(tmp_path / "runs/paper/table11_squeeze")) == 2
