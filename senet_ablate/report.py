@@ -128,7 +128,7 @@ class PrintTableCallback(Callback):
     def _after_failure(self) -> None:
         if self.sweep_dir is not None and os.path.isdir(self.sweep_dir):  # on_multirun_end never came
             where = self._report()
-            print(f"\nSome job of this sweep did not complete (its error is above). "
+            print(f"\nSome job of this sweep did not complete (failed or interrupted: see above). "
                   f"`senet-report --status {where}` lists every job and the commands that relaunch the "
                   "unfinished ones.", flush=True)
 
