@@ -25,7 +25,7 @@ import torch
 from . import data, excitation, launch, tracking
 from .complexity import count, cpu_latency_ms
 from .errors import ConfigError
-from .models import build_model
+from .models import NOT_OPTIONS, build_model
 from .records import provenance, read_record, write_history, write_record
 from .rows import with_row
 from .se import SESpec
@@ -83,7 +83,8 @@ def make_model(cfg: DictConfig, device=None, num_classes: int | None = None):
     if classes is None:
         raise ConfigError("model.num_classes is null (inferred from the data only when training); "
                           "set data.num_classes or model.num_classes")
-    return build_model(m.name, se_spec(cfg), classes, m.get("stride_style", "caffe"), device=device)
+    options = {k: v for k, v in OmegaConf.to_container(m, resolve=True).items() if k not in NOT_OPTIONS}
+    return build_model(m.name, se_spec(cfg), classes, device=device, **options)
 
 
 def validate(cfg: DictConfig):

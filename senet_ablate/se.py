@@ -1,8 +1,16 @@
 """The Squeeze-and-Excitation ablation space (Hu et al., TPAMI v4, Tables 10-16).
 
 Every axis of the study is one small registry below; a backbone asks for an :class:`SESite`
-per residual unit and calls it at the places a unit offers ("input", "mid", "branch",
-"identity", "output"). The integration strategy decides which place holds the SE block.
+per unit (residual unit, Inception module, VGG conv, depthwise-separable block, shuffle unit) and
+calls it at the places that unit offers. The integration strategy decides which place holds the
+SE block; a unit without that place fails at build time, naming the integrations it does offer.
+
+    input     the unit's input, on its transform path only (SE-PRE)
+    mid       after the unit's (first) 3x3 conv and its BN/ReLU (SE 3x3; MobileNet: the depthwise conv)
+    branch    the output of the unit's transform F_tr: before the summation in a residual unit,
+              the unit's output in a plain one (VGG conv, Inception module, MobileNet block)
+    identity  the identity/shortcut path, parallel to the branch (residual units only)
+    output    after the summation (and its ReLU)
 
     squeeze      Table 11 (avg | max) and Table 16 (none = NoSqueeze)
     gate         Table 12 (sigmoid | tanh | relu), plus hard_sigmoid
@@ -160,17 +168,32 @@ class SEBlock(nn.Module):
         return (self.squeeze.ops_per_element + 1) * x[0].numel()
 
 
+class SiteMissing(ConfigError):
+    """The integration asks for a place the unit does not have; ``offered`` lists the integrations it has."""
+
+    def __init__(self, integration: str, unit: str, offered: list[str]):
+        self.integration, self.unit, self.offered = integration, unit, offered
+        super().__init__(f"se.integration={integration!r} has no place in {unit}; valid values: {', '.join(offered)}")
+
+
+def integrations_for(sites) -> list[str]:
+    """The integration strategies a unit offering ``sites`` supports, in registry order."""
+    return [k for k, v in INTEGRATIONS.items() if v in sites]
+
+
 class SESite(nn.Module):
-    """The SE attachment of one residual unit.
+    """The SE attachment of one unit.
 
     A unit calls ``self.se(x, site)`` at each place it offers; only the place chosen by the
     integration strategy transforms ``x``, every other call returns ``x`` unchanged.
-    ``widths`` maps each site name to the channel count the unit has there.
+    ``widths`` maps each site name the unit offers to the channel count it has there.
     """
 
     def __init__(self, spec: SESpec | None, widths: dict[str, int], name: str):
         super().__init__()
         self.site = INTEGRATIONS[spec.integration] if spec is not None else None
+        if self.site is not None and self.site not in widths:
+            raise SiteMissing(spec.integration, name, integrations_for(widths))
         self.block = SEBlock(widths[self.site], spec, name) if spec is not None else None
 
     def forward(self, x: torch.Tensor, site: str) -> torch.Tensor:

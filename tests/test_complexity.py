@@ -10,7 +10,7 @@ R50 = [(3, 256, 56), (4, 512, 28), (6, 1024, 14), (3, 2048, 7)]
 
 
 def profile(name, se=None, style="caffe", size=224, classes=1000):
-    return count(build_model(name, se, classes, style, device="meta"), size)
+    return count(build_model(name, se, classes, device="meta", stride_style=style), size)
 
 
 def test_resnet50_golden_caffe_and_pytorch_styles():

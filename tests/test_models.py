@@ -83,8 +83,8 @@ def test_stage_selection_places_se_only_there():
 
 
 def test_caffe_style_puts_stride_in_first_1x1():
-    caffe = build_model("resnet50", None, 10, "caffe", device="meta")
-    torch_style = build_model("resnet50", None, 10, "pytorch", device="meta")
+    caffe = build_model("resnet50", None, 10, device="meta", stride_style="caffe")
+    torch_style = build_model("resnet50", None, 10, device="meta", stride_style="pytorch")
     first = lambda m: m.stages[1][0]  # noqa: E731 - first block of stage 3
     assert first(caffe).conv1[0].stride == (2, 2) and first(caffe).conv2[0].stride == (1, 1)
     assert first(torch_style).conv1[0].stride == (1, 1) and first(torch_style).conv2[0].stride == (2, 2)

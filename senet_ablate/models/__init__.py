@@ -1,6 +1,12 @@
-"""Backbone registry: ``model.name`` -> builder. Add a backbone with one entry here."""
+"""Backbone registry: ``model.name`` -> builder. A new backbone is one module plus one entry here.
+
+A builder takes ``se`` (an :class:`SESpec` or None), ``num_classes`` and its own layout options
+(the keys of its ``conf/model/*.yaml``, e.g. ``stride_style``); ``PORTS`` maps published weights
+(``timm:<name>``, ``torchvision:<name>``) onto the backbones (``weights.py``).
+"""
 from __future__ import annotations
 
+import inspect
 from contextlib import nullcontext
 from functools import partial
 
@@ -8,7 +14,8 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..se import SESpec
+from ..se import SESpec, SiteMissing
+from . import resnet
 from .resnet import BasicBlock, Bottleneck, cifar_resnet, imagenet_resnet
 
 MODELS = {
@@ -17,18 +24,39 @@ MODELS = {
     "resnet50": partial(imagenet_resnet, Bottleneck, (3, 4, 6, 3)),
     "resnet101": partial(imagenet_resnet, Bottleneck, (3, 4, 23, 3)),
     "resnet152": partial(imagenet_resnet, Bottleneck, (3, 8, 36, 3)),
+    "resnext50_32x4d": partial(imagenet_resnet, Bottleneck, (3, 4, 6, 3), groups=32, reduce=2, mid=2),
+    "resnext101_32x4d": partial(imagenet_resnet, Bottleneck, (3, 4, 23, 3), groups=32, reduce=2, mid=2),
+    "senet154": resnet.senet154,
     **{f"cifar_resnet{d}": partial(cifar_resnet, d) for d in (20, 32, 44, 56, 110)},
 }
 
+PORTS = {**resnet.PORTS}
 
-def build_model(name: str, se: SESpec | None, num_classes: int, stride_style: str = "caffe",
-                device: str | torch.device | None = None) -> nn.Module:
+# model config keys that are not layout options of the builder
+NOT_OPTIONS = ("name", "num_classes", "input_size", "native", "weights", "weights_file")
+
+
+def options_of(name: str) -> list[str]:
+    """The layout options ``model.<key>`` that backbone ``name`` accepts."""
+    sig = inspect.signature(MODELS[name])
+    return [k for k, p in sig.parameters.items() if p.kind == p.KEYWORD_ONLY and k not in ("se", "num_classes")]
+
+
+def build_model(name: str, se: SESpec | None, num_classes: int, device: str | torch.device | None = None,
+                **options) -> nn.Module:
     """Build ``name`` with SE as ``se`` says (None or no stages = the plain backbone).
 
     ``device="meta"`` builds shapes only: free, and enough to validate a config or count complexity.
     """
     if name not in MODELS:
         raise ConfigError(f"model.name={name!r} is not a known backbone; valid values: {', '.join(MODELS)}")
-    with torch.device(device) if device is not None else nullcontext():
-        return MODELS[name](se=se, num_classes=num_classes, stride_style=stride_style)
-
+    valid = options_of(name)
+    extra = sorted(set(options) - set(valid))
+    if extra:
+        raise ConfigError(f"model.{extra[0]} is not an option of {name}; its options: {', '.join(valid) or '(none)'}")
+    try:
+        with torch.device(device) if device is not None else nullcontext():
+            return MODELS[name](se=se, num_classes=num_classes, **options)
+    except SiteMissing as e:
+        raise ConfigError(f"se.integration={e.integration!r} is not available on {name} (its {e.unit} has no such "
+                          f"place); valid integrations for {name}: {', '.join(e.offered)}") from None

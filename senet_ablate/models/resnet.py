@@ -1,10 +1,17 @@
-"""ResNets for ImageNet (He et al. 2016, paper Table 1) and CIFAR (He et al. 2016, Sec. 4.2).
+"""ResNets (He et al. 2016; paper Table 1), ResNeXt 32x4d (Table 2) and SENet-154 (Table 8) for
+ImageNet, and He et al.'s CIFAR ResNets.
 
 Blocks know only where an SE block may sit: each residual unit owns one :class:`SESite` and
 calls it at the five places it offers. Everything about squeeze and excitation lives in ``se.py``.
 
 Stage ids follow the SE paper: ImageNet conv2_x..conv5_x are stages 2..5 (56², 28², 14², 7² at
 224 input). The CIFAR nets have three stages (32², 16², 8² at 32 input) with ids 2, 3, 4.
+
+Two layout keys, both of which the official Caffe models fix (``backbones.md``):
+``stride_style`` where a bottleneck's stride-2 sits (caffe: first 1x1, as in the SE-ResNet
+prototxts; pytorch: the 3x3, as in ResNeXt, SENet-154, torchvision and timm) and ``stem_pool``
+(ceil: Caffe's 3x3/2 max pool in ceil mode without padding; pad: PyTorch's padding 1). They give
+the same map sizes at 224 px, so the counts agree; weights trained with one need it.
 """
 from __future__ import annotations
 
@@ -14,14 +21,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError
 from ..se import SESite, SESpec
+from .layers import PAPER_SE, Port, check_choice, check_classes, conv_bn, he_init
 
 STRIDE_STYLES = ("caffe", "pytorch")  # caffe: stride-2 in the first 1x1 conv; pytorch: in the 3x3
-
-
-def conv_bn(cin: int, cout: int, k: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, k, stride, padding=k // 2, bias=False), nn.BatchNorm2d(cout))
+STEM_POOLS = ("ceil", "pad")  # ceil: Caffe 3x3/2 max pool, ceil mode, no padding; pad: padding 1
 
 
 class PadShortcut(nn.Module):
@@ -37,9 +41,14 @@ class PadShortcut(nn.Module):
 
 
 def shortcut(kind: str, cin: int, cout: int, stride: int) -> nn.Module:
+    """identity where shapes agree; else projection (1x1 conv + BN), projection3x3 (SENet-154:
+    3x3/2 conv + BN where the stride is 2) or pad (option A)."""
     if cin == cout and stride == 1:
         return nn.Identity()
-    return conv_bn(cin, cout, 1, stride) if kind == "projection" else PadShortcut(cin, cout, stride)
+    if kind == "pad":
+        return PadShortcut(cin, cout, stride)
+    k = 3 if kind == "projection3x3" and stride > 1 else 1
+    return conv_bn(cin, cout, k, stride)
 
 
 class BasicBlock(nn.Module):
@@ -47,13 +56,13 @@ class BasicBlock(nn.Module):
 
     expansion = 1
 
-    def __init__(self, cin, width, stride, se, name, shortcut_kind="projection", stride_style="caffe"):
+    def __init__(self, cin, planes, stride, se, name, shortcut_kind="projection", stride_style="caffe"):
         super().__init__()
-        cout = width * self.expansion
-        self.conv1 = conv_bn(cin, width, 3, stride)
-        self.conv2 = conv_bn(width, cout, 3)
+        cout = planes * self.expansion
+        self.conv1 = conv_bn(cin, planes, 3, stride)
+        self.conv2 = conv_bn(planes, cout, 3)
         self.shortcut = shortcut(shortcut_kind, cin, cout, stride)
-        self.se = SESite(se, dict(input=cin, mid=width, branch=cout, identity=cout, output=cout), name)
+        self.se = SESite(se, dict(input=cin, mid=planes, branch=cout, identity=cout, output=cout), name)
 
     def forward(self, x):
         identity = self.shortcut(x)
@@ -64,19 +73,22 @@ class BasicBlock(nn.Module):
 
 
 class Bottleneck(nn.Module):
-    """1x1 -> 3x3 -> 1x1 (ResNet-50/101/152); the stride sits where ``stride_style`` says."""
+    """1x1 reduce -> 3x3 (``groups``) -> 1x1 expand to 4 x planes; the stride sits where
+    ``stride_style`` says. ``reduce``/``mid`` scale planes to the widths of the first 1x1 and the
+    3x3: (1, 1) ResNet, (2, 2) ResNeXt 32x4d, (2, 4) SENet-154 (64 groups)."""
 
     expansion = 4
 
-    def __init__(self, cin, width, stride, se, name, shortcut_kind="projection", stride_style="caffe"):
+    def __init__(self, cin, planes, stride, se, name, shortcut_kind="projection", stride_style="caffe",
+                 groups=1, reduce=1, mid=1):
         super().__init__()
-        cout = width * self.expansion
+        cout, w1, w2 = planes * self.expansion, planes * reduce, planes * mid
         s1, s3 = (stride, 1) if stride_style == "caffe" else (1, stride)
-        self.conv1 = conv_bn(cin, width, 1, s1)
-        self.conv2 = conv_bn(width, width, 3, s3)
-        self.conv3 = conv_bn(width, cout, 1)
+        self.conv1 = conv_bn(cin, w1, 1, s1)
+        self.conv2 = conv_bn(w1, w2, 3, s3, groups=groups)
+        self.conv3 = conv_bn(w2, cout, 1)
         self.shortcut = shortcut(shortcut_kind, cin, cout, stride)
-        self.se = SESite(se, dict(input=cin, mid=width, branch=cout, identity=cout, output=cout), name)
+        self.se = SESite(se, dict(input=cin, mid=w2, branch=cout, identity=cout, output=cout), name)
 
     def forward(self, x):
         identity = self.shortcut(x)
@@ -88,26 +100,14 @@ class Bottleneck(nn.Module):
 
 
 class ResNet(nn.Module):
-    """stem -> stages (ids ``stage_ids``) -> global average pool -> fc."""
+    """stem -> stages (ids ``stage_ids``) -> global average pool -> (dropout) -> fc."""
 
-    def __init__(
-        self,
-        block: type[nn.Module],
-        depths: Sequence[int],
-        widths: Sequence[int],
-        stem: nn.Module,
-        stem_channels: int,
-        stage_ids: Sequence[int],
-        se: SESpec | None,
-        num_classes: int,
-        shortcut_kind: str = "projection",
-        stride_style: str = "caffe",
-    ):
+    def __init__(self, block, depths: Sequence[int], widths: Sequence[int], stem: nn.Module, stem_channels: int,
+                 stage_ids: Sequence[int], se: SESpec | None, num_classes: int, shortcut_kind: str = "projection",
+                 stride_style: str = "caffe", dropout: float = 0.0):
         super().__init__()
-        if stride_style not in STRIDE_STYLES:
-            raise ConfigError(f"model.stride_style={stride_style!r} is not valid; valid values: {', '.join(STRIDE_STYLES)}")
-        if not isinstance(num_classes, int) or num_classes < 1:
-            raise ConfigError(f"model.num_classes={num_classes!r} must be a positive integer")
+        check_choice("model.stride_style", stride_style, STRIDE_STYLES)
+        check_classes(num_classes)
         self.stage_ids = tuple(stage_ids)
         se_stages = se.resolve_stages(self.stage_ids) if se is not None else ()
         self.stem = stem
@@ -116,42 +116,85 @@ class ResNet(nn.Module):
             blocks = []
             for b in range(depth):
                 stride = 2 if (b == 0 and i > 0) else 1
-                blocks.append(
-                    block(cin, width, stride, se if sid in se_stages else None, f"SE_{sid}_{b + 1}",
-                          shortcut_kind, stride_style)
-                )
+                blocks.append(block(cin, width, stride, se if sid in se_stages else None, f"SE_{sid}_{b + 1}",
+                                    shortcut_kind, stride_style))
                 cin = width * block.expansion
             stages.append(nn.Sequential(*blocks))
         self.stages = nn.Sequential(*stages)
+        self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()
         self.fc = nn.Linear(cin, num_classes)
-        if not self.fc.weight.is_meta:  # a meta model (validation, counting) has no values to set
-            self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        """He initialisation (the paper's [66]) for convs; BN to identity."""
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        he_init(self)
 
     def forward(self, x):
         x = self.stages(self.stem(x))
-        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+        return self.fc(self.dropout(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)))
 
 
-def imagenet_resnet(block, depths, *, se=None, num_classes=1000, stride_style="caffe") -> ResNet:
-    """The ImageNet ResNet: 7x7/2 conv + 3x3/2 max pool, four stages with ids 2..5."""
-    stem = nn.Sequential(conv_bn(3, 64, 7, 2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1))
+def max_pool(stem_pool: str) -> nn.MaxPool2d:
+    check_choice("model.stem_pool", stem_pool, STEM_POOLS)
+    return nn.MaxPool2d(3, 2, 0, ceil_mode=True) if stem_pool == "ceil" else nn.MaxPool2d(3, 2, 1)
+
+
+def imagenet_resnet(block, depths, *, se=None, num_classes=1000, stride_style="caffe", stem_pool="ceil",
+                    groups=1, reduce=1, mid=1) -> ResNet:
+    """The ImageNet ResNet / ResNeXt: 7x7/2 conv + 3x3/2 max pool, four stages with ids 2..5."""
+    from functools import partial
+
+    if block is Bottleneck:
+        block = partial(Bottleneck, groups=groups, reduce=reduce, mid=mid)
+        block.expansion = Bottleneck.expansion
+    stem = nn.Sequential(conv_bn(3, 64, 7, 2, relu=True), max_pool(stem_pool))
     return ResNet(block, depths, (64, 128, 256, 512), stem, 64, (2, 3, 4, 5), se, num_classes,
                   "projection", stride_style)
+
+
+def senet154(*, se=None, num_classes=1000, stride_style="pytorch", stem_pool="ceil", dropout=0.2) -> ResNet:
+    """SENet-154 (paper appendix, Table 8): a 64x4d ResNeXt-152 (3, 8, 36, 3) with half-width first
+    1x1s, a three-conv 3x3 stem to 128 channels, 3x3/2 projections and dropout before the fc."""
+    from functools import partial
+
+    block = partial(Bottleneck, groups=64, reduce=2, mid=4)
+    block.expansion = Bottleneck.expansion
+    stem = nn.Sequential(conv_bn(3, 64, 3, 2, relu=True), conv_bn(64, 64, 3, relu=True),
+                         conv_bn(64, 128, 3, relu=True), max_pool(stem_pool))
+    return ResNet(block, (3, 8, 36, 3), (64, 128, 256, 512), stem, 128, (2, 3, 4, 5), se, num_classes,
+                  "projection3x3", stride_style, dropout)
 
 
 def cifar_resnet(depth: int, *, se=None, num_classes=10, stride_style="caffe") -> ResNet:
     """He et al.'s 6n+2 CIFAR ResNet: 3x3 stem, three stages (ids 2, 3, 4) of widths 16/32/64,
     parameter-free shortcuts (option A). ``stride_style`` has no effect on basic blocks."""
     n = (depth - 2) // 6
-    stem = nn.Sequential(conv_bn(3, 16, 3), nn.ReLU(inplace=True))
+    stem = nn.Sequential(conv_bn(3, 16, 3, relu=True))
     return ResNet(BasicBlock, (n, n, n), (16, 32, 64), stem, 16, (2, 3, 4), se, num_classes,
                   "pad", stride_style)
+
+
+# ---------------------------------------------------------------------------- weight ports
+# source key -> our key, applied in order (weights.py). timm's ResNet / legacy SENet names and
+# torchvision's ResNet names all follow the layerN.B.convK / bnK pattern.
+_STAGES = [(r"^layer([1-4])\.", lambda m: f"stages.{int(m[1]) - 1}."),
+           (r"\.conv(\d)\.", r".conv\1.0."), (r"\.bn(\d)\.", r".conv\1.1."),
+           (r"\.downsample\.", ".shortcut."), (r"\.se(_module)?\.", ".se.block.")]
+RESNET_KEYS = [(r"^conv1\.", "stem.0.0."), (r"^bn1\.", "stem.0.1."), *_STAGES]
+LEGACY_KEYS = [(r"^layer0\.conv(\d)\.", lambda m: f"stem.{int(m[1]) - 1}.0."),
+               (r"^layer0\.bn(\d)\.", lambda m: f"stem.{int(m[1]) - 1}.1."),
+               (r"^last_linear\.", "fc."), *_STAGES]
+
+_TIMM = {"stride_style": "pytorch", "stem_pool": "pad"}  # timm's and torchvision's ResNet / ResNeXt
+_CAFFE_RESNET = {"stride_style": "caffe", "stem_pool": "ceil"}  # the official SE-ResNet (timm legacy_*)
+_CAFFE_RESNEXT = {"stride_style": "pytorch", "stem_pool": "ceil"}  # official SE-ResNeXt / SENet-154
+_RESNEXT = {"groups": 32, "reduce": 2, "mid": 2}
+PORTS = {
+    **{f"{lib}:resnet{d}": Port(f"resnet{d}", RESNET_KEYS, _TIMM) for d in (18, 34, 50, 101, 152)
+       for lib in ("timm", "torchvision")},
+    **{f"timm:seresnet{d}": Port(f"resnet{d}", RESNET_KEYS, _TIMM, PAPER_SE) for d in (50, 101, 152)},
+    **{f"timm:legacy_seresnet{d}": Port(f"resnet{d}", LEGACY_KEYS, _CAFFE_RESNET, PAPER_SE) for d in (50, 101, 152)},
+    **{f"timm:resnext{d}_32x4d": Port(f"resnext{d}_32x4d", RESNET_KEYS, {**_TIMM, **_RESNEXT}) for d in (50, 101)},
+    "torchvision:resnext50_32x4d": Port("resnext50_32x4d", RESNET_KEYS, {**_TIMM, **_RESNEXT}),
+    **{f"timm:seresnext{d}_32x4d": Port(f"resnext{d}_32x4d", RESNET_KEYS, {**_TIMM, **_RESNEXT}, PAPER_SE)
+       for d in (50, 101)},
+    **{f"timm:legacy_seresnext{d}_32x4d": Port(f"resnext{d}_32x4d", LEGACY_KEYS, {**_CAFFE_RESNEXT, **_RESNEXT},
+                                               PAPER_SE) for d in (50, 101)},
+    "timm:legacy_senet154": Port("senet154", LEGACY_KEYS, _CAFFE_RESNEXT, PAPER_SE),
+}

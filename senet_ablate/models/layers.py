@@ -1,0 +1,61 @@
+"""What every backbone shares: conv + BN (+ ReLU), the He initialisation, option checks, and the
+:class:`Port` record that maps published weights onto a backbone."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from torch import nn
+
+from ..errors import ConfigError
+
+
+def conv_bn(cin: int, cout: int, k: int | tuple[int, int], stride: int = 1, padding=None, groups: int = 1,
+            relu: bool = False, bias: bool = False, eps: float = 1e-5) -> nn.Sequential:
+    """conv -> BN (-> ReLU); ``padding`` defaults to "same" for odd kernels at stride 1."""
+    if padding is None:
+        padding = (k // 2) if isinstance(k, int) else (k[0] // 2, k[1] // 2)
+    layers = [nn.Conv2d(cin, cout, k, stride, padding, groups=groups, bias=bias), nn.BatchNorm2d(cout, eps=eps)]
+    return nn.Sequential(*layers, nn.ReLU(inplace=True)) if relu else nn.Sequential(*layers)
+
+
+def he_init(model: nn.Module) -> nn.Module:
+    """He initialisation (the paper's [66]) for convs; BN to the identity. A meta model is left alone."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d) and not m.weight.is_meta:
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d) and m.weight is not None and not m.weight.is_meta:
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+    return model
+
+
+def check_choice(key: str, value, valid) -> None:
+    if value not in valid:
+        raise ConfigError(f"{key}={value!r} is not valid; valid values: {', '.join(map(str, valid))}")
+
+
+def check_classes(num_classes) -> None:
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ConfigError(f"model.num_classes={num_classes!r} must be a positive integer")
+
+
+@dataclass(frozen=True)
+class Port:
+    """How a published state dict maps onto one of our backbones (``weights.py``).
+
+    ``keys``: (regex, replacement) renames applied in order to every source key; a replacement
+    may be a function of the match. ``needs``: model options the weights were trained with
+    (e.g. the Caffe stem pool); ``se``: the SE settings they carry, or None for a plain net.
+    """
+
+    model: str
+    keys: tuple
+    needs: dict = field(default_factory=dict)
+    se: dict | None = None
+
+
+# the released SE models: r = 16, FC biases, sigmoid gate, average squeeze, on the branch
+PAPER_SE = {"squeeze": "avg", "gate": "sigmoid", "reduction": 16, "bias": True, "integration": "standard",
+            "stages": "all"}
