@@ -22,14 +22,14 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 import torch
 
-from . import data, excitation, launch, tracking
+from . import data, excitation, launch, tracking, weights
 from .complexity import count, cpu_latency_ms
 from .errors import ConfigError
 from .models import NOT_OPTIONS, build_model
 from .records import provenance, read_record, write_history, write_record
 from .rows import with_row
 from .se import SESpec
-from .train import CHECKPOINT, Diverged, check_recipe, runtime, seed_everything, train
+from .train import CHECKPOINT, Diverged, check_recipe, evaluate, runtime, seed_everything, train
 
 log = logging.getLogger("senet_ablate")
 
@@ -77,14 +77,32 @@ def se_spec(cfg: DictConfig) -> SESpec | None:
     return None if spec.stages == () else spec
 
 
-def make_model(cfg: DictConfig, device=None, num_classes: int | None = None):
+def make_model(cfg: DictConfig, device=None, num_classes: int | None = None, state: dict | None = None):
+    """The configured backbone; ``state``: weights to load (from :func:`prepare_weights`)."""
     m = cfg.model
     classes = num_classes if num_classes is not None else m.num_classes
     if classes is None:
         raise ConfigError("model.num_classes is null (inferred from the data only when training); "
                           "set data.num_classes or model.num_classes")
     options = {k: v for k, v in OmegaConf.to_container(m, resolve=True).items() if k not in NOT_OPTIONS}
-    return build_model(m.name, se_spec(cfg), classes, device=device, **options)
+    model = build_model(m.name, se_spec(cfg), classes, device=device, **options)
+    if state is not None:
+        model.load_state_dict(state)
+    return model
+
+
+def prepare_weights(cfg: DictConfig, meta_model) -> dict | None:
+    """``model.weights`` fetched, renamed and checked against the meta model: before any work,
+    a mismatch names the missing, unexpected and mis-shaped keys."""
+    source = cfg.model.get("weights")
+    if not source:
+        return None
+    spec = se_spec(cfg)
+    weights.check_fit(OmegaConf.to_container(cfg.model, resolve=True),
+                      None if spec is None else OmegaConf.to_container(cfg.se, resolve=True), str(source))
+    state = weights.prepare(meta_model, str(source), cfg.model.get("weights_file"))
+    log.info("weights: %s (%d tensors) fit %s", source, len(state), cfg.model.name)
+    return state
 
 
 def validate(cfg: DictConfig):
@@ -97,6 +115,9 @@ def validate(cfg: DictConfig):
         raise ConfigError(f"model.input_size={size!r} must be a positive integer (224 for ImageNet, 32 for CIFAR)")
     data.check(cfg.data)
     launch.job_threads(cfg.threads)
+    if cfg.task == "eval" and not cfg.model.get("weights"):
+        raise ConfigError("task=eval needs model.weights (a state-dict file, timm:<name> or torchvision:<name>); "
+                          "to evaluate a run of ours, pass its last.pt")
     if cfg.task == "train":
         check_recipe(cfg.recipe)
         launch.PreemptionGuard(cfg.train.preempt_signals)  # checks the signal names
@@ -150,7 +171,7 @@ def train_task(cfg: DictConfig, job: "Job") -> dict:
     seed_everything(cfg.seed, cfg.deterministic)
     d = data.build(cfg.data, cfg.recipe.batch_size, cfg.recipe.eval_batch_size, rt.device, cfg.seed,
                    dist.rank, dist.world)
-    model = make_model(cfg, num_classes=d.num_classes)
+    model = make_model(cfg, num_classes=d.num_classes, state=job.weights)
     metrics = count(make_model(cfg, device="meta", num_classes=d.num_classes), d.image_size).as_dict()
     log.info("%s on %s (%d train / %d %s images, %d classes): %.3fM params, %s, %d epochs",
              cfg.get("row") or cfg.model.name, cfg.data.name, d.train.num_samples, d.eval.num_samples,
@@ -181,18 +202,28 @@ def train_task(cfg: DictConfig, job: "Job") -> dict:
 
 
 def excitation_task(cfg: DictConfig, job: "Job") -> dict:
-    """Paper Figs. 6/7 on the trained run ``excitation.run``: class-wise excitation statistics."""
-    run_dir = Path(str(cfg.excitation.run or "")).expanduser()
-    if not cfg.excitation.run or not (run_dir / CHECKPOINT).is_file():
-        raise ConfigError(f"excitation.run={cfg.excitation.run!r} must be a trained run dir holding {CHECKPOINT}")
-    rec = read_record(run_dir)
-    trained = OmegaConf.create(rec["config"])
-    if cfg.data.get("root") is not None and not OmegaConf.is_missing(cfg.data, "root"):
-        trained.data.root = cfg.data.root  # the data may have moved since training
+    """Paper Figs. 6/7: class-wise excitation statistics of the trained run ``excitation.run``, or
+    of ``model.weights`` (e.g. the published SE-ResNet-50) on the eval split of ``data``."""
+    if cfg.excitation.run:
+        run_dir = Path(str(cfg.excitation.run)).expanduser()
+        if not (run_dir / CHECKPOINT).is_file():
+            raise ConfigError(f"excitation.run={cfg.excitation.run!r} must be a trained run dir holding {CHECKPOINT}")
+        rec = read_record(run_dir)
+        trained = OmegaConf.create(rec["config"])
+        if cfg.data.get("root") is not None and not OmegaConf.is_missing(cfg.data, "root"):
+            trained.data.root = cfg.data.root  # the data may have moved since training
+        data_cfg, source = trained.data, str(run_dir)
+    elif cfg.model.get("weights"):
+        trained, data_cfg, source = cfg, eval_preprocessing(cfg), str(cfg.model.weights)
+    else:
+        raise ConfigError("task=excitation needs excitation.run (a trained run dir) or model.weights")
     rt = runtime(trained)
-    d = data.build(trained.data, 1, cfg.excitation.batch_size, rt.device, trained.seed)
-    model = make_model(trained, num_classes=d.num_classes)
-    model.load_state_dict(torch.load(run_dir / CHECKPOINT, map_location="cpu", weights_only=True)["model"])
+    d = data.build(data_cfg, 1, cfg.excitation.batch_size, rt.device, trained.seed)
+    if cfg.excitation.run:
+        model = make_model(trained, num_classes=d.num_classes)
+        model.load_state_dict(torch.load(run_dir / CHECKPOINT, map_location="cpu", weights_only=True)["model"])
+    else:
+        model = make_model(cfg, num_classes=d.num_classes, state=job.weights)
     classes = list(cfg.excitation.classes) if cfg.excitation.classes else list(range(min(4, d.num_classes)))
     bad = [c for c in classes if not 0 <= c < d.num_classes]
     if bad:
@@ -204,13 +235,47 @@ def excitation_task(cfg: DictConfig, job: "Job") -> dict:
     excitation.write(result, job.out_dir)
     title = f"{trained.model.name} on {trained.data.name}"
     figs = excitation.draw(result, job.out_dir, cfg.excitation.channels, cfg.seed, title)
-    log.info("excitation of %s at %s, classes %s: %s", run_dir, ", ".join(result), classes,
+    log.info("excitation of %s at %s, classes %s: %s", source, ", ".join(result), classes,
              ", ".join(str(f) for f in figs if f.suffix == ".png"))
     return {"excitation_blocks": list(result), "excitation_classes": classes,
-            "images_per_class": next(iter(result.values()))["n"], "analysed_run": str(run_dir)}
+            "images_per_class": next(iter(result.values()))["n"], "analysed_run": source}
 
 
-TASKS = {"profile": profile, "train": train_task, "excitation": excitation_task}
+def eval_preprocessing(cfg: DictConfig) -> DictConfig:
+    """The data config with the weights' own eval preprocessing (input size, resize, mean/std,
+    interpolation; timm/torchvision metadata) unless ``eval.preprocess=data``."""
+    pre = weights.preprocessing(str(cfg.model.weights)) if cfg.eval.preprocess == "weights" else None
+    if cfg.eval.preprocess not in ("weights", "data"):
+        raise ConfigError(f"eval.preprocess={cfg.eval.preprocess!r} is not valid; valid values: weights, data")
+    d = cfg.data.copy()
+    if pre:
+        with open_dict(d):
+            d.update(pre)
+    return d
+
+
+def eval_task(cfg: DictConfig, job: "Job") -> dict:
+    """Top-1/top-5 error of ``model.weights`` on the eval split of ``data``."""
+    rt = runtime(cfg)
+    dcfg = eval_preprocessing(cfg)
+    d = data.build(dcfg, 1, cfg.eval.batch_size, rt.device, cfg.seed)
+    try:
+        model = make_model(cfg, num_classes=d.num_classes, state=job.weights).to(rt.device)
+        t0 = time.perf_counter()
+        top1, top5 = evaluate(model, d.eval, rt)
+    finally:
+        d.close()
+    pre = {k: dcfg.get(k) for k in ("image_size", "resize", "interpolation", "mean", "std", "channel_order",
+                                     "pixel_range") if k in dcfg}
+    pre["resize"] = data.eval_resize(dcfg) if "image_size" in dcfg and not dcfg.get("in_memory") else None
+    log.info("%s with %s on %s/%s (%d images): top-1 err %.2f%%  top-5 err %.2f%%", cfg.model.name,
+             cfg.model.weights, cfg.data.name, d.eval_split, d.eval.num_samples, top1, top5)
+    return {**count(job.meta_model, int(dcfg.image_size)).as_dict(), "top1_err": top1, "top5_err": top5,
+            "eval_images": d.eval.num_samples, "eval_split": d.eval_split, "eval_time_s": time.perf_counter() - t0,
+            "preprocess": pre, "weights": str(cfg.model.weights)}
+
+
+TASKS = {"profile": profile, "train": train_task, "excitation": excitation_task, "eval": eval_task}
 
 
 # ---------------------------------------------------------------------------- record
@@ -218,7 +283,7 @@ class Job:
     """One job's output dir and its record, rewritten whole on every update."""
 
     def __init__(self, out_dir: Path, record: dict):
-        self.out_dir, self.record, self.meta_model = out_dir, record, None
+        self.out_dir, self.record, self.meta_model, self.weights = out_dir, record, None, None
         self.writer = launch.env_rank() == 0  # under torchrun, rank 0 alone writes
 
     def update(self, **fields) -> None:
@@ -252,6 +317,7 @@ def run(cfg: DictConfig) -> dict:
         job.record["overrides"] = overrides
         job.record["config"] = OmegaConf.to_container(cfg, resolve=True)
         job.meta_model = validate(cfg)
+        job.weights = prepare_weights(cfg, job.meta_model)
         job.record["fingerprint"] = fingerprint(job.record["config"])
         if keep:
             if prev.get("fingerprint") == job.record["fingerprint"]:

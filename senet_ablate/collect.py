@@ -20,13 +20,13 @@ from .records import RECORD, STATUSES
 
 log = logging.getLogger("senet_ablate")
 
-COMPLEXITY = ("params", "macs", "elementwise_ops", "gflops", "params_m", "input_size")
+COMPLEXITY = ("params", "macs", "elementwise_ops", "gflops", "params_m", "input_size", "mflops")
 TRAINING = ("top1_err", "top5_err", "best_top1_err", "best_top5_err", "epochs_done", "train_time_s",
             "images_per_s")
 METRICS = (*COMPLEXITY, "latency_ms_cpu_b1", *TRAINING)
 # what a completed record of each task must hold
 REQUIRED = {"profile": COMPLEXITY[:4], "train": (*COMPLEXITY[:4], "top1_err", "top5_err", "epochs_done"),
-            "excitation": ()}
+            "excitation": (), "eval": (*COMPLEXITY[:4], "top1_err", "top5_err")}
 COLUMNS = ["run_dir", "study", "row", "task", "status", "seed", "model", "data", "fingerprint", "finished_at",
            *METRICS]
 
@@ -128,6 +128,7 @@ def collect(paths: Iterable[str | Path]) -> tuple[pd.DataFrame, dict[str, dict]]
     for c in COLUMNS:
         if c not in df:
             df[c] = None
+    df["mflops"] = pd.to_numeric(df["gflops"], errors="coerce") * 1e3  # Table 3's unit; older records lack it
     return df[COLUMNS + extra].reset_index(drop=True), specs
 
 

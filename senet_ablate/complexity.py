@@ -35,7 +35,7 @@ class Complexity:
         return (self.macs + self.elementwise_ops) / 1e9
 
     def as_dict(self) -> dict:
-        return {**asdict(self), "gflops": self.gflops, "params_m": self.params / 1e6}
+        return {**asdict(self), "gflops": self.gflops, "mflops": self.gflops * 1e3, "params_m": self.params / 1e6}
 
 
 def count_params(model: nn.Module) -> int:

@@ -503,13 +503,37 @@ class FileDataset(torch.utils.data.Dataset):
         return self.transform(image), label
 
 
-def _imagenet_transforms(cfg, train: bool):
-    from torchvision.transforms import v2
+INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
+CHANNEL_ORDERS = ("rgb", "bgr")
 
-    size = cfg.image_size
-    head = ([v2.RandomResizedCrop(size, antialias=True), v2.RandomHorizontalFlip()] if train else
-            [v2.Resize(round(size * 256 / 224), antialias=True), v2.CenterCrop(size)])
-    return v2.Compose([v2.ToImage(), *head, v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(cfg.mean), list(cfg.std))])
+
+class ToChannelOrder:
+    """RGB -> BGR (Caffe models) and [0, 1] -> [0, pixel_range] before normalisation."""
+
+    def __init__(self, order: str, pixel_range: float):
+        self.bgr, self.scale = order == "bgr", float(pixel_range)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.flip(0) if self.bgr else x
+        return x * self.scale if self.scale != 1 else x
+
+
+def eval_resize(cfg) -> int:
+    """The shorter side before the centre crop: data.resize, or 256/224 of the crop (paper §5.1)."""
+    return int(cfg.get("resize") or round(cfg.image_size * 256 / 224))
+
+
+def _imagenet_transforms(cfg, train: bool):
+    """PIL in, normalised tensor out; resize and crop on the PIL image (as timm and torchvision
+    evaluate), then channel order, pixel range and mean/std."""
+    from torchvision.transforms import InterpolationMode, v2
+
+    size, mode = cfg.image_size, InterpolationMode(cfg.get("interpolation", "bilinear"))
+    head = ([v2.RandomResizedCrop(size, interpolation=mode, antialias=True), v2.RandomHorizontalFlip()] if train else
+            [v2.Resize(eval_resize(cfg), interpolation=mode, antialias=True), v2.CenterCrop(size)])
+    order = ToChannelOrder(cfg.get("channel_order", "rgb"), cfg.get("pixel_range", 1))
+    return v2.Compose([*head, v2.ToImage(), v2.ToDtype(torch.float32, scale=True), order,
+                       v2.Normalize(list(cfg.mean), list(cfg.std))])
 
 
 # ---------------------------------------------------------------------------- entry
@@ -526,6 +550,12 @@ def check(cfg) -> None:
         raise ConfigError("data.augment=imagenet runs per image: use it with data.in_memory=false")
     if not cfg.in_memory and cfg.name != "imagefolder":
         raise ConfigError(f"data.in_memory=false is only for data=imagefolder; {cfg.name} is always in memory")
+    if cfg.get("interpolation", "bilinear") not in INTERPOLATIONS:
+        raise ConfigError(f"data.interpolation={cfg.interpolation!r} is not valid; valid values: {', '.join(INTERPOLATIONS)}")
+    if cfg.get("channel_order", "rgb") not in CHANNEL_ORDERS:
+        raise ConfigError(f"data.channel_order={cfg.channel_order!r} is not valid; valid values: {', '.join(CHANNEL_ORDERS)}")
+    if cfg.get("resize") is not None and (not isinstance(cfg.resize, int) or cfg.resize < cfg.image_size):
+        raise ConfigError(f"data.resize={cfg.resize!r} must be null or an integer >= data.image_size ({cfg.image_size})")
     if not isinstance(cfg.get("skip_bad_images", False), bool):
         raise ConfigError(f"data.skip_bad_images={cfg.skip_bad_images!r} must be true or false")
     if not cfg.in_memory and cfg.augment != "imagenet":

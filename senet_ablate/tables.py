@@ -1,6 +1,6 @@
 """Run DataFrame + a study's table spec -> the paper-shaped table (Markdown, LaTeX, CSV).
 
-Per row, over its completed training runs (seeds): mean ± sample std, n, a 95% confidence
+Per row, over its completed training runs (seeds) or weight evaluations (task=eval): mean ± sample std, n, a 95% confidence
 interval (Student t, n - 1 degrees of freedom), Δ = mean - the baseline row's mean, and Welch's
 unequal-variance t-test against the baseline (``*`` p < 0.05, ``**`` p < 0.01). A cell with
 n < 2 shows its value without a CI. Our params/GFLOPs stand beside the paper's: Δ = ours
@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 # measured column -> (header, digits the paper prints, digits we print)
-COMPARED = {"params_m": ("Params (M)", 1, 3), "gflops": ("GFLOPs", 2, 4)}
+COMPARED = {"params_m": ("Params (M)", 1, 3), "gflops": ("GFLOPs", 2, 4), "mflops": ("MFLOPs", 0, 1)}
 # our own extra columns -> (header, scale, digits)
 EXTRA = {"macs": ("MACs (G)", 1e-9, 4), "elementwise_ops": ("SE elementwise (M)", 1e-6, 2),
          "images_per_s": ("train img/s", 1.0, 0)}
@@ -58,7 +58,7 @@ def _num(v) -> float:
 def study_table(runs: pd.DataFrame, spec: dict) -> pd.DataFrame:
     """One row per table row of ``spec``, in the paper's order."""
     done = runs[runs["status"] == "completed"]
-    trained = done[done["task"] == "train"]
+    trained = done[done["task"].isin(["train", "eval"])]  # errors: trained runs and evaluated weights
     values = {key: {c: trained.loc[trained["row"] == key, c].astype(float).tolist() for c in ERRORS}
               for key in spec["rows"]}
     out = []

@@ -105,7 +105,7 @@ def test_cfg_job_shows_the_row_the_job_will_run(tmp_path):
     mine = run_cli("app", "experiment=paper/table10_reduction", "row=r4", "se.reduction=8", "--cfg", "all",
                    cwd=tmp_path).stdout
     assert "  reduction: 8\n" in mine and "hydra:" in mine  # the command line still wins over the row
-    table2 = run_cli("app", "experiment=paper/table2_resnets", "row=se_resnet101", "--cfg", "job", cwd=tmp_path).stdout
+    table2 = run_cli("app", "experiment=paper/table2_imagenet", "row=se_resnet101", "--cfg", "job", cwd=tmp_path).stdout
     assert "name: resnet101" in table2  # a row may pick a config group
     assert not (tmp_path / "runs").exists()
 
