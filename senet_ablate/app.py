@@ -121,8 +121,10 @@ def validate(cfg: DictConfig):
     if cfg.task == "train":
         check_recipe(cfg.recipe)
         launch.PreemptionGuard(cfg.train.preempt_signals)  # checks the signal names
-        if cfg.data.get("num_classes") is None:  # inferred later; validate the rest with a placeholder
-            return make_model(cfg, device="meta", num_classes=2)
+    if cfg.task != "profile" and cfg.model.get("num_classes") is None:
+        # from the data: an ImageFolder's class folders, else (train) a placeholder; the loaded data decides
+        classes = data.count_classes(cfg.data) or (2 if cfg.task == "train" else None)
+        return make_model(cfg, device="meta", num_classes=classes)
     return make_model(cfg, device="meta")  # checks stages and every SE width without allocating memory
 
 
@@ -265,8 +267,9 @@ def eval_task(cfg: DictConfig, job: "Job") -> dict:
         top1, top5 = evaluate(model, d.eval, rt)
     finally:
         d.close()
-    pre = {k: dcfg.get(k) for k in ("image_size", "resize", "interpolation", "mean", "std", "channel_order",
-                                     "pixel_range") if k in dcfg}
+    plain = OmegaConf.to_container(dcfg, resolve=True)
+    pre = {k: plain[k] for k in ("image_size", "resize", "interpolation", "mean", "std", "channel_order",
+                                 "pixel_range") if k in plain}
     pre["resize"] = data.eval_resize(dcfg) if "image_size" in dcfg and not dcfg.get("in_memory") else None
     log.info("%s with %s on %s/%s (%d images): top-1 err %.2f%%  top-5 err %.2f%%", cfg.model.name,
              cfg.model.weights, cfg.data.name, d.eval_split, d.eval.num_samples, top1, top5)

@@ -316,6 +316,17 @@ def _root(cfg) -> Path | None:
     return None if missing or not cfg.root else Path(str(cfg.root)).expanduser()
 
 
+def count_classes(cfg) -> int | None:
+    """``data.num_classes``, or the class folders under an ImageFolder tree's train/ (cheap: no
+    file listing); None when unknown before loading."""
+    if cfg.get("num_classes") is not None:
+        return int(cfg.num_classes)
+    root = _root(cfg)
+    if root is None or not (root / "train").is_dir():
+        return None
+    return sum(1 for d in (root / "train").iterdir() if d.is_dir()) or None
+
+
 def _need_root(cfg) -> Path:
     root = _root(cfg)
     if root is None:

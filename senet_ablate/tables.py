@@ -125,6 +125,10 @@ def cells(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
         row.append(", ".join(runs) if r["completed"] or r["failed"] or r["running"] else "not run")
         body.append(row)
     keep = [j for j in range(len(head)) if j in (0, len(head) - 1) or any(c[j] != "–" for c in body)]
+    # complexity in the paper's unit only: MFLOPs where the paper prints MFLOPs (Table 3), else GFLOPs
+    unit = "MFLOPs" if table["mflops_paper"].notna().any() and table["gflops_paper"].isna().all() else "GFLOPs"
+    other = {"GFLOPs": "MFLOPs", "MFLOPs": "GFLOPs"}[unit]
+    keep = [j for j in keep if not head[j].endswith(other) and not head[j].startswith(other)]
     return [head[j] for j in keep], [[c[j] for j in keep] for c in body]
 
 

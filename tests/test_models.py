@@ -1,4 +1,6 @@
 """Every backbone x integration x squeeze runs forward and backward; gates of 1 are the identity."""
+import re
+
 import pytest
 import torch
 
@@ -6,8 +8,8 @@ from senet_ablate.errors import ConfigError
 from senet_ablate.models import MODELS, build_model
 from senet_ablate.se import GATES, INTEGRATIONS, SQUEEZES, SEBlock, SESpec
 
-IMAGENET = [m for m in MODELS if not m.startswith("cifar")]
-CIFAR = [m for m in MODELS if m.startswith("cifar")]
+RESNETS = [m for m in MODELS if "resne" in m and m != "inception_resnet_v2"]  # the other backbones: tests/test_backbone_*
+BIG = {"senet154", "resnext101_32x4d", "resnet152", "resnet101"}  # built 15 times: slow on 2 cores
 
 
 def small_input(name, batch=2):
@@ -16,7 +18,7 @@ def small_input(name, batch=2):
 
 @pytest.mark.parametrize("squeeze", list(SQUEEZES))
 @pytest.mark.parametrize("integration", list(INTEGRATIONS))
-@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("name", [pytest.param(m, marks=pytest.mark.slow) if m in BIG else m for m in RESNETS])
 def test_forward_backward_shapes(name, integration, squeeze):
     torch.manual_seed(0)
     model = build_model(name, SESpec(squeeze=squeeze, integration=integration, reduction=4), 7)
@@ -27,6 +29,24 @@ def test_forward_backward_shapes(name, integration, squeeze):
     assert se_blocks, "SE requested but none built"
     for m in se_blocks:  # the SE weights take part in the graph
         assert m.fc1.weight.grad is not None and torch.isfinite(m.fc1.weight.grad).all()
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_every_backbone_offers_standard_and_names_its_integrations_otherwise(name):
+    """An integration a backbone lacks fails at build time, naming the backbone and the valid list;
+    every listed one builds (meta device: shapes only)."""
+    valid = None
+    for integration in INTEGRATIONS:
+        try:
+            build_model(name, SESpec(integration=integration, reduction=4), 10, device="meta")
+        except ConfigError as e:
+            m = re.search(rf"is not available on {name} .*valid integrations for {name}: (.*)$", str(e))
+            assert m, str(e)
+            assert valid in (None, m[1]) and integration not in m[1].split(", ")
+            valid = m[1]
+    assert valid is None or "standard" in valid.split(", ")
+    for integration in (valid.split(", ") if valid else []):
+        build_model(name, SESpec(integration=integration, reduction=4), 10, device="meta")
 
 
 @pytest.mark.parametrize("gate", list(GATES))

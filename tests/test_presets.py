@@ -10,11 +10,14 @@ from senet_ablate.app import make_model, validate
 from senet_ablate.complexity import count
 from senet_ablate.errors import ConfigError
 
-from conftest import EXPERIMENTS
+from omegaconf import OmegaConf
+
+from conftest import EXPERIMENTS, ROOT
 
 PAPER_PRESETS = {"paper/table10_reduction", "paper/table11_squeeze", "paper/table12_excitation",
                  "paper/table13_stages", "paper/table14_integration", "paper/table15_se3x3",
-                 "paper/table16_nosqueeze", "paper/table2_resnets"}
+                 "paper/table16_nosqueeze", "paper/table2_imagenet", "paper/table3_mobile",
+                 "paper/table6_places365", "paper/table8_senet154"}
 
 
 def test_every_paper_table_has_a_preset():
@@ -33,14 +36,22 @@ def test_preset_sweeps_its_table_rows(compose_cfg, experiment):
         assert row.get("baseline", cfg.table.baseline) in rows
 
 
-CELLS = [(e, r) for e in sorted(PAPER_PRESETS) for r in
-         {"paper/table10_reduction": ["r2", "r4", "r8", "r16", "r32", "original"],
-          "paper/table11_squeeze": ["max", "avg"], "paper/table12_excitation": ["relu", "tanh", "sigmoid"],
-          "paper/table13_stages": ["resnet50", "se_stage2", "se_stage3", "se_stage4", "se_all"],
-          "paper/table14_integration": ["se", "se_pre", "se_post", "se_identity"],
-          "paper/table15_se3x3": ["se", "se_3x3"], "paper/table16_nosqueeze": ["resnet50", "nosqueeze", "se"],
-          "paper/table2_resnets": ["resnet50", "se_resnet50", "resnet101", "se_resnet101", "resnet152",
-                                   "se_resnet152"]}[e]]
+def _rows(experiment: str) -> list[str]:
+    return list(OmegaConf.load(ROOT / "experiments" / f"{experiment}.yaml").table.rows)
+
+
+CELLS = [(e, r) for e in sorted(PAPER_PRESETS) for r in _rows(e)]
+# |ours - paper| allowed per column (backbones.md Sec. 1): Table 2 GFLOPs 0.02 (ResNet-50 to the printed
+# digit), Table 3 3 MFLOPs and 0.1M params; ResNet-50 ablation params: the printed cell is ours rounded up.
+TOLERANCE = {"gflops": 0.02, "mflops": 3.0, "params_m": 0.1}
+# cells no counting convention reproduces, each with the reason (README "Backbones"); the test checks
+# that they are indeed off, so this list cannot go stale
+NOT_REPRODUCIBLE = {
+    ("paper/table2_imagenet", "inception_resnet_v2", "gflops"):
+        "the TF-slim layout everyone uses counts 13.16 GMACs at the stated 299 px (backbones.md Sec. 5)",
+    ("paper/table2_imagenet", "se_inception_resnet_v2", "gflops"):
+        "as the baseline; and 40 SE sites at 299 px cost +0.03 GFLOPs, not the printed +0.01",
+}
 
 
 @pytest.mark.parametrize("experiment, row", CELLS)
@@ -48,17 +59,21 @@ def test_preset_reproduces_paper_cells(compose_cfg, experiment, row):
     spec = compose_cfg(f"experiment={experiment}").table.rows[row]
     cfg = compose_cfg(*spec.set, f"experiment={experiment}", f"row={row}")
     validate(cfg)
-    ours = count(make_model(cfg, device="meta"), cfg.model.input_size)
-    paper = spec.paper
-    if "params_m" in paper:
-        assert abs(ours.params / 1e6 - paper.params_m) <= 0.1 + 1e-9
-        # observed: every params cell is the count with FC biases rounded *up* to 0.1M
-        assert math.ceil(ours.params / 1e5) / 10 == pytest.approx(paper.params_m)
-    if "gflops" in paper:
-        if cfg.model.name == "resnet50":
-            assert round(ours.gflops, 2) == pytest.approx(paper.gflops)
-        else:
-            assert abs(ours.gflops - paper.gflops) <= 0.02
+    ours = count(make_model(cfg, device="meta"), cfg.model.input_size).as_dict()
+    for col, tol in TOLERANCE.items():
+        if col not in spec.paper:
+            continue
+        digits = {"gflops": 2, "mflops": 0, "params_m": 1}[col]  # the paper's printed digits, as the table's Δ
+        delta = round(round(ours[col], digits) - spec.paper[col], digits)
+        if (experiment, row, col) in NOT_REPRODUCIBLE:
+            assert abs(delta) > tol, f"{row} {col} now reproduces: update NOT_REPRODUCIBLE and the README"
+            continue
+        assert abs(delta) <= tol + 1e-9, f"{row} {col}: ours {ours[col]:.4f} vs paper {spec.paper[col]}"
+        if col == "gflops" and cfg.model.name == "resnet50":
+            assert round(ours[col], 2) == pytest.approx(spec.paper[col])
+        if col == "params_m" and cfg.model.name == "resnet50":
+            # observed: every ResNet-50 params cell is the count with FC biases rounded *up* to 0.1M
+            assert math.ceil(ours["params"] / 1e5) / 10 == pytest.approx(spec.paper[col])
 
 
 @pytest.mark.parametrize("overrides, match", [

@@ -15,7 +15,8 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..se import SESpec, SiteMissing
-from . import resnet
+from . import inception, inception_resnet, resnet, shufflenet
+from . import mobilenet, vgg
 from .resnet import BasicBlock, Bottleneck, cifar_resnet, imagenet_resnet
 
 MODELS = {
@@ -27,10 +28,15 @@ MODELS = {
     "resnext50_32x4d": partial(imagenet_resnet, Bottleneck, (3, 4, 6, 3), groups=32, reduce=2, mid=2),
     "resnext101_32x4d": partial(imagenet_resnet, Bottleneck, (3, 4, 23, 3), groups=32, reduce=2, mid=2),
     "senet154": resnet.senet154,
+    "bn_inception": inception.bn_inception,
+    "shufflenet_v1_g3": shufflenet.shufflenet_v1_g3,
+    "inception_resnet_v2": inception_resnet.inception_resnet_v2,
+    "vgg16_bn": vgg.vgg16_bn,
+    "mobilenet_v1": mobilenet.mobilenet_v1,
     **{f"cifar_resnet{d}": partial(cifar_resnet, d) for d in (20, 32, 44, 56, 110)},
 }
 
-PORTS = {**resnet.PORTS}
+PORTS = {**resnet.PORTS, **vgg.PORTS, **mobilenet.PORTS, **inception_resnet.PORTS}
 
 # model config keys that are not layout options of the builder
 NOT_OPTIONS = ("name", "num_classes", "input_size", "native", "weights", "weights_file")
