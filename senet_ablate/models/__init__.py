@@ -15,8 +15,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..se import SESpec, SiteMissing
-from . import inception, inception_resnet, resnet, shufflenet
-from . import mobilenet, vgg
+from . import inception, inception_resnet, mobilenet, resnet, shufflenet, vgg
 from .resnet import BasicBlock, Bottleneck, cifar_resnet, imagenet_resnet
 
 MODELS = {
