@@ -49,6 +49,17 @@ def wait_paused(marks: Path, proc: subprocess.Popen, count: int = 1) -> list[int
         time.sleep(0.02)
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny CPU passes: on a shared 2-core machine a second intra-op thread only adds contention."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def compose_cfg():
     """Compose the primary config in-process, as Hydra would for one job."""

@@ -26,14 +26,7 @@ SE_MACS, SE_OPS, SE_PARAMS = 13_164_289_376, 23_079_680, 64_387_444
 PAPER_GFLOPS = {"plain": 11.75, "se": 11.76}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: on a busy 2-core box, two OpenMP threads spin against other processes and
-    made each 75 px forward + backward 10-40x slower (0.6 s -> 5-25 s) than a single thread."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def se_blocks(model):

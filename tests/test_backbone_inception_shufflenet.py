@@ -13,13 +13,7 @@ from senet_ablate.models.shufflenet import channel_shuffle
 from senet_ablate.se import INTEGRATIONS, SQUEEZES, SEBlock, SESpec
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny CPU passes: a second intra-op thread only adds contention on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def build(name, se=None, classes=1000, device="meta"):

@@ -1,4 +1,5 @@
 """Every backbone x integration x squeeze runs forward and backward; gates of 1 are the identity."""
+import functools
 import re
 
 import pytest
@@ -8,20 +9,45 @@ from senet_ablate.errors import ConfigError
 from senet_ablate.models import MODELS, build_model
 from senet_ablate.se import GATES, INTEGRATIONS, SQUEEZES, SEBlock, SESpec
 
-RESNETS = [m for m in MODELS if "resne" in m and m != "inception_resnet_v2"]  # the other backbones: tests/test_backbone_*
-BIG = {"senet154", "resnext101_32x4d", "resnet152", "resnet101"}  # built 15 times: slow on 2 cores
+# tests/test_backbone_*.py run these through every integration and squeeze at the input sizes they need
+OWN_FILES = {"vgg16_bn", "mobilenet_v1", "bn_inception", "shufflenet_v1_g3", "inception_resnet_v2"}
+RESNETS = [m for m in MODELS if m not in OWN_FILES]  # ResNets, ResNeXts, SENet-154, CIFAR ResNets
 
 
 def small_input(name, batch=2):
     return torch.randn(batch, 3, 32, 32)  # ImageNet nets: 32 px reaches 1x1 at stage 5
 
 
+@functools.lru_cache(maxsize=2)
+def plain_weights(name):
+    torch.manual_seed(0)
+    state = build_model(name, None, 7).state_dict()
+    for t in state.values():
+        t.requires_grad_(False)  # the backbone's weight gradients are not what these tests check
+    return state
+
+
+def with_se(name, spec):
+    """``name`` with SE as ``spec`` says: the backbone's tensors shared from one plain build, frozen
+    (building and back-propagating SENet-154's 115M weights fifteen times would dominate the suite),
+    the SE blocks freshly initialised and trainable."""
+    model = build_model(name, spec, 7, device="meta")
+    missing = model.load_state_dict(plain_weights(name), strict=False, assign=True).missing_keys
+    assert missing and all(".se.block." in k for k in missing)
+    for m in model.modules():
+        if isinstance(m, SEBlock):
+            m.to_empty(device="cpu")
+            for fc in (m.fc1, m.fc2):
+                fc.reset_parameters()
+    return model
+
+
 @pytest.mark.parametrize("squeeze", list(SQUEEZES))
 @pytest.mark.parametrize("integration", list(INTEGRATIONS))
-@pytest.mark.parametrize("name", [pytest.param(m, marks=pytest.mark.slow) if m in BIG else m for m in RESNETS])
+@pytest.mark.parametrize("name", RESNETS)
 def test_forward_backward_shapes(name, integration, squeeze):
     torch.manual_seed(0)
-    model = build_model(name, SESpec(squeeze=squeeze, integration=integration, reduction=4), 7)
+    model = with_se(name, SESpec(squeeze=squeeze, integration=integration, reduction=4))
     out = model(small_input(name))
     assert out.shape == (2, 7)
     out.logsumexp(1).sum().backward()

@@ -48,7 +48,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..se import SESite, SESpec
-from .layers import check_classes, conv_bn, he_init
+from .layers import Backbone, check_classes, conv_bn
 
 # (name, 1x1, (3x3 reduce, 3x3), (double-3x3 reduce, 3x3, 3x3), pool kind, pool projection, stride);
 # a strided module has no 1x1 branch and an unprojected max-pool branch (0 = absent).
@@ -107,7 +107,7 @@ class InceptionModule(nn.Module):
         return self.se(torch.cat([b(x) for b in self.branches], 1), "branch")
 
 
-class BNInception(nn.Module):
+class BNInception(Backbone):
     """stem -> inception_3x / 4x / 5x (stage ids 3, 4, 5) -> global average pool -> fc."""
 
     stage_ids = (3, 4, 5)
@@ -128,13 +128,7 @@ class BNInception(nn.Module):
                 units[f"inception_{label}"] = unit
                 cin = unit.out_channels
             stages.append(nn.Sequential(units))
-        self.stages = nn.Sequential(*stages)
-        self.fc = nn.Linear(cin, num_classes)
-        he_init(self)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stages(self.stem(x))
-        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+        self.finish(stages, cin, num_classes)
 
 
 def bn_inception(*, se=None, num_classes=1000) -> BNInception:

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..se import SESite, SESpec
-from .layers import Port, check_classes, conv_bn, he_init
+from .layers import Backbone, Port, check_classes, conv_bn
 
 EPS = 1e-3  # TF-slim's BN epsilon
 STAGE_IDS = (3, 4, 5)
@@ -142,7 +142,7 @@ def mixed_7a() -> Mixed:
     ])
 
 
-class InceptionResNetV2(nn.Module):
+class InceptionResNetV2(Backbone):
     """stem -> stages 3, 4, 5 (each: a Mixed module, then residual blocks) -> 1x1 conv 1536 -> pool -> fc."""
 
     def __init__(self, se: SESpec | None = None, num_classes: int = 1000, dropout: float = 0.2):
@@ -163,20 +163,11 @@ class InceptionResNetV2(nn.Module):
             unit(80, 192, 3, 1, 0),  # 71
             nn.MaxPool2d(3, 2),  # 35
         )
-        self.stages = nn.Sequential(
-            nn.Sequential(mixed_5b(), *[block35(spec(3), f"SE_3_{k}") for k in range(1, 11)]),
-            nn.Sequential(mixed_6a(), *[block17(spec(4), f"SE_4_{k}") for k in range(1, 21)]),
-            nn.Sequential(mixed_7a(), *[block8(spec(5), f"SE_5_{k}") for k in range(1, 10)],
-                          block8(spec(5), "SE_5_10", scale=1.0, relu=False)),
-        )
-        self.head = unit(2080, 1536, 1)
-        self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()
-        self.fc = nn.Linear(1536, num_classes)
-        he_init(self)
-
-    def forward(self, x):
-        x = self.head(self.stages(self.stem(x)))
-        return self.fc(self.dropout(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)))
+        stages = [nn.Sequential(mixed_5b(), *[block35(spec(3), f"SE_3_{k}") for k in range(1, 11)]),
+                  nn.Sequential(mixed_6a(), *[block17(spec(4), f"SE_4_{k}") for k in range(1, 21)]),
+                  nn.Sequential(mixed_7a(), *[block8(spec(5), f"SE_5_{k}") for k in range(1, 10)],
+                                block8(spec(5), "SE_5_10", scale=1.0, relu=False))]
+        self.finish(stages, 1536, num_classes, dropout, head=unit(2080, 1536, 1))
 
 
 def inception_resnet_v2(*, se=None, num_classes=1000, dropout=0.2) -> InceptionResNetV2:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
@@ -29,6 +31,23 @@ def he_init(model: nn.Module) -> nn.Module:
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
     return model
+
+
+class Backbone(nn.Module):
+    """The frame the backbones share: stem -> stages -> head (a last conv, if any) -> global average
+    pool (adaptive: any input size) -> dropout -> fc. A subclass builds ``stem`` and its stages,
+    then calls :meth:`finish`."""
+
+    def finish(self, stages, width: int, num_classes: int, dropout: float = 0.0, head: nn.Module | None = None):
+        self.stages = nn.Sequential(*stages)
+        self.head = head if head is not None else nn.Identity()
+        self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()
+        self.fc = nn.Linear(width, num_classes)
+        he_init(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.head(self.stages(self.stem(x)))
+        return self.fc(self.dropout(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)))
 
 
 def check_choice(key: str, value, valid) -> None:

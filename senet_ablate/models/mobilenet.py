@@ -20,7 +20,7 @@ from __future__ import annotations
 from torch import nn
 
 from ..se import SESite, SESpec
-from .layers import Port, check_choice, check_classes, conv_bn, he_init
+from .layers import Backbone, Port, check_choice, check_classes, conv_bn
 
 ACTIVATIONS = {"relu": nn.ReLU, "relu6": nn.ReLU6}
 STEM_WIDTH = 32
@@ -50,7 +50,7 @@ class DepthwiseSeparable(nn.Module):
         return self.se(x, "branch")
 
 
-class MobileNetV1(nn.Module):
+class MobileNetV1(Backbone):
     """stem -> stages of :class:`DepthwiseSeparable` (ids 1..5) -> global average pool -> fc (Table 3)."""
 
     def __init__(self, se: SESpec | None, num_classes: int, activation: str = "relu"):
@@ -69,13 +69,7 @@ class MobileNetV1(nn.Module):
                                                 f"SE_{sid}_{b + 1}"))
                 cin = cout
             stages.append(nn.Sequential(*units))
-        self.stages = nn.Sequential(*stages)
-        self.fc = nn.Linear(cin, num_classes)
-        he_init(self)
-
-    def forward(self, x):
-        x = self.stages(self.stem(x))
-        return self.fc(x.mean((2, 3)))
+        self.finish(stages, cin, num_classes)
 
 
 def mobilenet_v1(*, se=None, num_classes=1000, activation="relu") -> MobileNetV1:

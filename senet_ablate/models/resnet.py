@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..se import SESite, SESpec
-from .layers import PAPER_SE, Port, check_choice, check_classes, conv_bn, he_init
+from .layers import Backbone, PAPER_SE, Port, check_choice, check_classes, conv_bn
 
 STRIDE_STYLES = ("caffe", "pytorch")  # caffe: stride-2 in the first 1x1 conv; pytorch: in the 3x3
 STEM_POOLS = ("ceil", "pad")  # ceil: Caffe 3x3/2 max pool, ceil mode, no padding; pad: padding 1
@@ -99,7 +99,7 @@ class Bottleneck(nn.Module):
         return self.se(out, "output")
 
 
-class ResNet(nn.Module):
+class ResNet(Backbone):
     """stem -> stages (ids ``stage_ids``) -> global average pool -> (dropout) -> fc."""
 
     def __init__(self, block, depths: Sequence[int], widths: Sequence[int], stem: nn.Module, stem_channels: int,
@@ -120,14 +120,7 @@ class ResNet(nn.Module):
                                     shortcut_kind, stride_style))
                 cin = width * block.expansion
             stages.append(nn.Sequential(*blocks))
-        self.stages = nn.Sequential(*stages)
-        self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()
-        self.fc = nn.Linear(cin, num_classes)
-        he_init(self)
-
-    def forward(self, x):
-        x = self.stages(self.stem(x))
-        return self.fc(self.dropout(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)))
+        self.finish(stages, cin, num_classes, dropout)
 
 
 def max_pool(stem_pool: str) -> nn.MaxPool2d:
@@ -189,6 +182,7 @@ PORTS = {
     **{f"{lib}:resnet{d}": Port(f"resnet{d}", RESNET_KEYS, _TIMM) for d in (18, 34, 50, 101, 152)
        for lib in ("timm", "torchvision")},
     **{f"timm:seresnet{d}": Port(f"resnet{d}", RESNET_KEYS, _TIMM, PAPER_SE) for d in (50, 101, 152)},
+    # (not timm's legacy_seresnet18/34: no official model exists, and timm's blocks have a ReLU before the SE)
     **{f"timm:legacy_seresnet{d}": Port(f"resnet{d}", LEGACY_KEYS, _CAFFE_RESNET, PAPER_SE) for d in (50, 101, 152)},
     **{f"timm:resnext{d}_32x4d": Port(f"resnext{d}_32x4d", RESNET_KEYS, {**_TIMM, **_RESNEXT}) for d in (50, 101)},
     "torchvision:resnext50_32x4d": Port("resnext50_32x4d", RESNET_KEYS, {**_TIMM, **_RESNEXT}),

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..se import SESite, SESpec
-from .layers import check_classes, conv_bn, he_init
+from .layers import Backbone, check_classes, conv_bn
 
 GROUPS = 3
 STAGES = ((2, 4, 240), (3, 8, 480), (4, 4, 960))  # (stage id, units, output channels) for g = 3, 1x
@@ -74,7 +74,7 @@ class ShuffleUnit(nn.Module):
         return self.se(F.relu(out), "output")
 
 
-class ShuffleNetV1(nn.Module):
+class ShuffleNetV1(Backbone):
     """stem -> stages 2, 3, 4 of shuffle units -> global average pool -> fc."""
 
     stage_ids = tuple(s for s, _, _ in STAGES)
@@ -92,13 +92,7 @@ class ShuffleNetV1(nn.Module):
                                           f"SE_{sid}_{k + 1}", group_first=not (i == 0 and k == 0)))
                 cin = cout
             stages.append(nn.Sequential(*blocks))
-        self.stages = nn.Sequential(*stages)
-        self.fc = nn.Linear(cin, num_classes)
-        he_init(self)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stages(self.stem(x))
-        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+        self.finish(stages, cin, num_classes)
 
 
 def shufflenet_v1_g3(*, se=None, num_classes=1000) -> ShuffleNetV1:
