@@ -72,22 +72,20 @@ def assert_same_logits(source: str, size: int, **kwargs):
     assert theirs.std() > 0
 
 
-FAST = ["timm:resnet18", "timm:resnet50", "torchvision:resnet50", "timm:seresnet50",
-        "timm:legacy_seresnet50", "timm:resnext50_32x4d", "torchvision:resnext50_32x4d", "timm:seresnext50_32x4d",
-        "timm:legacy_seresnext50_32x4d"]
-# the deeper members repeat the blocks above; these two prove ResNeXt-101's and SENet-154's own layouts
-SLOW = ["timm:resnext101_32x4d", "timm:legacy_senet154"]
+# every ResNet-family port (the other backbones' ports: tests/test_backbone_*.py)
+FAMILY = [k for k, p in PORTS.items() if p.model.startswith(("resnet", "resnext", "senet"))]
+DEEP = ("101", "152", "senet154")
 
 
-@pytest.mark.parametrize("source", FAST)
+@pytest.mark.parametrize("source", [pytest.param(s, marks=pytest.mark.slow) if s.endswith(DEEP) or "101_" in s
+                                    else s for s in FAMILY])
 def test_resnet_family_logits_equal_the_library_model(source):
     assert_same_logits(source, 96)  # 96 px: the stem pools (ceil vs pad) already differ in their windows
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("source", SLOW)
-def test_deep_resnet_family_logits_equal_the_library_model(source):
-    assert_same_logits(source, 96)
+def test_every_port_has_a_logits_test():
+    others = {"timm:vgg16_bn", "torchvision:vgg16_bn", "timm:mobilenetv1_100", "timm:inception_resnet_v2"}
+    assert set(PORTS) == set(FAMILY) | others
 
 
 def test_a_port_with_the_wrong_stem_pool_gives_other_logits():
@@ -103,11 +101,11 @@ def test_a_port_with_the_wrong_stem_pool_gives_other_logits():
 
 
 def test_every_port_names_a_backbone_and_fits_it():
-    from senet_ablate.models import MODELS
+    from senet_ablate.models import MODELS, options_of
 
     for source, port in PORTS.items():
         assert port.model in MODELS, source
-        assert set(port.needs) <= set(build_model.__globals__["options_of"](port.model)), source
+        assert set(port.needs) <= set(options_of(port.model)), source
 
 
 # ---------------------------------------------------------------------------- bad weights
