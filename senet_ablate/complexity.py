@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from .errors import ConfigError
 from .se import SEBlock
 
 
@@ -54,6 +55,9 @@ def count(model: nn.Module, input_size: int) -> Complexity:
     try:
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
             model(x)
+    except RuntimeError as e:  # e.g. VGG's five pools below 32 px, Inception-ResNet-v2 below 75 px
+        raise ConfigError(f"{type(model).__name__} cannot run on a {input_size} px input ({str(e).splitlines()[0]}); "
+                          "use a larger data.image_size (model.input_size)") from None
     finally:
         for h in hooks:
             h.remove()

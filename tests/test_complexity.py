@@ -67,3 +67,11 @@ def test_se3x3_sits_on_the_bottleneck_width():
     widths = [(n, c // 4, s) for n, c, s in R50]  # the 3x3 conv has C/4 channels
     assert se3.params - 25_557_032 == 2 * sum(n * w * w for n, w, _ in widths) // 16
     assert se3.elementwise_ops == 2 * sum(n * w * s * s for n, w, s in widths)
+
+
+def test_an_input_too_small_for_the_backbone_names_the_key():
+    from senet_ablate.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"VGG cannot run on a 16 px input .*use a larger data.image_size"):
+        profile("vgg16_bn", size=16)
+    assert profile("vgg16_bn", size=32).macs > 0  # five 2x2 pools: 32 px is the smallest
