@@ -72,6 +72,7 @@ def test_se3x3_sits_on_the_bottleneck_width():
 def test_an_input_too_small_for_the_backbone_names_the_key():
     from senet_ablate.errors import ConfigError
 
+    vgg = build_model("vgg16_bn", None, 10, device="meta")
     with pytest.raises(ConfigError, match=r"VGG cannot run on a 16 px input .*use a larger data.image_size"):
-        profile("vgg16_bn", size=16)
-    assert profile("vgg16_bn", size=32).macs > 0  # five 2x2 pools: 32 px is the smallest
+        count(vgg, 16)
+    assert count(vgg, 32).macs > 0  # five 2x2 pools: 32 px is the smallest
