@@ -247,9 +247,9 @@ def excitation_task(cfg: DictConfig, job: "Job") -> dict:
 def eval_preprocessing(cfg: DictConfig) -> DictConfig:
     """The data config with the weights' own eval preprocessing (input size, resize, mean/std,
     interpolation; timm/torchvision metadata) unless ``eval.preprocess=data``."""
-    pre = weights.preprocessing(str(cfg.model.weights)) if cfg.eval.preprocess == "weights" else None
     if cfg.eval.preprocess not in ("weights", "data"):
         raise ConfigError(f"eval.preprocess={cfg.eval.preprocess!r} is not valid; valid values: weights, data")
+    pre = weights.preprocessing(str(cfg.model.weights)) if cfg.eval.preprocess == "weights" else None
     d = cfg.data.copy()
     if pre:
         with open_dict(d):
@@ -269,9 +269,9 @@ def eval_task(cfg: DictConfig, job: "Job") -> dict:
     finally:
         d.close()
     plain = OmegaConf.to_container(dcfg, resolve=True)
-    pre = {k: plain[k] for k in ("image_size", "resize", "interpolation", "mean", "std", "channel_order",
-                                 "pixel_range") if k in plain}
-    pre["resize"] = data.eval_resize(dcfg) if "image_size" in dcfg and not dcfg.get("in_memory") else None
+    pre = {k: plain[k] for k in ("image_size", "interpolation", "mean", "std", "channel_order", "pixel_range")
+           if k in plain}
+    pre["resize"] = None if dcfg.get("in_memory") else data.eval_resize(dcfg)  # the side actually used
     log.info("%s with %s on %s/%s (%d images): top-1 err %.2f%%  top-5 err %.2f%%", cfg.model.name,
              cfg.model.weights, cfg.data.name, d.eval_split, d.eval.num_samples, top1, top5)
     return {**count(job.meta_model, int(dcfg.image_size)).as_dict(), "top1_err": top1, "top5_err": top5,

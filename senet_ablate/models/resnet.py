@@ -104,7 +104,7 @@ class ResNet(Backbone):
 
     def __init__(self, block, depths: Sequence[int], widths: Sequence[int], stem: nn.Module, stem_channels: int,
                  stage_ids: Sequence[int], se: SESpec | None, num_classes: int, shortcut_kind: str = "projection",
-                 stride_style: str = "caffe", dropout: float = 0.0):
+                 stride_style: str = "caffe", dropout: float = 0.0, block_options: dict | None = None):
         super().__init__()
         check_choice("model.stride_style", stride_style, STRIDE_STYLES)
         check_classes(num_classes)
@@ -117,7 +117,7 @@ class ResNet(Backbone):
             for b in range(depth):
                 stride = 2 if (b == 0 and i > 0) else 1
                 blocks.append(block(cin, width, stride, se if sid in se_stages else None, f"SE_{sid}_{b + 1}",
-                                    shortcut_kind, stride_style))
+                                    shortcut_kind, stride_style, **(block_options or {})))
                 cin = width * block.expansion
             stages.append(nn.Sequential(*blocks))
         self.finish(stages, cin, num_classes, dropout)
@@ -131,27 +131,19 @@ def max_pool(stem_pool: str) -> nn.MaxPool2d:
 def imagenet_resnet(block, depths, *, se=None, num_classes=1000, stride_style="caffe", stem_pool="ceil",
                     groups=1, reduce=1, mid=1) -> ResNet:
     """The ImageNet ResNet / ResNeXt: 7x7/2 conv + 3x3/2 max pool, four stages with ids 2..5."""
-    from functools import partial
-
-    if block is Bottleneck:
-        block = partial(Bottleneck, groups=groups, reduce=reduce, mid=mid)
-        block.expansion = Bottleneck.expansion
+    options = dict(groups=groups, reduce=reduce, mid=mid) if block is Bottleneck else None
     stem = nn.Sequential(conv_bn(3, 64, 7, 2, relu=True), max_pool(stem_pool))
     return ResNet(block, depths, (64, 128, 256, 512), stem, 64, (2, 3, 4, 5), se, num_classes,
-                  "projection", stride_style)
+                  "projection", stride_style, block_options=options)
 
 
 def senet154(*, se=None, num_classes=1000, stride_style="pytorch", stem_pool="ceil", dropout=0.2) -> ResNet:
     """SENet-154 (paper appendix, Table 8): a 64x4d ResNeXt-152 (3, 8, 36, 3) with half-width first
     1x1s, a three-conv 3x3 stem to 128 channels, 3x3/2 projections and dropout before the fc."""
-    from functools import partial
-
-    block = partial(Bottleneck, groups=64, reduce=2, mid=4)
-    block.expansion = Bottleneck.expansion
     stem = nn.Sequential(conv_bn(3, 64, 3, 2, relu=True), conv_bn(64, 64, 3, relu=True),
                          conv_bn(64, 128, 3, relu=True), max_pool(stem_pool))
-    return ResNet(block, (3, 8, 36, 3), (64, 128, 256, 512), stem, 128, (2, 3, 4, 5), se, num_classes,
-                  "projection3x3", stride_style, dropout)
+    return ResNet(Bottleneck, (3, 8, 36, 3), (64, 128, 256, 512), stem, 128, (2, 3, 4, 5), se, num_classes,
+                  "projection3x3", stride_style, dropout, dict(groups=64, reduce=2, mid=4))
 
 
 def cifar_resnet(depth: int, *, se=None, num_classes=10, stride_style="caffe") -> ResNet:
