@@ -131,7 +131,7 @@ def validate(cfg: DictConfig):
 # keys that do not change a result: a relaunch that differs only here is the same run
 # (data.skip_bad_images: so that a run stopped by a corrupt file resumes with it; the record lists what it skipped;
 # model.weights_file: where a local copy of model.weights lies, like data.root)
-NOT_FINGERPRINTED = ("runs_dir", "logger", "device", "threads", "train.progress", "train.preempt_signals",
+NOT_FINGERPRINTED = ("runs_dir", "cache_dir", "logger", "device", "threads", "train.progress", "train.preempt_signals",
                      "data.root", "data.download", "data.workers", "data.skip_bad_images", "model.weights_file")
 
 
@@ -172,14 +172,16 @@ def train_task(cfg: DictConfig, job: "Job") -> dict:
         raise ConfigError(f"recipe.batch_size={cfg.recipe.batch_size} is the global batch: it must be at least "
                           f"the number of processes ({dist.world})")
     seed_everything(cfg.seed, cfg.deterministic)
+    t0 = time.perf_counter()
     d = data.build(cfg.data, cfg.recipe.batch_size, cfg.recipe.eval_batch_size, rt.device, cfg.seed,
-                   dist.rank, dist.world)
+                   dist.rank, dist.world, cache_dir=cfg.get("cache_dir"))
+    loaded = {"data_load_s": time.perf_counter() - t0, **({"data_cache": d.cache} if d.cache else {})}
     model = make_model(cfg, num_classes=d.num_classes, state=job.weights)
     metrics = count(make_model(cfg, device="meta", num_classes=d.num_classes), d.image_size).as_dict()
     log.info("%s on %s (%d train / %d %s images, %d classes): %.3fM params, %s, %d epochs",
              cfg.get("row") or cfg.model.name, cfg.data.name, d.train.num_samples, d.eval.num_samples,
              d.eval_split, d.num_classes, metrics["params_m"], rt.device, cfg.recipe.epochs)
-    metrics.update(world_size=dist.world, batch_per_process=-(-cfg.recipe.batch_size // dist.world),
+    metrics.update(**loaded, world_size=dist.world, batch_per_process=-(-cfg.recipe.batch_size // dist.world),
                    data_workers=getattr(getattr(d.train, "loader", None), "num_workers", 0))
     tracker = tracking.create(cfg, job.record["config"], job.out_dir) if dist.main else tracking.NoTracker()
 
@@ -221,7 +223,7 @@ def excitation_task(cfg: DictConfig, job: "Job") -> dict:
     else:
         raise ConfigError("task=excitation needs excitation.run (a trained run dir) or model.weights")
     rt = runtime(trained)
-    d = data.build(data_cfg, 1, cfg.excitation.batch_size, rt.device, trained.seed)
+    d = data.build(data_cfg, 1, cfg.excitation.batch_size, rt.device, trained.seed, cache_dir=cfg.get("cache_dir"))
     if cfg.excitation.run:
         model = make_model(trained, num_classes=d.num_classes)
         model.load_state_dict(torch.load(run_dir / CHECKPOINT, map_location="cpu", weights_only=True)["model"])
@@ -261,7 +263,7 @@ def eval_task(cfg: DictConfig, job: "Job") -> dict:
     """Top-1/top-5 error of ``model.weights`` on the eval split of ``data``."""
     rt = runtime(cfg)
     dcfg = eval_preprocessing(cfg)
-    d = data.build(dcfg, 1, cfg.eval.batch_size, rt.device, cfg.seed)
+    d = data.build(dcfg, 1, cfg.eval.batch_size, rt.device, cfg.seed, cache_dir=cfg.get("cache_dir"))
     try:
         model = make_model(cfg, num_classes=d.num_classes, state=job.weights).to(rt.device)
         t0 = time.perf_counter()

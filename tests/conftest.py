@@ -8,6 +8,16 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# every job of the suite (in-process or a CLI subprocess) keeps its decoded-data and compile caches
+# in one throw-away dir of this session, never in the user's ~/.cache
+if "SENET_ABLATE_CACHE" not in os.environ:
+    import atexit
+    import shutil
+    import tempfile
+
+    os.environ["SENET_ABLATE_CACHE"] = tempfile.mkdtemp(prefix="senet-ablate-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["SENET_ABLATE_CACHE"], True)
 CONF = ROOT / "conf"
 EXPERIMENTS = sorted(p.relative_to(ROOT / "experiments").with_suffix("").as_posix()
                      for p in (ROOT / "experiments").rglob("*.yaml"))

@@ -232,3 +232,76 @@ def test_a_tree_of_small_images_read_at_224_px_gets_one_hint(compose_cfg, cifar_
     with caplog.at_level("WARNING", logger="senet_ablate"):
         data.build(cfg, 16, 16, torch.device("cpu"), seed=0)
     assert not [r for r in caplog.records if "upsampled" in r.getMessage()]
+
+
+# ---------------------------------------------------------------------------- decoded-data cache
+def _load(compose_cfg, root, cache):
+    cfg = compose_cfg("data=cifar10_jpeg", f"data.root={root}").data
+    return data.build(cfg, 50, 50, torch.device("cpu"), seed=0, cache_dir=cache)
+
+
+def test_an_in_memory_tree_is_decoded_once_and_a_changed_tree_again(compose_cfg, cifar_jpeg, tmp_path, caplog):
+    import os
+    import shutil
+
+    tree, cache = tmp_path / "tree", tmp_path / "cache"
+    shutil.copytree(cifar_jpeg, tree)
+    first = _load(compose_cfg, tree, cache)
+    again = _load(compose_cfg, tree, cache)
+    assert (first.cache, again.cache) == ("miss", "hit")
+    assert len(list((cache / "decoded").glob("*.pt"))) == 1
+    for a, b in ((first.train, again.train), (first.eval, again.eval)):
+        assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
+    off = _load(compose_cfg, tree, None)
+    assert off.cache == "off" and torch.equal(off.train.images, first.train.images)
+
+    # rewrite one image with another's content (a different number of bytes): decoded afresh
+    victim, donor = tree / "train/cat/0003.jpg", tree / "train/ship/0011.jpg"
+    assert victim.stat().st_size != donor.stat().st_size
+    victim.write_bytes(donor.read_bytes())
+    changed = _load(compose_cfg, tree, cache)
+    assert changed.cache == "miss"
+    i, j = (next(k for k, (p, _) in enumerate(data.scan_imagefolder(compose_cfg(
+        "data=cifar10_jpeg", f"data.root={tree}").data)[1]["train"]) if p == str(f)) for f in (victim, donor))
+    assert torch.equal(changed.train.images[i], changed.train.images[j])
+    assert not torch.equal(changed.train.images[i], first.train.images[i])
+    assert changed.train.labels[i] == first.train.labels[i]  # still a cat
+
+    # same bytes, a new modification time (e.g. `touch`): the key changes too
+    st = victim.stat()
+    os.utime(victim, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert _load(compose_cfg, tree, cache).cache == "miss"
+    # an image added: a miss with one more image
+    shutil.copy(donor, tree / "train/cat/9999.jpg")
+    grown = _load(compose_cfg, tree, cache)
+    assert grown.cache == "miss" and grown.train.num_samples == first.train.num_samples + 1
+
+    # a damaged cache file is decoded again, with a warning naming it
+    [entry] = [p for p in (cache / "decoded").glob("*.pt") if p.stat().st_mtime_ns == max(
+        q.stat().st_mtime_ns for q in (cache / "decoded").glob("*.pt"))]
+    entry.write_bytes(b"truncated")
+    with caplog.at_level("WARNING", logger="senet_ablate"):
+        assert _load(compose_cfg, tree, cache).cache == "miss"
+    assert any("damaged decoded-data cache" in r.getMessage() and str(entry) in r.getMessage() for r in caplog.records)
+    assert _load(compose_cfg, tree, cache).cache == "hit"
+
+
+def test_a_cached_tree_with_an_unreadable_image_still_fails_unless_skipping(compose_cfg, cifar_jpeg, tmp_path):
+    bad = _corrupt_copy(cifar_jpeg, tmp_path / "tree")
+    cache = tmp_path / "cache"
+    cfg = compose_cfg("data=cifar10_jpeg", f"data.root={tmp_path / 'tree'}", "data.skip_bad_images=true").data
+    d = data.build(cfg, 50, 50, torch.device("cpu"), seed=0, cache_dir=cache)
+    assert d.cache == "miss" and d.skipped_images() == [str(bad)]
+    d = data.build(cfg, 50, 50, torch.device("cpu"), seed=0, cache_dir=cache)
+    assert d.cache == "hit" and d.skipped_images() == [str(bad)] and d.train.num_samples == 199
+    strict = compose_cfg("data=cifar10_jpeg", f"data.root={tmp_path / 'tree'}").data
+    with pytest.raises(ConfigError, match=rf"cannot decode image {re.escape(str(bad))}"):
+        data.build(strict, 50, 50, torch.device("cpu"), seed=0, cache_dir=cache)
+
+
+def test_a_large_tree_is_decoded_by_worker_processes_into_the_same_tensors(cifar_jpeg):
+    items = [(str(p), 0) for p in sorted(cifar_jpeg.rglob("*.jpg"))]
+    one, _, _ = data.decode_split(items, 32, 0, False, cifar_jpeg)
+    two, labels, _ = data.decode_split(items, 32, 2, False, cifar_jpeg)
+    assert one.shape == (250, 3, 32, 32) and torch.equal(one, two) and labels.dtype == torch.int64
+    assert data.decode_workers("auto", 1999) == 0 and data.decode_workers(4, 100_000) == 4

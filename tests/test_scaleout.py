@@ -79,6 +79,21 @@ def test_table11_under_joblib_runs_two_jobs_with_one_thread_each(tmp_path):
     assert set(table_rows(sweep)) == {"Max", "Avg"}
 
 
+@pytest.mark.slow
+def test_two_jobs_starting_at_once_decode_the_tree_once(tmp_path, cifar_jpeg):
+    """joblib starts both seeds together: one job decodes the tree while the other waits on the
+    cache's lock and then loads what the first wrote (whichever order they come in)."""
+    cache = tmp_path / "cache"
+    run_cli("app", "-m", "data=cifar10_jpeg", f"data.root={cifar_jpeg}", "model=cifar_resnet20", "recipe.epochs=1",
+            "seed=0,1", f"cache_dir={cache}", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", cwd=tmp_path)
+    recs = [json.loads(p.read_text()) for p in (tmp_path / "runs/adhoc").rglob("metrics.json")]
+    assert len(recs) == 2 and all(r["status"] == "completed" for r in recs)
+    assert len({r["pid"] for r in recs}) == 2
+    assert sorted(r["data_cache"] for r in recs) == ["hit", "miss"]
+    assert all(r["data_load_s"] > 0 for r in recs)
+    assert len(list((cache / "decoded").glob("*.pt"))) == 1
+
+
 def test_threads_follow_the_launcher(compose_cfg, monkeypatch):
     from senet_ablate import launch
 
