@@ -145,6 +145,28 @@ class Dist:
         """True on every rank when it is true on one."""
         return bool(self.all_sum(float(flag))[0]) if self.active else flag
 
+    def host_sum(self, *values: float) -> list[float]:
+        """Sum host numbers over the ranks through a CPU (gloo) group: no GPU sync, so the
+        training loop may agree on a stop flag every step without stalling the device."""
+        if not self.active:
+            return list(values)
+        import torch.distributed as dist
+
+        t = torch.tensor(values, dtype=torch.float64)
+        dist.all_reduce(t, group=_control_group())
+        return t.tolist()
+
+
+_CONTROL: list = []  # the CPU group for host_sum, made on first use (by every rank, in step)
+
+
+def _control_group():
+    import torch.distributed as dist
+
+    if not _CONTROL:
+        _CONTROL.append(None if dist.get_backend() == "gloo" else dist.new_group(backend="gloo"))
+    return _CONTROL[0]
+
 
 def _comm_device() -> torch.device:
     import torch.distributed as dist

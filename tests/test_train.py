@@ -209,3 +209,27 @@ def test_a_file_corrupted_in_a_later_epoch_fails_naming_it_keeps_last_pt_and_res
     shutil.rmtree(tmp_path / "runs")
     whole = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert whole.returncode == 0 and "skipped_images" not in record(run)
+
+
+@pytest.mark.slow
+def test_a_compiled_run_counts_compile_time_apart_from_images_per_s(tmp_path):
+    """torch.compile runs before the clock: the record holds compile_s, no graph was compiled
+    during the timed steps, and images/s of epoch 1 is that of a warm model (it was ~9 img/s when
+    epoch 1 paid the compile). Batches of 449 split digits' 1,347 training images evenly, and one
+    eval batch holds its 450, so one training and one eval shape are compiled."""
+    cache = tmp_path / "cache"
+    args = ["train.compile=true", "se=none", "recipe.epochs=2", "recipe.batch_size=449", "recipe.eval_batch_size=450",
+            f"cache_dir={cache}"]
+    run_cli("app", *args, cwd=tmp_path)
+    [path] = (tmp_path / "runs").rglob("metrics.json")
+    rec = json.loads(path.read_text())
+    assert rec["status"] == "completed" and rec["compile"] == "default" and rec["compile_s"] > 0
+    assert rec["graphs_compiled_while_timed"] == 0
+    hist = history(path.parent)
+    times = [float(h["epoch_time_s"]) for h in hist]
+    assert rec["train_time_s"] == pytest.approx(sum(times))
+    assert rec["images_per_s"] == pytest.approx(2 * 1347 / sum(times))
+    assert rec["compile_s"] > sum(times)  # compiling a ResNet takes longer than training it on 2,694 images
+    first, second = (float(h["images_per_s"]) for h in hist)
+    assert first > second / 5  # epoch 1 ran the compiled model warm
+    assert any((cache / "inductor").iterdir())  # the sweep-wide compile cache was used

@@ -1,0 +1,125 @@
+"""Benchmark P1 + P5 (issue 10): SE-ResNet-50's wall-clock cost over ResNet-50, and its training
+throughput, measured side by side in one process.
+
+    python benchmarks/se_overhead.py                 # on a GPU: batch 256, 224 px, bf16, channels_last
+    python benchmarks/se_overhead.py --compile       # the same, both models under torch.compile
+    python benchmarks/se_overhead.py --smoke         # CPU check of the script (tiny sizes, no figures)
+
+Training: both models get the framework's settings (bf16 autocast, channels_last, SGD with
+momentum, fused on CUDA), warm up, then alternate rounds of ``--steps`` steps each; every round
+gives a per-step time, and the figures are medians over rounds. P1: SE / plain step time
+(paper x1.10, target <= x1.05). P5: SE-ResNet-50 images/s = batch / median step (target >= 3,500
+on one H100). Inference: batch-1 CPU forward at 224 px, fp32, rounds alternating likewise
+(paper x1.018, target <= x1.02).
+"""
+import argparse
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+from senet_ablate.models import build_model
+from senet_ablate.se import SESpec
+from senet_ablate.train import Runtime, device_name, make_optimizer
+
+PAPER_TRAIN, PAPER_CPU = 1.10, 1.018  # paper §6 / Table 2 text: GPU training time, CPU inference time
+
+
+def models():
+    return {"ResNet-50": build_model("resnet50", None, 1000), "SE-ResNet-50": build_model("resnet50", SESpec(), 1000)}
+
+
+class Recipe:  # the paper's ImageNet SGD settings, for make_optimizer
+    lr, batch_size, base_batch_size, momentum, nesterov, weight_decay, warmup_epochs = 0.1, 256, 256, 0.9, False, 1e-4, 0
+
+
+def train_steps(args, rt: Runtime) -> dict[str, list[float]]:
+    """Per-step seconds of each model, one entry per round (rounds alternate between the models)."""
+    fmt = torch.channels_last if rt.channels_last else torch.contiguous_format
+    x = torch.randn(args.batch, 3, args.size, args.size, device=rt.device).contiguous(memory_format=fmt)
+    y = torch.randint(0, 1000, (args.batch,), device=rt.device)
+    steps = {}
+    for name, m in models().items():
+        m = m.to(rt.device, memory_format=fmt).train()
+        opt = make_optimizer(m, Recipe, rt)
+        net = torch.compile(m) if args.compile else m
+
+        def step(net=net, opt=opt):
+            with torch.autocast(rt.device.type, torch.bfloat16, enabled=rt.amp):
+                loss = F.cross_entropy(net(x).float(), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        steps[name] = step
+    sync = (lambda: torch.cuda.synchronize()) if rt.device.type == "cuda" else (lambda: None)
+    for step in steps.values():  # warm-up: compile, cudnn autotuning, allocator
+        for _ in range(args.warmup):
+            step()
+    sync()
+    times = {name: [] for name in steps}
+    for _ in range(args.rounds):
+        for name, step in steps.items():
+            t0 = time.perf_counter()
+            for _ in range(args.steps):
+                step()
+            sync()
+            times[name].append((time.perf_counter() - t0) / args.steps)
+    return times
+
+
+def cpu_inference(args) -> dict[str, list[float]]:
+    x = torch.randn(1, 3, 224, 224)
+    ms = {name: m.eval() for name, m in models().items()}
+    times = {name: [] for name in ms}
+    with torch.inference_mode():
+        for name, m in ms.items():
+            for _ in range(args.cpu_warmup):
+                m(x)
+        for _ in range(args.cpu_runs):
+            for name, m in ms.items():
+                t0 = time.perf_counter()
+                m(x)
+                times[name].append(time.perf_counter() - t0)
+    return times
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--steps", type=int, default=10, help="steps per timed round")
+    ap.add_argument("--rounds", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=15)
+    ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--cpu-runs", type=int, default=30)
+    ap.add_argument("--cpu-warmup", type=int, default=5)
+    ap.add_argument("--smoke", action="store_true", help="tiny CPU run: checks the script, no figures")
+    args = ap.parse_args()
+    if args.smoke:
+        args.batch, args.size, args.steps, args.rounds, args.warmup, args.cpu_runs, args.cpu_warmup = 4, 64, 1, 2, 1, 2, 1
+    gpu = torch.cuda.is_available()
+    dev = torch.device("cuda" if gpu else "cpu")
+    rt = Runtime(dev, amp=gpu, channels_last=gpu)
+    print(f"torch {torch.__version__}; {device_name(dev)}; batch {args.batch}, {args.size} px, "
+          f"{'bf16' if rt.amp else 'fp32'}, channels_last={rt.channels_last}, compile={args.compile}; "
+          f"medians of {args.rounds} rounds x {args.steps} steps after {args.warmup} warm-up steps")
+    if not gpu and not args.smoke:
+        print("no GPU: the training figures below are CPU figures, not P1/P5")
+    t = {k: statistics.median(v) for k, v in train_steps(args, rt).items()}
+    ratio = t["SE-ResNet-50"] / t["ResNet-50"]
+    for name, s in t.items():
+        print(f"train step  {name:13s} {s * 1e3:8.1f} ms   {args.batch / s:8.0f} img/s")
+    print(f"P1 train    SE / plain      x{ratio:.3f}   (paper x{PAPER_TRAIN:.2f}, target <= x1.05)")
+    print(f"P5 train    SE-ResNet-50  {args.batch / t['SE-ResNet-50']:8.0f} img/s (target >= 3,500 on one H100)")
+    c = {k: statistics.median(v) for k, v in cpu_inference(args).items()}
+    for name, s in c.items():
+        print(f"CPU b=1     {name:13s} {s * 1e3:8.1f} ms   ({torch.get_num_threads()} threads)")
+    print(f"P1 CPU      SE / plain      x{c['SE-ResNet-50'] / c['ResNet-50']:.3f}   "
+          f"(paper x{PAPER_CPU}, target <= x1.02)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
