@@ -33,6 +33,7 @@ def models():
 
 class Recipe:  # the paper's ImageNet SGD settings, for make_optimizer
     lr, batch_size, base_batch_size, momentum, nesterov, weight_decay, warmup_epochs = 0.1, 256, 256, 0.9, False, 1e-4, 0
+    schedule = "constant"
 
 
 def train_steps(args, rt: Runtime) -> dict[str, list[float]]:

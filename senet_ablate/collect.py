@@ -28,7 +28,7 @@ METRICS = (*COMPLEXITY, "latency_ms_cpu_b1", *TRAINING)
 REQUIRED = {"profile": COMPLEXITY[:4], "train": (*COMPLEXITY[:4], "top1_err", "top5_err", "epochs_done"),
             "excitation": (), "eval": (*COMPLEXITY[:4], "top1_err", "top5_err")}
 COLUMNS = ["run_dir", "study", "row", "task", "status", "seed", "model", "data", "fingerprint", "finished_at",
-           *METRICS]
+           *METRICS, "speed_setup"]
 
 
 class Damaged(ValueError):
@@ -102,6 +102,9 @@ def load(run_dir: Path) -> dict | None:
            "model": (config.get("model") or {}).get("name") if isinstance(config.get("model"), dict) else None,
            "data": (config.get("data") or {}).get("name") if isinstance(config.get("data"), dict) else None,
            **{f"set:{k}": v for k, v in _flat(rec.get("overrides")).items()}}
+    if rec.get("device_name"):  # what the run's images/s depends on (train records since issue 10)
+        row["speed_setup"] = (f"{rec['device_name']}, {rec.get('amp')}, channels_last={rec.get('channels_last')}, "
+                              f"compile={rec.get('compile')}")
     row["_spec"] = config.get("table") if isinstance(config.get("table"), dict) else None
     row["_key"] = json.dumps([rec.get(k) for k in ("study", "row", "task", "seed")] +
                              [rec.get("fingerprint") or json.dumps(config, sort_keys=True, default=str)])

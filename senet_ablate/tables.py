@@ -88,7 +88,10 @@ def study_table(runs: pd.DataFrame, spec: dict) -> pd.DataFrame:
                 pd.Series([last[col] if last is not None else None])
             rec[col] = _num(src.astype(float).mean() if len(src) else None) * scale
         out.append(rec)
-    return pd.DataFrame(out)
+    table = pd.DataFrame(out)
+    timed = trained[trained["row"].isin(list(spec["rows"])) & trained["images_per_s"].notna()]
+    table.attrs["speed_setups"] = sorted(timed["speed_setup"].dropna().unique()) if "speed_setup" in timed else []
+    return table
 
 
 def _fmt(v: float, digits: int, signed: bool = False) -> str:
@@ -143,7 +146,18 @@ def to_markdown(table: pd.DataFrame, spec: dict) -> str:
     lines = [f"**{spec.get('title', '')}**", "", "| " + " | ".join(head) + " |",
              "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
     lines += ["| " + " | ".join(c) + " |" for c in body]
-    return "\n".join(lines + ["", FOOTNOTE]) + "\n"
+    return "\n".join(lines + ["", FOOTNOTE] + ([speed_note(table)] if speed_note(table) else [])) + "\n"
+
+
+def speed_note(table: pd.DataFrame) -> str:
+    """Where the img/s column was measured; a warning when its runs come from several setups."""
+    setups = table.attrs.get("speed_setups") or []
+    if len(setups) == 1:
+        return f"train img/s measured on: {setups[0]}."
+    if len(setups) > 1:
+        return (f"train img/s mixes {len(setups)} setups, compare speeds within one only: "
+                + "; ".join(setups) + ".")
+    return ""
 
 
 def _tex(s: str) -> str:

@@ -164,3 +164,20 @@ def test_missing_stage_names_valid_ids():
 def test_unknown_model_lists_backbones():
     with pytest.raises(ConfigError, match="model.name='resnet99'.*resnet18.*cifar_resnet110"):
         build_model("resnet99", None, 10)
+
+
+@pytest.mark.parametrize("squeeze", ["avg", "max", "none"])
+@pytest.mark.parametrize("gate", ["sigmoid", "tanh", "relu", "hard_sigmoid"])
+def test_se_keeps_bf16_and_channels_last_so_the_rescale_copies_nothing(squeeze, gate):
+    """The GPU path runs bf16 autocast on channels_last maps: an SE block whose pooling or gate fell
+    back to fp32, or whose broadcast multiply returned NCHW, would write a full-size copy of every
+    map it rescales (issue 10). Checked under CPU autocast, the same rules on this machine."""
+    from senet_ablate.se import SEBlock, SESpec
+
+    block = SEBlock(64, SESpec(squeeze=squeeze, gate=gate)).to(memory_format=torch.channels_last)
+    x = torch.randn(4, 64, 8, 8).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+    with torch.autocast("cpu", torch.bfloat16):
+        y = block(x)
+        e = block.excitation(x)
+    assert y.dtype == torch.bfloat16 and e.dtype == torch.bfloat16
+    assert y.is_contiguous(memory_format=torch.channels_last)

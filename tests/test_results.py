@@ -143,3 +143,20 @@ def test_error_vs_reduction_ratio_figure(tmp_path):
     report([tmp_path / "runs/r"])
     figs = {p.name for p in (tmp_path / "runs/r/figures").iterdir()}
     assert {"error_vs_se_reduction.png", "error_vs_se_reduction.svg", "pareto_params.png"} <= figs
+
+
+def test_the_table_says_where_its_images_per_s_were_measured_and_warns_when_setups_mix(tmp_path):
+    root = tmp_path / "runs/toy"
+    h100 = {"device_name": "NVIDIA H100 80GB HBM3", "amp": "bf16", "channels_last": True, "compile": "default"}
+    for row, errs in ERRS.items():
+        for seed, e in enumerate(errs):
+            write_record(root / f"row={row},seed={seed}", trained(row, seed, e, **h100))
+    df, specs = collect([root])
+    md = to_markdown(study_table(df, specs["toy"]), specs["toy"])
+    assert "train img/s measured on: NVIDIA H100 80GB HBM3, bf16, channels_last=True, compile=default." in md
+    write_record(root / "row=se,seed=9", trained("se", 9, 1.0, **{**h100, "device_name": "cpu: AMD EPYC",
+                                                                   "amp": "fp32", "compile": False}))
+    df, specs = collect([root])
+    md = to_markdown(study_table(df, specs["toy"]), specs["toy"])
+    assert "train img/s mixes 2 setups, compare speeds within one only: " in md
+    assert "cpu: AMD EPYC, fp32, channels_last=True, compile=False" in md and "NVIDIA H100 80GB HBM3, bf16" in md
