@@ -30,8 +30,8 @@ import torch.nn.functional as F
 
 def framework(args) -> list[float]:
     gpu = torch.cuda.is_available()
-    data = [f"data=cifar10_jpeg", f"data.root={args.root}"] if args.root else \
-        ["data=synthetic", "data.train_size=50000", "data.eval_size=10000"]
+    size = ["data.train_size=2048", "data.eval_size=512"] if args.smoke else ["data.train_size=50000", "data.eval_size=10000"]
+    data = ["data=cifar10_jpeg", f"data.root={args.root}"] if args.root else ["data=synthetic", *size]
     fast = ["train.compile=true", f"train.compile_mode={args.compile_mode}"] if gpu and not args.smoke else []
     seeds = ",".join(str(s) for s in range(args.jobs))
     launcher = ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={args.jobs}"] if args.jobs > 1 else []

@@ -130,9 +130,10 @@ def validate(cfg: DictConfig):
 
 # keys that do not change a result: a relaunch that differs only here is the same run
 # (data.skip_bad_images: so that a run stopped by a corrupt file resumes with it; the record lists what it skipped;
-# model.weights_file: where a local copy of model.weights lies, like data.root)
-NOT_FINGERPRINTED = ("runs_dir", "cache_dir", "logger", "device", "threads", "train.progress", "train.preempt_signals",
-                     "data.root", "data.download", "data.workers", "data.skip_bad_images", "model.weights_file")
+# model.weights_file: where a local copy of model.weights lies, like data.root; cache_dir and train.compile_mode:
+# where caches live and how a compiled run is scheduled, speed not result; runs recorded before they existed still match)
+NOT_FINGERPRINTED = ("runs_dir", "cache_dir", "train.compile_mode", "logger", "device", "threads", "train.progress",
+                     "train.preempt_signals", "data.root", "data.download", "data.workers", "data.skip_bad_images", "model.weights_file")
 
 
 def fingerprint(config: dict) -> str:
