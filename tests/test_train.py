@@ -212,11 +212,13 @@ def test_a_file_corrupted_in_a_later_epoch_fails_naming_it_keeps_last_pt_and_res
 
 
 @pytest.mark.slow
-def test_a_compiled_run_counts_compile_time_apart_from_images_per_s(tmp_path):
+def test_a_compiled_run_counts_compile_time_apart_from_images_per_s(tmp_path, monkeypatch):
     """torch.compile runs before the clock: the record holds compile_s, no graph was compiled
     during the timed steps, and images/s of epoch 1 is that of a warm model (it was ~9 img/s when
     epoch 1 paid the compile). Batches of 449 split digits' 1,347 training images evenly, and one
     eval batch holds its 450, so one training and one eval shape are compiled."""
+    for key in ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR"):  # torch writes its default into this process's
+        monkeypatch.delenv(key, raising=False)                     # environment once anything touched inductor
     cache = tmp_path / "cache"
     args = ["train.compile=true", "se=none", "recipe.epochs=2", "recipe.batch_size=449", "recipe.eval_batch_size=450",
             f"cache_dir={cache}"]
