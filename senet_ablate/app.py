@@ -173,16 +173,14 @@ def train_task(cfg: DictConfig, job: "Job") -> dict:
         raise ConfigError(f"recipe.batch_size={cfg.recipe.batch_size} is the global batch: it must be at least "
                           f"the number of processes ({dist.world})")
     seed_everything(cfg.seed, cfg.deterministic)
-    t0 = time.perf_counter()
     d = data.build(cfg.data, cfg.recipe.batch_size, cfg.recipe.eval_batch_size, rt.device, cfg.seed,
                    dist.rank, dist.world, cache_dir=cfg.get("cache_dir"))
-    loaded = {"data_load_s": time.perf_counter() - t0, **({"data_cache": d.cache} if d.cache else {})}
     model = make_model(cfg, num_classes=d.num_classes, state=job.weights)
     metrics = count(make_model(cfg, device="meta", num_classes=d.num_classes), d.image_size).as_dict()
     log.info("%s on %s (%d train / %d %s images, %d classes): %.3fM params, %s, %d epochs",
              cfg.get("row") or cfg.model.name, cfg.data.name, d.train.num_samples, d.eval.num_samples,
              d.eval_split, d.num_classes, metrics["params_m"], rt.device, cfg.recipe.epochs)
-    metrics.update(**loaded, **rt.setup(), world_size=dist.world, batch_per_process=-(-cfg.recipe.batch_size // dist.world),
+    metrics.update(**d.load_record(), **rt.setup(), world_size=dist.world, batch_per_process=-(-cfg.recipe.batch_size // dist.world),
                    data_workers=getattr(getattr(d.train, "loader", None), "num_workers", 0))
     tracker = tracking.create(cfg, job.record["config"], job.out_dir) if dist.main else tracking.NoTracker()
 
@@ -264,9 +262,7 @@ def eval_task(cfg: DictConfig, job: "Job") -> dict:
     """Top-1/top-5 error of ``model.weights`` on the eval split of ``data``."""
     rt = runtime(cfg)
     dcfg = eval_preprocessing(cfg)
-    t0 = time.perf_counter()
     d = data.build(dcfg, 1, cfg.eval.batch_size, rt.device, cfg.seed, cache_dir=cfg.get("cache_dir"))
-    loaded = {"data_load_s": time.perf_counter() - t0, **({"data_cache": d.cache} if d.cache else {})}
     try:
         model = make_model(cfg, num_classes=d.num_classes, state=job.weights).to(rt.device)
         t0 = time.perf_counter()
@@ -281,7 +277,7 @@ def eval_task(cfg: DictConfig, job: "Job") -> dict:
              cfg.model.weights, cfg.data.name, d.eval_split, d.eval.num_samples, top1, top5)
     return {**count(job.meta_model, int(dcfg.image_size)).as_dict(), "top1_err": top1, "top5_err": top5,
             "eval_images": d.eval.num_samples, "eval_split": d.eval_split, "eval_time_s": time.perf_counter() - t0,
-            "preprocess": pre, "weights": str(cfg.model.weights), **loaded,
+            "preprocess": pre, "weights": str(cfg.model.weights), **d.load_record(),
             **{k: v for k, v in rt.setup().items() if k != "compile"}}
 
 

@@ -297,6 +297,11 @@ class Data:
     eval_split: str
     skipped: list[str] = field(default_factory=list)  # unreadable images left out before training
     cache: str | None = None  # decoded-data cache of an in-memory tree: hit | miss | off
+    load_s: float = 0.0  # seconds ``build`` took (set by it)
+
+    def load_record(self) -> dict:
+        """What a run record says about this data step: ``data_load_s`` and ``data_cache``."""
+        return {"data_load_s": self.load_s, **({"data_cache": self.cache} if self.cache else {})}
 
     def skipped_images(self) -> list[str]:
         """Every unreadable image left out so far (data.skip_bad_images=true)."""
@@ -481,13 +486,12 @@ def decode_split(items: list[tuple[str, int]], size: int, workers: int, skip_bad
     labels and the unreadable files left out (with ``skip_bad``; else the first one fails)."""
     from torch.utils.data import DataLoader
 
-    chunk = 500
-    loader = DataLoader(FileDataset(items, ToUint8(size)), batch_size=chunk, num_workers=workers,
+    loader = DataLoader(FileDataset(items, ToUint8(size)), batch_size=500, num_workers=workers,
                         collate_fn=collate_readable, worker_init_fn=_quiet_worker if workers else None)
     images, labels, skipped = [], [], []
     it = iter(loader)
     try:
-        for b, (x, y, bad) in enumerate(it):
+        for x, y, bad in it:
             for path, reason in bad:
                 if not skip_bad:
                     raise ConfigError(reason)
@@ -642,6 +646,15 @@ def build(cfg, batch_size: int, eval_batch_size: int, device: torch.device, seed
     """Load (and validate) the data named by the ``data:`` node; with ``world`` > 1 each loader
     yields this rank's part of every global batch. ``cache_dir``: where decoded in-memory trees
     are kept for later jobs (None: decode every time)."""
+    import time
+
+    t0 = time.perf_counter()
+    d = _build(cfg, batch_size, eval_batch_size, device, seed, rank, world, cache_dir)
+    d.load_s = time.perf_counter() - t0
+    return d
+
+
+def _build(cfg, batch_size, eval_batch_size, device, seed, rank, world, cache_dir) -> Data:
     check(cfg)
     if cfg.in_memory:
         (xtr, ytr), (xte, yte), eval_split, *extra = IN_MEMORY_SOURCES[cfg.name](cfg, cache_dir)

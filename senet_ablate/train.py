@@ -352,10 +352,11 @@ def train(cfg, model: nn.Module, data, out_dir: Path, on_epoch: Callable[[dict, 
                 torch.cuda.synchronize(dev)
             epoch_time = time.perf_counter() - t0
             train_time += epoch_time
-            if compiled and compiled_graphs() > graphs:
-                compiled["graphs_compiled_while_timed"] += compiled_graphs() - graphs
+            recompiled = compiled_graphs() - graphs
+            if compiled and recompiled:
+                compiled["graphs_compiled_while_timed"] += recompiled
                 log.warning("torch.compile compiled %d graph(s) during the timed steps of epoch %d: its images/s "
-                            "includes that compile time", compiled_graphs() - graphs, epoch + 1)
+                            "includes that compile time", recompiled, epoch + 1)
             loss_total, wrong_total, seen = dist.all_sum(loss_sum.item(), wrong.item(), seen)
             if dist.active:  # every rank scores with rank 0's BatchNorm statistics
                 for b in model.buffers():
