@@ -14,6 +14,7 @@ Scale-out uses existing engines: Hydra's joblib and submitit launchers run the j
 """
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import signal
@@ -174,6 +175,14 @@ def _comm_device() -> torch.device:
     return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
 
 
+def _leave_group() -> None:
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    _CONTROL.clear()
+
+
 def env_rank() -> int:
     return int(os.environ.get("RANK", 0))
 
@@ -192,6 +201,9 @@ def dist_context(backend: str = "auto") -> Dist:
         if backend == "nccl":
             torch.cuda.set_device(local)
         dist.init_process_group(backend)
+        # leave the group while the interpreter is whole: gloo's worker threads still hold tensors,
+        # and freeing them during interpreter shutdown aborts the process (SIGABRT) at random
+        atexit.register(_leave_group)
         log.info("rank %d of %d joined the %s process group", rank, world, backend)
     return Dist(rank, world, local)
 

@@ -373,7 +373,7 @@ def train(cfg, model: nn.Module, data, out_dir: Path, on_epoch: Callable[[dict, 
                 raise guard.preempted(f"after epoch {epoch + 1}")
     result = {**summarise(history, train_time), **compiled}
     if dist.active:
-        result["rank_param_spread"] = dist.spread(sum(float(p.double().sum()) for p in model.parameters()))
+        result["rank_param_spread"] = dist.spread(sum(float(p.detach().double().sum()) for p in model.parameters()))
     return result
 
 
