@@ -4,6 +4,7 @@ throughput, measured side by side in one process.
     python benchmarks/se_overhead.py                 # on a GPU: batch 256, 224 px, bf16, channels_last
     python benchmarks/se_overhead.py --compile       # the same, both models under torch.compile
     python benchmarks/se_overhead.py --smoke         # CPU check of the script (tiny sizes, no figures)
+    python benchmarks/se_overhead.py --cpu-only      # the CPU batch-1 inference ratio alone (any machine)
 
 Training: both models get the framework's settings (bf16 autocast, channels_last, SGD with
 momentum, fused on CUDA), warm up, then alternate rounds of ``--steps`` steps each; every round
@@ -96,6 +97,7 @@ def main() -> int:
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--cpu-runs", type=int, default=30)
     ap.add_argument("--cpu-warmup", type=int, default=5)
+    ap.add_argument("--cpu-only", action="store_true", help="only the CPU batch-1 inference ratio (no training)")
     ap.add_argument("--smoke", action="store_true", help="tiny CPU run: checks the script, no figures")
     args = ap.parse_args()
     if args.smoke:
@@ -106,14 +108,15 @@ def main() -> int:
     print(f"torch {torch.__version__}; {device_name(dev)}; batch {args.batch}, {args.size} px, "
           f"{'bf16' if rt.amp else 'fp32'}, channels_last={rt.channels_last}, compile={args.compile}; "
           f"medians of {args.rounds} rounds x {args.steps} steps after {args.warmup} warm-up steps")
-    if not gpu and not args.smoke:
-        print("no GPU: the training figures below are CPU figures, not P1/P5")
-    t = {k: statistics.median(v) for k, v in train_steps(args, rt).items()}
-    ratio = t["SE-ResNet-50"] / t["ResNet-50"]
-    for name, s in t.items():
-        print(f"train step  {name:13s} {s * 1e3:8.1f} ms   {args.batch / s:8.0f} img/s")
-    print(f"P1 train    SE / plain      x{ratio:.3f}   (paper x{PAPER_TRAIN:.2f}, target <= x1.05)")
-    print(f"P5 train    SE-ResNet-50  {args.batch / t['SE-ResNet-50']:8.0f} img/s (target >= 3,500 on one H100)")
+    if not args.cpu_only:
+        if not gpu and not args.smoke:
+            print("no GPU: the training figures below are CPU figures, not P1/P5")
+        t = {k: statistics.median(v) for k, v in train_steps(args, rt).items()}
+        ratio = t["SE-ResNet-50"] / t["ResNet-50"]
+        for name, s in t.items():
+            print(f"train step  {name:13s} {s * 1e3:8.1f} ms   {args.batch / s:8.0f} img/s")
+        print(f"P1 train    SE / plain      x{ratio:.3f}   (paper x{PAPER_TRAIN:.2f}, target <= x1.05)")
+        print(f"P5 train    SE-ResNet-50  {args.batch / t['SE-ResNet-50']:8.0f} img/s (target >= 3,500 on one H100)")
     c = {k: statistics.median(v) for k, v in cpu_inference(args).items()}
     for name, s in c.items():
         print(f"CPU b=1     {name:13s} {s * 1e3:8.1f} ms   ({torch.get_num_threads()} threads)")

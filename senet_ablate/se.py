@@ -160,8 +160,11 @@ class SEBlock(nn.Module):
         e = self.gate(self.fc2(self.relu(self.fc1(self.squeeze.pool(x)))))
         return e if self.squeeze.spatial else e[:, :, None, None]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.excitation(x)
+    def forward(self, x: torch.Tensor, add: torch.Tensor | None = None) -> torch.Tensor:
+        """``x`` rescaled; with ``add`` (a residual unit's other path), ``add + x * scale`` in one
+        pass: no full-size intermediate, so SE costs its pooling and its FCs, not an extra copy."""
+        scale = self.excitation(x)
+        return x * scale if add is None else torch.addcmul(add, x, scale)
 
     def elementwise_ops(self, x: torch.Tensor) -> int:
         """Paper-convention extra ops per sample: the squeeze pooling and the rescale, one per element."""
@@ -200,6 +203,13 @@ class SESite(nn.Module):
         if site != self.site:
             return x
         return self.block(x)
+
+    def add(self, branch: torch.Tensor, identity: torch.Tensor) -> torch.Tensor:
+        """A residual unit's summation, ``self(branch, "branch") + self(identity, "identity")``;
+        with SE on the branch (the standard integration) the rescale is fused into the add."""
+        if self.site == "branch":
+            return self.block(branch, add=identity)
+        return self(branch, "branch") + self(identity, "identity")
 
     def extra_repr(self) -> str:
         return f"site={self.site}"

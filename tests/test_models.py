@@ -175,9 +175,30 @@ def test_se_keeps_bf16_and_channels_last_so_the_rescale_copies_nothing(squeeze, 
     from senet_ablate.se import SEBlock, SESpec
 
     block = SEBlock(64, SESpec(squeeze=squeeze, gate=gate)).to(memory_format=torch.channels_last)
-    x = torch.randn(4, 64, 8, 8).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+    x, identity = (torch.randn(4, 64, 8, 8).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+                   for _ in range(2))
     with torch.autocast("cpu", torch.bfloat16):
         y = block(x)
         e = block.excitation(x)
-    assert y.dtype == torch.bfloat16 and e.dtype == torch.bfloat16
-    assert y.is_contiguous(memory_format=torch.channels_last)
+        fused = block(x, add=identity)  # a residual unit's rescale + add
+    assert y.dtype == e.dtype == fused.dtype == torch.bfloat16
+    assert y.is_contiguous(memory_format=torch.channels_last) and fused.is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("integration", ["standard", "pre", "post", "identity", "conv3x3"])
+def test_the_residual_add_with_the_rescale_fused_equals_rescale_then_add(integration):
+    """SESite.add fuses SE's rescale into the summation (one pass, no full-size temporary) when SE
+    sits on the branch; for every integration it is SE(branch) + SE(identity), gradients included."""
+    from senet_ablate.se import SESite, SESpec
+
+    torch.manual_seed(0)
+    site = SESite(SESpec(integration=integration), dict(input=32, mid=32, branch=32, identity=32, output=32), "u")
+    b, i = (torch.randn(2, 32, 5, 5, requires_grad=True) for _ in range(2))
+    fused = site.add(b, i)
+    unfused = site(b, "branch") + site(i, "identity")
+    torch.testing.assert_close(fused, unfused)
+    wrt = (b, i, *site.parameters())  # the SE weights take no part where SE sits elsewhere (pre, post, conv3x3)
+    g_fused = torch.autograd.grad(fused.square().sum(), wrt, allow_unused=True)
+    g_unfused = torch.autograd.grad(unfused.square().sum(), wrt, allow_unused=True)
+    for a, c in zip(g_fused, g_unfused):
+        torch.testing.assert_close(a, c)

@@ -68,7 +68,7 @@ class BasicBlock(nn.Module):
         identity = self.shortcut(x)
         out = F.relu(self.conv1(self.se(x, "input")), inplace=True)
         out = self.conv2(self.se(out, "mid"))
-        out = F.relu(self.se(out, "branch") + self.se(identity, "identity"))
+        out = F.relu(self.se.add(out, identity), inplace=True)
         return self.se(out, "output")
 
 
@@ -95,7 +95,7 @@ class Bottleneck(nn.Module):
         out = F.relu(self.conv1(self.se(x, "input")), inplace=True)
         out = F.relu(self.conv2(out), inplace=True)
         out = self.conv3(self.se(out, "mid"))
-        out = F.relu(self.se(out, "branch") + self.se(identity, "identity"))
+        out = F.relu(self.se.add(out, identity), inplace=True)
         return self.se(out, "output")
 
 

@@ -66,12 +66,14 @@ class ShuffleUnit(nn.Module):
         self.se = SESite(se, dict(input=cin, mid=mid, branch=branch, identity=cin, output=cout), name)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = self.se(self.shortcut(x), "identity")
+        identity = self.shortcut(x)
         out = channel_shuffle(self.conv1(self.se(x, "input")), self.groups)
         out = self.conv3(self.se(self.conv2(out), "mid"))
-        out = self.se(out, "branch")
-        out = out + identity if self.stride == 1 else torch.cat([identity, out], 1)
-        return self.se(F.relu(out), "output")
+        if self.stride == 1:
+            out = self.se.add(out, identity)
+        else:
+            out = torch.cat([self.se(identity, "identity"), self.se(out, "branch")], 1)
+        return self.se(F.relu(out, inplace=True), "output")
 
 
 class ShuffleNetV1(Backbone):
