@@ -5,7 +5,7 @@ figures and the dashboard, timed as a user runs it (target <= 15 minutes on one 
     python benchmarks/table10_proxy.py --root ~/data/cifar10-jpeg --jobs 6     # on a GPU
     python benchmarks/table10_proxy.py --smoke                                 # CPU check (digits, 1 epoch)
 
-One command: ``senet-ablate -m experiment=paper/table10_reduction model=cifar_resnet56
+One command: ``senet-ablate -m experiment=paper/table10_reduction model=cifar_resnet56 se.min_hidden=1
 data=cifar10_jpeg recipe=cifar recipe.epochs=30 seed=0,1,2`` with ``--jobs`` jobs sharing the GPU
 through ``hydra/launcher=joblib`` and, on CUDA, ``train.compile=true`` (reduce-overhead: CUDA
 graphs) with one compile cache for all jobs. The sweep prints its table and writes
@@ -45,8 +45,9 @@ def main() -> int:
     if args.jobs > 1:
         cmd += ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={args.jobs}"]
     with tempfile.TemporaryDirectory() as tmp:
+        # se.min_hidden=1: a CIFAR ResNet's first stage has 16 channels, so r = 32 floors C // r at 1
         full = [sys.executable, "-m", "senet_ablate.app", "-m", "experiment=paper/table10_reduction", *cmd,
-                f"cache_dir={tmp}/cache"]
+                "se.min_hidden=1", f"cache_dir={tmp}/cache"]
         print("$", " ".join(full[2:]))
         t0 = time.perf_counter()
         proc = subprocess.run(full, cwd=tmp, capture_output=True, text=True)

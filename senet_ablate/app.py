@@ -136,16 +136,21 @@ NOT_FINGERPRINTED = ("runs_dir", "cache_dir", "train.compile_mode", "logger", "d
                      "train.preempt_signals", "data.root", "data.download", "data.workers", "data.skip_bad_images", "model.weights_file")
 
 
+# keys added after runs were recorded: left out of the fingerprint at this value, so those runs still match
+ADDED_LATER = {"se.min_hidden": 0}
+
+
 def fingerprint(config: dict) -> str:
     import copy
 
     c = copy.deepcopy(config)
-    for key in NOT_FINGERPRINTED:
+    for key in (*NOT_FINGERPRINTED, *ADDED_LATER):
         *parents, leaf = key.split(".")
         node = c
         for p in parents:
             node = node.get(p) or {}
-        node.pop(leaf, None)
+        if key in NOT_FINGERPRINTED or node.get(leaf, ADDED_LATER[key]) == ADDED_LATER[key]:
+            node.pop(leaf, None)
     return hashlib.sha256(json.dumps(c, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

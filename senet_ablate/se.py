@@ -15,6 +15,7 @@ SE block; a unit without that place fails at build time, naming the integrations
     squeeze      Table 11 (avg | max) and Table 16 (none = NoSqueeze)
     gate         Table 12 (sigmoid | tanh | relu), plus hard_sigmoid
     reduction    Table 10 (r; hidden width C // r, never rounded to a multiple of 8)
+    min_hidden   a floor on C // r (0: none); lets Table 10's r = 32 run on CIFAR's 16-channel stage
     bias         FC biases: dropped in the paper's ablations, kept in its released models
     integration  Table 14 (standard | pre | post | identity) and Table 15 (conv3x3)
     stages       Table 13 (paper stage ids; [] = the plain baseline, "all" = SE All)
@@ -87,6 +88,7 @@ class SESpec:
     squeeze: str = "avg"
     gate: str = "sigmoid"
     reduction: int = 16
+    min_hidden: int = 0
     bias: bool = True
     integration: str = "standard"
     stages: str | tuple[int, ...] = "all"
@@ -113,6 +115,8 @@ class SESpec:
         _choice("se.integration", self.integration, INTEGRATIONS)
         if isinstance(self.reduction, bool) or not isinstance(self.reduction, int) or self.reduction < 1:
             raise ConfigError(f"se.reduction={self.reduction!r} must be an integer >= 1 (the paper uses 2..32)")
+        if isinstance(self.min_hidden, bool) or not isinstance(self.min_hidden, int) or self.min_hidden < 0:
+            raise ConfigError(f"se.min_hidden={self.min_hidden!r} must be an integer >= 0 (0: no floor on C // r)")
         if not isinstance(self.bias, bool):
             raise ConfigError(f"se.bias={self.bias!r} must be true or false")
         if isinstance(self.stages, str):
@@ -135,15 +139,16 @@ class SESpec:
 
 
 class SEBlock(nn.Module):
-    """Squeeze -> FC (C -> C//r) -> ReLU -> FC (C//r -> C) -> gate -> rescale the input."""
+    """Squeeze -> FC (C -> C//r, at least ``min_hidden``) -> ReLU -> FC -> gate -> rescale the input."""
 
     def __init__(self, channels: int, spec: SESpec, name: str = "SE"):
         super().__init__()
-        hidden = channels // spec.reduction
+        hidden = max(channels // spec.reduction, spec.min_hidden)
         if hidden < 1:
             raise ConfigError(
                 f"se.reduction={spec.reduction} is too large for {name}: it has C={channels} channels, "
-                f"so C // r = {hidden}; use r <= {channels} (integration={spec.integration!r})"
+                f"so C // r = {hidden}; use r <= {channels}, or se.min_hidden=1 to keep at least one hidden "
+                f"unit (integration={spec.integration!r})"
             )
         self.name = name
         self.squeeze = SQUEEZES[spec.squeeze]

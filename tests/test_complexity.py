@@ -76,3 +76,22 @@ def test_an_input_too_small_for_the_backbone_names_the_key():
     with pytest.raises(ConfigError, match=r"VGG cannot run on a 16 px input .*use a larger data.image_size"):
         count(vgg, 16)
     assert count(vgg, 32).macs > 0  # five 2x2 pools: 32 px is the smallest
+
+
+def test_min_hidden_floors_the_hidden_width_for_table10_on_a_cifar_resnet():
+    """CIFAR ResNet-20 at r = 32: C // r is 0, 1, 2 in stages 2, 3, 4 (C = 16, 32, 64, 3 blocks
+    each); se.min_hidden=1 floors stage 2 at 1. With biases a block adds C*h + h + h*C + C:
+    3 * (16+1+16+16) + 3 * (32+1+32+32) + 3 * (128+2+128+64) = 147 + 291 + 966 = 1,404."""
+    from senet_ablate.errors import ConfigError
+
+    plain = sum(p.numel() for p in build_model("cifar_resnet20", None, 10, device="meta").parameters())
+    se = build_model("cifar_resnet20", SESpec(reduction=32, min_hidden=1), 10, device="meta")
+    assert sum(p.numel() for p in se.parameters()) - plain == 1_404
+    assert [m.block.fc1.out_features for m in se.modules() if getattr(m, "block", None)][::3] == [1, 1, 2]
+    with pytest.raises(ConfigError, match=r"C // r = 0; use r <= 16, or se.min_hidden=1"):
+        build_model("cifar_resnet20", SESpec(reduction=32), 10, device="meta")
+    for bad in (-1, True, 1.5):
+        with pytest.raises(ConfigError, match=r"se.min_hidden=.* must be an integer >= 0"):
+            SESpec(min_hidden=bad).validate()
+    # ImageNet ResNet-50 never reaches the floor: the Table 10 counts are unchanged by it
+    assert profile("resnet50", SESpec(reduction=32, min_hidden=1)).params == profile("resnet50", SESpec(reduction=32)).params

@@ -235,3 +235,17 @@ def test_a_compiled_run_counts_compile_time_apart_from_images_per_s(tmp_path, mo
     first, second = (float(h["images_per_s"]) for h in hist)
     assert first > second / 5  # epoch 1 ran the compiled model warm
     assert any((cache / "inductor").iterdir())  # the sweep-wide compile cache was used
+
+
+def test_a_key_added_later_leaves_old_fingerprints_unchanged_at_its_default(compose_cfg):
+    """se.min_hidden arrived after runs were recorded without it: at its default (0) a config
+    fingerprints as it did before, so those runs still resume and still count as done."""
+    from omegaconf import OmegaConf
+
+    from senet_ablate.app import fingerprint
+
+    now = OmegaConf.to_container(compose_cfg("model=cifar_resnet20"), resolve=True)
+    assert now["se"]["min_hidden"] == 0
+    before = {**now, "se": {k: v for k, v in now["se"].items() if k != "min_hidden"}}
+    assert fingerprint(now) == fingerprint(before)
+    assert fingerprint({**now, "se": {**now["se"], "min_hidden": 1}}) != fingerprint(before)
