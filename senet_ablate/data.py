@@ -110,8 +110,13 @@ class Batches:
         return torch.randperm(self.n, generator=g, device=device)
 
     def __iter__(self) -> Iterator[tuple[int, torch.Tensor, slice]]:
-        """(batch index, global batch indices, this rank's part of them)."""
-        order = self.order()
+        return self.on(None)
+
+    def on(self, device) -> Iterator[tuple[int, torch.Tensor, slice]]:
+        """(batch index, global batch indices on ``device``, this rank's part of them). The epoch's
+        order is drawn on the CPU (the same on every device) and copied once: a copy per batch
+        would make the host wait for the GPU at every step."""
+        order = self.order() if device is None else self.order().to(device)
         for b in range(self.start, len(self)):
             idx = order[slice(*self.bounds(b))]
             yield b, idx, shard(len(idx), self.rank, self.world)
@@ -145,9 +150,9 @@ class TensorLoader:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         dev = self.images.device
         g = torch.Generator(device=dev)
-        for b, idx, part in self.batches:
+        for b, idx, part in self.batches.on(dev):
             g.manual_seed(_epoch_seed(self.batches.seed, self.batches.epoch) * 100_003 + b)
-            mine = idx[part].to(dev)
+            mine = idx[part]
             x = self.augment(self.images[mine], g, part, len(idx))
             yield (x.float() - self.mean) / self.std, self.labels[mine]
 

@@ -305,3 +305,24 @@ def test_a_large_tree_is_decoded_by_worker_processes_into_the_same_tensors(cifar
     two, labels, _ = data.decode_split(items, 32, 2, False, cifar_jpeg)
     assert one.shape == (250, 3, 32, 32) and torch.equal(one, two) and labels.dtype == torch.int64
     assert data.decode_workers("auto", 1999) == 0 and data.decode_workers(4, 100_000) == 4
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA: checks that GPU batches never make the host wait")
+def test_in_memory_batches_on_a_gpu_never_wait_for_the_gpu():
+    """Issue 10: no host sync in the hot loop. The epoch's order is copied to the GPU once, when
+    the epoch starts; after that, drawing, cropping, flipping and normalising a batch must not
+    synchronise (torch's sync debug mode raises on any sync)."""
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (1000, 3, 32, 32), generator=g, dtype=torch.uint8).cuda()
+    labels = torch.randint(0, 10, (1000,), generator=g).cuda()
+    loader = data.TensorLoader(images, labels, 100, train=True, augment="cifar", mean=[0.5] * 3, std=[0.25] * 3,
+                               seed=0)
+    loader.set_epoch(0)
+    it = iter(loader)
+    next(it)  # the one copy of the epoch's order
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        rest = [x for x, _ in it]
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert len(rest) == 9 and rest[0].device.type == "cuda"
