@@ -220,7 +220,7 @@ def test_a_compiled_run_counts_compile_time_apart_from_images_per_s(tmp_path, mo
     for key in ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR"):  # torch writes its default into this process's
         monkeypatch.delenv(key, raising=False)                     # environment once anything touched inductor
     cache = tmp_path / "cache"
-    args = ["train.compile=true", "se=none", "recipe.epochs=2", "recipe.batch_size=449", "recipe.eval_batch_size=450",
+    args = ["train.compile=true", "recipe.epochs=2", "recipe.batch_size=449", "recipe.eval_batch_size=450",
             f"cache_dir={cache}"]
     run_cli("app", *args, cwd=tmp_path)
     [path] = (tmp_path / "runs").rglob("metrics.json")
