@@ -197,12 +197,14 @@ class SESite(nn.Module):
     ``widths`` maps each site name the unit offers to the channel count it has there.
     """
 
-    def __init__(self, spec: SESpec | None, widths: dict[str, int], name: str):
+    def __init__(self, spec: SESpec | None, widths: dict[str, int], name: str, required: bool = True):
         super().__init__()
         self.site = INTEGRATIONS[spec.integration] if spec is not None else None
         if self.site is not None and self.site not in widths:
-            raise SiteMissing(spec.integration, name, integrations_for(widths))
-        self.block = SEBlock(widths[self.site], spec, name) if spec is not None else None
+            if required:
+                raise SiteMissing(spec.integration, name, integrations_for(widths))
+            self.site = None  # a unit of several parts (the Shake nets' branches): another part holds it
+        self.block = SEBlock(widths[self.site], spec, name) if self.site is not None else None
 
     def forward(self, x: torch.Tensor, site: str) -> torch.Tensor:
         if site != self.site:

@@ -15,7 +15,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..se import SESpec, SiteMissing
-from . import inception, inception_resnet, mobilenet, resnet, shufflenet, vgg
+from . import cifar, inception, inception_resnet, mobilenet, resnet, shufflenet, vgg
 from .resnet import BasicBlock, Bottleneck, cifar_resnet, imagenet_resnet
 
 MODELS = {
@@ -33,6 +33,11 @@ MODELS = {
     "vgg16_bn": vgg.vgg16_bn,
     "mobilenet_v1": mobilenet.mobilenet_v1,
     **{f"cifar_resnet{d}": partial(cifar_resnet, d) for d in (20, 32, 44, 56, 110)},
+    "preact_resnet110": cifar.preact_resnet110,
+    "preact_resnet164": cifar.preact_resnet164,
+    "wrn16_8": cifar.wrn16_8,
+    "shake_shake26_2x96d": cifar.shake_shake26_2x96d,
+    "shake_even29_2x4x64d": cifar.shake_even29_2x4x64d,
 }
 
 PORTS = {**resnet.PORTS, **vgg.PORTS, **mobilenet.PORTS, **inception_resnet.PORTS}
