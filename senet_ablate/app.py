@@ -137,7 +137,7 @@ NOT_FINGERPRINTED = ("runs_dir", "cache_dir", "train.compile_mode", "logger", "d
 
 
 # keys added after runs were recorded: left out of the fingerprint at this value, so those runs still match
-ADDED_LATER = {"se.min_hidden": 0}
+ADDED_LATER = {"se.min_hidden": 0, "data.pad_mode": "zeros", "data.cutout": None, "recipe.warmup": "linear"}
 
 
 def fingerprint(config: dict) -> str:

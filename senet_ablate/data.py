@@ -18,6 +18,7 @@ import logging
 import math
 import os
 import weakref
+from functools import partial
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -37,11 +38,26 @@ EVAL_SPLITS = ("val", "test")
 # A batch op draws its random numbers for the whole *global* batch (``total`` images) and applies
 # the ``part`` of them that this process holds, so that a DDP rank augments its images exactly as
 # a single process would.
-def crop_flip(x: torch.Tensor, g: torch.Generator, part: slice, total: int, pad: int = 4) -> torch.Tensor:
-    """He et al.'s CIFAR augmentation on a whole uint8 batch: zero-pad, random crop, random flip."""
+PAD_MODES = ("zeros", "reflect")  # the SE paper's zero padding | WRN's code reflects
+
+
+def _pad(x: torch.Tensor, pad: int, mode: str) -> torch.Tensor:
+    if mode == "zeros":
+        return F.pad(x, (pad, pad, pad, pad))
+
+    def reflected(n: int) -> torch.Tensor:  # indices -pad..n+pad-1 mirrored into 0..n-1 (edge not repeated)
+        i = torch.arange(-pad, n + pad, device=x.device).abs()
+        return torch.where(i >= n, 2 * (n - 1) - i, i)
+
+    return x[:, :, reflected(x.shape[2])][:, :, :, reflected(x.shape[3])]  # index, not F.pad: uint8 works
+
+
+def crop_flip(x: torch.Tensor, g: torch.Generator, part: slice, total: int, pad: int = 4,
+              pad_mode: str = "zeros") -> torch.Tensor:
+    """He et al.'s CIFAR augmentation on a whole uint8 batch: pad (``pad_mode``), random crop, random flip."""
     b, c, h, w = x.shape
     dev = x.device
-    xp = F.pad(x, (pad, pad, pad, pad))
+    xp = _pad(x, pad, pad_mode)
     dy = torch.randint(0, 2 * pad + 1, (total,), generator=g, device=dev)[part]
     dx = torch.randint(0, 2 * pad + 1, (total,), generator=g, device=dev)[part]
     rows = (dy[:, None] + torch.arange(h, device=dev))[:, None, :, None]
@@ -50,6 +66,20 @@ def crop_flip(x: torch.Tensor, g: torch.Generator, part: slice, total: int, pad:
              rows, cols]
     flip = (torch.rand(total, generator=g, device=dev) < 0.5)[part]
     return torch.where(flip[:, None, None, None], out.flip(3), out)
+
+
+def cutout(x: torch.Tensor, g: torch.Generator, part: slice, total: int, size: int) -> torch.Tensor:
+    """Cutout (DeVries & Taylor 2017; Tables 4/5's Shake nets): one ``size`` x ``size`` square per
+    image set to 0, its centre uniform over the image, clipped at the border. Applied after the
+    normalisation, as the original, so the square holds the mean."""
+    b, _, h, w = x.shape
+    dev = x.device
+    top = torch.randint(0, h, (total,), generator=g, device=dev)[part] - size // 2
+    left = torch.randint(0, w, (total,), generator=g, device=dev)[part] - size // 2
+    rows, cols = torch.arange(h, device=dev), torch.arange(w, device=dev)
+    in_rows = (rows >= top[:, None]) & (rows < top[:, None] + size)
+    in_cols = (cols >= left[:, None]) & (cols < left[:, None] + size)
+    return x.masked_fill((in_rows[:, :, None] & in_cols[:, None, :])[:, None], 0.0)
 
 
 def flip_only(x: torch.Tensor, g: torch.Generator, part: slice, total: int) -> torch.Tensor:
@@ -125,10 +155,13 @@ class Batches:
 class TensorLoader:
     """A split held as uint8 ``images`` (N, 3, H, W) and int64 ``labels`` on one device."""
 
-    def __init__(self, images, labels, batch_size, *, train, augment, mean, std, seed, rank=0, world=1):
+    def __init__(self, images, labels, batch_size, *, train, augment, mean, std, seed, rank=0, world=1,
+                 pad_mode="zeros", cutout=None):
         self.images, self.labels, self.train = images, labels, train
         self.batches = Batches(len(labels), batch_size, shuffle=train, seed=seed, rank=rank, world=world)
-        self.augment = BATCH_AUGMENT[augment] if train else BATCH_AUGMENT["none"]
+        op = BATCH_AUGMENT[augment if train else "none"]
+        self.augment = partial(op, pad_mode=pad_mode) if op is crop_flip else op
+        self.cutout = cutout if train else None
         dev = images.device
         self.mean = torch.tensor(mean, device=dev).view(1, -1, 1, 1) * 255
         self.std = torch.tensor(std, device=dev).view(1, -1, 1, 1) * 255
@@ -153,8 +186,8 @@ class TensorLoader:
         for b, idx, part in self.batches.on(dev):
             g.manual_seed(_epoch_seed(self.batches.seed, self.batches.epoch) * 100_003 + b)
             mine = idx[part]
-            x = self.augment(self.images[mine], g, part, len(idx))
-            yield (x.float() - self.mean) / self.std, self.labels[mine]
+            x = (self.augment(self.images[mine], g, part, len(idx)).float() - self.mean) / self.std
+            yield (cutout(x, g, part, len(idx), self.cutout) if self.cutout else x), self.labels[mine]
 
 
 def _quiet_worker(_: int) -> None:
@@ -641,6 +674,15 @@ def check(cfg) -> None:
         raise ConfigError(f"data.resize={cfg.resize!r} must be null or an integer >= data.image_size ({cfg.image_size})")
     if not isinstance(cfg.get("skip_bad_images", False), bool):
         raise ConfigError(f"data.skip_bad_images={cfg.skip_bad_images!r} must be true or false")
+    if cfg.get("pad_mode", "zeros") not in PAD_MODES:
+        raise ConfigError(f"data.pad_mode={cfg.pad_mode!r} is not valid; valid values: {', '.join(PAD_MODES)}")
+    size = cfg.get("cutout")
+    if size is not None:
+        if isinstance(size, bool) or not isinstance(size, int) or not 0 < size <= cfg.image_size:
+            raise ConfigError(f"data.cutout={size!r} must be null (off) or a square side in pixels, 1 to "
+                              f"data.image_size ({cfg.image_size})")
+        if not cfg.in_memory:
+            raise ConfigError("data.cutout is a batch augmentation of in-memory data (data.in_memory=true)")
     if not cfg.in_memory and cfg.augment != "imagenet":
         raise ConfigError("a streamed ImageFolder (data.in_memory=false) uses data.augment=imagenet; "
                           "for small images set data.in_memory=true")
@@ -667,7 +709,8 @@ def _build(cfg, batch_size, eval_batch_size, device, seed, rank, world, cache_di
         if int(max(ytr.max(), yte.max())) >= num_classes:
             raise ConfigError(f"data.num_classes={num_classes} but the labels go up to {int(max(ytr.max(), yte.max()))}")
         common = dict(augment=cfg.augment, mean=list(cfg.mean), std=list(cfg.std), seed=seed, rank=rank, world=world)
-        train = TensorLoader(xtr.to(device), ytr.to(device), batch_size, train=True, **common)
+        train = TensorLoader(xtr.to(device), ytr.to(device), batch_size, train=True, **common,
+                             pad_mode=cfg.get("pad_mode", "zeros"), cutout=cfg.get("cutout"))
         evaluate = TensorLoader(xte.to(device), yte.to(device), eval_batch_size, train=False, **common)
         return Data(train, evaluate, num_classes, int(xtr.shape[-1]), eval_split, *extra)
     classes, samples, eval_split = scan_imagefolder(cfg)

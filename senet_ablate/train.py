@@ -28,6 +28,7 @@ from .launch import Dist, PreemptionGuard
 log = logging.getLogger("senet_ablate")
 CHECKPOINT = "last.pt"
 SCHEDULES = ("multistep", "step", "cosine", "constant")
+WARMUPS = ("linear", "constant")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
 CHECK_EVERY = 50  # steps between reads of the on-device sums (the NaN check, the progress bar): no per-step sync
 
@@ -47,13 +48,19 @@ def check_recipe(r) -> None:
         raise ConfigError(f"recipe.schedule={r.schedule!r} is not valid; valid values: {', '.join(SCHEDULES)}")
     if r.schedule == "step" and not (r.step_epochs or 0) > 0:
         raise ConfigError("recipe.schedule=step needs recipe.step_epochs > 0")
+    if r.schedule == "multistep" and not all(isinstance(m, (int, float)) and not isinstance(m, bool) and 0 < m < 1
+                                             for m in r.milestones):
+        raise ConfigError(f"recipe.milestones={list(r.milestones)!r} must be fractions of recipe.epochs, each in "
+                          "(0, 1): e.g. [0.5, 0.75] drops the lr at 50% and 75% of the epochs")
+    if r.get("warmup", "linear") not in WARMUPS:
+        raise ConfigError(f"recipe.warmup={r.warmup!r} is not valid; valid values: {', '.join(WARMUPS)}")
 
 
 def lr_at(r, epoch: float) -> float:
     """The learning rate at (fractional) ``epoch``: linear batch scaling, warm-up, then the schedule."""
     base = r.lr * r.batch_size / r.base_batch_size
     if r.warmup_epochs and epoch < r.warmup_epochs:
-        return base * (0.1 + 0.9 * epoch / r.warmup_epochs)
+        return base * (0.1 if r.get("warmup", "linear") == "constant" else 0.1 + 0.9 * epoch / r.warmup_epochs)
     e = math.floor(epoch)
     if r.schedule == "multistep":
         return base * r.gamma ** sum(e >= round(m * r.epochs) for m in r.milestones)
