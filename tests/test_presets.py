@@ -17,7 +17,7 @@ from conftest import EXPERIMENTS, ROOT
 PAPER_PRESETS = {"paper/table10_reduction", "paper/table11_squeeze", "paper/table12_excitation",
                  "paper/table13_stages", "paper/table14_integration", "paper/table15_se3x3",
                  "paper/table16_nosqueeze", "paper/table2_imagenet", "paper/table3_mobile",
-                 "paper/table6_places365", "paper/table8_senet154"}
+                 "paper/table6_places365", "paper/table8_senet154", "paper/table4_cifar10", "paper/table5_cifar100"}
 
 
 def test_every_paper_table_has_a_preset():
