@@ -99,3 +99,25 @@ def test_bad_config_fails_validation(compose_cfg, overrides, match):
 def test_unknown_model_is_a_hydra_group_error(compose_cfg):
     with pytest.raises(MissingConfigException, match="resnet99"):
         compose_cfg("model=resnet99")
+
+
+PROXIES = sorted(e for e in EXPERIMENTS if e.startswith("proxy/"))
+
+
+def test_every_ablation_table_has_a_cifar_proxy():
+    assert {p.replace("proxy/", "paper/") for p in PROXIES} == {
+        f"paper/{t}" for t in ("table10_reduction", "table11_squeeze", "table12_excitation", "table13_stages",
+                               "table14_integration", "table15_se3x3", "table16_nosqueeze")}
+
+
+@pytest.mark.parametrize("experiment", PROXIES)
+def test_every_proxy_row_builds_on_the_cifar_net(compose_cfg, experiment):
+    """Each row of a proxy (the paper preset's rows, on SE-ResNet-56) passes config-time validation:
+    no ImageNet-only stage id, no hidden width below 1; the ImageNet complexity cells are dropped."""
+    table = compose_cfg(f"experiment={experiment}", "data.root=/nowhere").table
+    for row, spec in table.rows.items():
+        cfg = compose_cfg(*spec.set, f"experiment={experiment}", f"row={row}", "data.root=/nowhere")
+        assert (cfg.model.name, cfg.data.name, cfg.recipe.epochs, cfg.study) == ("cifar_resnet56", "imagefolder", 30,
+                                                                              experiment)
+        validate(cfg)
+        assert not {"params_m", "gflops"} & {k for k, v in (spec.paper or {}).items() if v is not None}, row
