@@ -178,17 +178,13 @@ class ShakeUnit(nn.Module):
         mid = dict(mid=cout)
         if se_on == "branch":
             mid["branch"] = cout
-        branches = []
-        for tag in "ab":
+        def layers():  # the first 3x3 (and its BN-ReLU) is layer 1 in both kinds
             if even29:
-                layers = [conv_bn(cin, cout, 1, relu=True), conv_bn(cout, cout, 3, stride, groups=4, relu=True),
-                          conv_bn(cout, cout, 1)]
-                mid_after = 1
-            else:
-                layers = [nn.ReLU(), conv_bn(cin, cout, 3, stride, relu=True), conv_bn(cout, cout, 3)]
-                mid_after = 1
-            branches.append(ShakeBranch(layers, mid_after, mid, se, f"{name}{tag}"))
-        self.branches = nn.ModuleList(branches)
+                return [conv_bn(cin, cout, 1, relu=True), conv_bn(cout, cout, 3, stride, groups=4, relu=True),
+                        conv_bn(cout, cout, 1)]
+            return [nn.ReLU(), conv_bn(cin, cout, 3, stride, relu=True), conv_bn(cout, cout, 3)]
+
+        self.branches = nn.ModuleList(ShakeBranch(layers(), 1, mid, se, f"{name}{tag}") for tag in "ab")
         if cin == cout and stride == 1:
             self.shortcut = nn.Identity()
         else:
