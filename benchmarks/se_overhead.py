@@ -105,9 +105,13 @@ def main() -> int:
     gpu = torch.cuda.is_available()
     dev = torch.device("cuda" if gpu else "cpu")
     rt = Runtime(dev, amp=gpu, channels_last=gpu)
-    print(f"torch {torch.__version__}; {device_name(dev)}; batch {args.batch}, {args.size} px, "
-          f"{'bf16' if rt.amp else 'fp32'}, channels_last={rt.channels_last}, compile={args.compile}; "
-          f"medians of {args.rounds} rounds x {args.steps} steps after {args.warmup} warm-up steps")
+    if args.cpu_only:
+        print(f"torch {torch.__version__}; {device_name(torch.device('cpu'))}; batch 1, 224 px, fp32, eval; "
+              f"medians of {args.cpu_runs} alternating runs after {args.cpu_warmup} warm-up runs")
+    else:
+        print(f"torch {torch.__version__}; {device_name(dev)}; batch {args.batch}, {args.size} px, "
+              f"{'bf16' if rt.amp else 'fp32'}, channels_last={rt.channels_last}, compile={args.compile}; "
+              f"medians of {args.rounds} rounds x {args.steps} steps after {args.warmup} warm-up steps")
     if not args.cpu_only:
         if not gpu and not args.smoke:
             print("no GPU: the training figures below are CPU figures, not P1/P5")
