@@ -35,7 +35,8 @@ class PreActUnit(nn.Module):
     """BN -> ReLU -> conv, repeated: two 3x3 convs (basic: ResNet-110, WRN) or 1x1, 3x3, 1x1 to
     ``cout`` with width ``cout // 4`` (bottleneck: ResNet-164). The stride sits in the first conv.
     No activation after the add. A shortcut that changes the shape, and the net's first unit, read
-    the pre-activated input (He et al. 2016b, appendix)."""
+    the pre-activated input (He et al. 2016b, appendix). SE-PRE acts on the branch input after the
+    unit's BN-ReLU."""
 
     def __init__(self, cin, cout, stride, se, name, bottleneck=False, shortcut_kind="projection",
                  activated_shortcut=False):
