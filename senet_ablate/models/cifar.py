@@ -176,16 +176,16 @@ class ShakeUnit(nn.Module):
     def __init__(self, cin, cout, stride, se, name, even29=False, se_on="branch", backward="shake"):
         super().__init__()
         self.backward, self.relu_out = backward, even29
-        mid = dict(mid=cout)
+        per_branch = dict(mid=cout)  # the sites each branch offers
         if se_on == "branch":
-            mid["branch"] = cout
+            per_branch["branch"] = cout
         def layers():  # the first 3x3 (and its BN-ReLU) is layer 1 in both kinds
             if even29:
                 return [conv_bn(cin, cout, 1, relu=True), conv_bn(cout, cout, 3, stride, groups=4, relu=True),
                         conv_bn(cout, cout, 1)]
             return [nn.ReLU(), conv_bn(cin, cout, 3, stride, relu=True), conv_bn(cout, cout, 3)]
 
-        self.branches = nn.ModuleList(ShakeBranch(layers(), 1, mid, se, f"{name}{tag}") for tag in "ab")
+        self.branches = nn.ModuleList(ShakeBranch(layers(), 1, per_branch, se, f"{name}{tag}") for tag in "ab")
         if cin == cout and stride == 1:
             self.shortcut = nn.Identity()
         else:
@@ -194,8 +194,8 @@ class ShakeUnit(nn.Module):
         if se_on == "sum":
             unit["branch"] = cout
         self.se = SESite(se, unit, name, required=False)
-        if se is not None and INTEGRATIONS[se.integration] not in {*unit, *mid}:
-            raise SiteMissing(se.integration, name, integrations_for({*unit, *mid}))
+        if se is not None and INTEGRATIONS[se.integration] not in {*unit, *per_branch}:
+            raise SiteMissing(se.integration, name, integrations_for({*unit, *per_branch}))
 
     def forward(self, x):
         u = self.se(x, "input")
