@@ -15,6 +15,7 @@ Scale-out uses existing engines: Hydra's joblib and submitit launchers run the j
 from __future__ import annotations
 
 import atexit
+import importlib
 import logging
 import os
 import signal
@@ -176,11 +177,14 @@ def _comm_device() -> torch.device:
 
 
 def _leave_group() -> None:
+    import gc
+
     import torch.distributed as dist
 
+    _CONTROL.clear()
+    gc.collect()  # a finished DistributedDataParallel sits in a reference cycle, holding the group
     if dist.is_initialized():
         dist.destroy_process_group()
-    _CONTROL.clear()
 
 
 def env_rank() -> int:
@@ -200,9 +204,13 @@ def dist_context(backend: str = "auto") -> Dist:
             backend = "nccl" if torch.cuda.is_available() else "gloo"
         if backend == "nccl":
             torch.cuda.set_device(local)
+        # Leave the group while the interpreter is whole (atexit): a group that outlives it is
+        # torn down during interpreter shutdown, with its worker threads still running, and the
+        # rank dies by SIGABRT now and then. For destroy_process_group to really free the group,
+        # nothing may keep a reference: torch.distributed.nn.functional, which DDP imports, binds
+        # `group.WORLD` as a default argument when first imported, so import it before the group exists.
+        importlib.import_module("torch.distributed.nn.functional")
         dist.init_process_group(backend)
-        # leave the group while the interpreter is whole: gloo's worker threads still hold tensors,
-        # and freeing them during interpreter shutdown aborts the process (SIGABRT) at random
         atexit.register(_leave_group)
         log.info("rank %d of %d joined the %s process group", rank, world, backend)
     return Dist(rank, world, local)

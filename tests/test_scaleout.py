@@ -364,3 +364,33 @@ def test_slurm_example_renders_the_sbatch_script_submitit_would_submit(compose_c
                  "--signal=USR2@120", "--array=0-39%16", "--mem=64GB", "--job-name=senet"):
         assert f"#SBATCH {line}\n" in script, line
     assert "module load cuda/12.4 || true\n" in script and "/bin/activate\n" in script
+
+
+def _leave_after_ddp(rank: int, out: str, port: int) -> None:
+    from senet_ablate import launch
+
+    os.environ.update(RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    launch.dist_context()
+    ddp = torch.nn.parallel.DistributedDataParallel(torch.nn.Linear(4, 2))
+    ddp(torch.randn(3, 4)).sum().backward()
+    del ddp
+    gloo = lambda: sorted(n for n in (Path(f"/proc/self/task/{t}/comm").read_text().strip()
+                                      for t in os.listdir("/proc/self/task")) if "gloo" in n)
+    during = gloo()
+    launch._leave_group()
+    Path(out, f"rank{rank}.json").write_text(json.dumps({"during": during, "after": gloo()}))
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads thread names from /proc")
+def test_leaving_the_group_after_ddp_stops_its_threads(tmp_path):
+    """A rank leaves its gloo group before interpreter shutdown, for real: DDP's lazy import of
+    torch.distributed.nn.functional once pinned the group (as a default argument), so its worker
+    threads outlived destroy_process_group and died with the interpreter, by SIGABRT now and then."""
+    import torch.multiprocessing as mp
+
+    mp.spawn(_leave_after_ddp, args=(str(tmp_path), free_port()), nprocs=2)
+    for rank in (0, 1):
+        threads = json.loads((tmp_path / f"rank{rank}.json").read_text())
+        assert "pt_gloo_runloop" in threads["during"] and threads["after"] == [], threads
