@@ -10,7 +10,7 @@ from senet_ablate.complexity import count
 from senet_ablate.errors import ConfigError
 from senet_ablate.models import MODELS, PORTS, build_model
 from senet_ablate.models.inception_resnet import ResidualInception, block35
-from senet_ablate.se import SQUEEZES, SEBlock, SESpec
+from senet_ablate.se import SEBlock, SESpec
 
 NAME = "inception_resnet_v2"
 SUPPORTED = ["standard", "pre", "post", "identity"]
@@ -214,7 +214,7 @@ def test_minimum_input_size(plain7):
             model(torch.randn(1, 3, MIN_SIZE - 1, MIN_SIZE - 1))
 
 
-@pytest.mark.parametrize("squeeze", list(SQUEEZES))
+@pytest.mark.parametrize("squeeze", ["avg", "max", "none"])
 @pytest.mark.parametrize("integration", SUPPORTED)
 def test_forward_backward(plain7, integration, squeeze):
     torch.manual_seed(0)

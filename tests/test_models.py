@@ -7,7 +7,7 @@ import torch
 
 from senet_ablate.errors import ConfigError
 from senet_ablate.models import MODELS, build_model
-from senet_ablate.se import GATES, INTEGRATIONS, SQUEEZES, SEBlock, SESpec
+from senet_ablate.se import GATES, INTEGRATIONS, SEBlock, SESpec
 
 # tests/test_backbone_*.py run these through every integration and squeeze at the input sizes they need
 OWN_FILES = {"vgg16_bn", "mobilenet_v1", "bn_inception", "shufflenet_v1_g3", "inception_resnet_v2"}
@@ -42,7 +42,7 @@ def with_se(name, spec):
     return model
 
 
-@pytest.mark.parametrize("squeeze", list(SQUEEZES))
+@pytest.mark.parametrize("squeeze", ["avg", "max", "none"])
 @pytest.mark.parametrize("integration", list(INTEGRATIONS))
 @pytest.mark.parametrize("name", RESNETS)
 def test_forward_backward_shapes(name, integration, squeeze):
@@ -81,7 +81,7 @@ def test_every_gate_runs(gate):
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
 
 
-@pytest.mark.parametrize("squeeze", list(SQUEEZES))
+@pytest.mark.parametrize("squeeze", ["avg", "max", "none"])
 def test_se_block_with_unit_gate_is_identity(squeeze):
     block = SEBlock(32, SESpec(squeeze=squeeze, gate="hard_sigmoid", bias=True, reduction=4))
     with torch.no_grad():  # hard_sigmoid(0 * h + 3) == 1 exactly

@@ -1,0 +1,275 @@
+"""SE's successors as points of the se axes (issue 12): equal to timm's modules with copied weights,
+published parameter overheads by arithmetic, every allowed combination runs, every other fails at
+config time naming the valid values."""
+from __future__ import annotations
+
+import itertools
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+import yaml
+from omegaconf import OmegaConf
+
+from conftest import CONF, run_cli
+from senet_ablate.complexity import count, count_params
+from senet_ablate.errors import ConfigError
+from senet_ablate.models import build_model
+from senet_ablate.se import EXCITATIONS, GATES, INTEGRATIONS, SEBlock, SESpec, SQUEEZES, eca_kernel
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
+
+PRESETS = sorted(p.stem for p in (CONF / "attention").glob("*.yaml"))
+
+
+def preset(name: str, **over) -> SESpec:
+    """The SESpec ``attention=<name>`` gives (the preset file over se.yaml's defaults)."""
+    base = yaml.safe_load((CONF / "se" / "se.yaml").read_text())
+    return SESpec.from_config({**base, **yaml.safe_load((CONF / "attention" / f"{name}.yaml").read_text()), **over})
+
+
+def copy_in_order(src: torch.nn.Module, dst: torch.nn.Module) -> None:
+    """Copy ``src``'s state into ``dst`` entry by entry: the two list the same tensors in the same
+    order, ours as Linear where timm has 1x1 convs (same numbers, other shape)."""
+    s, d = list(src.state_dict().values()), list(dst.state_dict().items())
+    assert len(s) == len(d), ([k for k in src.state_dict()], [k for k, _ in d])
+    with torch.no_grad():
+        for a, (name, b) in zip(s, d):
+            assert a.numel() == b.numel(), (name, a.shape, b.shape)
+            b.copy_(a.reshape(b.shape))
+
+
+def randomise(m: torch.nn.Module) -> torch.nn.Module:
+    """Random weights and BN statistics, so that no term of the output can hide behind an init of 0 or 1."""
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, t in m.state_dict().items():
+            if t.is_floating_point():
+                t.copy_(torch.rand(t.shape, generator=g) + 0.5 if "running_var" in name
+                        else torch.randn(t.shape, generator=g) * 0.5)
+    return m.eval()
+
+
+def same_output(timm_module, ours, channels: int, size: int = 9, atol: float = 1e-6) -> None:
+    randomise(timm_module)
+    copy_in_order(timm_module, ours.eval())
+    x = torch.randn(4, channels, size, size, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        a, b = timm_module(x), ours(x)
+    assert torch.allclose(a, b, rtol=0, atol=atol), (a - b).abs().max()
+
+
+# ---------------------------------------------------------------------------- equal to timm
+@pytest.mark.parametrize("channels", [64, 96, 256])
+def test_se_equals_timm_with_timms_rounding_of_the_hidden_width(channels):
+    """timm rounds C/16 to the nearest multiple of 8 (64 -> 8, 96 -> 8); hidden_divisor=8 does the same,
+    while our default keeps the paper's floor(C / r) (64 -> 4, 96 -> 6)."""
+    from timm.layers.squeeze_excite import SEModule
+
+    ours = SEBlock(channels, preset("se", hidden_divisor=8))
+    assert ours.fc1.out_features == SEModule(channels).fc1.out_channels
+    assert SEBlock(channels, preset("se")).fc1.out_features == channels // 16
+    same_output(SEModule(channels), ours, channels)
+
+
+@pytest.mark.parametrize("channels, k", [(64, 3), (256, 5), (512, 5), (2048, 7)])
+def test_eca_equals_timm_and_picks_ecas_adaptive_kernel(channels, k):
+    """k = |(log2 C + 1) / 2|_odd: 64 -> 3.5 -> 3, 256 -> 4.5 -> 5, 512 -> 5, 2048 -> 6 -> 7."""
+    from timm.layers.eca import EcaModule
+
+    ours = SEBlock(channels, preset("eca"))
+    assert eca_kernel(channels) == k == ours.conv.kernel_size[0] == EcaModule(channels).conv.kernel_size[0]
+    assert count_params(ours) == k  # one 1-D kernel, no bias
+    same_output(EcaModule(channels), ours, channels)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_cbam_equals_timm(bias):
+    """Shared MLP over avg and max pooling, then the 7x7 spatial gate with BN (eval: running statistics)."""
+    from timm.layers.cbam import CbamModule
+
+    same_output(CbamModule(64, mlp_bias=bias), SEBlock(64, preset("cbam", bias=bias)), 64)
+
+
+@pytest.mark.parametrize("extent", [0, 2, 4])
+def test_ge_theta_minus_equals_timm_and_adds_no_parameters(extent):
+    """timm's parameter-free GE (extra_params=False, use_mlp=False): global mean, or a (2e-1)^2
+    average at stride e, nearest-neighbour back to the map, sigmoid."""
+    from timm.layers.gather_excite import GatherExcite
+
+    ours = SEBlock(32, preset("ge_theta_minus", extent=extent))
+    assert count_params(ours) == 0
+    same_output(GatherExcite(32, extent=extent, use_mlp=False), ours, 32, size=13)
+
+
+def test_ge_theta_gather_equals_strided_depthwise_convolutions():
+    """timm 1.0.31 cannot build GE with parameters (GatherExcite(extra_params=True) and use_mlp=True
+    raise TypeError: `*dd` is passed positionally), so GE-theta is checked against the functional
+    definition: extent 8 = three depthwise 3x3 stride-2 convs, BN after each, ReLU between."""
+    block = randomise(SEBlock(16, preset("ge_theta")))
+    convs = [m for m in block.squeeze if isinstance(m, torch.nn.Conv2d)]
+    bns = [m for m in block.squeeze if isinstance(m, torch.nn.BatchNorm2d)]
+    assert len(convs) == 3 and count_params(block) == 3 * (16 * 9 + 2 * 16)
+    x = torch.randn(2, 16, 20, 20)
+    g = x
+    for i, (c, bn) in enumerate(zip(convs, bns)):
+        g = F.relu(g) if i else g
+        g = F.conv2d(g, c.weight, stride=2, padding=1, groups=16)
+        g = (g - bn.running_mean[:, None, None]) / (bn.running_var[:, None, None] + bn.eps).sqrt() \
+            * bn.weight[:, None, None] + bn.bias[:, None, None]
+    assert g.shape[-2:] == (3, 3)  # 20 -> 10 -> 5 -> 3
+    want = x * torch.sigmoid(g).repeat_interleave(7, 2).repeat_interleave(7, 3)[..., :20, :20]
+    with torch.no_grad():
+        assert torch.allclose(block(x), want, atol=1e-5)
+
+
+def test_ge_theta_plus_on_a_local_extent_equals_timms_parameter_free_gather_with_its_mlp():
+    """GE with an MLP after a local parameter-free gather: timm 1.0.31 cannot build use_mlp=True
+    either, so its ConvMlp is attached by hand to its parameter-free GatherExcite (timm's forward)."""
+    from timm.layers.gather_excite import GatherExcite
+    from timm.layers.mlp import ConvMlp
+
+    ref = GatherExcite(64, extent=4, use_mlp=False)
+    ref.mlp = ConvMlp(64, 4)  # timm's default ReLU, biases
+    same_output(ref, SEBlock(64, preset("se", extent=4)), 64, size=16)
+
+
+def test_gc_equals_timm_with_add_fusion():
+    """Attention pooling + 1x1 -> LayerNorm -> ReLU -> 1x1, added to the input. Deliberate difference:
+    our LayerNorm keeps PyTorch's eps 1e-5 (GCNet's code), timm's LayerNorm2d uses 1e-6; set equal here."""
+    from timm.layers.global_context import GlobalContext
+
+    ref = GlobalContext(64, fuse_add=True, fuse_scale=False, rd_ratio=1 / 16)
+    ref.mlp_add.norm.eps = 1e-5
+    same_output(ref, SEBlock(64, preset("gc")), 64, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------- published overheads
+RESNET50_BLOCK_WIDTHS = [256] * 3 + [512] * 4 + [1024] * 6 + [2048] * 3  # the output width of each unit
+
+
+def test_srm_parameter_overhead_on_resnet50_by_arithmetic():
+    """SRM per unit: CFC 2C weights (mean, std; no bias) + BN 2C (gamma, beta) = 4C; over the 16 units
+    of ResNet-50, 4 * 15,104 = 60,416 parameters. Lee et al. (ICCV 2019, ImageNet table of the authors'
+    repository) print 25.56M -> 25.62M."""
+    plain = count_params(build_model("resnet50", None, 1000, device="meta"))
+    srm = count_params(build_model("resnet50", preset("srm"), 1000, device="meta"))
+    assert srm - plain == 4 * sum(RESNET50_BLOCK_WIDTHS) == 60_416
+    assert (round(plain / 1e6, 2), round(srm / 1e6, 2)) == (25.56, 25.62)
+
+
+def test_eca_and_ge_overheads_on_resnet50():
+    """ECA: one kernel per unit, k = 5, 5, 5, 7 by stage: 3*5 + 4*5 + 6*5 + 3*7 = 86 parameters
+    (Wang et al. quote 80 for their released k = 3, 5, 5, 7: 3*3 + 4*5 + 6*5 + 3*7 = 80).
+    GE-theta-: none."""
+    plain = count_params(build_model("resnet50", None, 1000, device="meta"))
+    assert count_params(build_model("resnet50", preset("eca"), 1000, device="meta")) - plain == 86
+    assert count_params(build_model("resnet50", preset("ge_theta_minus"), 1000, device="meta")) == plain
+
+
+def test_elementwise_ops_per_module_match_the_readme_table():
+    """Per element of the block's input: pooling(s) + the rescale or add (+ CBAM's 2 poolings and rescale)."""
+    per_element = {"se": 2, "eca": 2, "cbam": 6, "ge_theta_minus": 2, "ge_theta": 1, "ge_theta_plus": 1,
+                   "srm": 3, "gc": 1}
+    assert sorted(per_element) == PRESETS
+    x = torch.zeros(1, 32, 6, 6)
+    for name, ops in per_element.items():
+        assert SEBlock(32, preset(name)).elementwise_ops(x) == ops * x.numel(), name
+
+
+# ---------------------------------------------------------------------------- the whole space runs
+def _specs():
+    """Every squeeze x excitation x fusion x spatial the space allows, and the ones it refuses."""
+    for sq, ex, fusion, spatial in itertools.product(SQUEEZES, EXCITATIONS, ("scale", "add"), ("none", "cbam")):
+        keys = EXCITATIONS[ex].keys
+        over = {k: None for k in ("reduction", "min_hidden", "hidden_divisor", "bias", "kernel_size") if k not in keys}
+        if ex == "conv1d":
+            over["kernel_size"] = "adaptive"
+        if sq == "gather":
+            over["extent"] = 2
+        yield sq, ex, fusion, spatial, {"squeeze": sq, "excitation": ex, "fusion": fusion, "spatial": spatial,
+                                        "reduction": 4, **over}
+
+
+ALLOWED = [s for s in _specs() if not (s[0] in ("none", "gather") and s[1] in ("conv1d", "channelwise", "context"))]
+REFUSED = [s for s in _specs() if s not in ALLOWED]
+
+
+@pytest.mark.parametrize("sq, ex, fusion, spatial, cfg", ALLOWED, ids=[" ".join(s[:4]) for s in ALLOWED])
+def test_every_allowed_combination_runs_forward_and_backward(sq, ex, fusion, spatial, cfg):
+    torch.manual_seed(0)
+    block = SEBlock(16, SESpec.from_config(cfg)).train()
+    x = torch.randn(3, 16, 6, 6, requires_grad=True)
+    y = block(x)
+    assert y.shape == x.shape and torch.isfinite(y).all()
+    y.square().sum().backward()
+    assert x.grad is not None and all(p.grad is not None for p in block.parameters())
+
+
+@pytest.mark.parametrize("sq, ex, fusion, spatial, cfg", REFUSED, ids=[" ".join(s[:4]) for s in REFUSED])
+def test_a_map_squeeze_refuses_vector_excitations_naming_the_valid_ones(sq, ex, fusion, spatial, cfg):
+    with pytest.raises(ConfigError, match=f"se.excitation='{ex}' needs per-channel vectors.*valid excitations "
+                                          "for it: fc, identity"):
+        SESpec.from_config(cfg)
+
+
+@pytest.mark.parametrize("over, match", [
+    ({"reduction": 8}, r"se.reduction=8 does not apply to se.excitation='conv1d' \(it applies to: fc, context\)"),
+    ({"bias": True}, r"se.bias=True does not apply to se.excitation='conv1d'"),
+    ({"kernel_size": 4}, "se.kernel_size=4 must be 'adaptive'"),
+    ({"extent": 4}, "se.extent=4 applies to squeeze avg or gather"),  # eca uses avg: extent 4 keeps a map
+])
+def test_eca_refuses_axes_that_do_not_apply(over, match):
+    if "extent" in over:
+        match = "se.excitation='conv1d' needs per-channel vectors, but se.squeeze='avg' with se.extent=4"
+    with pytest.raises(ConfigError, match=match):
+        preset("eca", **over)
+
+
+@pytest.mark.parametrize("name, over, match", [
+    ("se", {"kernel_size": 3}, r"se.kernel_size=3 does not apply to se.excitation='fc' \(it applies to: conv1d\)"),
+    ("se", {"squeeze": "max", "extent": 2}, "se.extent=2 applies to squeeze avg or gather, not se.squeeze='max'"),
+    ("ge_theta", {"extent": 6}, "must be a power of two"),
+    ("ge_theta", {"extent": 0}, "se.squeeze=gather needs se.extent"),
+    ("srm", {"reduction": 16}, "does not apply to se.excitation='channelwise'"),
+    ("gc", {"fusion": "mul"}, "se.fusion='mul' is not a valid choice; valid values: scale, add"),
+    ("cbam", {"spatial": "bam"}, "se.spatial='bam' is not a valid choice; valid values: none, cbam"),
+    ("se", {"excitation": "mlp"}, "se.excitation='mlp' is not a valid choice; valid values: fc, conv1d, channelwise, "
+                                  "context, identity"),
+])
+def test_other_impossible_points_fail_naming_what_is_valid(name, over, match):
+    with pytest.raises(ConfigError, match=match):
+        preset(name, **over)
+
+
+@pytest.mark.parametrize("integration", list(INTEGRATIONS))
+@pytest.mark.parametrize("name", PRESETS)
+def test_every_module_at_every_site_of_a_cifar_resnet(name, integration):
+    torch.manual_seed(0)
+    model = build_model("cifar_resnet20", preset(name, integration=integration), 5)
+    out = model(torch.randn(2, 3, 16, 16))
+    out.logsumexp(1).sum().backward()
+    assert out.shape == (2, 5) and len([m for m in model.modules() if isinstance(m, SEBlock)]) == 9
+
+
+@pytest.mark.parametrize("backbone", ["resnet50", "resnext50_32x4d", "mobilenet_v1", "shufflenet_v1_g3", "vgg16_bn",
+                                      "bn_inception", "preact_resnet164", "shake_shake26_2x96d"])
+@pytest.mark.parametrize("name", PRESETS)
+def test_every_module_builds_and_counts_on_every_backbone(name, backbone):
+    size = 32 if backbone in ("preact_resnet164", "shake_shake26_2x96d") else 224
+    plain = count(build_model(backbone, None, 10, device="meta"), size)
+    ours = count(build_model(backbone, preset(name), 10, device="meta"), size)
+    assert ours.elementwise_ops > 0 and ours.macs >= plain.macs
+    assert (ours.params == plain.params) == (name == "ge_theta_minus")
+
+
+def test_attention_preset_composes_and_a_wrong_axis_fails_before_any_work(tmp_path, compose_cfg):
+    cfg = compose_cfg("attention=eca")
+    assert OmegaConf.to_container(cfg.se)["excitation"] == "conv1d" and cfg.se.reduction is None
+    proc = run_cli("app", "attention=eca", "se.reduction=8", "task=profile", cwd=tmp_path, check=False)
+    assert proc.returncode != 0
+    assert "se.reduction=8 does not apply to se.excitation='conv1d' (it applies to: fc, context)" in proc.stderr
+    assert all(json.loads(p.read_text())["status"] == "failed" for p in tmp_path.rglob("metrics.json"))
+    proc = run_cli("app", "attention=ecaa", cwd=tmp_path, check=False)
+    assert proc.returncode != 0 and "attention/ecaa" in proc.stderr and "ge_theta_minus" in proc.stderr
