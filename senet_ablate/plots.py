@@ -76,18 +76,25 @@ def error_vs_axis(table: pd.DataFrame, spec: dict, dataset, out_dir: Path) -> li
     return save_figure(fig, out_dir, f"error_vs_{key.replace('.', '_')}")
 
 
-def pareto(table: pd.DataFrame, spec: dict, dataset, out_dir: Path) -> list[Path]:
+def pareto(table: pd.DataFrame, spec: dict, dataset, out_dir: Path, extra: bool = False) -> list[Path]:
+    """Error vs GFLOPs and vs params, with the Pareto front; ``extra``: both as the cost added to the
+    baseline row (the attention studies: what each module costs on top of the same backbone)."""
     t = table[table["top1_err_n"] > 0]
-    if len(t) < 2:
+    base = table.set_index("row")["label"].get(spec.get("baseline")) if extra else None
+    if len(t) < 2 or (extra and base is None):
         return []
     paths = []
     for col, label in (("gflops", "GFLOPs (multiply-adds + SE elementwise)"), ("params_m", "params (M)")):
+        x = t[col] - table.set_index("row").loc[spec["baseline"], col] if extra else t[col]
+        if extra:
+            label = f"extra {label.split(' (')[0]} over {base} ({label.split(' (')[1]}"
         fig, ax = plt.subplots(figsize=(6, 4))
-        ax.errorbar(t[col], t["top1_err_mean"], yerr=t["top1_err_ci95"].fillna(0), fmt="o", capsize=4,
+        ax.errorbar(x, t["top1_err_mean"], yerr=t["top1_err_ci95"].fillna(0), fmt="o", capsize=4,
                     label="rows (mean, 95% CI)")
-        for _, r in t.iterrows():
-            ax.annotate(r["label"], (r[col], r["top1_err_mean"]), textcoords="offset points", xytext=(4, 4),
+        for xi, (_, r) in zip(x, t.iterrows()):
+            ax.annotate(r["label"], (xi, r["top1_err_mean"]), textcoords="offset points", xytext=(4, 4),
                         fontsize=8)
+        t = t.assign(**{col: x})
         front, best = [], math.inf
         for _, r in t.sort_values([col, "top1_err_mean"]).iterrows():
             if r["top1_err_mean"] < best:
@@ -100,8 +107,12 @@ def pareto(table: pd.DataFrame, spec: dict, dataset, out_dir: Path) -> list[Path
         ax.set_ylabel("top-1 error (%)")
         ax.legend(loc="best")
         ax.set_title(_title(spec, dataset, f"error vs {label.split(' (')[0]}"))
-        paths += save_figure(fig, out_dir, f"pareto_{col.removesuffix('_m')}")
+        paths += save_figure(fig, out_dir, f"{'extra' if extra else 'pareto'}_{col.removesuffix('_m')}")
     return paths
+
+
+def extra_cost(table: pd.DataFrame, spec: dict, dataset, out_dir: Path) -> list[Path]:
+    return pareto(table, spec, dataset, out_dir, extra=True) if spec.get("figures_extra_cost") else []
 
 
 def training_curves(runs: pd.DataFrame, spec: dict, dataset, out_dir: Path) -> list[Path]:
@@ -147,7 +158,7 @@ def overhead(table: pd.DataFrame, spec: dict, dataset, out_dir: Path) -> list[Pa
     return save_figure(fig, out_dir, "overhead")
 
 
-FIGURES = (error_vs_axis, pareto, overhead)
+FIGURES = (error_vs_axis, pareto, extra_cost, overhead)
 
 
 def draw_all(table: pd.DataFrame, runs: pd.DataFrame, spec: dict, out_dir: Path) -> list[Path]:

@@ -146,7 +146,9 @@ def to_markdown(table: pd.DataFrame, spec: dict) -> str:
     lines = [f"**{spec.get('title', '')}**", "", "| " + " | ".join(head) + " |",
              "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
     lines += ["| " + " | ".join(c) + " |" for c in body]
-    return "\n".join(lines + ["", FOOTNOTE] + ([speed_note(table)] if speed_note(table) else [])) + "\n"
+    notes = [f"- {n}" for n in spec.get("notes") or []]  # e.g. where each paper cell comes from
+    return "\n".join(lines + ["", FOOTNOTE] + ([speed_note(table)] if speed_note(table) else [])
+                     + (["", "Sources:", *notes] if notes else [])) + "\n"
 
 
 def speed_note(table: pd.DataFrame) -> str:

@@ -273,3 +273,33 @@ def test_attention_preset_composes_and_a_wrong_axis_fails_before_any_work(tmp_pa
     assert all(json.loads(p.read_text())["status"] == "failed" for p in tmp_path.rglob("metrics.json"))
     proc = run_cli("app", "attention=ecaa", cwd=tmp_path, check=False)
     assert proc.returncode != 0 and "attention/ecaa" in proc.stderr and "ge_theta_minus" in proc.stderr
+
+
+# ---------------------------------------------------------------------------- the studies
+def test_resnet50_attention_study_profiles_every_module_and_prints_its_table(tmp_path):
+    proc = run_cli("app", "-m", "experiment=attention/resnet50_imagenet", "task=profile", cwd=tmp_path)
+    for label in ("ResNet-50", "SE", "ECA", "CBAM", "GE-θ⁻", "GE-θ (e=8)", "SRM", "GC"):
+        assert f"| {label} |" in proc.stdout, label
+    assert "Sources:" in proc.stdout and "BangguWu/ECANet" in proc.stdout
+    import pandas as pd
+
+    t = pd.read_csv(tmp_path / "runs/attention/resnet50_imagenet/table.csv").set_index("row")
+    extra = (t["params_m"] - t.loc["resnet50", "params_m"]) * 1e6
+    assert round(extra["srm"]) == 60_416 and round(extra["eca"]) == 86 and round(extra["ge_theta_minus"]) == 0
+    assert round(extra["se"]) == 2_530_992  # SE-ResNet-50 28,088,024 - 25,557,032 (README, Complexity)
+    assert round(t.loc["srm", "params_m"], 2) == t.loc["srm", "params_m_paper"] == 25.62
+    assert (t["completed"] == 1).all()
+
+
+@pytest.mark.slow
+def test_cifar_attention_proxy_trains_on_digits_and_draws_the_extra_cost_figures(tmp_path):
+    """Every row, one seed, one epoch of ResNet-20 on the digits: the sweep ends in its table and in
+    error vs extra params / extra GFLOPs over the plain ResNet."""
+    proc = run_cli("app", "-m", "experiment=attention/cifar_proxy", "data=digits", "recipe=quick", "recipe.epochs=1",
+                   "model=cifar_resnet20", "hydra.sweeper.params.seed=0", cwd=tmp_path)
+    study = tmp_path / "runs/attention/cifar_proxy"
+    records = [json.loads(p.read_text()) for p in study.rglob("metrics.json")]
+    assert len(records) == 8 and all(r["status"] == "completed" for r in records)
+    for name in ("extra_params", "extra_gflops"):
+        assert (study / "figures" / f"{name}.png").stat().st_size > 10_000
+    assert "| ResNet-56 |" in proc.stdout and "| SRM |" in proc.stdout  # the proxy's row labels
