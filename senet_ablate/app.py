@@ -85,7 +85,7 @@ def make_model(cfg: DictConfig, device=None, num_classes: int | None = None, sta
         raise ConfigError("model.num_classes is null (inferred from the data only when training); "
                           "set data.num_classes or model.num_classes")
     options = {k: v for k, v in OmegaConf.to_container(m, resolve=True).items() if k not in NOT_OPTIONS}
-    model = build_model(m.name, se_spec(cfg), classes, device=device, **options)
+    model = build_model(m.name, se_spec(cfg), classes, device=device, input_size=m.input_size, **options)
     if state is not None:
         model.load_state_dict(state)
     return model

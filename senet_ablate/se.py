@@ -16,8 +16,8 @@ A block is squeeze -> excitation -> gate -> fusion with the input [-> spatial ga
 
     squeeze      avg | max (Table 11), none = NoSqueeze (Table 16); avgmax (CBAM: both pools through
                  one shared excitation, summed), avgstd (SRM's style pooling), attention (GC's softmax
-                 pooling), gather (GE-theta: strided depthwise convs); avg with extent > 0 is GE-theta-'s
-                 local average. A squeeze gives per-channel vectors, or a map (none, gather, local avg).
+                 pooling), gather (GE-theta: depthwise convs, strided or over the whole map); avg with
+                 extent > 0 is GE-theta-'s local average. A squeeze gives per-channel vectors, or a map (none, gather, local avg).
     excitation   fc (two layers, hidden C // r), conv1d (ECA: one 1-D conv across channels, kernel
                  adaptive to C), channelwise (SRM: a weight per channel and statistic, then BN),
                  context (GC: fc with LayerNorm on the hidden layer), identity (GE: no parameters)
@@ -99,8 +99,35 @@ class AttentionPool(nn.Module):
         return torch.bmm(x.flatten(2), w[:, :, None]).view(n, 1, c)
 
 
-def depthwise_gather(channels: int, extent: int) -> nn.Sequential:
-    """GE-theta's gather: log2(extent) depthwise 3x3 stride-2 convs, each with BN, ReLU between."""
+class GlobalGather(nn.modules.lazy.LazyModuleMixin, nn.Module):
+    """GE-theta's gather with a global extent: one depthwise conv whose kernel covers the whole map,
+    then BN. The kernel is the site's map size, which only a forward pass tells: it is set by the
+    dry forward ``build_model(..., input_size=...)`` runs, and stays fixed after."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.channels = channels
+        self.weight = nn.parameter.UninitializedParameter()
+        self.bn = nn.BatchNorm2d(channels)
+
+    def initialize_parameters(self, x) -> None:
+        if self.has_uninitialized_params():
+            with torch.no_grad():
+                self.weight.materialize((self.channels, 1, *x.shape[-2:]))
+                nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))  # nn.Conv2d's default
+
+    def forward(self, x):
+        if x.shape[-2:] != self.weight.shape[-2:]:
+            raise ValueError(f"a global GE gather built for {tuple(self.weight.shape[-2:])} maps got "
+                             f"{tuple(x.shape[-2:])}: train and evaluate at model.input_size")
+        return self.bn(F.conv2d(x, self.weight, groups=self.channels))
+
+
+def depthwise_gather(channels: int, extent: int) -> nn.Module:
+    """GE-theta's gather: log2(extent) depthwise 3x3 stride-2 convs, each with BN, ReLU between;
+    extent 0: :class:`GlobalGather`."""
+    if not extent:
+        return GlobalGather(channels)
     layers: list[nn.Module] = []
     for i in range(int(math.log2(extent))):
         layers += [nn.ReLU(inplace=True)] if i else []
@@ -130,6 +157,7 @@ SQUEEZES: dict[str, Squeeze] = {
 
 
 def keeps_map(spec: "SESpec") -> bool:
+    """The squeeze gives a map (excited per position, then resized to the input) rather than vectors."""
     return SQUEEZES[spec.squeeze].descriptors == 0 or (spec.squeeze == "avg" and bool(spec.extent))
 
 
@@ -294,9 +322,6 @@ class SESpec:
             if self.squeeze == "gather" and self.extent & (self.extent - 1):
                 raise ConfigError(f"se.extent={self.extent}: the gather squeeze halves the map per depthwise conv, "
                                   "so its extent must be a power of two (2, 4, 8, ...)")
-        elif self.squeeze == "gather":
-            raise ConfigError("se.squeeze=gather needs se.extent (2, 4, 8, ...): a global gather with parameters "
-                              "needs the map size, which a site does not know; use se.squeeze=avg for a global gather")
         if keeps_map(self) and not ex.on_maps:
             ok = [k for k, e in EXCITATIONS.items() if e.on_maps]
             raise ConfigError(f"se.excitation={self.excitation!r} needs per-channel vectors, but "

@@ -107,7 +107,7 @@ def test_ge_theta_gather_equals_strided_depthwise_convolutions():
     """timm 1.0.31 cannot build GE with parameters (GatherExcite(extra_params=True) and use_mlp=True
     raise TypeError: `*dd` is passed positionally), so GE-theta is checked against the functional
     definition: extent 8 = three depthwise 3x3 stride-2 convs, BN after each, ReLU between."""
-    block = randomise(SEBlock(16, preset("ge_theta")))
+    block = randomise(SEBlock(16, preset("ge_theta", extent=8)))
     convs = [m for m in block.squeeze if isinstance(m, torch.nn.Conv2d)]
     bns = [m for m in block.squeeze if isinstance(m, torch.nn.BatchNorm2d)]
     assert len(convs) == 3 and count_params(block) == 3 * (16 * 9 + 2 * 16)
@@ -122,6 +122,25 @@ def test_ge_theta_gather_equals_strided_depthwise_convolutions():
     want = x * torch.sigmoid(g).repeat_interleave(7, 2).repeat_interleave(7, 3)[..., :20, :20]
     with torch.no_grad():
         assert torch.allclose(block(x), want, atol=1e-5)
+
+
+def test_global_ge_theta_is_one_depthwise_conv_over_the_whole_map():
+    """Global extent: the kernel takes the map size at the first forward (here 7x7), then stays."""
+    block = SEBlock(16, preset("ge_theta"))
+    x = torch.randn(2, 16, 7, 7)
+    block.eval()(x)
+    randomise(block)
+    assert block.squeeze.weight.shape == (16, 1, 7, 7) and count_params(block) == 16 * 49 + 2 * 16
+    bn = block.squeeze.bn
+    g = F.conv2d(x, block.squeeze.weight, groups=16)
+    g = (g - bn.running_mean[:, None, None]) / (bn.running_var[:, None, None] + bn.eps).sqrt() \
+        * bn.weight[:, None, None] + bn.bias[:, None, None]
+    with torch.no_grad():
+        assert torch.allclose(block(x), x * torch.sigmoid(g), atol=1e-6)
+    with pytest.raises(ValueError, match=r"built for \(7, 7\) maps got \(9, 9\): train and evaluate at model.input_size"):
+        block(torch.randn(2, 16, 9, 9))
+    with pytest.raises(ConfigError, match="sizes its weights by each site's map"):
+        build_model("cifar_resnet20", preset("ge_theta"), 10)
 
 
 def test_ge_theta_plus_on_a_local_extent_equals_timms_parameter_free_gather_with_its_mlp():
@@ -166,6 +185,23 @@ def test_eca_and_ge_overheads_on_resnet50():
     plain = count_params(build_model("resnet50", None, 1000, device="meta"))
     assert count_params(build_model("resnet50", preset("eca"), 1000, device="meta")) - plain == 86
     assert count_params(build_model("resnet50", preset("ge_theta_minus"), 1000, device="meta")) == plain
+
+
+def test_extra_parameters_of_every_module_on_resnet50_by_arithmetic():
+    """Each unit's block sits on the branch output, C = 256..2048 channels on 56..7 px maps (224 px)."""
+    units = [(c, {256: 56, 512: 28, 1024: 14, 2048: 7}[c]) for c in RESNET50_BLOCK_WIDTHS]
+    se = sum(2 * c * (c // 16) + c // 16 + c for c, _ in units)
+    ge_theta = sum(c * s * s + 2 * c for c, s in units)  # depthwise kernel over the map, BN
+    want = {"se": se, "eca": 86, "cbam": se + 16 * (2 * 49 + 2), "ge_theta_minus": 0, "ge_theta": ge_theta,
+            "ge_theta_plus": ge_theta + se, "srm": 60_416,
+            "gc": sum(c + 1 + 2 * c * (c // 16) + 3 * (c // 16) + c for c, _ in units)}
+    assert sorted(want) == PRESETS and (se, ge_theta) == (2_530_992, 5_549_568)
+    plain = count_params(build_model("resnet50", None, 1000, device="meta"))
+    for name, extra in want.items():
+        model = build_model("resnet50", preset(name), 1000, device="meta", input_size=224)
+        assert count_params(model) - plain == extra, name
+    # SRM's authors print 31.12M for their GE-ResNet-50 (a global depthwise gather): ours + a bias per channel
+    assert round((plain + ge_theta + sum(RESNET50_BLOCK_WIDTHS)) / 1e6, 2) == 31.12
 
 
 def test_elementwise_ops_per_module_match_the_readme_table():
@@ -231,7 +267,6 @@ def test_eca_refuses_axes_that_do_not_apply(over, match):
     ("se", {"kernel_size": 3}, r"se.kernel_size=3 does not apply to se.excitation='fc' \(it applies to: conv1d\)"),
     ("se", {"squeeze": "max", "extent": 2}, "se.extent=2 applies to squeeze avg or gather, not se.squeeze='max'"),
     ("ge_theta", {"extent": 6}, "must be a power of two"),
-    ("ge_theta", {"extent": 0}, "se.squeeze=gather needs se.extent"),
     ("srm", {"reduction": 16}, "does not apply to se.excitation='channelwise'"),
     ("gc", {"fusion": "mul"}, "se.fusion='mul' is not a valid choice; valid values: scale, add"),
     ("cbam", {"spatial": "bam"}, "se.spatial='bam' is not a valid choice; valid values: none, cbam"),
@@ -247,7 +282,7 @@ def test_other_impossible_points_fail_naming_what_is_valid(name, over, match):
 @pytest.mark.parametrize("name", PRESETS)
 def test_every_module_at_every_site_of_a_cifar_resnet(name, integration):
     torch.manual_seed(0)
-    model = build_model("cifar_resnet20", preset(name, integration=integration), 5)
+    model = build_model("cifar_resnet20", preset(name, integration=integration), 5, input_size=16)
     out = model(torch.randn(2, 3, 16, 16))
     out.logsumexp(1).sum().backward()
     assert out.shape == (2, 5) and len([m for m in model.modules() if isinstance(m, SEBlock)]) == 9
@@ -259,7 +294,7 @@ def test_every_module_at_every_site_of_a_cifar_resnet(name, integration):
 def test_every_module_builds_and_counts_on_every_backbone(name, backbone):
     size = 32 if backbone in ("preact_resnet164", "shake_shake26_2x96d") else 224
     plain = count(build_model(backbone, None, 10, device="meta"), size)
-    ours = count(build_model(backbone, preset(name), 10, device="meta"), size)
+    ours = count(build_model(backbone, preset(name), 10, device="meta", input_size=size), size)
     assert ours.elementwise_ops > 0 and ours.macs >= plain.macs
     assert (ours.params == plain.params) == (name == "ge_theta_minus")
 
@@ -278,7 +313,7 @@ def test_attention_preset_composes_and_a_wrong_axis_fails_before_any_work(tmp_pa
 # ---------------------------------------------------------------------------- the studies
 def test_resnet50_attention_study_profiles_every_module_and_prints_its_table(tmp_path):
     proc = run_cli("app", "-m", "experiment=attention/resnet50_imagenet", "task=profile", cwd=tmp_path)
-    for label in ("ResNet-50", "SE", "ECA", "CBAM", "GE-θ⁻", "GE-θ (e=8)", "SRM", "GC"):
+    for label in ("ResNet-50", "SE", "ECA", "CBAM", "GE-θ⁻", "GE-θ", "SRM", "GC"):
         assert f"| {label} |" in proc.stdout, label
     assert "Sources:" in proc.stdout and "BangguWu/ECANet" in proc.stdout
     import pandas as pd

@@ -53,10 +53,12 @@ def options_of(name: str) -> list[str]:
 
 
 def build_model(name: str, se: SESpec | None, num_classes: int, device: str | torch.device | None = None,
-                **options) -> nn.Module:
+                input_size: int | None = None, **options) -> nn.Module:
     """Build ``name`` with SE as ``se`` says (None or no stages = the plain backbone).
 
     ``device="meta"`` builds shapes only: free, and enough to validate a config or count complexity.
+    A block whose weights take the shape of its site's map (GE-theta's global gather) gets it from
+    one dry forward pass of a ``3 x input_size x input_size`` image.
     """
     if name not in MODELS:
         raise ConfigError(f"model.name={name!r} is not a known backbone; valid values: {', '.join(MODELS)}")
@@ -66,7 +68,17 @@ def build_model(name: str, se: SESpec | None, num_classes: int, device: str | to
         raise ConfigError(f"model.{extra[0]} is not an option of {name}; its options: {', '.join(valid) or '(none)'}")
     try:
         with torch.device(device) if device is not None else nullcontext():
-            return MODELS[name](se=se, num_classes=num_classes, **options)
+            model = MODELS[name](se=se, num_classes=num_classes, **options)
     except SiteMissing as e:
         raise ConfigError(f"se.integration={e.integration!r} is not available on {name} (its {e.unit} has no such "
                           f"place); valid integrations for {name}: {', '.join(e.offered)}") from None
+    if any(isinstance(p, nn.parameter.UninitializedParameter) for p in model.parameters()):
+        if input_size is None:
+            raise ConfigError(f"se.squeeze={se.squeeze} with se.extent=0 sizes its weights by each site's map: "
+                              f"build {name} with its input size (model.input_size)")
+        param = next(p for p in model.parameters() if not isinstance(p, nn.parameter.UninitializedParameter))
+        model.eval()
+        with torch.no_grad():
+            model(torch.zeros(1, 3, input_size, input_size, device=param.device))
+        model.train()
+    return model
