@@ -386,6 +386,11 @@ class SEBlock(nn.Module):
                 )
         ex.build(self, channels, hidden, spec, self.map)
         self._run = ex.run
+        if spec.fusion == "add" and hasattr(self, "fc2"):  # GCNet's init: the block starts as the identity
+            self.fc2.zero_init = True  # he_init leaves it
+            nn.init.zeros_(self.fc2.weight)
+            if self.fc2.bias is not None:
+                nn.init.zeros_(self.fc2.bias)
         self.gate = GATES[spec.gate]()
         make_spatial = SPATIALS[spec.spatial]
         self.spatial = make_spatial(spec) if make_spatial else None

@@ -164,6 +164,20 @@ def test_gc_equals_timm_with_add_fusion():
     same_output(ref, SEBlock(64, preset("gc")), 64, atol=1e-5)
 
 
+@pytest.mark.parametrize("squeeze", ["attention", "none"])
+def test_additive_fusion_starts_as_the_identity(squeeze):
+    """GCNet zero-initialises the transform's last layer, so a block that adds starts as the identity
+    (also inside a backbone, whose He init leaves that layer alone)."""
+    model = build_model("cifar_resnet20", preset("gc", squeeze=squeeze, excitation="fc" if squeeze == "none" else "context"),
+                        10, input_size=8)
+    blocks = [m for m in model.modules() if isinstance(m, SEBlock)]
+    assert len(blocks) == 9
+    x = torch.randn(2, 16, 8, 8)
+    for b in blocks:
+        assert not b.fc2.weight.any() and not b.fc2.bias.any()
+    assert torch.equal(blocks[0](x), x)
+
+
 # ---------------------------------------------------------------------------- published overheads
 RESNET50_BLOCK_WIDTHS = [256] * 3 + [512] * 4 + [1024] * 6 + [2048] * 3  # the output width of each unit
 

@@ -21,9 +21,10 @@ def conv_bn(cin: int, cout: int, k: int | tuple[int, int], stride: int = 1, padd
 
 
 def he_init(model: nn.Module) -> nn.Module:
-    """He initialisation (the paper's [66]) for convs; BN to the identity. A meta model is left alone."""
+    """He initialisation (the paper's [66]) for convs; BN to the identity. A meta model is left alone,
+    and so is a conv marked ``zero_init`` (the last layer of an additive attention block)."""
     for m in model.modules():
-        if isinstance(m, nn.Conv2d) and not m.weight.is_meta:
+        if isinstance(m, nn.Conv2d) and not m.weight.is_meta and not getattr(m, "zero_init", False):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
