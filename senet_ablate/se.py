@@ -401,7 +401,9 @@ class SEBlock(nn.Module):
         if not self.map:
             return self.gate(e[:, 0] if e.shape[1] == 1 else e.sum(1))[:, :, None, None]
         e = self.gate(e)
-        return e if e.shape[-2:] == x.shape[-2:] else F.interpolate(e, size=x.shape[-2:])  # GE: nearest
+        if e.shape[-2:] in (x.shape[-2:], (1, 1)):  # per position, or one value per channel (global gather)
+            return e
+        return F.interpolate(e, size=x.shape[-2:])  # GE's excite: nearest neighbour
 
     def forward(self, x: torch.Tensor, add: torch.Tensor | None = None) -> torch.Tensor:
         """``x`` recalibrated; with ``add`` (a residual unit's other path), ``add + x * scale`` in one

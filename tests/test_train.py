@@ -249,3 +249,20 @@ def test_a_key_added_later_leaves_old_fingerprints_unchanged_at_its_default(comp
     before = {**now, "se": {k: v for k, v in now["se"].items() if k != "min_hidden"}}
     assert fingerprint(now) == fingerprint(before)
     assert fingerprint({**now, "se": {**now["se"], "min_hidden": 1}}) != fingerprint(before)
+
+
+def test_the_attention_keys_leave_old_fingerprints_unchanged_at_their_defaults(compose_cfg):
+    """se.excitation, fusion, spatial, hidden_divisor, kernel_size and extent came with SE's successors:
+    a config at their defaults (SE itself) fingerprints as before they existed; ECA does not."""
+    from omegaconf import OmegaConf
+
+    from senet_ablate.app import fingerprint
+
+    new = ("excitation", "fusion", "spatial", "hidden_divisor", "kernel_size", "extent")
+    now = OmegaConf.to_container(compose_cfg("model=cifar_resnet20"), resolve=True)
+    before = {**now, "se": {k: v for k, v in now["se"].items() if k not in new}}
+    assert fingerprint(now) == fingerprint(before)
+    assert fingerprint(OmegaConf.to_container(compose_cfg("model=cifar_resnet20", "attention=se"), resolve=True)) \
+        == fingerprint(before)
+    eca = OmegaConf.to_container(compose_cfg("model=cifar_resnet20", "attention=eca"), resolve=True)
+    assert fingerprint(eca) != fingerprint(before)
