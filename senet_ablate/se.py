@@ -51,7 +51,7 @@ from .errors import ConfigError
 
 # ---------------------------------------------------------------------------- squeeze
 class GlobalStats(nn.Module):
-    """Per-channel statistics of the whole map, stacked: (N, C, H, W) -> (N, D, C)."""
+    """Per-channel statistics of the whole map: (N, C, H, W) -> (N, C), or (N, D, C) for D > 1."""
 
     def __init__(self, *stats: str):
         super().__init__()
@@ -67,7 +67,7 @@ class GlobalStats(nn.Module):
 
     def forward(self, x):
         if len(self.stats) == 1:
-            return self.stat(x, self.stats[0])[:, None]
+            return self.stat(x, self.stats[0])
         return torch.stack([self.stat(x, s) for s in self.stats], 1)
 
     def extra_repr(self):
@@ -96,7 +96,7 @@ class AttentionPool(nn.Module):
     def forward(self, x):
         n, c = x.shape[:2]
         w = self.conv(x).flatten(1).softmax(1)  # (N, HW)
-        return torch.bmm(x.flatten(2), w[:, :, None]).view(n, 1, c)
+        return torch.bmm(x.flatten(2), w[:, :, None]).view(n, c)
 
 
 class GlobalGather(nn.modules.lazy.LazyModuleMixin, nn.Module):
@@ -139,7 +139,7 @@ def depthwise_gather(channels: int, extent: int) -> nn.Module:
 class Squeeze:
     """How a feature map is summarised before the excitation."""
 
-    make: Callable[[int, "SESpec"], nn.Module]  # (channels, spec) -> (N,C,H,W) -> (N,D,C) vectors or a map
+    make: Callable[[int, "SESpec"], nn.Module]  # (channels, spec) -> (N,C,H,W) -> (N,C) / (N,D,C) vectors or a map
     descriptors: int  # D per channel for vectors; 0: the squeeze keeps a map (per-position excitation)
     ops_per_element: int  # paper-convention elementwise ops per input element (convs/matmuls count as MACs)
     extent: bool = False  # takes se.extent
@@ -195,14 +195,18 @@ def _build_channelwise(b, c, h, spec, on_map):
     b.bn = nn.BatchNorm1d(c)
 
 
+def _per_descriptor(s: torch.Tensor) -> torch.Tensor:
+    return s if s.ndim == 3 else s[:, None]  # (N, C) -> (N, 1, C)
+
+
 def _channelwise(b, s):
-    return b.bn((s * b.weight).sum(1))[:, None]
+    return b.bn((_per_descriptor(s) * b.weight).sum(1))
 
 
 @dataclass(frozen=True)
 class Excitation:
-    """From the squeeze's descriptors (N, D, C) to per-channel logits (N, D', C), summed over D'; or,
-    on a map, per-position logits (N, C, h, w)."""
+    """From the squeeze's vectors, (N, C) or (N, D, C), to per-channel logits, (N, C) or (N, D, C) summed
+    over D afterwards (CBAM's shared MLP); or, on a map, per-position logits (N, C, h, w)."""
 
     build: Callable  # (block, channels, hidden, spec, on_map) -> None: registers the layers on the block
     run: Callable[[nn.Module, torch.Tensor], torch.Tensor]
@@ -213,7 +217,7 @@ class Excitation:
 _FC_KEYS = ("reduction", "min_hidden", "hidden_divisor", "bias")
 EXCITATIONS: dict[str, Excitation] = {
     "fc": Excitation(_build_fc, lambda b, s: b.fc2(b.relu(b.fc1(s))), _FC_KEYS, on_maps=True),
-    "conv1d": Excitation(_build_conv1d, lambda b, s: b.conv(s), ("kernel_size",)),
+    "conv1d": Excitation(_build_conv1d, lambda b, s: b.conv(_per_descriptor(s))[:, 0], ("kernel_size",)),
     "channelwise": Excitation(_build_channelwise, _channelwise),
     "context": Excitation(lambda b, c, h, spec, m: _build_fc(b, c, h, spec, m, norm=True),
                           lambda b, s: b.fc2(b.relu(b.norm(b.fc1(s)))), _FC_KEYS),
@@ -399,7 +403,7 @@ class SEBlock(nn.Module):
         """The gate's output, broadcastable to ``x``: per channel, or per position for map squeezes."""
         e = self._run(self, self.squeeze(x))
         if not self.map:
-            return self.gate(e[:, 0] if e.shape[1] == 1 else e.sum(1))[:, :, None, None]
+            return self.gate(e.sum(1) if e.ndim == 3 else e)[:, :, None, None]
         e = self.gate(e)
         if e.shape[-2:] in (x.shape[-2:], (1, 1)):  # per position, or one value per channel (global gather)
             return e
