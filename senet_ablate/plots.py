@@ -88,8 +88,8 @@ def pareto(table: pd.DataFrame, spec: dict, dataset, out_dir: Path, extra: bool 
         x = t[col] - table.set_index("row").loc[spec["baseline"], col] if extra else t[col]
         if extra:
             label = f"extra {label.split(' (')[0]} over {base} ({label.split(' (')[1]}"
-            if col == "params_m" and x.abs().max() < 0.1:  # a CIFAR net's modules add thousands, not millions
-                x, label = x * 1e3, label.replace("(M)", "(thousands)")
+            if x.abs().max() < 0.1:  # on a CIFAR net the modules add thousands of params, MFLOPs
+                x, label = x * 1e3, label.replace("(M)", "(thousands)").replace("GFLOPs", "MFLOPs")
         fig, ax = plt.subplots(figsize=(6, 4))
         ax.errorbar(x, t["top1_err_mean"], yerr=t["top1_err_ci95"].fillna(0), fmt="o", capsize=4,
                     label="rows (mean, 95% CI)")
