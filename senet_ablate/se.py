@@ -26,7 +26,7 @@ A block is squeeze -> excitation -> gate -> fusion with the input [-> spatial ga
     spatial      none | cbam (CBAM's spatial gate after the channel one: 7x7 conv over [mean, max])
     reduction    Table 10 (r) for fc and context; hidden_divisor 1 keeps C // r (the paper), 8 rounds
                  like timm; min_hidden floors it (Table 10's r = 32 on CIFAR's 16-channel stage)
-    kernel_size  conv1d's kernel: adaptive (ECA: nearest odd to (log2 C + 1) / 2) or an odd integer
+    kernel_size  conv1d's kernel: adaptive (ECA: the odd integer nearest (log2 C + 1) / 2, ties up) or an odd integer
     extent       0 = global; for avg and gather, the gather extent (GE)
     bias         the fc/context layers' biases: dropped in the paper's ablations, kept in its models
     integration  Table 14 (standard | pre | post | identity) and Table 15 (conv3x3)

@@ -16,7 +16,7 @@ from conftest import CONF, run_cli
 from senet_ablate.complexity import count, count_params
 from senet_ablate.errors import ConfigError
 from senet_ablate.models import build_model
-from senet_ablate.se import EXCITATIONS, GATES, INTEGRATIONS, SEBlock, SESpec, SQUEEZES, eca_kernel
+from senet_ablate.se import EXCITATIONS, INTEGRATIONS, SEBlock, SESpec, SQUEEZES, eca_kernel
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
