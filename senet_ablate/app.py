@@ -7,8 +7,6 @@ command line's (``rows.py``), so a row may also pick a config group (e.g. ``mode
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import sys
@@ -25,6 +23,7 @@ import torch
 from . import data, excitation, launch, tracking, weights
 from .complexity import count, cpu_latency_ms
 from .errors import ConfigError
+from .keys import ADDED_LATER, NOT_FINGERPRINTED, fingerprint  # noqa: F401 (re-exported)
 from .models import NOT_OPTIONS, build_model
 from .records import provenance, read_record, write_history, write_record
 from .rows import with_row
@@ -128,33 +127,6 @@ def validate(cfg: DictConfig):
     return make_model(cfg, device="meta")  # checks stages and every SE width without allocating memory
 
 
-# keys that do not change a result: a relaunch that differs only here is the same run
-# (data.skip_bad_images: so that a run stopped by a corrupt file resumes with it; the record lists what it skipped;
-# model.weights_file: where a local copy of model.weights lies, like data.root; cache_dir and train.compile_mode:
-# where caches live and how a compiled run is scheduled, speed not result; runs recorded before they existed still match)
-NOT_FINGERPRINTED = ("runs_dir", "cache_dir", "train.compile_mode", "logger", "device", "threads", "train.progress",
-                     "train.preempt_signals", "data.root", "data.download", "data.workers", "data.skip_bad_images", "model.weights_file")
-
-
-# keys added after runs were recorded: left out of the fingerprint at this value, so those runs still match
-ADDED_LATER = {"se.min_hidden": 0, "se.excitation": "fc", "se.fusion": "scale", "se.spatial": "none",
-               "se.hidden_divisor": 1, "se.kernel_size": None, "se.extent": 0, "data.pad_mode": "zeros", "data.cutout": None, "recipe.warmup": "linear"}
-
-
-def fingerprint(config: dict) -> str:
-    import copy
-
-    c = copy.deepcopy(config)
-    for key in (*NOT_FINGERPRINTED, *ADDED_LATER):
-        *parents, leaf = key.split(".")
-        node = c
-        for p in parents:
-            node = node.get(p) or {}
-        if key in NOT_FINGERPRINTED or node.get(leaf, ADDED_LATER[key]) == ADDED_LATER[key]:
-            node.pop(leaf, None)
-    return hashlib.sha256(json.dumps(c, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 # ---------------------------------------------------------------------------- tasks
 def profile(cfg: DictConfig, job: "Job") -> dict:
     """Params, MACs, SE elementwise ops and paper-convention GFLOPs; no data touched."""
@@ -178,9 +150,9 @@ def train_task(cfg: DictConfig, job: "Job") -> dict:
     if cfg.recipe.batch_size < dist.world:
         raise ConfigError(f"recipe.batch_size={cfg.recipe.batch_size} is the global batch: it must be at least "
                           f"the number of processes ({dist.world})")
-    seed_everything(cfg.seed, cfg.deterministic)
     d = data.build(cfg.data, cfg.recipe.batch_size, cfg.recipe.eval_batch_size, rt.device, cfg.seed,
                    dist.rank, dist.world, cache_dir=cfg.get("cache_dir"))
+    seed_everything(cfg.seed, cfg.deterministic)  # here: whatever loading the data did, the seed alone sets the init
     model = make_model(cfg, num_classes=d.num_classes, state=job.weights)
     metrics = count(make_model(cfg, device="meta", num_classes=d.num_classes), d.image_size).as_dict()
     log.info("%s on %s (%d train / %d %s images, %d classes): %.3fM params, %s, %d epochs",
@@ -203,7 +175,7 @@ def train_task(cfg: DictConfig, job: "Job") -> dict:
     try:
         result = {**train(cfg, model, d, job.out_dir, on_epoch, job.record["fingerprint"], dist), **skipped()}
     except BaseException as e:
-        tracker.finish({"reason": str(e)}, "preempted" if isinstance(e, launch.Preempted) else "failed")
+        tracker.finish({"reason": str(e)}, ended_as(e))
         raise
     finally:
         d.close()  # DataLoader workers stop now, whatever happened
@@ -304,6 +276,25 @@ class Job:
             write_record(self.out_dir, self.record)
 
 
+def to_log_file(message: str) -> None:
+    """An error line for the job's log file only (the console gets the message from Hydra)."""
+    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, message, None, None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+
+
+def hydra_context() -> dict:
+    """The job's number in its sweep and the config-group options it was composed from
+    (``data: cifar10_jpeg`` where the config says only ``data.name: imagefolder``): what a table
+    of any sweep orders and names its rows by."""
+    if not HydraConfig.initialized():
+        return {}
+    hc = HydraConfig.get()
+    choices = {k: v for k, v in (hc.runtime.choices or {}).items() if not k.startswith("hydra/")}
+    return {"job_num": hc.job.get("num"), "choices": choices}
+
+
 def previous(out_dir: Path) -> dict | None:
     try:
         return read_record(out_dir)
@@ -317,7 +308,7 @@ def run(cfg: DictConfig) -> dict:
     job = Job(out_dir, {
         "status": "running", "task": cfg.get("task"), "study": cfg.get("study"), "row": cfg.get("row"),
         "seed": cfg.get("seed"), "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **provenance(),
-        "host": os.uname().nodename, "pid": os.getpid(),
+        "host": os.uname().nodename, "pid": os.getpid(), **hydra_context(),
     })
     prev = previous(out_dir)
     keep = prev is not None and prev.get("status") == "completed"  # never overwrite a finished record
@@ -339,6 +330,8 @@ def run(cfg: DictConfig) -> dict:
                               "or choose another runs_dir/study to keep both")
         job.update(threads=launch.set_threads(cfg.threads))
         job.record.update(TASKS[cfg.task](cfg, job))
+    except (launch.Interrupted, KeyboardInterrupt) as e:
+        interrupted(job, e, keep)
     except launch.Preempted as p:
         job.update(status="preempted", reason=str(p), preempted_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         log.warning("%s", p)
@@ -347,10 +340,30 @@ def run(cfg: DictConfig) -> dict:
         reason = str(e) if isinstance(e, (ConfigError, Diverged)) else f"{type(e).__name__}: {e}"
         if not keep:
             job.update(status="failed", reason=reason, failed_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-        log.error("job failed: %s", reason)
+        to_log_file(f"job failed: {reason}")  # Hydra prints the error on the console, once
         raise
     job.update(status="completed", finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     return job.record
+
+
+def ended_as(e: BaseException) -> str:
+    """The status a job that raised ``e`` ends with."""
+    if isinstance(e, (launch.Interrupted, KeyboardInterrupt)):
+        return "interrupted"
+    return "preempted" if isinstance(e, launch.Preempted) else "failed"
+
+
+def interrupted(job: Job, e: BaseException, keep: bool) -> None:
+    """Ctrl-C: record the job as interrupted (never as failed), say in one line how to resume, exit 130.
+    A first Ctrl-C in training checkpointed at the end of its step; a second one, or one outside
+    the training loop, leaves ``last.pt`` as the last checkpoint left it."""
+    where = str(e) if isinstance(e, launch.Interrupted) else "interrupted by Ctrl-C"
+    if not keep:
+        job.update(status="interrupted", reason=where, interrupted_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    resume = "resumes from last.pt" if (job.out_dir / CHECKPOINT).is_file() else "starts it again"
+    print(f"{where.split(';')[0]}: relaunching the same command {resume} (completed jobs are skipped)",
+          file=sys.stderr, flush=True)
+    raise SystemExit(130)
 
 
 @hydra.main(config_path=f"pkg://{CONFIG_MODULE}", config_name="config", version_base="1.3")
@@ -397,7 +410,11 @@ def main() -> None:
     sys.argv[1:] = row_in_front(sys.argv[1:])
     if launch.env_rank() > 0:
         sys.argv += ["hydra.output_subdir=null", "hydra/job_logging=stdout", "hydra.job_logging.root.level=WARNING"]
-    _hydra_main()
+    try:
+        _hydra_main()
+    except KeyboardInterrupt:  # between the jobs of a sweep: no job to record
+        print("interrupted by Ctrl-C", file=sys.stderr, flush=True)
+        raise SystemExit(130) from None
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from typing import Iterable
 
 import pandas as pd
 
+from .grouping import flatten
 from .records import RECORD, STATUSES
 
 log = logging.getLogger("senet_ablate")
@@ -28,7 +29,9 @@ METRICS = (*COMPLEXITY, "latency_ms_cpu_b1", *TRAINING)
 REQUIRED = {"profile": COMPLEXITY[:4], "train": (*COMPLEXITY[:4], "top1_err", "top5_err", "epochs_done"),
             "excitation": (), "eval": (*COMPLEXITY[:4], "top1_err", "top5_err")}
 COLUMNS = ["run_dir", "study", "row", "task", "status", "seed", "model", "data", "fingerprint", "finished_at",
-           *METRICS, "speed_setup"]
+           "job_num", *METRICS, "speed_setup"]
+# per run, for grouping.py (not exported): the flat config, the config-group options, the typed overrides
+INTERNAL = ["_flat", "_choices", "_typed"]
 
 
 class Damaged(ValueError):
@@ -76,7 +79,7 @@ def _candidates(paths: Iterable[str | Path]) -> list[Path]:
     return sorted(found)
 
 
-def _flat(overrides) -> dict:
+def _typed(overrides) -> dict:
     out = {}
     for o in overrides or []:
         if isinstance(o, str) and "=" in o:
@@ -98,10 +101,13 @@ def load(run_dir: Path) -> dict | None:
         log.warning("skipping %s: %s", run_dir, e)
         return None
     config = rec.get("config") or {}
+    choices = rec.get("choices") if isinstance(rec.get("choices"), dict) else {}
+    name = lambda group: (config.get(group) or {}).get("name") if isinstance(config.get(group), dict) else None  # noqa: E731
+    typed = _typed(rec.get("overrides"))
     row = {"run_dir": str(run_dir), **{k: rec.get(k) for k in COLUMNS[1:] if k in rec},
-           "model": (config.get("model") or {}).get("name") if isinstance(config.get("model"), dict) else None,
-           "data": (config.get("data") or {}).get("name") if isinstance(config.get("data"), dict) else None,
-           **{f"set:{k}": v for k, v in _flat(rec.get("overrides")).items()}}
+           "model": choices.get("model") or name("model"), "data": choices.get("data") or name("data"),
+           **{f"set:{k}": v for k, v in typed.items()},
+           "_flat": flatten(config), "_choices": choices, "_typed": typed}
     if rec.get("device_name"):  # what the run's images/s depends on (train records since issue 10)
         row["speed_setup"] = (f"{rec['device_name']}, {rec.get('amp')}, channels_last={rec.get('channels_last')}, "
                               f"compile={rec.get('compile')}")
@@ -122,22 +128,24 @@ def collect(paths: Iterable[str | Path]) -> tuple[pd.DataFrame, dict[str, dict]]
     rows = [r for r in map(load, _candidates(paths)) if r is not None]
     specs = {}
     for r in rows:
-        if r.get("study") and r["_spec"] and r["study"] not in specs:
+        if r.get("study") and r["_spec"] and r["_spec"].get("rows") and r["study"] not in specs:
             specs[r["study"]] = r["_spec"]
     if not rows:
-        return pd.DataFrame(columns=COLUMNS), specs
-    df = _dedupe(pd.DataFrame(rows))
-    extra = sorted(c for c in df.columns if c.startswith("set:"))
-    for c in COLUMNS:
+        return pd.DataFrame(columns=COLUMNS + INTERNAL), specs
+    df = pd.DataFrame(rows)
+    for c in COLUMNS:  # a key no record holds (finished_at of failed-only runs) is an empty column
         if c not in df:
             df[c] = None
+    df = _dedupe(df)
+    extra = sorted(c for c in df.columns if c.startswith("set:"))
     df["mflops"] = pd.to_numeric(df["gflops"], errors="coerce") * 1e3  # Table 3's unit; older records lack it
-    return df[COLUMNS + extra].reset_index(drop=True), specs
+    return df[COLUMNS + extra + INTERNAL].reset_index(drop=True), specs
 
 
 def export(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     """Write the run table as ``runs.csv`` and ``runs.parquet``."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    df = df.drop(columns=[c for c in df.columns if c.startswith("_")])
     csv, parquet = out_dir / "runs.csv", out_dir / "runs.parquet"
     df.to_csv(csv, index=False)
     df.astype({c: "string" for c in df.columns if df[c].dtype == object}).to_parquet(parquet, index=False)

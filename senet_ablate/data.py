@@ -8,7 +8,10 @@ augmentation (random-resized crop + flip; eval: resize to 256/224 of the size, c
 
 Every loader is deterministic given (seed, epoch): ``set_epoch`` reseeds its generator, so a
 resumed run sees exactly the batches an uninterrupted one would, also from the middle of an
-epoch. Under DDP every rank walks the same global batches and takes its own contiguous part of
+epoch. A streamed image is augmented from a seed of its own (seed, epoch, position in the epoch),
+so its crop does not depend on the worker count or on which process draws it; nothing here draws
+from torch's global generator, so loading data (a cache hit or a miss) never moves the model's
+initialisation. Under DDP every rank walks the same global batches and takes its own contiguous part of
 each, so 2 ranks × 32 images see what one process sees with batch 64.
 """
 from __future__ import annotations
@@ -191,14 +194,15 @@ class TensorLoader:
 
 
 def _quiet_worker(_: int) -> None:
-    """DataLoader workers leave preemption signals to the main process (SLURM signals every
-    process of a job; a worker killed by it would fail the job instead of letting it checkpoint).
-    Hence they ignore SIGTERM too, and are stopped by ``stop_workers``, never by SIGTERM alone."""
+    """DataLoader workers leave preemption signals and Ctrl-C to the main process (SLURM signals
+    every process of a job, a terminal's Ctrl-C the whole process group; a worker killed by it
+    would fail the job instead of letting it checkpoint). Hence they ignore SIGTERM and SIGINT
+    too, and are stopped by ``stop_workers``, never by a signal alone."""
     import signal
 
     from .launch import PREEMPT_SIGNALS
 
-    for name in PREEMPT_SIGNALS:
+    for name in (*PREEMPT_SIGNALS, "SIGINT"):
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), signal.SIG_IGN)
 
@@ -245,8 +249,9 @@ def collate_readable(items: list) -> tuple:
 
 class StreamLoader:
     """A file-backed split through a DataLoader (workers, pinned memory), sharded and reseeded per
-    epoch by ``Batches``. Per-image augmentation runs in the workers, so a mid-epoch resume sees
-    the same images but not bit-identical crops.
+    epoch by ``Batches``. Per-image augmentation runs in the workers, each image from its own seed
+    (``_Parts``), so the crops do not depend on ``data.workers`` and a mid-epoch resume sees the
+    same crops.
 
     An image that cannot be decoded stops the job in the main process with an error naming the
     file (``last.pt`` is left as it was, so a relaunch after the fix resumes), or, with
@@ -322,8 +327,10 @@ class _Parts:
         return len(self.batches) - self.batches.start
 
     def __iter__(self):
-        for _, idx, part in self.batches:
-            yield idx[part].tolist()
+        first = _epoch_seed(self.batches.seed, self.batches.epoch) * 100_003
+        for b, idx, part in self.batches:
+            lo = self.batches.bounds(b)[0] + part.start  # this image's position in the epoch
+            yield [(i, first + lo + k) for k, i in enumerate(idx[part].tolist())]
 
 
 @dataclass
@@ -524,8 +531,11 @@ def decode_split(items: list[tuple[str, int]], size: int, workers: int, skip_bad
     labels and the unreadable files left out (with ``skip_bad``; else the first one fails)."""
     from torch.utils.data import DataLoader
 
+    # a generator of its own: a DataLoader draws its workers' base seed from it (from the global one
+    # without it, and a cache miss would then move the model's initialisation)
     loader = DataLoader(FileDataset(items, ToUint8(size)), batch_size=500, num_workers=workers,
-                        collate_fn=collate_readable, worker_init_fn=_quiet_worker if workers else None)
+                        collate_fn=collate_readable, worker_init_fn=_quiet_worker if workers else None,
+                        generator=torch.Generator().manual_seed(0))
     images, labels, skipped = [], [], []
     it = iter(loader)
     try:
@@ -604,19 +614,27 @@ IN_MEMORY_SOURCES = {
 
 
 class FileDataset(torch.utils.data.Dataset):
+    """Image files and labels; ``dataset[(i, seed)]`` runs the (random) transform of image ``i``
+    from ``seed``, leaving the process's global generator as it was (``dataset[i]``: no seed)."""
+
     def __init__(self, samples, transform):
         self.samples, self.transform = samples, transform
 
     def __len__(self):
         return len(self.samples)
 
-    def __getitem__(self, i):
+    def __getitem__(self, item):
+        i, seed = item if isinstance(item, tuple) else (item, None)
         path, label = self.samples[i]
         try:
             image = read_rgb(path)
         except ConfigError as e:  # reported by the main process (StreamLoader), never raised in a worker
             return Unreadable(path, str(e))
-        return self.transform(image), label
+        if seed is None:
+            return self.transform(image), label
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return self.transform(image), label
 
 
 INTERPOLATIONS = ("bilinear", "bicubic", "nearest")

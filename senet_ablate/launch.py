@@ -10,7 +10,9 @@ Scale-out uses existing engines: Hydra's joblib and submitit launchers run the j
 - ``PreemptionGuard``: SIGTERM / SIGUSR1 / SIGUSR2 (what SLURM and submitit send) only raise a
   flag; the training loop checkpoints at the next step and raises ``Preempted``; ``hand_over``
   then gives the signal to the handler that was there before (submitit's, which requeues the
-  job) or exits with 128 + the signal number so that SLURM or torchrun can restart it.
+  job) or exits with 128 + the signal number so that SLURM or torchrun can restart it. Ctrl-C
+  (SIGINT) is caught the same way and raises ``Interrupted``: the job is recorded as interrupted
+  and exits 130; a second Ctrl-C stops it at once (``KeyboardInterrupt``).
 """
 from __future__ import annotations
 
@@ -225,8 +227,17 @@ class Preempted(Exception):
         super().__init__(f"preempted by {signal.Signals(signum).name} {where}; relaunch to resume")
 
 
+class Interrupted(Preempted):
+    """Ctrl-C (SIGINT) arrived; a checkpoint is on disk. The job exits 130, nobody requeues it."""
+
+    def __init__(self, where: str):
+        Exception.__init__(self, f"interrupted by Ctrl-C {where}; relaunch the same command to resume")
+        self.signum, self.previous = signal.SIGINT, None
+
+
 class PreemptionGuard:
-    """Within ``with``: the preemption signals set ``signum`` instead of their usual action."""
+    """Within ``with``: the preemption signals and a first Ctrl-C set ``signum`` instead of their
+    usual action; a second Ctrl-C raises ``KeyboardInterrupt`` at once."""
 
     def __init__(self, names=PREEMPT_SIGNALS):
         bad = [n for n in names if not str(n).startswith("SIG") or not hasattr(signal, str(n))]
@@ -240,19 +251,27 @@ class PreemptionGuard:
         self.previous: dict[int, object] = {}
 
     def _catch(self, signum, frame) -> None:
+        if signum == signal.SIGINT and self.signum == signal.SIGINT:
+            raise KeyboardInterrupt  # the second Ctrl-C: stop now, last.pt stays as it was
         if self.signum is None:
             self.signum = signum
-            log.warning("caught %s: checkpointing at the end of this step", signal.Signals(signum).name)
+            if signum == signal.SIGINT:
+                print("\nCtrl-C: checkpointing at the end of this step (press Ctrl-C again to stop at once)",
+                      file=sys.stderr, flush=True)
+            else:
+                log.warning("caught %s: checkpointing at the end of this step", signal.Signals(signum).name)
 
     def preempted(self, where: str) -> Preempted:
         """The exception to raise once the checkpoint is written (SIGTERM when only another rank
         caught a signal)."""
+        if self.signum == signal.SIGINT:
+            return Interrupted(where)
         signum = self.signum or signal.SIGTERM
         return Preempted(signum, where, self.previous.get(signum))
 
     def __enter__(self) -> "PreemptionGuard":
         if sys.platform != "win32" and _main_thread():
-            for s in self.signals:
+            for s in (*self.signals, signal.SIGINT):
                 self.previous[s] = signal.signal(s, self._catch)
         return self
 

@@ -1,6 +1,7 @@
 """Run records: one ``metrics.json`` per job, always written whole (temp file + rename).
 
-``status`` is ``running`` while a job works, then ``completed`` or ``failed`` (with ``reason``).
+``status`` is ``running`` while a job works, then ``completed``, ``failed`` (with ``reason``), or
+``preempted`` / ``interrupted`` (a signal or Ctrl-C: checkpointed, a relaunch resumes it).
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 RECORD = "metrics.json"
-STATUSES = ("running", "preempted", "completed", "failed")  # preempted: checkpointed, resumes on relaunch
+STATUSES = ("running", "preempted", "interrupted", "completed", "failed")  # preempted/interrupted: resume on relaunch
 
 
 def _finite(obj):

@@ -1,13 +1,16 @@
-"""``senet-report DIR... [--html | --status]``: run records -> per study, the paper-shaped table
-(printed, and written beside the sweep as table.md / .tex / .csv with runs.csv / .parquet), its
-figures (figures/*.png|svg) and, with --html, a static dashboard; --status lists what each sweep
-still owes. Also the end-of-sweep Hydra callback."""
+"""``senet-report DIR... [--by KEYS] [--filter K=V] [--html | --status]``: run records -> per study,
+its table (a preset's paper-shaped rows, or for any other sweep one row per combination of the
+keys its runs differ in), printed and written beside the sweep as table.md / .tex / .csv with
+runs.csv / .parquet, its figures (figures/*.png|svg) and, with --html, a static dashboard;
+--status lists what each sweep still owes. Also the end-of-sweep Hydra callback."""
 from __future__ import annotations
 
 import argparse
 import atexit
 import logging
 import os
+import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -20,65 +23,135 @@ log = logging.getLogger("senet_ablate")
 
 
 def sweep_commands(where: Path) -> list[str]:
-    """The command(s) that made a sweep, from Hydra's multirun.yaml when present."""
+    """The command(s) that made a sweep (from Hydra's multirun.yaml when present), runnable as printed."""
+    from .status import sweep_command
+
     cmds = []
-    mr = where / "multirun.yaml"
-    if mr.is_file():
+    if (where / "multirun.yaml").is_file():
         try:
-            task = yaml.safe_load(mr.read_text())["hydra"]["overrides"]["task"]
-            cmds.append("senet-ablate -m " + " ".join(task))
-        except (KeyError, TypeError, yaml.YAMLError):
+            cmds.append(sweep_command(where))
+        except Exception:  # noqa: BLE001 - an unreadable multirun.yaml only costs the page a line
             pass
-    return cmds + [f"senet-report {where} --html"]
+    return cmds + [f"senet-report {shlex.quote(str(where))} --html"]
 
 
-def report(paths, write: bool = True, html: bool = False, export_runs: bool = True) -> dict[str, str]:
-    """Build every study's table (and figures, and pages) under ``paths``; return {study: markdown}.
+def keep(runs, filters: list[str]):
+    """The runs whose value of each ``key=value`` in ``filters`` matches (grouping.value)."""
+    from .grouping import split_parts, value
 
-    ``export_runs`` also writes runs.csv / runs.parquet (the end-of-sweep callback skips them)."""
+    for key, want in (kv for f in filters for kv in split_parts(f)):
+        known(runs, key, "--filter")
+        runs = runs[[value(r, key) == want for _, r in runs.iterrows()]]
+    if runs.empty:
+        raise ValueError(f"no run matches --filter {' '.join(filters)}")
+    return runs
+
+
+def known(runs, key: str, option: str) -> None:
+    """Fail on a key that no run's config, config groups or command line holds."""
+    if not any(key in r["_choices"] or key in r["_typed"] or key in r["_flat"] or f"{key}.name" in r["_flat"]
+               or any(k.startswith(key + ".") for k in r["_flat"]) for _, r in runs.iterrows()):
+        raise ValueError(f"{option} {key}: no run has this key; use a config key (e.g. se.reduction, "
+                         "recipe.epochs) or a config group (model, data, attention)")
+
+
+def tables_for(runs, specs: dict, by=None, baseline=None) -> list[tuple[str, object, dict]]:
+    """(name, its runs, table spec) per table: a preset study with its own spec; any other study
+    with rows from the keys its runs differ in (grouping.py); with ``by``, every run in one table."""
+    from .grouping import fmt, group
+
+    if by:
+        for key in by:
+            known(runs, key, "--by")
+        name = "+".join(sorted(runs["study"].fillna("adhoc").unique()))
+        return [(name, *group(runs, name, by, baseline))]
+    out = []
+    for study in runs["study"].fillna("adhoc").unique():
+        mine = runs[runs["study"].fillna("adhoc") == study]
+        spec = specs.get(study)
+        if spec is not None:
+            if baseline and baseline not in spec["rows"]:
+                raise ValueError(f"--baseline {baseline!r} is not a row of {study}; valid values: {', '.join(spec['rows'])}")
+            out.append((study, mine, {**spec, "baseline": baseline or spec.get("baseline")}))
+            continue
+        asked = [v for v in (r["_flat"].get("table.baseline") for _, r in mine.sort_values("finished_at",
+                 na_position="first").iterrows()) if v not in (None, "null")]
+        try:
+            out.append((study, *group(mine, study, baseline=baseline or (asked[-1] if asked else None))))
+        except ValueError as e:
+            if baseline:  # senet-report --baseline: the caller's to fix
+                raise
+            log.warning("table.baseline: %s; the default baseline is used", e)
+            out.append((study, *group(mine, study)))
+    return out
+
+
+def out_dir(runs, out=None, by=None, filters=None) -> Path:
+    """Where a table's files go: ``out``, else the runs' common dir (a sub-dir named after
+    ``--by``/``--filter`` there, so a narrower report never overwrites the sweep's own table)."""
+    if out:
+        return Path(out)
+    where = Path(os.path.commonpath([str(Path(d).parent) for d in runs["run_dir"]]))
+    parts = ([f"by-{'+'.join(by)}"] if by else []) + ([f"where-{'+'.join(filters)}"] if filters else [])
+    return where / re.sub(r"[^\w.=+\-]", "_", "_".join(parts)) if parts else where
+
+
+def report(paths, write: bool = True, html: bool = False, export_runs: bool = True, by=None, filters=None,
+           baseline=None, out=None) -> dict[str, str]:
+    """Build every table (and figures, and pages) of the runs under ``paths``; return {name: markdown}.
+
+    ``export_runs`` also writes runs.csv / runs.parquet (the end-of-sweep callback skips them);
+    ``by``, ``filters``, ``baseline``, ``out``: as senet-report's options. Raises ValueError on a
+    bad option (an unknown key, a baseline that is no row)."""
     # pandas & co. load here, not with the module: every job process instantiates the callback below
     from . import dashboard
-    from .collect import collect, export
-    from .tables import study_table, to_latex, to_markdown
+    from .collect import collect
 
     runs, specs = collect(paths)
-    out, pages = {}, {}
-    for study, spec in specs.items():
-        mine = runs[runs["study"] == study]
-        table = study_table(mine, spec)
-        md = to_markdown(table, spec)
-        out[study] = md
-        if not write:
-            continue
-        where = Path(os.path.commonpath([str(Path(d).parent) for d in mine["run_dir"]]))
-        write_atomic(where / "table.md", md)
-        write_atomic(where / "table.tex", to_latex(table, spec))
-        write_atomic(where / "table.csv", table.to_csv(index=False))
-        if export_runs:
-            export(mine, where)
-        figures = []
-        if (mine["task"] == "train").any():  # every figure needs trained runs; matplotlib loads only then
-            from . import plots
-
-            figures = plots.draw_all(table, mine, spec, where / "figures")
-        if html:
-            pages[study] = dashboard.study_page(where, study, spec, table, mine, figures, sweep_commands(where))
-        files = "table.md, table.tex, table.csv" + (", runs.csv, runs.parquet" if export_runs else "")
-        lines = [f"written to {where}/: {files}"]
-        pngs = [f.name for f in figures if f.suffix == ".png"]
-        lines.append(f"figures: {where / 'figures'}/ {', '.join(pngs)} (and .svg)" if pngs else
-                     "figures: none (they need training runs)")
-        if html:
-            lines.append(f"dashboard: {where / 'dashboard.html'}")
-        out[study] = md + "\n" + "\n".join(lines) + "\n"
+    if filters and len(runs):
+        runs = keep(runs, filters)
+    out_md, pages = {}, {}
+    for name, mine, spec in (tables_for(runs, specs, by, baseline) if len(runs) else []):
+        where = out_dir(mine, out, by, filters)
+        out_md[name], page = build(mine, spec, name, where, write, html, export_runs)
+        if page:
+            pages[name] = page
     if pages:
         root = Path(os.path.commonpath([str(Path(p)) for p in paths]))
         root = root if root.is_dir() else root.parent
-        out["_index"] = f"dashboard index: {dashboard.index_page(root, pages)}\n"
-    orphans = runs[~runs["study"].isin(list(specs))]
-    if len(orphans):
-        log.warning("%d run record(s) belong to no study table (ad-hoc runs); they are not tabulated", len(orphans))
-    return out
+        out_md["_index"] = f"dashboard index: {dashboard.index_page(root, pages)}\n"
+    return out_md
+
+
+def build(mine, spec: dict, name: str, where: Path, write: bool, html: bool, export_runs: bool):
+    """One table: printed text, and (``write``) table.md/.tex/.csv, figures and the dashboard in ``where``."""
+    from . import dashboard
+    from .collect import export
+    from .tables import study_table, to_latex, to_markdown
+
+    table = study_table(mine, spec)
+    md = to_markdown(table, spec)
+    if not write:
+        return md, None
+    write_atomic(where / "table.md", md)
+    write_atomic(where / "table.tex", to_latex(table, spec))
+    write_atomic(where / "table.csv", table.to_csv(index=False))
+    if export_runs:
+        export(mine, where)
+    figures = []
+    if (mine["task"] == "train").any():  # every figure needs trained runs; matplotlib loads only then
+        from . import plots
+
+        figures = plots.draw_all(table, mine, spec, where / "figures")
+    page = dashboard.study_page(where, name, spec, table, mine, figures, sweep_commands(where)) if html else None
+    files = "table.md, table.tex, table.csv" + (", runs.csv, runs.parquet" if export_runs else "")
+    lines = [f"written to {where}/: {files}"]
+    pngs = [f.name for f in figures if f.suffix == ".png"]
+    lines.append(f"figures: {where / 'figures'}/ {', '.join(pngs)} (and .svg)" if pngs else
+                 "figures: none (they need training runs)")
+    if html:
+        lines.append(f"dashboard: {where / 'dashboard.html'}")
+    return md + "\n" + "\n".join(lines) + "\n", page
 
 
 def status(dirs) -> dict[str, str]:
@@ -88,9 +161,30 @@ def status(dirs) -> dict[str, str]:
     return {str(root): render(sweep_status(root)) for root in find_sweeps(dirs)}
 
 
+EXAMPLES = """examples:
+  senet-report runs/adhoc                        the table of every study under runs/adhoc (a preset's rows,
+                                                 or one row per combination of the keys its runs differ in)
+  senet-report runs/a runs/b --by se.reduction   runs of several sweeps and single runs in one table
+  senet-report runs --by model,se.squeeze --filter data=cifar10_jpeg --baseline 'se.squeeze=avg'
+  senet-report runs/paper/table10_reduction --status   what a sweep still owes, and the commands to relaunch it
+
+Rows aggregate over seeds; keys that do not change a result (data.root, device, threads, ...) are never row keys.
+A --by/--filter table is written to a sub-dir of the runs' common dir (by-.../where-...) unless --out says where.
+"""
+
+
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="senet-report", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="senet-report", description=__doc__.split("\n")[0], epilog=EXAMPLES,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("dirs", nargs="+", help="run dirs or sweep roots (searched recursively for metrics.json)")
+    ap.add_argument("--by", type=lambda v: [k.strip() for k in v.split(",") if k.strip()], metavar="KEY,KEY",
+                    help="table rows: one per combination of these config keys (default: the keys the runs "
+                         "differ in); every run under DIRS in one table")
+    ap.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE",
+                    help="keep only the runs whose KEY has VALUE (repeat, or comma-separate, for several)")
+    ap.add_argument("--baseline", metavar="ROW", help="the row Δ compares with: a row label, or KEY=VALUE parts "
+                    "that single out one row (default: the row with SE off, else the first)")
+    ap.add_argument("--out", metavar="DIR", help="write the table files, figures and dashboard here")
     ap.add_argument("--html", action="store_true", help="also write a static dashboard per study and an index")
     ap.add_argument("--no-write", action="store_true", help="print only; write no files")
     ap.add_argument("--status", action="store_true",
@@ -98,12 +192,14 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     try:
-        out = status(args.dirs) if args.status else report(args.dirs, write=not args.no_write, html=args.html)
-    except FileNotFoundError as e:
+        out = status(args.dirs) if args.status else report(
+            args.dirs, write=not args.no_write, html=args.html, by=args.by, filters=args.filter,
+            baseline=args.baseline, out=args.out)
+    except (FileNotFoundError, ValueError) as e:
         print(f"senet-report: {e}", file=sys.stderr)
         return 2
     if not out:
-        what = "sweep (multirun.yaml)" if args.status else "study run records"
+        what = "sweep (multirun.yaml)" if args.status else "run records"
         print(f"senet-report: no {what} under {' '.join(args.dirs)}", file=sys.stderr)
         return 1
     print(("\n\n" if args.status else "\n").join(out.values()))
@@ -129,7 +225,7 @@ class PrintTableCallback(Callback):
         if self.sweep_dir is not None and os.path.isdir(self.sweep_dir):  # on_multirun_end never came
             where = self._report()
             print(f"\nSome job of this sweep did not complete (failed or interrupted: see above). "
-                  f"`senet-report --status {where}` lists every job and the commands that relaunch the "
+                  f"`senet-report --status {shlex.quote(where)}` lists every job and the commands that relaunch the "
                   "unfinished ones.", flush=True)
 
     def _report(self) -> str:

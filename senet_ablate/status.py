@@ -32,9 +32,41 @@ class SweepStatus:
     study: str
     command: list[str]
     jobs: list[Job] = field(default_factory=list)
+    prefix: list[str] = field(default_factory=list)  # --config-dir, --config-name, hydra overrides
+    cwd: str | None = None  # where the sweep was launched (runs_dir is relative to it)
 
     def count(self, state: str) -> int:
         return sum(j.state == state for j in self.jobs)
+
+
+def launch_prefix(cfg) -> list[str]:
+    """What a relaunch needs in front of the job overrides, from a sweep's multirun.yaml: the
+    user's ``--config-dir`` and ``--config-name``, and the Hydra overrides they typed
+    (``hydra.searchpath=...``, ``hydra/launcher=joblib``), so that their experiment is found."""
+    out = []
+    for source in cfg.hydra.runtime.get("config_sources") or []:
+        if source.get("provider") == "command-line":
+            out += ["--config-dir", str(source.path)]
+    name = cfg.hydra.job.get("config_name")
+    if name and name != "config":
+        out += ["--config-name", str(name)]
+    return out + [str(o) for o in cfg.hydra.overrides.get("hydra") or [] if not str(o).startswith("hydra.mode=")]
+
+
+def sweep_command(root: Path) -> str:
+    """The command that (re)launches the sweep whose multirun.yaml lies in ``root``, runnable as
+    printed: from another directory it starts with ``cd`` to where the sweep was launched."""
+    cfg = OmegaConf.load(root / "multirun.yaml")
+    return _from_cwd(cfg.hydra.runtime.get("cwd"), "senet-ablate -m " + _join([*launch_prefix(cfg), *cfg.hydra.overrides.task]))
+
+
+def _join(args) -> str:
+    return " ".join(shlex.quote(str(a)) for a in args)
+
+
+def _from_cwd(cwd: str | None, command: str) -> str:
+    return command if not cwd or os.path.realpath(cwd) == os.path.realpath(os.getcwd()) else \
+        f"cd {shlex.quote(str(cwd))} && {command}"
 
 
 def _alive(rec: dict) -> bool:
@@ -60,7 +92,7 @@ def _state(run_dir: Path) -> tuple[str, str]:
         return "interrupted", f"pid {rec.get('pid')} is gone; relaunch resumes from last.pt"
     if status == "running":
         return "running", f"epoch {rec.get('epochs_done', 0)}" if rec.get("task") == "train" else ""
-    if status in ("failed", "preempted"):
+    if status in ("failed", "preempted", "interrupted"):
         return status, str(rec.get("reason", ""))
     return ("completed", "") if status == "completed" else ("missing", f"unreadable status {status!r}")
 
@@ -88,7 +120,7 @@ def sweep_status(root: Path) -> SweepStatus:
     cfg = OmegaConf.load(root / "multirun.yaml")
     task, jobs, names = expand(root / "multirun.yaml")
     study = str(cfg.get("study") or root.name)
-    out = SweepStatus(root, study, task)
+    out = SweepStatus(root, study, task, prefix=launch_prefix(cfg), cwd=cfg.hydra.runtime.get("cwd"))
     for job, name in zip(jobs, names):
         state, note = _state(root / name)
         out.jobs.append(Job(job, root / name, state, note))
@@ -114,7 +146,7 @@ def render(s: SweepStatus) -> str:
     todo = [j for j in s.jobs if j.state in RELAUNCH]
     if todo:
         lines.append("relaunch these jobs:")
-        lines += [f"  senet-ablate {' '.join(shlex.quote(o) for o in j.overrides)}" for j in todo]
+        lines += [f"  {_from_cwd(s.cwd, 'senet-ablate ' + _join([*s.prefix, *j.overrides]))}" for j in todo]
         lines.append("or the whole sweep (completed jobs are skipped, interrupted ones resume from last.pt):")
-        lines.append("  senet-ablate -m " + " ".join(shlex.quote(o) for o in s.command))
+        lines.append(f"  {_from_cwd(s.cwd, 'senet-ablate -m ' + _join([*s.prefix, *s.command]))}")
     return "\n".join(lines)

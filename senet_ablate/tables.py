@@ -1,10 +1,13 @@
 """Run DataFrame + a study's table spec -> the paper-shaped table (Markdown, LaTeX, CSV).
 
 Per row, over its completed training runs (seeds) or weight evaluations (task=eval): mean ± sample std, n, a 95% confidence
-interval (Student t, n - 1 degrees of freedom), Δ = mean - the baseline row's mean, and Welch's
-unequal-variance t-test against the baseline (``*`` p < 0.05, ``**`` p < 0.01). A cell with
-n < 2 shows its value without a CI. Our params/GFLOPs stand beside the paper's: Δ = ours
-rounded to the paper's printed digits minus the paper's figure (0 = the printed cell reproduced).
+interval (Student t, n - 1 degrees of freedom, clipped to an error rate's bounds [0, 100]),
+Δ = mean - the baseline row's mean, and Welch's unequal-variance t-test against the baseline
+(``*`` p < 0.05, ``**`` p < 0.01), with the seeds per row that Δ would need to be resolved
+(``seeds_needed``). A cell with n < 2 shows its value without a CI. Our params/GFLOPs stand
+beside the paper's: Δ = ours rounded to the paper's printed digits minus the paper's figure
+(0 = the printed cell reproduced). Serves every table: a preset's (its spec from experiments/)
+and any sweep's (its spec from grouping.py).
 """
 from __future__ import annotations
 
@@ -47,6 +50,25 @@ def welch_p(a, b) -> float:
     return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
 
 
+def seeds_needed(delta: float, s1: float, s2: float, alpha: float = 0.05, power: float = 0.8,
+                 most: int = 1000) -> float:
+    """Runs per row (equal in both rows) for a two-sided Welch t-test at ``alpha`` to detect a true
+    difference ``delta`` between rows whose sample stds are ``s1`` and ``s2`` with ``power``, by the
+    noncentral t (Welch-Satterthwaite degrees of freedom); NaN when it cannot be said, inf above
+    ``most``. Cohen's d = 1 (delta 1, stds 1) needs 17, d = 0.5 needs 64."""
+    if any(math.isnan(v) for v in (delta, s1, s2)) or delta == 0 or s1 + s2 == 0:
+        return math.nan
+    from scipy import stats
+
+    var = s1 ** 2 + s2 ** 2
+    for n in range(2, most + 1):
+        df = (n - 1) * var ** 2 / (s1 ** 4 + s2 ** 4)
+        ncp, crit = abs(delta) / math.sqrt(var / n), stats.t.ppf(1 - alpha / 2, df)
+        if stats.nct.sf(crit, df, ncp) + stats.nct.cdf(-crit, df, ncp) >= power:
+            return float(n)
+    return math.inf
+
+
 def marker(p: float) -> str:
     return "" if math.isnan(p) else "**" if p < 0.01 else "*" if p < 0.05 else ""
 
@@ -71,13 +93,16 @@ def study_table(runs: pd.DataFrame, spec: dict) -> pd.DataFrame:
         rec = {"row": key, "label": row.get("label", key), "baseline": base,
                "completed": int((mine["status"] == "completed").sum()),
                "failed": int((mine["status"] == "failed").sum()),
-               "running": int(mine["status"].isin(["running", "preempted"]).sum())}
+               "running": int(mine["status"].isin(["running", "preempted"]).sum()),
+               "interrupted": int((mine["status"] == "interrupted").sum())}
         for col in ERRORS:
             s = summary(values[key][col])
             rec.update({f"{col}_{k}": v for k, v in s.items()})
             ref = values.get(base, {}).get(col, [])
             rec[f"{col}_delta"] = s["mean"] - summary(ref)["mean"] if key != base and ref else math.nan
             rec[f"{col}_p"] = welch_p(values[key][col], ref) if key != base else math.nan
+            rec[f"{col}_seeds_needed"] = seeds_needed(rec[f"{col}_delta"], s["std"], summary(ref)["std"]) \
+                if key != base and ref else math.nan
             rec[f"{col}_paper"] = _num(paper.get(col))
         for col, (_, paper_digits, _) in COMPARED.items():
             ours, ref = _num(last[col] if last is not None else None), _num(paper.get(col))
@@ -117,15 +142,15 @@ def cells(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
             mean, std = _fmt(r[f"{col}_mean"], 2), _fmt(r[f"{col}_std"], 2)
             ci = r[f"{col}_ci95"]
             row += [mean if std == "–" else f"{mean} ± {std}", str(r[f"{col}_n"]) if r[f"{col}_n"] else "–",
-                      "–" if math.isnan(ci) else f"[{r[f'{col}_mean'] - ci:.2f}, {r[f'{col}_mean'] + ci:.2f}]",
+                      "–" if math.isnan(ci) else "[{:.2f}, {:.2f}]".format(*ci_bounds(r[f"{col}_mean"], ci)),
                       "–" if math.isnan(r[f"{col}_delta"]) else _fmt(r[f"{col}_delta"], 2, True) + marker(r[f"{col}_p"]),
                       _fmt(r[f"{col}_paper"], 2)]
         for col, (_, paper_digits, our_digits) in COMPARED.items():
             row += [_fmt(r[col], our_digits), _fmt(r[f"{col}_paper"], paper_digits),
                       _fmt(r[f"{col}_delta"], paper_digits, signed=True)]
         row += [_fmt(r[col], digits) for col, (_, _, digits) in EXTRA.items()]
-        runs = [f"{r['completed']} done"] + [f"{r[k]} {k}" for k in ("failed", "running") if r[k]]
-        row.append(", ".join(runs) if r["completed"] or r["failed"] or r["running"] else "not run")
+        runs = [f"{r['completed']} done"] + [f"{r[k]} {k}" for k in ("failed", "running", "interrupted") if r[k]]
+        row.append(", ".join(runs) if r["completed"] or r["failed"] or r["running"] or r["interrupted"] else "not run")
         body.append(row)
     keep = [j for j in range(len(head)) if j in (0, len(head) - 1) or any(c[j] != "–" for c in body)]
     # complexity in the paper's unit only: MFLOPs where the paper prints MFLOPs (Table 3), else GFLOPs
@@ -135,10 +160,43 @@ def cells(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     return [head[j] for j in keep], [[c[j] for j in keep] for c in body]
 
 
+def ci_bounds(mean: float, half: float) -> tuple[float, float]:
+    """A 95% CI of an error rate (%), clipped to [0, 100]: the t interval of a few seeds can
+    reach past the bounds, the rate cannot."""
+    return max(0.0, mean - half), min(100.0, mean + half)
+
+
 FOOTNOTE = ("Errors: mean ± sample std over completed training runs (seeds), n runs, 95% CI (Student t). "
             f"Δ: vs the baseline row; * p < 0.05, ** p < 0.01 ({TEST}). GFLOPs = (conv + linear multiply-adds "
-            "+ SE pooling/rescale elementwise ops) / 1e9, the paper's convention, at the run's input size; "
-            "Δ = ours rounded to the paper's printed digits minus the paper.")
+            "+ SE pooling/rescale elementwise ops) / 1e9, the paper's convention, at the run's input size")
+VS_PAPER = "; Δ = ours rounded to the paper's printed digits minus the paper."
+
+
+def footnote(table: pd.DataFrame) -> str:
+    """What the columns mean; the sentence on Δ vs the paper only under a table with paper cells."""
+    paper = [c for c in table.columns if c.endswith("_paper")]
+    return FOOTNOTE + (VS_PAPER if table[paper].notna().any().any() else ".")
+
+
+def notes(table: pd.DataFrame, spec: dict) -> list[str]:
+    """The table's notes: what its rows share and which mix configs (any sweep), CIs clipped, rows
+    with n < 3, and the seeds each Δ would need (Welch's test at p < 0.05 with 80% power)."""
+    out = list(spec.get("remarks") or [])
+    if any((table[f"{col}_n"] >= 2).any() for col in ERRORS):
+        out.append("95% CIs are clipped to [0, 100], an error rate's bounds; n < 2 gives no CI.")
+    for col, name in ERRORS.items():
+        n = table[f"{col}_n"]
+        few = table.loc[(n > 0) & (n < 3), "label"].tolist()
+        if few:
+            out.append(f"{name}: n < 3 in {', '.join(map(str, few))}: a CI from 1 degree of freedom is wide and "
+                       "its spread a guess; run more seeds before reading Δ.")
+        need = [(r["label"], r[f"{col}_seeds_needed"]) for _, r in table.iterrows()
+                if not math.isnan(r[f"{col}_seeds_needed"])]
+        if need:
+            said = "; ".join(f"{label} {'> 1000' if math.isinf(v) else int(v)}" for label, v in need)
+            out.append(f"{name}: seeds per row its Δ would need to be resolved at p < 0.05 with 80% power "
+                       f"(two-sided Welch t-test, from the observed spreads): {said}.")
+    return out
 
 
 def to_markdown(table: pd.DataFrame, spec: dict) -> str:
@@ -146,9 +204,10 @@ def to_markdown(table: pd.DataFrame, spec: dict) -> str:
     lines = [f"**{spec.get('title', '')}**", "", "| " + " | ".join(head) + " |",
              "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
     lines += ["| " + " | ".join(c) + " |" for c in body]
-    notes = [f"- {n}" for n in spec.get("notes") or []]  # e.g. where each paper cell comes from
-    return "\n".join(lines + ["", FOOTNOTE] + ([speed_note(table)] if speed_note(table) else [])
-                     + (["", "Sources:", *notes] if notes else [])) + "\n"
+    said = [f"- {n}" for n in notes(table, spec)]
+    sources = [f"- {n}" for n in spec.get("notes") or []]  # e.g. where each paper cell comes from
+    return "\n".join(lines + ["", footnote(table)] + ([speed_note(table)] if speed_note(table) else [])
+                     + (["", "Notes:", *said] if said else []) + (["", "Sources:", *sources] if sources else [])) + "\n"
 
 
 def speed_note(table: pd.DataFrame) -> str:

@@ -126,6 +126,20 @@ def seed_everything(seed: int, deterministic: bool) -> None:
         torch.backends.cudnn.benchmark = False
 
 
+def rng_state(device: torch.device) -> dict:
+    """The global generators a training step draws from (dropout, stochastic depth), for ``last.pt``."""
+    state = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def set_rng_state(state: dict, device: torch.device) -> None:
+    torch.set_rng_state(state["cpu"].cpu())
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"].cpu(), device)
+
+
 def _topk_errors(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """(top-1 errors, top-5 errors) of a batch, on its device (no host sync)."""
     k = min(5, logits.shape[1])
@@ -280,6 +294,8 @@ def train(cfg, model: nn.Module, data, out_dir: Path, on_epoch: Callable[[dict, 
         opt.load_state_dict(state["optimizer"])
         history, start, train_time = state["history"], state["epoch"], state["train_time_s"]
         first = state.get("step", 0)
+        if "rng" in state:  # dropout and other draws of the global generator go on as if never stopped
+            set_rng_state(state["rng"], rt.device)
         if first and dist.main:  # the interrupted epoch's running sums live on rank 0
             partial = tuple(state["partial"])
         where = f"step {first} of epoch {start + 1}" if first else f"epoch {start}"
@@ -294,7 +310,7 @@ def train(cfg, model: nn.Module, data, out_dir: Path, on_epoch: Callable[[dict, 
         if dist.main:
             save_checkpoint(ckpt, {"epoch": epoch, "step": step, "partial": list(sums), "model": model.state_dict(),
                                    "optimizer": opt.state_dict(), "history": history, "train_time_s": train_time,
-                                   "fingerprint": fingerprint})
+                                   "fingerprint": fingerprint, "rng": rng_state(dev)})
 
     steps = len(data.train)
     dev = rt.device

@@ -23,11 +23,38 @@ EXPERIMENTS = sorted(p.relative_to(ROOT / "experiments").with_suffix("").as_posi
                      for p in (ROOT / "experiments").rglob("*.yaml"))
 
 
-def run_cli(module: str, *args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    """Run ``python -m senet_ablate.<module> args`` as a user would, in ``cwd``."""
-    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONUNBUFFERED": "1"}
+# the caller's settings that change what a job prints or does: Hydra (HYDRA_FULL_ERROR prints tracebacks),
+# wandb, GPUs, thread counts, SLURM / submitit, torchrun's rendezvous, compile caches, Python start-up
+CALLER_VARS = {"CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+               "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "RANK", "WORLD_SIZE", "LOCAL_RANK",
+               "LOCAL_WORLD_SIZE", "GROUP_RANK", "MASTER_ADDR", "MASTER_PORT", "TORCHINDUCTOR_CACHE_DIR",
+               "TRITON_CACHE_DIR", "PYTHONPATH", "PYTHONSTARTUP", "PYTHONWARNINGS"}
+CALLER_PREFIXES = ("HYDRA_", "WANDB_", "SLURM_", "SUBMITIT_", "TORCHELASTIC_")
+
+
+def _from_caller(key: str) -> bool:
+    return key in CALLER_VARS or key.startswith(CALLER_PREFIXES)
+
+
+def clean_env(**extra: str) -> dict:
+    """The environment for a subprocess of the suite: this one without CALLER_VARS / CALLER_PREFIXES
+    (SENET_ABLATE_CACHE, PATH, HOME stay), then ``extra``: what the test sets on purpose."""
+    return {**{k: v for k, v in os.environ.items() if not _from_caller(k)}, **extra}
+
+
+@pytest.fixture
+def clean_environ(monkeypatch):
+    """clean_env() for this process (and what it spawns) during one test: in-process jobs read these too."""
+    for key in [k for k in os.environ if _from_caller(k)]:
+        monkeypatch.delenv(key)
+
+
+def run_cli(module: str, *args: str, cwd: Path, check: bool = True,
+            env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run ``python -m senet_ablate.<module> args`` as a user would, in ``cwd``, in clean_env() plus ``env``."""
     proc = subprocess.run([sys.executable, "-m", f"senet_ablate.{module}", *args], cwd=cwd,
-                          capture_output=True, text=True, env=env, timeout=600)
+                          capture_output=True, text=True, env=clean_env(PYTHONUNBUFFERED="1", **(env or {})),
+                          timeout=600)
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\nSTDOUT:\n{proc.stdout}\nSTDERR:\n{proc.stderr}")
     return proc
@@ -37,9 +64,8 @@ def pause_env(marks: Path, at: str, run: str | None = None, **extra) -> dict:
     """Environment that holds a training job before batch B of epoch E (``at="E:B"``) until it
     catches a preemption signal or ``marks/go`` exists (tests/pause_hook/sitecustomize.py)."""
     marks.mkdir(parents=True, exist_ok=True)
-    hook = str(ROOT / "tests" / "pause_hook")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [hook, os.environ.get("PYTHONPATH")])),
-           "SENET_TEST_PAUSE": at, "SENET_TEST_PAUSE_DIR": str(marks), "PYTHONUNBUFFERED": "1", **extra}
+    env = clean_env(PYTHONPATH=str(ROOT / "tests" / "pause_hook"), SENET_TEST_PAUSE=at,
+                    SENET_TEST_PAUSE_DIR=str(marks), PYTHONUNBUFFERED="1", **extra)
     if run:
         env["SENET_TEST_PAUSE_RUN"] = run
     return env
@@ -57,6 +83,16 @@ def wait_paused(marks: Path, proc: subprocess.Popen, count: int = 1) -> list[int
         if proc.poll() is not None:
             raise AssertionError(f"the job ended before it paused: {proc.communicate()}")
         time.sleep(0.02)
+
+
+def f32_tol(*tensors, ulps: float = 4, n: int = 1) -> float:
+    """Absolute tolerance for float32 results computed two ways (other kernels, other op order):
+    ``ulps`` units of float32 resolution at the largest magnitude compared, grown by sqrt(n) for
+    a reduction over n terms. E.g. |values| <= 2.5, n = 81: 4 * 1.19e-7 * 2.5 * 9 = 1.1e-5."""
+    import torch
+
+    scale = max(t.detach().abs().max().item() for t in tensors)
+    return ulps * torch.finfo(torch.float32).eps * scale * n ** 0.5
 
 
 @pytest.fixture(scope="module")

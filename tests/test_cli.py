@@ -1,7 +1,7 @@
 """The command line as a user runs it: a profile sweep, its records, its table, and bad input."""
 import json
 
-from conftest import run_cli
+from conftest import clean_env, run_cli
 
 STAGE_ROWS = ["resnet50", "se_stage2", "se_stage3", "se_stage4", "se_all"]
 
@@ -134,7 +134,7 @@ def test_a_profile_sweep_composes_each_job_once(tmp_path):
     import sys
 
     proc = subprocess.run([sys.executable, "-c", COUNT_COMPOSITIONS, "-m", "experiment=paper/table11_squeeze",
-                           "task=profile"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+                           "task=profile"], cwd=tmp_path, capture_output=True, text=True, timeout=600, env=clean_env())
     assert proc.returncode == 0, proc.stderr
     assert "COMPOSITIONS 4" in proc.stdout  # 2 + 2 rows (the old code: 2 + 3 x 2 = 8)
     assert len(records(tmp_path / "runs/paper/table11_squeeze")) == 2

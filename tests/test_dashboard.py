@@ -8,7 +8,7 @@ from html.parser import HTMLParser
 import pytest
 from PIL import Image
 
-from conftest import run_cli
+from conftest import clean_env, run_cli
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -41,7 +41,7 @@ def test_dashboard_renders_in_headless_chromium(quick_sweep, tmp_path):
     page = quick_sweep / "dashboard.html"
     url = page.as_uri()
     dom = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'u1'}", "--dump-dom", url],
-                         capture_output=True, text=True, timeout=120).stdout
+                         capture_output=True, text=True, timeout=120, env=clean_env()).stdout
     parsed = Dom()
     parsed.feed(dom)
     assert parsed.tags.count("table") == 1 and parsed.tags.count("tr") == 4  # header + 3 rows
@@ -52,7 +52,7 @@ def test_dashboard_renders_in_headless_chromium(quick_sweep, tmp_path):
             im.verify()
     shot = tmp_path / "shot.png"
     subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'u2'}", "--window-size=1400,2000",
-                    f"--screenshot={shot}", url], capture_output=True, timeout=120, check=True)
+                    f"--screenshot={shot}", url], capture_output=True, timeout=120, check=True, env=clean_env())
     with Image.open(shot) as im:
         grey = im.convert("L")
         dark = sum(grey.histogram()[:200]) / (grey.size[0] * grey.size[1])

@@ -1,6 +1,5 @@
 """A wheel install, as a user outside this repository gets it: configs and presets inside the
 package (pkg://senet_ablate.conf), and the user's own experiment files beside ours."""
-import os
 import shutil
 import subprocess
 import sys
@@ -9,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, clean_env
 
 SKIP = shutil.ignore_patterns(".git", ".venv", "runs", "multirun", "outputs", "build", "dist", "*.egg-info",
                               "__pycache__", ".pytest_cache", "results", "notebooks")
@@ -42,15 +41,15 @@ def installed(tmp_path_factory):
     shutil.copytree(ROOT, src, ignore=SKIP, symlinks=True)
     build = ["--no-build-isolation"] if _has("setuptools") else []
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", *build, "-w", str(tmp / "dist"), str(src)],
-                   check=True, capture_output=True, timeout=600)
+                   check=True, capture_output=True, timeout=600, env=clean_env())
     [wheel] = (tmp / "dist").glob("senet_ablate-*.whl")
     venv = tmp / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300, env=clean_env())
     site = Path(subprocess.run([venv / "bin/python", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                               capture_output=True, text=True, check=True).stdout.strip())
+                               capture_output=True, text=True, check=True, env=clean_env()).stdout.strip())
     (site / "borrowed-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     subprocess.run([venv / "bin/python", "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
-                   check=True, capture_output=True, timeout=600)
+                   check=True, capture_output=True, timeout=600, env=clean_env())
     return venv, wheel
 
 
@@ -61,7 +60,7 @@ def _has(module: str) -> bool:
 
 
 def run(venv: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env = {k: v for k, v in clean_env().items() if k != "VIRTUAL_ENV"}  # clean_env drops PYTHONPATH
     proc = subprocess.run([str(venv / "bin/senet-ablate"), *args], cwd=cwd, capture_output=True, text=True,
                           env=env, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -83,7 +82,7 @@ def test_the_wheel_holds_configs_and_presets(installed):
 def test_installed_wheel_profiles_a_paper_preset_and_a_user_experiment_from_an_empty_dir(installed, tmp_path):
     venv, _ = installed
     where = subprocess.run([venv / "bin/python", "-c", "import senet_ablate; print(senet_ablate.__file__)"],
-                           cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+                           cwd=tmp_path, capture_output=True, text=True, check=True, env=clean_env()).stdout
     assert where.startswith(str(venv)), where  # the wheel, not this checkout
 
     paper = run(venv, tmp_path, "-m", "experiment=paper/table11_squeeze", "task=profile")

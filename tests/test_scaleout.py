@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import pause_env, run_cli, wait_paused
+from conftest import clean_env, pause_env, run_cli, wait_paused
 
 TINY = ["model=cifar_resnet20", "data=digits", "recipe.epochs=1"]
 TABLE11 = ["-m", "experiment=paper/table11_squeeze", *TINY]
@@ -94,11 +94,9 @@ def test_two_jobs_starting_at_once_decode_the_tree_once(tmp_path, cifar_jpeg):
     assert len(list((cache / "decoded").glob("*.pt"))) == 1
 
 
-def test_threads_follow_the_launcher(compose_cfg, monkeypatch):
+def test_threads_follow_the_launcher(compose_cfg, clean_environ, monkeypatch):
     from senet_ablate import launch
 
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
     cores = launch.available_cores()
     monkeypatch.setattr(launch, "_launcher", lambda: {"_target_": "hydra_plugins.hydra_joblib_launcher."
                                                                   "joblib_launcher.JoblibLauncher", "n_jobs": 2})
@@ -176,8 +174,9 @@ def _train_tiny(rank: int, world: int, out: str, port: int) -> None:
     from senet_ablate import data, launch
     from senet_ablate.train import train
 
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
-                      MASTER_PORT=str(port))
+    if world > 1:  # a torchrun rank's environment; the one-process run is in pytest's own process
+        os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                          MASTER_PORT=str(port))
     torch.set_num_threads(1)
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(config_name="config", overrides=["recipe.epochs=2", "recipe.batch_size=62", "device=cpu"])
@@ -192,7 +191,7 @@ def _train_tiny(rank: int, world: int, out: str, port: int) -> None:
         (Path(out) / "result.json").write_text(json.dumps(result))
 
 
-def test_ddp_step_matches_one_process_exactly_without_batchnorm(tmp_path):
+def test_ddp_step_matches_one_process_exactly_without_batchnorm(tmp_path, clean_environ):
     """1,347 images at batch 62: 21 full batches and a 45-image tail split 23/22 between ranks."""
     import torch.multiprocessing as mp
 
@@ -215,7 +214,7 @@ def test_torchrun_two_cpu_processes_agree_with_one_process(tmp_path):
     0-3: epoch-1 train loss +0.7 to +3.9 %, final top-1 error within 1.34 points, while the
     single-process runs alone spread 3.3-7.1 % across seeds. Tolerances: 6 % and 3 points."""
     common = ["recipe.epochs=2", "seed=0", "device=cpu"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    env = clean_env(OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     subprocess.run(torchrun(*common, "runs_dir=ddp"), cwd=tmp_path, env=env, check=True, capture_output=True,
                    timeout=600)
     subprocess.run([sys.executable, "-m", "senet_ablate.app", *common, "runs_dir=one"], cwd=tmp_path, env=env,
@@ -250,7 +249,7 @@ def test_torchrun_sigterm_mid_epoch_checkpoints_and_a_relaunch_resumes_exactly(t
     they agree on the step to stop at, rank 0 checkpoints; a relaunch resumes there and ends
     bit-identical to an uninterrupted DDP run (gloo on CPU, deterministic)."""
     args = ["recipe.epochs=2", "recipe.batch_size=16", "deterministic=true"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = clean_env(OMP_NUM_THREADS="1")
     name = "deterministic=true,recipe.batch_size=16,recipe.epochs=2"
     subprocess.run(torchrun(*args, "runs_dir=whole"), cwd=tmp_path, env=env, check=True, capture_output=True,
                    timeout=600)
@@ -276,7 +275,7 @@ def test_torchrun_sigterm_mid_epoch_checkpoints_and_a_relaunch_resumes_exactly(t
 
 
 def test_sync_bn_on_cpu_is_refused_before_any_work(tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = clean_env(OMP_NUM_THREADS="1")
     proc = subprocess.run(torchrun("recipe.epochs=1", "device=cpu", "train.sync_bn=true"), cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0
@@ -384,7 +383,7 @@ def _leave_after_ddp(rank: int, out: str, port: int) -> None:
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads thread names from /proc")
-def test_leaving_the_group_after_ddp_stops_its_threads(tmp_path):
+def test_leaving_the_group_after_ddp_stops_its_threads(tmp_path, clean_environ):
     """A rank leaves its gloo group before interpreter shutdown, for real: DDP's lazy import of
     torch.distributed.nn.functional once pinned the group (as a default argument), so its worker
     threads outlived destroy_process_group and died with the interpreter, by SIGABRT now and then."""

@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from conftest import pause_env, run_cli, wait_paused
+from conftest import clean_env, pause_env, run_cli, wait_paused
 from wandb_offline import history_and_summary
 
 SHORT = ["recipe.epochs=2"]
@@ -124,11 +124,7 @@ def test_bad_input_fails_before_training(tmp_path, args, match):
 
 def test_wandb_offline_run_holds_the_logged_metrics(tmp_path):
     env_key = "senet-test-secret-0123456789"
-    os.environ["WANDB_API_KEY"] = env_key
-    try:
-        run_cli("app", *SHORT, "logger=wandb", "study=wb", cwd=tmp_path)
-    finally:
-        del os.environ["WANDB_API_KEY"]
+    run_cli("app", *SHORT, "logger=wandb", "study=wb", cwd=tmp_path, env={"WANDB_API_KEY": env_key})
     run = tmp_path / "runs/wb/recipe.epochs=2"
     logged, summary, config = history_and_summary(run)
     ours = history(run)
@@ -155,7 +151,7 @@ def test_a_corrupt_image_with_dataloader_workers_ends_the_job_promptly(tmp_path,
     tree = _text_tree(tmp_path / "T")
     proc = subprocess.run([sys.executable, "-m", "senet_ablate.app", "task=train", "model=cifar_resnet20",
                            "recipe=quick", "data=imagefolder", f"data.root={tree}", f"data.workers={workers}"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120, env=clean_env())
     assert proc.returncode == 1, proc.stderr
     assert f"cannot decode image {tree}/train/a/x.jpg" in proc.stderr and "Traceback" not in proc.stderr
     [rec] = [json.loads(p.read_text()) for p in tmp_path.rglob("metrics.json")]
@@ -165,7 +161,7 @@ def test_a_corrupt_image_with_dataloader_workers_ends_the_job_promptly(tmp_path,
 def test_an_error_in_the_main_process_while_workers_run_ends_the_job(tmp_path, cifar_jpeg):
     proc = subprocess.run([sys.executable, "-m", "senet_ablate.app", "data=imagefolder", f"data.root={cifar_jpeg}",
                            "data.image_size=32", "data.workers=2", "recipe.lr=1e30", "recipe.epochs=1"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120, env=clean_env())
     assert proc.returncode == 1 and "non-finite loss" in proc.stderr
     [rec] = [json.loads(p.read_text()) for p in tmp_path.rglob("metrics.json")]
     assert rec["status"] == "failed"
@@ -199,7 +195,7 @@ def test_a_file_corrupted_in_a_later_epoch_fails_naming_it_keeps_last_pt_and_res
     assert rec["epochs_done"] == 1 and (run / "last.pt").read_bytes() == ckpt
 
     skipped = subprocess.run(args + ["data.skip_bad_images=true"], cwd=tmp_path, capture_output=True, text=True,
-                             timeout=300)
+                             timeout=300, env=clean_env())
     assert skipped.returncode == 0 and "after epoch 1 of 2" in skipped.stdout, skipped.stdout + skipped.stderr
     rec = record(run)  # the same run dir: skip_bad_images does not change what a run is
     assert rec["status"] == "completed" and rec["skipped_images"] == 1 and rec["skipped_image_paths"] == [str(victim)]
@@ -207,7 +203,7 @@ def test_a_file_corrupted_in_a_later_epoch_fails_naming_it_keeps_last_pt_and_res
 
     victim.write_bytes(good)
     shutil.rmtree(tmp_path / "runs")
-    whole = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    whole = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=300, env=clean_env())
     assert whole.returncode == 0 and "skipped_images" not in record(run)
 
 

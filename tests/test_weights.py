@@ -174,7 +174,10 @@ def test_timm_source_offline_says_which_file_to_pass(monkeypatch, tmp_path):
 
     monkeypatch.setattr(socket.socket, "connect", no_network)
     monkeypatch.setattr(socket, "getaddrinfo", no_network)
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # no cached copy
+    # no cached copy: timm fetches this one by URL into torch.hub's dir; hub files go to huggingface_hub's cache,
+    # which it read from HF_HOME / HF_HUB_CACHE when imported (a caller's cache would hold them)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hf"))
     with pytest.raises(ConfigError, match=r"could not fetch the timm:legacy_seresnet50 weights .*"
                                           r"torch.save\(timm.create_model\('legacy_seresnet50', pretrained=True\)"
                                           r".*model.weights_file=legacy_seresnet50.pth"):

@@ -1,0 +1,164 @@
+"""Any set of runs -> the rows of a study table, for sweeps that are not presets (and
+``senet-report --by``): one row per distinct combination of the config keys whose values differ
+among the runs (the keys a sweep varied, or the ``--by`` keys), labelled ``key=value, ...`` in
+sweep order. Seeds and the keys that do not change a result (keys.py) are aggregated over, never
+row keys. A row whose runs differ in another key is flagged, never averaged silently. The table
+built from these rows is a preset's (tables.py).
+"""
+from __future__ import annotations
+
+import math
+import re
+
+import pandas as pd
+
+from .keys import ADDED_LATER, row_key
+
+ALL = "all runs"  # the label of the one row of runs that share their config
+
+
+def fmt(v) -> str:
+    """A config value as a Hydra override writes it (``[2,3,4]``, ``null``, ``true``)."""
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (list, tuple)):
+        return "[" + ",".join(fmt(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ",".join(f"{k}:{fmt(x)}" for k, x in v.items()) + "}"
+    return repr(v) if isinstance(v, float) else str(v)
+
+
+def flatten(config: dict, prefix: str = "") -> dict[str, str]:
+    """A nested config as {dotted key: formatted value}, with the keys added later at their
+    defaults where an older record lacks them."""
+    out = {} if prefix else {k: fmt(v) for k, v in ADDED_LATER.items()}
+    for k, v in config.items():
+        if isinstance(v, dict) and v:
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = fmt(v)
+    return out
+
+
+def value(run, key: str) -> str:
+    """``key``'s value in one run (a row of collect's frame): the option of a config group
+    (``data=cifar10_jpeg``), else the config value, else what the command line said."""
+    choices, flat, typed = run["_choices"], run["_flat"], run["_typed"]
+    if key in choices:
+        return fmt(choices[key])
+    if key in flat:
+        return flat[key]
+    if key in typed:
+        return typed[key]
+    return flat.get(f"{key}.name", "null")
+
+
+def _ordered(runs: pd.DataFrame) -> pd.DataFrame:
+    """Runs in sweep order: by job number within a sweep, then by run dir."""
+    num = pd.to_numeric(runs["job_num"], errors="coerce").fillna(math.inf)
+    return runs.assign(_num=num).sort_values(["_num", "run_dir"], kind="stable").drop(columns="_num")
+
+
+def _union(lists) -> list[str]:
+    return list(dict.fromkeys(k for keys in lists for k in keys))
+
+
+def row_keys(runs: pd.DataFrame) -> list[str]:
+    """The keys that tell the runs apart: those typed on the command lines whose values differ,
+    else (runs made from edited files) the config keys whose values differ."""
+    recs = [r for _, r in runs.iterrows()]
+    for keys in (_union(r["_typed"] for r in recs), _union(r["_flat"] for r in recs)):
+        differ = [k for k in keys if row_key(k) and len({value(r, k) for r in recs}) > 1]
+        if differ:
+            return differ
+    return []
+
+
+def mixed(runs: pd.DataFrame) -> dict[str, list[str]]:
+    """Keys (outside the row keys) whose values differ among ``runs`` of one row: {key: values}.
+    A key only some records hold (added to the project later) is not counted."""
+    recs = [r["_flat"] for _, r in runs.iterrows()]
+    out = {}
+    for k in _union(recs):
+        if row_key(k) and all(k in r for r in recs) and len({r[k] for r in recs}) > 1:
+            out[k] = list(dict.fromkeys(r[k] for r in recs))
+    return out
+
+
+def split_parts(text: str) -> list[tuple[str, str]]:
+    """``'se.squeeze=max, se.stages=[2,3]'`` -> [(key, value)]: commas inside brackets stay; ``:`` may
+    stand for ``=`` (Hydra's override grammar has no ``=`` in a value unless it is quoted)."""
+    parts = [p.strip() for p in re.split(r",(?![^\[]*\])", text) if p.strip()]
+    out = []
+    for p in parts:
+        m = re.match(r"([^=:]+)[=:](.*)", p)
+        if not m:
+            raise ValueError(f"{p!r} is not key=value")
+        out.append((m.group(1).strip(), m.group(2).strip()))
+    return out
+
+
+def pick_baseline(rows: dict[str, dict], wanted: str | None) -> str:
+    """The baseline row: ``wanted`` (a label, or key=value parts that single out one row), else
+    the first row with SE off (``se.stages=[]``), else the first row."""
+    if wanted:
+        if wanted in rows:
+            return wanted
+        want = split_parts(wanted)
+        hits = [label for label, row in rows.items() if all(row["values"].get(k) == v for k, v in want)]
+        if len(hits) != 1:
+            raise ValueError(f"baseline {wanted!r} matches {len(hits)} rows; valid values: "
+                             + "; ".join(rows) + " (or key=value parts that single out one)")
+        return hits[0]
+    off = [label for label, row in rows.items() if row["se_off"]]
+    return off[0] if off else next(iter(rows))
+
+
+def common(runs: pd.DataFrame) -> str:
+    """What every run shares, for the table's notes: config groups, epochs and seeds."""
+    recs = [r for _, r in runs.iterrows()]
+    shared = []
+    for group in (g for g in _union(r["_choices"] for r in recs) if row_key(g)):
+        vals = {fmt(r["_choices"].get(group)) for r in recs}
+        if len(vals) == 1 and vals != {"null"}:
+            shared.append(f"{group}={vals.pop()}")
+    epochs = {r["_flat"].get("recipe.epochs") for r in recs if r["task"] == "train"}
+    if len(epochs) == 1:
+        shared.append(f"recipe.epochs={epochs.pop()}")
+    seeds = sorted({int(s) for s in runs["seed"].dropna()})
+    if seeds:
+        shared.append(("seeds " if len(seeds) > 1 else "seed ") + ", ".join(map(str, seeds)))
+    return ", ".join(shared)
+
+
+def group(runs: pd.DataFrame, study: str, by: list[str] | None = None,
+          baseline: str | None = None) -> tuple[pd.DataFrame, dict]:
+    """(runs with ``row`` set to their table row, the table spec). ``by``: the row keys (default:
+    the keys that differ); ``baseline``: as ``pick_baseline``. Raises ValueError on a bad baseline."""
+    runs = _ordered(runs[runs["task"] != "excitation"])
+    keys = list(by) if by else row_keys(runs)
+    labels = [", ".join(f"{k}={value(r, k)}" for k in keys) or ALL for _, r in runs.iterrows()]
+    runs = runs.assign(row=labels)
+    rank = {k: list(dict.fromkeys(value(r, k) for _, r in runs.iterrows())) for k in keys}
+    first = runs.drop_duplicates("row")
+    order = sorted(first.index, key=lambda i: [rank[k].index(value(first.loc[i], k)) for k in keys])
+    rows, notes = {}, []
+    for label in first.loc[order, "row"]:
+        mine = runs[runs["row"] == label]
+        values = {k: value(mine.iloc[0], k) for k in keys}
+        mix = mixed(mine)
+        rows[label] = {"label": label + (" †" if mix else ""), "set": [f"{k}={v}" for k, v in values.items()],
+                       "values": values, "se_off": all(r.get("se.stages") == "[]" for r in mine["_flat"])}
+        if mix:
+            what = "; ".join(f"{k} ({', '.join(v)})" for k, v in mix.items())
+            notes.append(f"† {label}: its runs differ in {what}; averaged together here (report them "
+                         f"apart with senet-report --by {','.join([*keys, *mix])}).")
+    base = pick_baseline(rows, baseline)
+    why = "chosen by table.baseline / --baseline" if baseline else \
+        "the row with SE off" if rows[base]["se_off"] else "the first row; table.baseline or --baseline picks another"
+    spec = {"title": f"{study}: " + (" × ".join(keys) if keys else ALL), "rows": rows, "keys": keys,
+            "baseline": base, "adhoc": True,
+            "remarks": [f"All rows: {common(runs)}.", f"Δ is vs {base} ({why})."] + notes}
+    return runs, spec

@@ -1,0 +1,45 @@
+"""Which config keys change a result: the run fingerprint (skip-completed, resume) and the rows
+of a study table (``grouping.py``) both read it from here. Plain Python: no Hydra, no torch."""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+
+# keys that do not change a result: a relaunch that differs only here is the same run
+# (data.skip_bad_images: so that a run stopped by a corrupt file resumes with it; the record lists what it skipped;
+# model.weights_file: where a local copy of model.weights lies, like data.root; cache_dir and train.compile_mode:
+# where caches live and how a compiled run is scheduled, speed not result; runs recorded before they existed still match)
+NOT_FINGERPRINTED = ("runs_dir", "cache_dir", "train.compile_mode", "logger", "device", "threads", "train.progress",
+                     "train.preempt_signals", "data.root", "data.download", "data.workers", "data.skip_bad_images",
+                     "model.weights_file")
+
+# keys added after runs were recorded: left out of the fingerprint at this value, so those runs still match
+ADDED_LATER = {"se.min_hidden": 0, "se.excitation": "fc", "se.fusion": "scale", "se.spatial": "none",
+               "se.hidden_divisor": 1, "se.kernel_size": None, "se.extent": 0, "data.pad_mode": "zeros",
+               "data.cutout": None, "recipe.warmup": "linear"}
+
+# never a table row: what a job is (task, its study and row), the seed (rows aggregate over it), where it ran
+NOT_ROW_KEYS = ("seed", "task", "study", "row", "table", "hydra", *NOT_FINGERPRINTED)
+
+
+def fingerprint(config: dict) -> str:
+    """A hash of everything in ``config`` that changes a result. A ``table`` without rows (an
+    ad-hoc study's ``table.baseline``) only shapes the report, so it is left out."""
+    c = copy.deepcopy(config)
+    for key in (*NOT_FINGERPRINTED, *ADDED_LATER):
+        *parents, leaf = key.split(".")
+        node = c
+        for p in parents:
+            node = node.get(p) or {}
+        if key in NOT_FINGERPRINTED or node.get(leaf, ADDED_LATER[key]) == ADDED_LATER[key]:
+            node.pop(leaf, None)
+    if isinstance(c.get("table"), dict) and not c["table"].get("rows"):
+        c["table"] = None  # what it was before table.baseline existed: those runs still match
+    return hashlib.sha256(json.dumps(c, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def row_key(key: str) -> bool:
+    """Whether ``key`` (a dotted config path or a config group) may tell table rows apart."""
+    return not any(key == k or key.startswith(k + ".") for k in NOT_ROW_KEYS)
+
