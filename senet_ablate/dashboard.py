@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from .records import write_atomic
-from .tables import FOOTNOTE, cells
+from .tables import cells, footnote, notes
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem;max-width:1400px;color:#222}
@@ -38,12 +38,15 @@ def table_html(table: pd.DataFrame) -> str:
 
 def study_page(out_dir: Path, study: str, spec: dict, table: pd.DataFrame, runs: pd.DataFrame,
                figures: list[Path], commands: list[str]) -> Path:
+    runs = runs[runs["row"].isin(list(spec["rows"]))]  # the records the table counts, no others
     counts = runs["status"].value_counts().to_dict()
     failed = runs[runs["status"] == "failed"]
     parts = [f"<h1>{html.escape(spec.get('title') or study)}</h1>",
              f"<p>Study <code>{html.escape(study)}</code>: " +
              ", ".join(f"{n} {html.escape(str(s))}" for s, n in sorted(counts.items())) + " run(s).</p>",
-             table_html(table), f"<p><small>{html.escape(FOOTNOTE)}</small></p>",
+             table_html(table), f"<p><small>{html.escape(footnote(table))}</small></p>",
+             *(["<h2>Notes</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes(table, spec)) + "</ul>"]
+               if notes(table, spec) else []),
              "<p>Also: <a href='table.md'>table.md</a> · <a href='table.tex'>table.tex</a> · "
              "<a href='table.csv'>table.csv</a> · <a href='runs.csv'>runs.csv</a></p>"]
     if len(failed):

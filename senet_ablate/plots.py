@@ -4,8 +4,11 @@
   with params on a twin axis;
 - ``pareto_gflops`` / ``pareto_params``: error against cost, the Pareto front drawn;
 - ``training_curves``: eval top-1 error per epoch, one line per row (mean over seeds);
-- ``overhead``: SE's wall-clock training overhead against its FLOPs overhead, vs the baseline row.
-A figure whose data is absent (nothing trained yet, one row only) is skipped.
+- ``overhead``: SE's wall-clock training overhead against its FLOPs overhead, vs the baseline row;
+- any sweep (rows from grouping.py): ``error_vs_<key>`` per numeric row key (a line per setting of
+  the other keys) and ``bars_<key>`` per categorical one.
+Whiskers are 95% CIs clipped to [0, 100]. A figure whose data is absent (nothing trained yet, one
+row only) is skipped.
 """
 from __future__ import annotations
 
@@ -39,6 +42,15 @@ def _title(spec: dict, dataset: str | None, what: str) -> str:
     return f"{head}\n{what}" + (f" — {dataset}" if dataset else "")
 
 
+def _yerr(t: pd.DataFrame) -> list[list[float]]:
+    """Whiskers (below, above the mean) of each row's 95% CI, clipped to [0, 100]; 0 without a CI."""
+    from .tables import ci_bounds
+
+    mean, half = t["top1_err_mean"].astype(float), t["top1_err_ci95"].astype(float).fillna(0)
+    lo, hi = zip(*(ci_bounds(m, h) for m, h in zip(mean, half))) if len(t) else ((), ())
+    return [list(mean - lo), list(hi - mean)]
+
+
 def _numeric_axis(spec: dict) -> tuple[str, dict[str, float]] | None:
     """The one key whose numeric value every SE row sets (e.g. se.reduction), with each row's value."""
     per_row = {}
@@ -52,7 +64,7 @@ def _numeric_axis(spec: dict) -> tuple[str, dict[str, float]] | None:
 
 
 def error_vs_axis(table: pd.DataFrame, spec: dict, dataset, out_dir: Path) -> list[Path]:
-    axis = _numeric_axis(spec)
+    axis = None if spec.get("adhoc") else _numeric_axis(spec)  # any sweep: by_key draws every key
     t = table.set_index("row")
     if axis is None or t["top1_err_n"].fillna(0).max() == 0:
         return []
@@ -60,9 +72,8 @@ def error_vs_axis(table: pd.DataFrame, spec: dict, dataset, out_dir: Path) -> li
     rows = [r for r in xs if t.loc[r, "top1_err_n"] > 0]
     x = [xs[r] for r in rows]
     y = [t.loc[r, "top1_err_mean"] for r in rows]
-    ci = [0 if math.isnan(t.loc[r, "top1_err_ci95"]) else t.loc[r, "top1_err_ci95"] for r in rows]
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.errorbar(x, y, yerr=ci, marker="o", capsize=4, label="top-1 error (mean, 95% CI)")
+    ax.errorbar(x, y, yerr=_yerr(t.loc[rows]), marker="o", capsize=4, label="top-1 error (mean, 95% CI)")
     ax.set_xscale("log", base=2)
     ax.set_xticks(x, [f"{v:g}" for v in x])
     ax.set_xlabel(key)
@@ -91,8 +102,7 @@ def pareto(table: pd.DataFrame, spec: dict, dataset, out_dir: Path, extra: bool 
             if x.abs().max() < 0.1:  # on a CIFAR net the modules add thousands of params, MFLOPs
                 x, label = x * 1e3, label.replace("(M)", "(thousands)").replace("GFLOPs", "MFLOPs")
         fig, ax = plt.subplots(figsize=(6, 4))
-        ax.errorbar(x, t["top1_err_mean"], yerr=t["top1_err_ci95"].fillna(0), fmt="o", capsize=4,
-                    label="rows (mean, 95% CI)")
+        ax.errorbar(x, t["top1_err_mean"], yerr=_yerr(t), fmt="o", capsize=4, label="rows (mean, 95% CI)")
         for xi, (_, r) in zip(x, t.iterrows()):
             ax.annotate(r["label"], (xi, r["top1_err_mean"]), textcoords="offset points", xytext=(4, 4),
                         fontsize=8)
@@ -160,7 +170,48 @@ def overhead(table: pd.DataFrame, spec: dict, dataset, out_dir: Path) -> list[Pa
     return save_figure(fig, out_dir, "overhead")
 
 
-FIGURES = (error_vs_axis, pareto, extra_cost, overhead)
+def _number(v: str) -> float | None:
+    try:
+        return float(v)
+    except ValueError:
+        return None
+
+
+def by_key(table: pd.DataFrame, spec: dict, dataset, out_dir: Path) -> list[Path]:
+    """Any sweep's rows: error against each row key, a line (numeric key) or a bar group
+    (categorical key) per setting of the other keys."""
+    t = table[table["top1_err_n"] > 0]
+    if not spec.get("adhoc") or len(t) < 2:
+        return []
+    values = {r: spec["rows"][r]["values"] for r in t["row"]}
+    paths = []
+    for key in spec["keys"]:
+        xs = list(dict.fromkeys(values[r][key] for r in t["row"]))
+        if len(xs) < 2:
+            continue
+        others = {r: ", ".join(f"{k}={v}" for k, v in values[r].items() if k != key) for r in t["row"]}
+        numeric = all(_number(x) is not None for x in xs)
+        fig, ax = plt.subplots(figsize=(6, 4))
+        series = list(dict.fromkeys(others.values()))
+        for j, label in enumerate(series):
+            mine = t[[others[r] == label for r in t["row"]]]
+            pos = [_number(values[r][key]) if numeric else xs.index(values[r][key]) + (j - (len(series) - 1) / 2) * 0.8
+                   / len(series) for r in mine["row"]]
+            draw = ax.errorbar if numeric else ax.bar
+            extra = {"marker": "o", "capsize": 4} if numeric else {"width": 0.8 / len(series), "capsize": 4}
+            draw(pos, mine["top1_err_mean"], yerr=_yerr(mine), label=label or "top-1 error", **extra)
+        if not numeric:
+            ax.set_xticks(range(len(xs)), xs)
+        ax.set_xlabel(key)
+        ax.set_ylabel("top-1 error (%), mean and 95% CI")
+        ax.legend(loc="best", fontsize=8)
+        ax.set_title(_title(spec, dataset, f"error by {key}"))
+        name = re.sub(r"\W", "_", key)
+        paths += save_figure(fig, out_dir, f"{'error_vs' if numeric else 'bars'}_{name}")
+    return paths
+
+
+FIGURES = (error_vs_axis, by_key, pareto, extra_cost, overhead)
 
 
 def draw_all(table: pd.DataFrame, runs: pd.DataFrame, spec: dict, out_dir: Path) -> list[Path]:
