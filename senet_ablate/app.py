@@ -23,7 +23,7 @@ import torch
 from . import data, excitation, launch, tracking, weights
 from .complexity import count, cpu_latency_ms
 from .errors import ConfigError
-from .keys import ADDED_LATER, NOT_FINGERPRINTED, fingerprint  # noqa: F401 (re-exported)
+from .keys import fingerprint
 from .models import NOT_OPTIONS, build_model
 from .records import provenance, read_record, write_history, write_record
 from .rows import with_row

@@ -7,12 +7,15 @@ built from these rows is a preset's (tables.py).
 """
 from __future__ import annotations
 
+import logging
 import math
 import re
 
 import pandas as pd
 
 from .keys import ADDED_LATER, row_key
+
+log = logging.getLogger("senet_ablate")
 
 ALL = "all runs"  # the label of the one row of runs that share their config
 
@@ -162,3 +165,60 @@ def group(runs: pd.DataFrame, study: str, by: list[str] | None = None,
             "baseline": base, "adhoc": True,
             "remarks": [f"All rows: {common(runs)}.", f"Δ is vs {base} ({why})."] + notes}
     return runs, spec
+
+
+# ---------------------------------------------------------------------------- which runs make which table
+def keep(runs, filters: list[str]):
+    """The runs whose value of each ``key=value`` in ``filters`` matches (grouping.value)."""
+    for key, want in (kv for f in filters for kv in split_parts(f)):
+        known(runs, key, "--filter")
+        runs = runs[[value(r, key) == want for _, r in runs.iterrows()]]
+    if runs.empty:
+        raise ValueError(f"no run matches --filter {' '.join(filters)}")
+    return runs
+
+
+def known(runs, key: str, option: str) -> None:
+    """Fail on a key that no run's config, config groups or command line holds."""
+    if not any(key in r["_choices"] or key in r["_typed"] or key in r["_flat"] or f"{key}.name" in r["_flat"]
+               or any(k.startswith(key + ".") for k in r["_flat"]) for _, r in runs.iterrows()):
+        raise ValueError(f"{option} {key}: no run has this key; use a config key (e.g. se.reduction, "
+                         "recipe.epochs) or a config group (model, data, attention)")
+
+
+def tables_for(runs, specs: dict, by=None, baseline=None) -> list[tuple[str, object, dict]]:
+    """(name, its runs, table spec) per table: a preset study with its own spec; any other study
+    with rows from the keys its runs differ in (grouping.py); with ``by``, every run in one table."""
+    if by:
+        for key in by:
+            known(runs, key, "--by")
+        name = "+".join(sorted(runs["study"].fillna("adhoc").unique()))
+        return [(name, *group(runs, name, by, baseline))]
+    out = []
+    for study in runs["study"].fillna("adhoc").unique():
+        mine = runs[runs["study"].fillna("adhoc") == study]
+        spec = specs.get(study)
+        out.append((study, mine, preset(spec, study, baseline)) if spec is not None else
+                   (study, *adhoc(mine, study, baseline)))
+    return out
+
+
+def preset(spec: dict, study: str, baseline: str | None) -> dict:
+    """A preset's own spec, with ``baseline`` (one of its rows) for Δ when given."""
+    if baseline and baseline not in spec["rows"]:
+        raise ValueError(f"--baseline {baseline!r} is not a row of {study}; valid values: {', '.join(spec['rows'])}")
+    return {**spec, "baseline": baseline or spec.get("baseline")}
+
+
+def adhoc(mine: pd.DataFrame, study: str, baseline: str | None) -> tuple[pd.DataFrame, dict]:
+    """A study without table rows: ``group`` it, with ``baseline`` or else the newest run's
+    ``table.baseline`` (a baseline from the config that matches no row falls back, with a warning)."""
+    asked = [v for v in (r["_flat"].get("table.baseline") for _, r in mine.sort_values(
+             "finished_at", na_position="first").iterrows()) if v not in (None, "null")]
+    try:
+        return group(mine, study, baseline=baseline or (asked[-1] if asked else None))
+    except ValueError as e:
+        if baseline:  # senet-report --baseline: the caller's to fix
+            raise
+        log.warning("table.baseline: %s; the default baseline is used", e)
+        return group(mine, study)

@@ -46,9 +46,9 @@ def _yerr(t: pd.DataFrame) -> list[list[float]]:
     """Whiskers (below, above the mean) of each row's 95% CI, clipped to [0, 100]; 0 without a CI."""
     from .tables import ci_bounds
 
-    mean, half = t["top1_err_mean"].astype(float), t["top1_err_ci95"].astype(float).fillna(0)
-    lo, hi = zip(*(ci_bounds(m, h) for m, h in zip(mean, half))) if len(t) else ((), ())
-    return [list(mean - lo), list(hi - mean)]
+    mean, half = t["top1_err_mean"].astype(float).tolist(), t["top1_err_ci95"].astype(float).fillna(0).tolist()
+    bounds = [ci_bounds(m, h) for m, h in zip(mean, half)]
+    return [[m - lo for m, (lo, _) in zip(mean, bounds)], [hi - m for m, (_, hi) in zip(mean, bounds)]]
 
 
 def _numeric_axis(spec: dict) -> tuple[str, dict[str, float]] | None:

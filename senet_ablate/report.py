@@ -14,7 +14,6 @@ import shlex
 import sys
 from pathlib import Path
 
-import yaml
 from hydra.experimental.callback import Callback
 
 from .records import write_atomic
@@ -33,57 +32,6 @@ def sweep_commands(where: Path) -> list[str]:
         except Exception:  # noqa: BLE001 - an unreadable multirun.yaml only costs the page a line
             pass
     return cmds + [f"senet-report {shlex.quote(str(where))} --html"]
-
-
-def keep(runs, filters: list[str]):
-    """The runs whose value of each ``key=value`` in ``filters`` matches (grouping.value)."""
-    from .grouping import split_parts, value
-
-    for key, want in (kv for f in filters for kv in split_parts(f)):
-        known(runs, key, "--filter")
-        runs = runs[[value(r, key) == want for _, r in runs.iterrows()]]
-    if runs.empty:
-        raise ValueError(f"no run matches --filter {' '.join(filters)}")
-    return runs
-
-
-def known(runs, key: str, option: str) -> None:
-    """Fail on a key that no run's config, config groups or command line holds."""
-    if not any(key in r["_choices"] or key in r["_typed"] or key in r["_flat"] or f"{key}.name" in r["_flat"]
-               or any(k.startswith(key + ".") for k in r["_flat"]) for _, r in runs.iterrows()):
-        raise ValueError(f"{option} {key}: no run has this key; use a config key (e.g. se.reduction, "
-                         "recipe.epochs) or a config group (model, data, attention)")
-
-
-def tables_for(runs, specs: dict, by=None, baseline=None) -> list[tuple[str, object, dict]]:
-    """(name, its runs, table spec) per table: a preset study with its own spec; any other study
-    with rows from the keys its runs differ in (grouping.py); with ``by``, every run in one table."""
-    from .grouping import fmt, group
-
-    if by:
-        for key in by:
-            known(runs, key, "--by")
-        name = "+".join(sorted(runs["study"].fillna("adhoc").unique()))
-        return [(name, *group(runs, name, by, baseline))]
-    out = []
-    for study in runs["study"].fillna("adhoc").unique():
-        mine = runs[runs["study"].fillna("adhoc") == study]
-        spec = specs.get(study)
-        if spec is not None:
-            if baseline and baseline not in spec["rows"]:
-                raise ValueError(f"--baseline {baseline!r} is not a row of {study}; valid values: {', '.join(spec['rows'])}")
-            out.append((study, mine, {**spec, "baseline": baseline or spec.get("baseline")}))
-            continue
-        asked = [v for v in (r["_flat"].get("table.baseline") for _, r in mine.sort_values("finished_at",
-                 na_position="first").iterrows()) if v not in (None, "null")]
-        try:
-            out.append((study, *group(mine, study, baseline=baseline or (asked[-1] if asked else None))))
-        except ValueError as e:
-            if baseline:  # senet-report --baseline: the caller's to fix
-                raise
-            log.warning("table.baseline: %s; the default baseline is used", e)
-            out.append((study, *group(mine, study)))
-    return out
 
 
 def out_dir(runs, out=None, by=None, filters=None) -> Path:
@@ -106,6 +54,7 @@ def report(paths, write: bool = True, html: bool = False, export_runs: bool = Tr
     # pandas & co. load here, not with the module: every job process instantiates the callback below
     from . import dashboard
     from .collect import collect
+    from .grouping import keep, tables_for
 
     runs, specs = collect(paths)
     if filters and len(runs):
