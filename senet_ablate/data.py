@@ -250,7 +250,7 @@ def collate_readable(items: list) -> tuple:
 class StreamLoader:
     """A file-backed split through a DataLoader (workers, pinned memory), sharded and reseeded per
     epoch by ``Batches``. Per-image augmentation runs in the workers, each image from its own seed
-    (``_Parts``), so the crops do not depend on ``data.workers`` and a mid-epoch resume sees the
+    (``_Parts`` hands it, ``Seeded`` draws from it), so the crops do not depend on ``data.workers`` and a mid-epoch resume sees the
     same crops.
 
     An image that cannot be decoded stops the job in the main process with an error naming the
@@ -265,7 +265,7 @@ class StreamLoader:
         self.batches = Batches(len(dataset), batch_size, shuffle=train, seed=seed, rank=rank, world=world)
         self.generator = torch.Generator()
         self.skip_bad_images, self.skipped, self._current = skip_bad_images, [], None
-        self.loader = DataLoader(dataset, batch_sampler=_Parts(self.batches), num_workers=workers,
+        self.loader = DataLoader(Seeded(dataset), batch_sampler=_Parts(self.batches), num_workers=workers,
                                  pin_memory=pin_memory, generator=self.generator, worker_init_fn=_quiet_worker,
                                  persistent_workers=False, collate_fn=collate_readable)
 
@@ -614,27 +614,36 @@ IN_MEMORY_SOURCES = {
 
 
 class FileDataset(torch.utils.data.Dataset):
-    """Image files and labels; ``dataset[(i, seed)]`` runs the (random) transform of image ``i``
-    from ``seed``, leaving the process's global generator as it was (``dataset[i]``: no seed)."""
-
     def __init__(self, samples, transform):
         self.samples, self.transform = samples, transform
 
     def __len__(self):
         return len(self.samples)
 
-    def __getitem__(self, item):
-        i, seed = item if isinstance(item, tuple) else (item, None)
+    def __getitem__(self, i):
         path, label = self.samples[i]
         try:
             image = read_rgb(path)
         except ConfigError as e:  # reported by the main process (StreamLoader), never raised in a worker
             return Unreadable(path, str(e))
-        if seed is None:
-            return self.transform(image), label
+        return self.transform(image), label
+
+
+class Seeded(torch.utils.data.Dataset):
+    """``seeded[(i, seed)]``: item ``i`` of ``dataset`` with its random transform drawn from
+    ``seed``, in whichever process loads it, leaving that process's global generator as it was."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, item):
+        i, seed = item
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            return self.transform(image), label
+            return self.dataset[i]
 
 
 INTERPOLATIONS = ("bilinear", "bicubic", "nearest")

@@ -60,6 +60,20 @@ def run_cli(module: str, *args: str, cwd: Path, check: bool = True,
     return proc
 
 
+def record(run_dir: Path) -> dict:
+    """A run dir's metrics.json."""
+    import json
+
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+def history(run_dir: Path) -> list[dict]:
+    """A run dir's history.csv, one dict of strings per epoch (compared as written: exact)."""
+    lines = (run_dir / "history.csv").read_text().splitlines()
+    cols = lines[0].split(",")
+    return [dict(zip(cols, ln.split(","))) for ln in lines[1:]]
+
+
 def pause_env(marks: Path, at: str, run: str | None = None, **extra) -> dict:
     """Environment that holds a training job before batch B of epoch E (``at="E:B"``) until it
     catches a preemption signal or ``marks/go`` exists (tests/pause_hook/sitecustomize.py)."""

@@ -1,26 +1,15 @@
 """Ctrl-C is an interruption, not a failure: the first SIGINT checkpoints at the end of the step,
 records ``interrupted``, prints one line on how to resume and exits 130; a relaunch resumes and
 equals an uninterrupted run; a second Ctrl-C stops at once; a sweep stops and still prints its table."""
-import json
 import os
 import signal
 import subprocess
 import sys
 
-from conftest import pause_env, run_cli, wait_paused
+from conftest import history, pause_env, record, run_cli, wait_paused
 
 ARGS = ["recipe.epochs=3", "deterministic=true"]
 DIR = "adhoc/deterministic=true,recipe.epochs=3"
-
-
-def record(run_dir):
-    return json.loads((run_dir / "metrics.json").read_text())
-
-
-def history(run_dir):
-    lines = (run_dir / "history.csv").read_text().splitlines()
-    head = lines[0].split(",")
-    return [dict(zip(head, line.split(","))) for line in lines[1:]]
 
 
 def start(tmp_path, marks, *args, at="2:3"):

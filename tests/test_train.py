@@ -9,20 +9,10 @@ import sys
 import pytest
 import torch
 
-from conftest import clean_env, pause_env, run_cli, wait_paused
+from conftest import clean_env, history, pause_env, record, run_cli, wait_paused
 from wandb_offline import history_and_summary
 
 SHORT = ["recipe.epochs=2"]
-
-
-def record(run_dir):
-    return json.loads((run_dir / "metrics.json").read_text())
-
-
-def history(run_dir):
-    lines = (run_dir / "history.csv").read_text().splitlines()
-    cols = lines[0].split(",")
-    return [dict(zip(cols, ln.split(","))) for ln in lines[1:]]
 
 
 def test_train_on_digits_writes_a_complete_record(tmp_path):
