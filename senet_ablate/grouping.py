@@ -163,7 +163,7 @@ def group(runs: pd.DataFrame, study: str, by: list[str] | None = None,
         "the row with SE off" if rows[base]["se_off"] else "the first row; table.baseline or --baseline picks another"
     spec = {"title": f"{study}: " + (" × ".join(keys) if keys else ALL), "rows": rows, "keys": keys,
             "baseline": base, "adhoc": True,
-            "remarks": [f"All rows: {common(runs)}.", f"Δ is vs {base} ({why})."] + notes}
+            "remarks": [f"All rows: {common(runs)}."] + ([f"Δ is vs {base} ({why})."] if len(rows) > 1 else []) + notes}
     return runs, spec
 
 
