@@ -184,12 +184,12 @@ def notes(table: pd.DataFrame, spec: dict) -> list[str]:
     out = list(spec.get("remarks") or [])
     if any((table[f"{col}_n"] >= 2).any() for col in ERRORS):
         out.append("95% CIs are clipped to [0, 100], an error rate's bounds; n < 2 gives no CI.")
+    n = table["top1_err_n"]
+    few = table.loc[(n > 0) & (n < 3), "label"].tolist()
+    if few:
+        out.append(f"n < 3 in {', '.join(map(str, few))}: a CI from 1 degree of freedom is wide and its spread "
+                   "a guess; run more seeds before reading Δ.")
     for col, name in ERRORS.items():
-        n = table[f"{col}_n"]
-        few = table.loc[(n > 0) & (n < 3), "label"].tolist()
-        if few:
-            out.append(f"{name}: n < 3 in {', '.join(map(str, few))}: a CI from 1 degree of freedom is wide and "
-                       "its spread a guess; run more seeds before reading Δ.")
         need = [(r["label"], r[f"{col}_seeds_needed"]) for _, r in table.iterrows()
                 if not math.isnan(r[f"{col}_seeds_needed"])]
         if need:
