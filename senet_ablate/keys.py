@@ -17,7 +17,7 @@ NOT_FINGERPRINTED = ("runs_dir", "cache_dir", "train.compile_mode", "logger", "d
 # keys added after runs were recorded: left out of the fingerprint at this value, so those runs still match
 ADDED_LATER = {"se.min_hidden": 0, "se.excitation": "fc", "se.fusion": "scale", "se.spatial": "none",
                "se.hidden_divisor": 1, "se.kernel_size": None, "se.extent": 0, "data.pad_mode": "zeros",
-               "data.cutout": None, "recipe.warmup": "linear"}
+               "data.cutout": None, "recipe.warmup": "linear", "eval.amp": "auto"}
 
 # never a table row: what a job is (task, its study and row), the seed (rows aggregate over it), where it ran
 NOT_ROW_KEYS = ("seed", "task", "study", "row", "table", "hydra", *NOT_FINGERPRINTED)

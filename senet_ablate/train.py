@@ -77,11 +77,45 @@ class Runtime:
     amp: bool
     channels_last: bool
     compile: str | None = None  # torch.compile mode, None: eager
+    eval_amp: bool | None = None  # evaluation in bf16; None: as training
+
+    @property
+    def eval_bf16(self) -> bool:
+        return self.amp if self.eval_amp is None else self.eval_amp
 
     def setup(self) -> dict:
         """What a timing depends on, for every training record: tables never mix setups silently."""
         return {"device_name": device_name(self.device), "amp": "bf16" if self.amp else "fp32",
+                "eval_amp": "bf16" if self.eval_bf16 else "fp32",
                 "channels_last": self.channels_last, "compile": self.compile or False}
+
+
+def native_bf16(dev: torch.device) -> bool:
+    """Whether ``dev`` computes bf16 natively, so that autocast pays: a GPU, Apple's GPU (``mps``),
+    or a CPU with AVX-512 BF16 or AMX, as torch reports it (an emulated bf16 is slower than fp32)."""
+    if dev.type in ("cuda", "mps"):
+        return True
+    cpu = getattr(torch, "cpu", None)
+    return any(bool(getattr(cpu, probe, lambda: False)()) for probe in ("_is_avx512_bf16_supported",
+                                                                          "_is_amx_tile_supported"))
+
+
+def pick_device(want: str) -> torch.device:
+    """``device``: auto = CUDA (this process's GPU under torchrun), else Apple's GPU, else the CPU."""
+    if want != "auto":
+        return torch.device(want)
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    mps = getattr(torch.backends, "mps", None)
+    return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
+
+
+def _switch(key: str, value, auto: bool) -> bool:
+    if value == "auto":
+        return auto
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key}={value!r} is not valid; valid values: auto, true, false")
+    return value
 
 
 def device_name(dev: torch.device) -> str:
@@ -98,18 +132,21 @@ def device_name(dev: torch.device) -> str:
 
 
 def runtime(cfg) -> Runtime:
-    want = cfg.get("device", "auto")
-    local = int(os.environ.get("LOCAL_RANK", 0))  # torchrun: one GPU per process
-    dev = torch.device(("cuda", local) if want == "auto" and torch.cuda.is_available() else
-                       ("cpu" if want == "auto" else want))
+    """Device and precision of a job. ``train.amp: auto`` = bf16 autocast where the device computes
+    bf16 natively (``native_bf16``), fp32 elsewhere; ``false`` is exact fp32. ``train.channels_last:
+    auto`` = on a GPU or a CPU (faster on this CPU in fp32 and in bf16: benchmarks/cpu_precision.py),
+    not on Apple's GPU. ``eval.amp: auto`` evaluates in the training precision."""
+    dev = pick_device(cfg.get("device", "auto"))
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device=cuda but no CUDA device is available; use device=auto or device=cpu")
-    gpu = dev.type == "cuda"
-    auto = lambda v: gpu if v == "auto" else bool(v)  # noqa: E731
+    amp = _switch("train.amp", cfg.train.amp, native_bf16(dev))
+    channels_last = _switch("train.channels_last", cfg.train.channels_last, dev.type in ("cuda", "cpu"))
+    ev = (cfg.get("eval") or {}).get("amp", "auto")
+    eval_amp = None if ev == "auto" else _switch("eval.amp", ev, amp)
     mode = cfg.train.get("compile_mode", "default")
     if mode not in COMPILE_MODES:
         raise ConfigError(f"train.compile_mode={mode!r} is not valid; valid values: {', '.join(COMPILE_MODES)}")
-    return Runtime(dev, auto(cfg.train.amp), auto(cfg.train.channels_last), mode if cfg.train.compile else None)
+    return Runtime(dev, amp, channels_last, mode if cfg.train.compile else None, eval_amp)
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
@@ -152,7 +189,7 @@ def evaluate(model: nn.Module, loader, rt: Runtime, dist: Dist = Dist()) -> tupl
     """Top-1 and top-5 error (%) over the eval split (each rank scores its part; counts are summed)."""
     model.eval()
     wrong, n = torch.zeros(2, dtype=torch.int64, device=rt.device), 0
-    with torch.inference_mode(), torch.autocast(rt.device.type, torch.bfloat16, enabled=rt.amp):
+    with torch.inference_mode(), torch.autocast(rt.device.type, torch.bfloat16, enabled=rt.eval_bf16):
         for x, y in loader:
             if len(y) == 0:
                 continue
@@ -244,7 +281,7 @@ def compile_warm_up(model: nn.Module, step_model, eval_model, data, rt: Runtime,
             F.cross_entropy(logits.float(), torch.zeros(n, dtype=torch.int64, device=rt.device)).backward()
         model.zero_grad(set_to_none=True)
         model.eval()
-        with torch.inference_mode(), torch.autocast(rt.device.type, torch.bfloat16, enabled=rt.amp):
+        with torch.inference_mode(), torch.autocast(rt.device.type, torch.bfloat16, enabled=rt.eval_bf16):
             for n in _part_sizes(data.eval.batches):
                 if n:
                     eval_model(zeros(n))
@@ -290,6 +327,11 @@ def train(cfg, model: nn.Module, data, out_dir: Path, on_epoch: Callable[[dict, 
         state = torch.load(ckpt, map_location=rt.device, weights_only=True)
         if state.get("fingerprint") != fingerprint:
             raise ConfigError(f"{ckpt} belongs to a different config; delete it (or the run dir) to start afresh")
+        was = state.get("amp", "fp32" if not rt.amp else "bf16")  # last.pt before it said: as the machine says now
+        if was != ("bf16" if rt.amp else "fp32"):
+            raise ConfigError(f"{ckpt} was trained in {was}, this relaunch would go on in "
+                              f"{'bf16' if rt.amp else 'fp32'}: relaunch with train.amp={str(was == 'bf16').lower()} "
+                              "to resume it as it was")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         history, start, train_time = state["history"], state["epoch"], state["train_time_s"]
@@ -310,7 +352,7 @@ def train(cfg, model: nn.Module, data, out_dir: Path, on_epoch: Callable[[dict, 
         if dist.main:
             save_checkpoint(ckpt, {"epoch": epoch, "step": step, "partial": list(sums), "model": model.state_dict(),
                                    "optimizer": opt.state_dict(), "history": history, "train_time_s": train_time,
-                                   "fingerprint": fingerprint, "rng": rng_state(dev)})
+                                   "fingerprint": fingerprint, "rng": rng_state(dev), "amp": "bf16" if rt.amp else "fp32"})
 
     steps = len(data.train)
     dev = rt.device
