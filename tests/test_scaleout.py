@@ -165,7 +165,7 @@ def torchrun(*args: str) -> list[str]:
             "-m", "senet_ablate.app", *args]
 
 
-def _train_tiny(rank: int, world: int, out: str, port: int) -> None:
+def _train_tiny(rank: int, world: int, out: str, port: int, amp: str = "false") -> None:
     """One process of the exact DDP check: a BatchNorm-free model, so that sharding, loss scaling
     and gradient averaging are all that separates 2 processes from 1."""
     from hydra import compose, initialize_config_dir
@@ -179,7 +179,8 @@ def _train_tiny(rank: int, world: int, out: str, port: int) -> None:
                           MASTER_PORT=str(port))
     torch.set_num_threads(1)
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=["recipe.epochs=2", "recipe.batch_size=62", "device=cpu"])
+        cfg = compose(config_name="config", overrides=["recipe.epochs=2", "recipe.batch_size=62", "device=cpu",
+                                                       f"train.amp={amp}"])
     dist = launch.dist_context()
     d = data.build(cfg.data, 62, 100, torch.device("cpu"), 0, dist.rank, dist.world)
     torch.manual_seed(0)
@@ -191,16 +192,22 @@ def _train_tiny(rank: int, world: int, out: str, port: int) -> None:
         (Path(out) / "result.json").write_text(json.dumps(result))
 
 
-def test_ddp_step_matches_one_process_exactly_without_batchnorm(tmp_path, clean_environ):
-    """1,347 images at batch 62: 21 full batches and a 45-image tail split 23/22 between ranks."""
+@pytest.mark.parametrize("amp", ["false", "true"])
+def test_ddp_step_matches_one_process_exactly_without_batchnorm(tmp_path, clean_environ, amp):
+    """1,347 images at batch 62: 21 full batches and a 45-image tail split 23/22 between ranks; in
+    fp32 and in bf16 autocast (where each rank's half-batch products round apart from the whole batch's)."""
     import torch.multiprocessing as mp
 
     port = free_port()
-    mp.spawn(_train_tiny, args=(2, str(tmp_path / "ddp"), port), nprocs=2)
-    _train_tiny(0, 1, str(tmp_path / "one"), port)
+    mp.spawn(_train_tiny, args=(2, str(tmp_path / "ddp"), port, amp), nprocs=2)
+    _train_tiny(0, 1, str(tmp_path / "one"), port, amp)
     a, b = (torch.load(tmp_path / d / "last.pt", weights_only=True) for d in ("one", "ddp"))
+    # fp32: the sum order only (measured 9e-8). bf16: one bf16 step (eps 2^-7) at the largest weight, 0.0078 x 0.62
+    # = 4.8e-3 (measured 1.0e-3); a wrong loss scale or shard moves the weights by whole updates (~1e-1)
+    top = max(float(w.abs().max()) for w in a["model"].values())
+    tol = 1e-5 if amp == "false" else torch.finfo(torch.bfloat16).eps * top
     for k in a["model"]:
-        assert torch.allclose(a["model"][k], b["model"][k], rtol=0, atol=1e-5), k  # float32 sum order only
+        assert torch.allclose(a["model"][k], b["model"][k], rtol=0, atol=tol), k
     ra, rb = (json.loads((tmp_path / d / "result.json").read_text()) for d in ("one", "ddp"))
     assert rb["rank_param_spread"] == 0.0
     assert abs(ra["top1_err"] - rb["top1_err"]) < 0.5  # at most 1 of 450 test images flips

@@ -30,20 +30,22 @@ def test_train_on_digits_writes_a_complete_record(tmp_path):
     assert state["epoch"] == 2 and "model" in state and "optimizer" in state
 
 
-def test_same_seed_same_metrics_on_cpu(tmp_path):
+@pytest.mark.parametrize("amp", ["false", "true"])  # exact fp32, and bf16 autocast (the default on a bf16 CPU)
+def test_same_seed_same_metrics_on_cpu(tmp_path, amp):
     for d in ("a", "b"):
-        run_cli("app", *SHORT, "deterministic=true", f"runs_dir={d}", cwd=tmp_path)
-    ha, hb = (history(tmp_path / d / "adhoc/deterministic=true,recipe.epochs=2") for d in "ab")
+        run_cli("app", *SHORT, "deterministic=true", f"train.amp={amp}", f"runs_dir={d}", cwd=tmp_path)
+    ha, hb = (history(tmp_path / d / f"adhoc/deterministic=true,recipe.epochs=2,train.amp={amp}") for d in "ab")
     strip = lambda h: [{k: v for k, v in row.items() if "time" not in k and "per_s" not in k} for row in h]  # noqa
     assert strip(ha) == strip(hb)
 
 
-def test_sigkill_then_relaunch_matches_uninterrupted_run(tmp_path):
-    args = ["recipe.epochs=4", "deterministic=true"]
+@pytest.mark.parametrize("amp", ["false", "true"])
+def test_sigkill_then_relaunch_matches_uninterrupted_run(tmp_path, amp):
+    args = ["recipe.epochs=4", "deterministic=true", f"train.amp={amp}"]
     run_cli("app", *args, "runs_dir=whole", cwd=tmp_path)
-    whole = tmp_path / "whole/adhoc/deterministic=true,recipe.epochs=4"
+    whole = tmp_path / f"whole/adhoc/deterministic=true,recipe.epochs=4,train.amp={amp}"
 
-    cut = tmp_path / "cut/adhoc/deterministic=true,recipe.epochs=4"
+    cut = tmp_path / f"cut/adhoc/deterministic=true,recipe.epochs=4,train.amp={amp}"
     marks = tmp_path / "marks"
     proc = subprocess.Popen([sys.executable, "-m", "senet_ablate.app", *args, "runs_dir=cut"], cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=pause_env(marks, "3:5"))
