@@ -60,7 +60,8 @@ def main() -> int:
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(config_name="config", overrides=[
             f"model={args.model}", "data=synthetic", "recipe=cifar", "recipe.epochs=1", "recipe.batch_size=128",
-            "train.progress=false", "train.preempt_signals=[]", "cache_dir=null"])
+            "train.progress=false", "train.preempt_signals=[]", "cache_dir=null",
+            "train.amp=false", "train.channels_last=false"])  # the hand loop is plain fp32: compare loops, not precisions
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {runtime(cfg).setup()['device_name']}; "
           f"SE-{args.model}, synthetic 32 px, 4,096 images, batch 128; {args.reps} alternating reps, medians")
     fw, hd = [], []
