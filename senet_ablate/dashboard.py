@@ -41,12 +41,12 @@ def study_page(out_dir: Path, study: str, spec: dict, table: pd.DataFrame, runs:
     runs = runs[runs["row"].isin(list(spec["rows"]))]  # the records the table counts, no others
     counts = runs["status"].value_counts().to_dict()
     failed = runs[runs["status"] == "failed"]
+    said = notes(table, spec)
     parts = [f"<h1>{html.escape(spec.get('title') or study)}</h1>",
              f"<p>Study <code>{html.escape(study)}</code>: " +
              ", ".join(f"{n} {html.escape(str(s))}" for s, n in sorted(counts.items())) + " run(s).</p>",
              table_html(table), f"<p><small>{html.escape(footnote(table))}</small></p>",
-             *(["<h2>Notes</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes(table, spec)) + "</ul>"]
-               if notes(table, spec) else []),
+             *(["<h2>Notes</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in said) + "</ul>"] if said else []),
              "<p>Also: <a href='table.md'>table.md</a> · <a href='table.tex'>table.tex</a> · "
              "<a href='table.csv'>table.csv</a> · <a href='runs.csv'>runs.csv</a></p>"]
     if len(failed):
