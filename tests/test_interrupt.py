@@ -50,6 +50,7 @@ def test_a_second_ctrl_c_raises_at_once():
 
     from senet_ablate.launch import Interrupted, PreemptionGuard
 
+    before = signal.getsignal(signal.SIGINT)  # the caller's: a shell's background job has SIGINT ignored
     with PreemptionGuard() as guard:
         signal.raise_signal(signal.SIGINT)
         assert guard.signum == signal.SIGINT
@@ -60,7 +61,7 @@ def test_a_second_ctrl_c_raises_at_once():
         signal.raise_signal(signal.SIGTERM)
         signal.raise_signal(signal.SIGTERM)
         assert guard.signum == signal.SIGTERM and not isinstance(guard.preempted("x"), Interrupted)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back on leaving
+    assert signal.getsignal(signal.SIGINT) is before  # put back on leaving
 
 
 def test_ctrl_c_outside_the_training_loop_is_recorded_interrupted_too(tmp_path, compose_cfg, monkeypatch):
