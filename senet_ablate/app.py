@@ -14,21 +14,20 @@ import time
 from pathlib import Path
 
 import hydra
-from hydra import compose
+from hydra import compose, initialize_config_module
+from hydra._internal.utils import get_args_parser
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import CompactHydraException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-import torch
-
-from . import data, excitation, launch, tracking, weights
-from .complexity import count, cpu_latency_ms
+from . import data, launch
+from .assemble import make_model, prepare_weights
 from .errors import ConfigError
 from .keys import fingerprint
-from .models import NOT_OPTIONS, build_model
-from .records import provenance, read_record, write_history, write_record
-from .rows import with_row
-from .se import SESpec
-from .train import CHECKPOINT, Diverged, check_recipe, evaluate, runtime, seed_everything, train
+from .records import Job, provenance, read_record
+from .rows import row_of, with_row
+from .tasks import TASKS
+from .train import CHECKPOINT, Diverged, check_recipe
 
 log = logging.getLogger("senet_ablate")
 
@@ -71,39 +70,6 @@ def native_input(cfg: DictConfig, overrides: list[str]) -> DictConfig:
     return cfg
 
 
-def se_spec(cfg: DictConfig) -> SESpec | None:
-    spec = SESpec.from_config(OmegaConf.to_container(cfg.se, resolve=True))
-    return None if spec.stages == () else spec
-
-
-def make_model(cfg: DictConfig, device=None, num_classes: int | None = None, state: dict | None = None):
-    """The configured backbone; ``state``: weights to load (from :func:`prepare_weights`)."""
-    m = cfg.model
-    classes = num_classes if num_classes is not None else m.num_classes
-    if classes is None:
-        raise ConfigError("model.num_classes is null (inferred from the data only when training); "
-                          "set data.num_classes or model.num_classes")
-    options = {k: v for k, v in OmegaConf.to_container(m, resolve=True).items() if k not in NOT_OPTIONS}
-    model = build_model(m.name, se_spec(cfg), classes, device=device, input_size=m.input_size, **options)
-    if state is not None:
-        model.load_state_dict(state)
-    return model
-
-
-def prepare_weights(cfg: DictConfig, meta_model) -> dict | None:
-    """``model.weights`` fetched, renamed and checked against the meta model: before any work,
-    a mismatch names the missing, unexpected and mis-shaped keys."""
-    source = cfg.model.get("weights")
-    if not source:
-        return None
-    spec = se_spec(cfg)
-    weights.check_fit(OmegaConf.to_container(cfg.model, resolve=True),
-                      None if spec is None else OmegaConf.to_container(cfg.se, resolve=True), str(source))
-    state = weights.prepare(meta_model, str(source), cfg.model.get("weights_file"))
-    log.info("weights: %s (%d tensors) fit %s", source, len(state), cfg.model.name)
-    return state
-
-
 def validate(cfg: DictConfig):
     """Everything that can be checked without doing work; raises ConfigError naming the key.
     Returns the model built on the meta device (shapes only)."""
@@ -127,155 +93,7 @@ def validate(cfg: DictConfig):
     return make_model(cfg, device="meta")  # checks stages and every SE width without allocating memory
 
 
-# ---------------------------------------------------------------------------- tasks
-def profile(cfg: DictConfig, job: "Job") -> dict:
-    """Params, MACs, SE elementwise ops and paper-convention GFLOPs; no data touched."""
-    metrics = {**count(job.meta_model, cfg.model.input_size).as_dict(), "num_classes": cfg.model.num_classes}
-    if cfg.profile.latency:
-        metrics["latency_ms_cpu_b1"] = cpu_latency_ms(make_model(cfg), cfg.model.input_size, cfg.profile.latency_runs)
-    log.info("%s at %d px, %d classes: params %.3fM  MACs %.4fG  SE elementwise %.2fM  GFLOPs %.4f",
-             cfg.get("row") or cfg.model.name, cfg.model.input_size, cfg.model.num_classes, metrics["params"] / 1e6,
-             metrics["macs"] / 1e9, metrics["elementwise_ops"] / 1e6, metrics["gflops"])
-    return metrics
-
-
-def train_task(cfg: DictConfig, job: "Job") -> dict:
-    """Train on ``data``, evaluating every epoch; complexity is counted on the trained model.
-    Under ``torchrun`` every rank runs this; rank 0 alone writes the record and checkpoints."""
-    rt = runtime(cfg)
-    dist = launch.dist_context()
-    if dist.active and cfg.train.sync_bn and rt.device.type != "cuda":
-        raise ConfigError("train.sync_bn=true needs CUDA (torch's SyncBatchNorm has no CPU kernel); "
-                          "use train.sync_bn=false for gloo/CPU runs")
-    if cfg.recipe.batch_size < dist.world:
-        raise ConfigError(f"recipe.batch_size={cfg.recipe.batch_size} is the global batch: it must be at least "
-                          f"the number of processes ({dist.world})")
-    d = data.build(cfg.data, cfg.recipe.batch_size, cfg.recipe.eval_batch_size, rt.device, cfg.seed,
-                   dist.rank, dist.world, cache_dir=cfg.get("cache_dir"))
-    seed_everything(cfg.seed, cfg.deterministic)  # here: whatever loading the data did, the seed alone sets the init
-    model = make_model(cfg, num_classes=d.num_classes, state=job.weights)
-    metrics = count(make_model(cfg, device="meta", num_classes=d.num_classes), d.image_size).as_dict()
-    log.info("%s on %s (%d train / %d %s images, %d classes): %.3fM params, %s, %d epochs",
-             cfg.get("row") or cfg.model.name, cfg.data.name, d.train.num_samples, d.eval.num_samples,
-             d.eval_split, d.num_classes, metrics["params_m"], rt.device, cfg.recipe.epochs)
-    metrics.update(**d.load_record(), **rt.setup(), world_size=dist.world, batch_per_process=-(-cfg.recipe.batch_size // dist.world),
-                   data_workers=getattr(getattr(d.train, "loader", None), "num_workers", 0))
-    tracker = tracking.create(cfg, job.record["config"], job.out_dir) if dist.main else tracking.NoTracker()
-
-    def skipped() -> dict:
-        bad = d.skipped_images()
-        return {"skipped_images": len(bad), "skipped_image_paths": bad[:100]} if bad else {}
-
-    def on_epoch(summary: dict, history: list[dict]) -> None:
-        if dist.main:
-            write_history(job.out_dir, history)
-        job.update(**metrics, **summary, **skipped())
-        tracker.log_epoch(history[-1])
-
-    try:
-        result = {**train(cfg, model, d, job.out_dir, on_epoch, job.record["fingerprint"], dist), **skipped()}
-    except BaseException as e:
-        tracker.finish({"reason": str(e)}, ended_as(e))
-        raise
-    finally:
-        d.close()  # DataLoader workers stop now, whatever happened
-    tracker.finish({**metrics, **result}, "completed")
-    return {**metrics, **result}
-
-
-def excitation_task(cfg: DictConfig, job: "Job") -> dict:
-    """Paper Figs. 6/7: class-wise excitation statistics of the trained run ``excitation.run``, or
-    of ``model.weights`` (e.g. the published SE-ResNet-50) on the eval split of ``data``."""
-    if cfg.excitation.run:
-        run_dir = Path(str(cfg.excitation.run)).expanduser()
-        if not (run_dir / CHECKPOINT).is_file():
-            raise ConfigError(f"excitation.run={cfg.excitation.run!r} must be a trained run dir holding {CHECKPOINT}")
-        rec = read_record(run_dir)
-        trained = OmegaConf.create(rec["config"])
-        if cfg.data.get("root") is not None and not OmegaConf.is_missing(cfg.data, "root"):
-            trained.data.root = cfg.data.root  # the data may have moved since training
-        data_cfg, source = trained.data, str(run_dir)
-    elif cfg.model.get("weights"):
-        trained, data_cfg, source = cfg, eval_preprocessing(cfg), str(cfg.model.weights)
-    else:
-        raise ConfigError("task=excitation needs excitation.run (a trained run dir) or model.weights")
-    rt = runtime(trained)
-    d = data.build(data_cfg, 1, cfg.excitation.batch_size, rt.device, trained.seed, cache_dir=cfg.get("cache_dir"))
-    if cfg.excitation.run:
-        model = make_model(trained, num_classes=d.num_classes)
-        model.load_state_dict(torch.load(run_dir / CHECKPOINT, map_location="cpu", weights_only=True)["model"])
-    else:
-        model = make_model(cfg, num_classes=d.num_classes, state=job.weights)
-    classes = list(cfg.excitation.classes) if cfg.excitation.classes else list(range(min(4, d.num_classes)))
-    bad = [c for c in classes if not 0 <= c < d.num_classes]
-    if bad:
-        raise ConfigError(f"excitation.classes={classes}: {bad} not in 0..{d.num_classes - 1}")
-    try:
-        result = excitation.collect(model, d.eval, classes, cfg.excitation.per_class, rt.device)
-    finally:
-        d.close()
-    excitation.write(result, job.out_dir)
-    title = f"{trained.model.name} on {trained.data.name}"
-    figs = excitation.draw(result, job.out_dir, cfg.excitation.channels, cfg.seed, title)
-    log.info("excitation of %s at %s, classes %s: %s", source, ", ".join(result), classes,
-             ", ".join(str(f) for f in figs if f.suffix == ".png"))
-    return {"excitation_blocks": list(result), "excitation_classes": classes,
-            "images_per_class": next(iter(result.values()))["n"], "analysed_run": source}
-
-
-def eval_preprocessing(cfg: DictConfig) -> DictConfig:
-    """The data config with the weights' own eval preprocessing (input size, resize, mean/std,
-    interpolation; timm/torchvision metadata) unless ``eval.preprocess=data``."""
-    if cfg.eval.preprocess not in ("weights", "data"):
-        raise ConfigError(f"eval.preprocess={cfg.eval.preprocess!r} is not valid; valid values: weights, data")
-    pre = weights.preprocessing(str(cfg.model.weights)) if cfg.eval.preprocess == "weights" else None
-    d = cfg.data.copy()
-    if pre:
-        with open_dict(d):
-            d.update(pre)
-    return d
-
-
-def eval_task(cfg: DictConfig, job: "Job") -> dict:
-    """Top-1/top-5 error of ``model.weights`` on the eval split of ``data``."""
-    rt = runtime(cfg)
-    dcfg = eval_preprocessing(cfg)
-    d = data.build(dcfg, 1, cfg.eval.batch_size, rt.device, cfg.seed, cache_dir=cfg.get("cache_dir"))
-    try:
-        model = make_model(cfg, num_classes=d.num_classes, state=job.weights).to(rt.device)
-        t0 = time.perf_counter()
-        top1, top5 = evaluate(model, d.eval, rt)
-    finally:
-        d.close()
-    plain = OmegaConf.to_container(dcfg, resolve=True)
-    pre = {k: plain[k] for k in ("image_size", "interpolation", "mean", "std", "channel_order", "pixel_range")
-           if k in plain}
-    pre["resize"] = None if dcfg.get("in_memory") else data.eval_resize(dcfg)  # the side actually used
-    log.info("%s with %s on %s/%s (%d images): top-1 err %.2f%%  top-5 err %.2f%%", cfg.model.name,
-             cfg.model.weights, cfg.data.name, d.eval_split, d.eval.num_samples, top1, top5)
-    return {**count(job.meta_model, int(dcfg.image_size)).as_dict(), "top1_err": top1, "top5_err": top5,
-            "eval_images": d.eval.num_samples, "eval_split": d.eval_split, "eval_time_s": time.perf_counter() - t0,
-            "preprocess": pre, "weights": str(cfg.model.weights), **d.load_record(),
-            **{k: v for k, v in rt.setup().items() if k != "compile"}}
-
-
-TASKS = {"profile": profile, "train": train_task, "excitation": excitation_task, "eval": eval_task}
-
-
 # ---------------------------------------------------------------------------- record
-class Job:
-    """One job's output dir and its record, rewritten whole on every update."""
-
-    def __init__(self, out_dir: Path, record: dict):
-        self.out_dir, self.record, self.meta_model, self.weights = out_dir, record, None, None
-        self.writer = launch.env_rank() == 0  # under torchrun, rank 0 alone writes
-
-    def update(self, **fields) -> None:
-        self.record.update(fields)
-        if self.writer:
-            write_record(self.out_dir, self.record)
-
-
 def to_log_file(message: str) -> None:
     """An error line for the job's log file only (the console gets the message from Hydra)."""
     record = log.makeRecord(log.name, logging.ERROR, __file__, 0, message, None, None)
@@ -346,13 +164,6 @@ def run(cfg: DictConfig) -> dict:
     return job.record
 
 
-def ended_as(e: BaseException) -> str:
-    """The status a job that raised ``e`` ends with."""
-    if isinstance(e, (launch.Interrupted, KeyboardInterrupt)):
-        return "interrupted"
-    return "preempted" if isinstance(e, launch.Preempted) else "failed"
-
-
 def interrupted(job: Job, e: BaseException, keep: bool) -> None:
     """Ctrl-C: record the job as interrupted (never as failed), say in one line how to resume, exit 130.
     A first Ctrl-C in training checkpointed at the end of its step; a second one, or one outside
@@ -366,19 +177,22 @@ def interrupted(job: Job, e: BaseException, keep: bool) -> None:
     raise SystemExit(130)
 
 
+class CompactConfigError(ConfigError, CompactHydraException):
+    """A ConfigError at the Hydra edge: Hydra prints its message alone, without a traceback (exit 1)."""
+
+
 @hydra.main(config_path=f"pkg://{CONFIG_MODULE}", config_name="config", version_base="1.3")
 def _hydra_main(cfg: DictConfig) -> dict:
-    return run(cfg)
+    try:
+        return run(cfg)
+    except ConfigError as e:  # the core raises plain ValueErrors; Hydra shows this kind in one line
+        raise CompactConfigError(str(e)) from None
 
 
 def row_in_front(args: list[str]) -> list[str]:
     """A single job's command line with its study row's overrides in front (rows.py), so that
     Hydra composes the job, and ``--cfg job`` shows it, with the row applied. A command line that
     does not compose is left as it is for Hydra to report."""
-    from hydra._internal.utils import get_args_parser
-
-    from .rows import row_of, with_row
-
     try:
         parsed = get_args_parser().parse_args(args)
     except SystemExit:
@@ -388,8 +202,6 @@ def row_in_front(args: list[str]) -> list[str]:
     extra = []
     if parsed.config_dir and not any(o.startswith("hydra.searchpath=") for o in parsed.overrides):
         extra = [f"hydra.searchpath=[file://{os.path.abspath(parsed.config_dir)}]"]
-    from hydra import initialize_config_module
-
     try:
         with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
             table = compose(config_name=parsed.config_name or "config", overrides=[*parsed.overrides, *extra]).get("table")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .records import write_atomic
+from .atomic import write_atomic
 from .tables import cells, footnote, notes
 
 STYLE = """

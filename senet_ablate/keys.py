@@ -19,6 +19,10 @@ ADDED_LATER = {"se.min_hidden": 0, "se.excitation": "fc", "se.fusion": "scale", 
                "se.hidden_divisor": 1, "se.kernel_size": None, "se.extent": 0, "data.pad_mode": "zeros",
                "data.cutout": None, "recipe.warmup": "linear", "eval.amp": "auto"}
 
+# keys left out of a run dir's name (conf/config.yaml reads this through ${senet_not_in_dirname:}): what does not
+# change a result, which experiment/study the run belongs to (its parent dirs say it), and how its table is shown
+NOT_IN_DIRNAME = ("experiment", "study", *NOT_FINGERPRINTED, "logger.mode", "table.baseline")
+
 # never a table row: what a job is (task, its study and row), the seed (rows aggregate over it), where it ran
 NOT_ROW_KEYS = ("seed", "task", "study", "row", "table", "hydra", *NOT_FINGERPRINTED)
 

@@ -17,15 +17,22 @@ Scale-out uses existing engines: Hydra's joblib and submitit launchers run the j
 from __future__ import annotations
 
 import atexit
+import gc
 import importlib
 import logging
 import os
 import signal
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
+from hydra.core.hydra_config import HydraConfig
+
+from .errors import ConfigError
+from .rows import expand
 
 log = logging.getLogger("senet_ablate")
 
@@ -38,8 +45,6 @@ def available_cores() -> int:
 
 
 def _launcher() -> dict:
-    from hydra.core.hydra_config import HydraConfig
-
     if not HydraConfig.initialized():
         return {}
     return dict(HydraConfig.get().get("launcher") or {})
@@ -64,11 +69,7 @@ def cpu_budget() -> tuple[int | None, str]:
 
 def _sweep_size() -> int:
     """Jobs in the running sweep, from the multirun.yaml its sweeper wrote (1 when unknown)."""
-    from hydra.core.hydra_config import HydraConfig
-
     try:
-        from .status import expand
-
         return max(1, len(expand(Path(HydraConfig.get().sweep.dir) / "multirun.yaml")[1]))
     except Exception:  # no sweep file (a single run): one job
         return 1
@@ -76,8 +77,6 @@ def _sweep_size() -> int:
 
 def _at_least(key: str, setting, low: int, words: str) -> int:
     if not isinstance(setting, int) or isinstance(setting, bool) or setting < low:
-        from .errors import ConfigError
-
         raise ConfigError(f"{key}={setting!r} must be 'auto' or a {words} integer")
     return setting
 
@@ -99,6 +98,20 @@ def data_workers(setting) -> int:
     cores = cpu_budget()[0] or available_cores()
     cores //= int(os.environ.get("LOCAL_WORLD_SIZE", 1))
     return max(0, min(8, cores - 1))
+
+
+def check_data_workers(setting) -> None:
+    """Validate ``data.workers`` ('auto' or an int >= 0) without resolving it."""
+    if setting != "auto":
+        _at_least("data.workers", setting, 0, "non-negative")
+
+
+def decode_processes(setting) -> int:
+    """The most processes that may decode an in-memory image tree (``data.workers``: auto = the
+    job's cores, at most 8; or an int >= 0). The data package uses fewer for a small tree."""
+    if setting != "auto":
+        return data_workers(setting)
+    return min(8, cpu_budget()[0] or available_cores())
 
 
 def set_threads(setting) -> int:
@@ -128,8 +141,6 @@ class Dist:
         """Sum numbers over the ranks (identity for one process)."""
         if not self.active:
             return list(values)
-        import torch.distributed as dist
-
         t = torch.tensor(values, dtype=torch.float64, device=_comm_device())
         dist.all_reduce(t)
         return t.tolist()
@@ -139,8 +150,6 @@ class Dist:
         return self._max(value) + self._max(-value) if self.active else 0.0
 
     def _max(self, value: float) -> float:
-        import torch.distributed as dist
-
         t = torch.tensor([value], dtype=torch.float64, device=_comm_device())
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
         return t.item()
@@ -154,8 +163,6 @@ class Dist:
         training loop may agree on a stop flag every step without stalling the device."""
         if not self.active:
             return list(values)
-        import torch.distributed as dist
-
         t = torch.tensor(values, dtype=torch.float64)
         dist.all_reduce(t, group=_control_group())
         return t.tolist()
@@ -165,24 +172,16 @@ _CONTROL: list = []  # the CPU group for host_sum, made on first use (by every r
 
 
 def _control_group():
-    import torch.distributed as dist
-
     if not _CONTROL:
         _CONTROL.append(None if dist.get_backend() == "gloo" else dist.new_group(backend="gloo"))
     return _CONTROL[0]
 
 
 def _comm_device() -> torch.device:
-    import torch.distributed as dist
-
     return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
 
 
 def _leave_group() -> None:
-    import gc
-
-    import torch.distributed as dist
-
     _CONTROL.clear()
     gc.collect()  # a finished DistributedDataParallel sits in a reference cycle, holding the group
     if dist.is_initialized():
@@ -198,8 +197,6 @@ def dist_context(backend: str = "auto") -> Dist:
     world = int(os.environ.get("WORLD_SIZE", 1))
     if world <= 1:
         return Dist()
-    import torch.distributed as dist
-
     rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", 0))
     if not dist.is_initialized():
         if backend == "auto":
@@ -242,8 +239,6 @@ class PreemptionGuard:
     def __init__(self, names=PREEMPT_SIGNALS):
         bad = [n for n in names if not str(n).startswith("SIG") or not hasattr(signal, str(n))]
         if bad:
-            from .errors import ConfigError
-
             raise ConfigError(f"train.preempt_signals: {bad} are not signals of this platform "
                               f"(e.g. {', '.join(PREEMPT_SIGNALS)})")
         self.signals = [getattr(signal, str(n)) for n in names]
@@ -281,8 +276,6 @@ class PreemptionGuard:
 
 
 def _main_thread() -> bool:
-    import threading
-
     return threading.current_thread() is threading.main_thread()
 
 
@@ -291,3 +284,10 @@ def hand_over(p: Preempted) -> None:
     if callable(p.previous):
         p.previous(p.signum, None)  # submitit: re-dumps the job, requeues it and exits
     raise SystemExit(128 + p.signum)
+
+
+def ended_as(e: BaseException) -> str:
+    """The status a job that raised ``e`` ends with."""
+    if isinstance(e, (Interrupted, KeyboardInterrupt)):
+        return "interrupted"
+    return "preempted" if isinstance(e, Preempted) else "failed"

@@ -26,6 +26,8 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 plt.rcParams.update({"axes.titlesize": 9, "svg.hashsalt": "senet-ablate"})
 import pandas as pd  # noqa: E402
 
+from .tables import ci_bounds  # noqa: E402
+
 
 def save_figure(fig, out_dir: Path, name: str) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -44,8 +46,6 @@ def _title(spec: dict, dataset: str | None, what: str) -> str:
 
 def _yerr(t: pd.DataFrame) -> list[list[float]]:
     """Whiskers (below, above the mean) of each row's 95% CI, clipped to [0, 100]; 0 without a CI."""
-    from .tables import ci_bounds
-
     mean, half = t["top1_err_mean"].astype(float).tolist(), t["top1_err_ci95"].astype(float).fillna(0).tolist()
     bounds = [ci_bounds(m, h) for m, h in zip(mean, half)]
     return [[m - lo for m, (lo, _) in zip(mean, bounds)], [hi - m for m, (_, hi) in zip(mean, bounds)]]

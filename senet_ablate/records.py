@@ -1,4 +1,4 @@
-"""Run records: one ``metrics.json`` per job, always written whole (temp file + rename).
+"""Run records: one ``metrics.json`` per job, always written whole (``atomic.write_atomic``).
 
 ``status`` is ``running`` while a job works, then ``completed``, ``failed`` (with ``reason``), or
 ``preempted`` / ``interrupted`` (a signal or Ctrl-C: checkpointed, a relaunch resumes it).
@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import copy
 import functools
+import importlib.metadata as md
 import json
 import math
-import os
-import tempfile
+import platform
+import subprocess
 from pathlib import Path
+
+from .atomic import write_atomic
+from .launch import env_rank
 
 RECORD = "metrics.json"
 STATUSES = ("running", "preempted", "interrupted", "completed", "failed")  # preempted/interrupted: resume on relaunch
@@ -26,38 +30,6 @@ def _finite(obj):
     if isinstance(obj, (list, tuple)):
         return [_finite(v) for v in obj]
     return obj
-
-
-def umask() -> int:
-    """The process umask, read without changing it where the OS tells it (Linux /proc)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except OSError:
-        pass
-    mask = os.umask(0o022)  # elsewhere: the usual two calls
-    os.umask(mask)
-    return mask
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path`` and rename it into place. The file gets
-    the mode any new file of the process gets (0666 less the umask), not mkstemp's private 0600,
-    so that teammates in a shared group directory can read records, tables and dashboards."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~umask())
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_record(run_dir: Path, record: dict) -> Path:
@@ -86,10 +58,6 @@ def write_history(run_dir: Path, history: list[dict]) -> Path:
 def _provenance() -> dict:
     """Git revision of the code and versions of the packages that shape a result: read once per
     process (every job of a sweep in one process runs the code that process imported)."""
-    import importlib.metadata as md
-    import platform
-    import subprocess
-
     here = Path(__file__).resolve().parent
 
     def git(*args):
@@ -112,3 +80,16 @@ def _provenance() -> dict:
 
 def provenance() -> dict:
     return copy.deepcopy(_provenance())
+
+
+class Job:
+    """One job's output dir and its record, rewritten whole on every update."""
+
+    def __init__(self, out_dir: Path, record: dict):
+        self.out_dir, self.record, self.meta_model, self.weights = out_dir, record, None, None
+        self.writer = env_rank() == 0  # under torchrun, rank 0 alone writes
+
+    def update(self, **fields) -> None:
+        self.record.update(fields)
+        if self.writer:
+            write_record(self.out_dir, self.record)

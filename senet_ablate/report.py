@@ -16,15 +16,19 @@ from pathlib import Path
 
 from hydra.experimental.callback import Callback
 
-from .records import write_atomic
+from . import dashboard
+from .atomic import write_atomic
+from .collect import collect, export
+from .grouping import keep, tables_for
+from .launch import env_rank
+from .status import find_sweeps, render, sweep_command, sweep_status
+from .tables import study_table, to_latex, to_markdown
 
 log = logging.getLogger("senet_ablate")
 
 
 def sweep_commands(where: Path) -> list[str]:
     """The command(s) that made a sweep (from Hydra's multirun.yaml when present), runnable as printed."""
-    from .status import sweep_command
-
     cmds = []
     if (where / "multirun.yaml").is_file():
         try:
@@ -52,10 +56,6 @@ def report(paths, write: bool = True, html: bool = False, export_runs: bool = Tr
     ``by``, ``filters``, ``baseline``, ``out``: as senet-report's options. Raises ValueError on a
     bad option (an unknown key, a baseline that is no row)."""
     # pandas & co. load here, not with the module: every job process instantiates the callback below
-    from . import dashboard
-    from .collect import collect
-    from .grouping import keep, tables_for
-
     runs, specs = collect(paths)
     if filters and len(runs):
         runs = keep(runs, filters)
@@ -74,10 +74,6 @@ def report(paths, write: bool = True, html: bool = False, export_runs: bool = Tr
 
 def build(mine, spec: dict, name: str, where: Path, write: bool, html: bool, export_runs: bool):
     """One table: printed text, and (``write``) table.md/.tex/.csv, figures and the dashboard in ``where``."""
-    from . import dashboard
-    from .collect import export
-    from .tables import study_table, to_latex, to_markdown
-
     table = study_table(mine, spec)
     md = to_markdown(table, spec)
     if not write:
@@ -105,8 +101,6 @@ def build(mine, spec: dict, name: str, where: Path, write: bool, html: bool, exp
 
 def status(dirs) -> dict[str, str]:
     """Every sweep's status under ``dirs``: {sweep root: text}."""
-    from .status import find_sweeps, render, sweep_status
-
     return {str(root): render(sweep_status(root)) for root in find_sweeps(dirs)}
 
 
@@ -178,8 +172,6 @@ class PrintTableCallback(Callback):
                   "unfinished ones.", flush=True)
 
     def _report(self) -> str:
-        from .launch import env_rank
-
         where, self.sweep_dir = self.sweep_dir, None
         if env_rank() > 0 or not os.path.isdir(where):  # torchrun: rank 0 reports; no job ran: nothing to say
             return where

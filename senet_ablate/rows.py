@@ -12,7 +12,14 @@ ones a row put in front of them, so a relaunch of one job finds the dir its swee
 """
 from __future__ import annotations
 
+from pathlib import Path
+
+from hydra._internal.config_loader_impl import get_overrides_dirname
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
+
+from .keys import NOT_IN_DIRNAME
 
 
 def row_set(table, row) -> list[str] | None:
@@ -47,9 +54,6 @@ def typed(overrides: list[str], table) -> list[str]:
 def dir_name(overrides: list[str], dirname_cfg) -> str:
     """The run-dir name of a job: Hydra's override_dirname of the typed overrides ('default'
     when none)."""
-    from hydra._internal.config_loader_impl import get_overrides_dirname
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     parsed = OverridesParser.create().parse_overrides(list(overrides))
     name = get_overrides_dirname(parsed, list(dirname_cfg.exclude_keys), dirname_cfg.item_sep, dirname_cfg.kv_sep)
     return name.replace("/", "_") or "default"
@@ -61,3 +65,18 @@ def _run_dir_resolver(*, _root_: DictConfig) -> str:
 
 
 OmegaConf.register_new_resolver("senet_run_name", _run_dir_resolver, replace=True)
+OmegaConf.register_new_resolver("senet_not_in_dirname", lambda: list(NOT_IN_DIRNAME), replace=True)
+
+
+def expand(multirun_yaml: Path) -> tuple[list[str], list[list[str]], list[str]]:
+    """(the sweep's command-line overrides, every job's overrides, its dir names) from multirun.yaml."""
+    cfg = OmegaConf.load(multirun_yaml)
+    task = list(cfg.hydra.overrides.task)
+    params = [f"{k}={v}" for k, v in (cfg.hydra.sweeper.get("params") or {}).items()]
+    parser = OverridesParser.create()
+    jobs = BasicSweeper.split_arguments(parser.parse_overrides(params + task), None)[0]
+    first = [o.split("=", 1)[0] for o in task]  # print in the command line's order, swept keys last
+    jobs = [sorted(job, key=lambda o: first.index(o.split("=", 1)[0]) if o.split("=", 1)[0] in first else 99)
+            for job in jobs]
+    names = [dir_name(job, cfg.hydra.job.config.override_dirname) for job in jobs]
+    return task, jobs, names

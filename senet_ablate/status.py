@@ -13,6 +13,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from .records import read_record
+from .rows import expand
 
 STATES = ("completed", "running", "preempted", "interrupted", "failed", "missing")
 RELAUNCH = ("failed", "missing", "interrupted", "preempted")
@@ -95,25 +96,6 @@ def _state(run_dir: Path) -> tuple[str, str]:
     if status in ("failed", "preempted", "interrupted"):
         return status, str(rec.get("reason", ""))
     return ("completed", "") if status == "completed" else ("missing", f"unreadable status {status!r}")
-
-
-def expand(multirun_yaml: Path) -> tuple[list[str], list[list[str]], list[str]]:
-    """(the sweep's command-line overrides, every job's overrides, its dir names) from multirun.yaml."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    from .rows import dir_name
-
-    cfg = OmegaConf.load(multirun_yaml)
-    task = list(cfg.hydra.overrides.task)
-    params = [f"{k}={v}" for k, v in (cfg.hydra.sweeper.get("params") or {}).items()]
-    parser = OverridesParser.create()
-    jobs = BasicSweeper.split_arguments(parser.parse_overrides(params + task), None)[0]
-    first = [o.split("=", 1)[0] for o in task]  # print in the command line's order, swept keys last
-    jobs = [sorted(job, key=lambda o: first.index(o.split("=", 1)[0]) if o.split("=", 1)[0] in first else 99)
-            for job in jobs]
-    names = [dir_name(job, cfg.hydra.job.config.override_dirname) for job in jobs]
-    return task, jobs, names
 
 
 def sweep_status(root: Path) -> SweepStatus:

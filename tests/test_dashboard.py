@@ -101,7 +101,7 @@ def test_every_file_of_a_sweep_follows_the_umask(quick_sweep):
 def test_atomic_writes_take_the_process_umask(tmp_path, mask):
     import os
 
-    from senet_ablate.records import write_atomic
+    from senet_ablate.atomic import write_atomic
 
     old = os.umask(mask)
     try:

@@ -5,7 +5,7 @@ import socket
 import pytest
 import torch
 
-from senet_ablate import data
+from senet_ablate import data, launch
 from senet_ablate.errors import ConfigError
 
 
@@ -202,20 +202,26 @@ def _corrupt_copy(src, dst, bad="train/cat/0003.jpg"):
     return dst / bad
 
 
+def _workers(cfg) -> dict:
+    """``data.workers`` resolved as the app resolves it for ``data.build``."""
+    return dict(workers=launch.data_workers(cfg.get("workers", 0)),
+                decode_workers=launch.decode_processes(cfg.get("workers", "auto")))
+
+
 @pytest.mark.parametrize("in_memory", [False, True])
 def test_an_unreadable_image_fails_naming_it_or_is_skipped_when_asked(compose_cfg, cifar_jpeg, tmp_path, in_memory):
     bad = _corrupt_copy(cifar_jpeg, tmp_path / "tree")
     mode = ["data=cifar10_jpeg"] if in_memory else ["data=imagefolder", "data.image_size=32", "data.workers=2"]
     cfg = compose_cfg(*mode, f"data.root={tmp_path / 'tree'}").data
     with pytest.raises(ConfigError, match=rf"cannot decode image {re.escape(str(bad))}") as err:
-        d = data.build(cfg, 50, 50, torch.device("cpu"), seed=0)
+        d = data.build(cfg, 50, 50, torch.device("cpu"), seed=0, **_workers(cfg))
         for _ in d.train:
             pass
     assert in_memory or "(epoch 1, batch " in str(err.value) and "data.skip_bad_images=true" in str(err.value)
     assert not data._LIVE_ITERATORS
 
     cfg = compose_cfg(*mode, f"data.root={tmp_path / 'tree'}", "data.skip_bad_images=true").data
-    d = data.build(cfg, 50, 50, torch.device("cpu"), seed=0)
+    d = data.build(cfg, 50, 50, torch.device("cpu"), seed=0, **_workers(cfg))
     seen = sum(len(y) for _, y in d.train)
     assert seen == 199 and d.skipped_images() == [str(bad)]  # 200 train images less the bad one
     d.close()
@@ -304,7 +310,8 @@ def test_a_large_tree_is_decoded_by_worker_processes_into_the_same_tensors(cifar
     one, _, _ = data.decode_split(items, 32, 0, False, cifar_jpeg)
     two, labels, _ = data.decode_split(items, 32, 2, False, cifar_jpeg)
     assert one.shape == (250, 3, 32, 32) and torch.equal(one, two) and labels.dtype == torch.int64
-    assert data.decode_workers("auto", 1999) == 0 and data.decode_workers(4, 100_000) == 4
+    assert (data.decode_workers(launch.decode_processes("auto"), 1999) == 0
+            and data.decode_workers(launch.decode_processes(4), 100_000) == 4)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA: checks that GPU batches never make the host wait")

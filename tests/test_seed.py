@@ -62,7 +62,7 @@ def test_a_streamed_image_is_cropped_from_its_own_seed_leaving_the_global_genera
 
     cfg = OmegaConf.create({"image_size": 16, "mean": [0.5] * 3, "std": [0.5] * 3})
     _, samples, _ = data.scan_imagefolder(OmegaConf.create({"root": str(cifar_jpeg), "num_classes": None}))
-    ds = data.Seeded(data.FileDataset(samples["train"], data._imagenet_transforms(cfg, train=True)))
+    ds = data.Seeded(data.FileDataset(samples["train"], data.imagenet_transforms(cfg, train=True)))
     torch.manual_seed(0)
     before = torch.get_rng_state()
     a, b, c = ds[(5, 1234)][0], ds[(5, 1234)][0], ds[(5, 99)][0]

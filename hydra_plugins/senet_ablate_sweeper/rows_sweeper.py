@@ -14,6 +14,8 @@ from typing import Any, Sequence
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.types import HydraContext
 
+from senet_ablate.rows import with_row
+
 
 class ReusingLoader:
     """A config loader that returns a config composed once already, for the same overrides.
@@ -46,8 +48,6 @@ class RowsSweeper(BasicSweeper):
                       task_function=task_function, config=config)
 
     def get_job_batch(self) -> Sequence[Sequence[str]]:
-        from senet_ablate.rows import with_row
-
         self.reusing.composed.clear()  # left by a batch another process launched
         return [with_row(list(job), self.config.get("table")) for job in super().get_job_batch()]
 

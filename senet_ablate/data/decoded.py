@@ -8,19 +8,20 @@ bytes and its modification time (ns), with the image size and this file's format
 An image added, removed, renamed, rewritten or touched changes the key, so a changed tree is
 decoded afresh; the same tree copied elsewhere with its times (``cp -a``, ``rsync -a``) shares the
 entry. Jobs that start together take a lock: one decodes while the others wait, then load its
-file. Files are written whole (temporary file, then rename); a damaged one is decoded again.
+file. Files are written whole (``atomic.write_atomic``); a damaged one is decoded again.
 """
 from __future__ import annotations
 
 import hashlib
 import logging
 import os
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
 import torch
+
+from ..atomic import write_atomic
 
 log = logging.getLogger("senet_ablate")
 
@@ -70,20 +71,6 @@ def _load(path: Path) -> dict | None:
         return None
 
 
-def _save(path: Path, entry: dict) -> None:
-    from .records import umask
-
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~umask())
-        with os.fdopen(fd, "wb") as f:
-            torch.save(entry, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def cached(cache_dir, name: str, key: str, build: Callable[[], dict]) -> tuple[dict, str]:
     """``build()``'s entry through the cache: (entry, "hit" | "miss" | "off"). ``cache_dir`` None: off."""
     if not cache_dir:
@@ -104,7 +91,7 @@ def cached(cache_dir, name: str, key: str, build: Callable[[], dict]) -> tuple[d
             return entry, "hit"
         entry = {**build(), "version": VERSION}
         try:
-            _save(path, entry)
+            write_atomic(path, lambda f: torch.save(entry, f))
         except OSError as e:
             log.warning("could not write the decoded-data cache %s: %s", path, e)
     return entry, "miss"

@@ -1,0 +1,68 @@
+"""``train.compile``: a cache every job of a sweep shares, the warm-up that compiles before the
+clock starts, and the count of graphs compiled while timed."""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .runtime import Runtime
+
+# the compile caches a user chose in the shell, read at import (torch writes its default into the environment later)
+_USER_COMPILE_CACHE = [k for k in ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR") if k in os.environ]
+
+
+def share_compile_cache(cache_dir) -> None:
+    """Point torch.compile's caches (inductor, triton) at ``cache_dir`` unless the user set them:
+    the jobs of a sweep, on one machine or on every node of a cluster, then compile each graph once."""
+    if not cache_dir:
+        return
+    base = Path(str(cache_dir)).expanduser()
+    for key, sub in (("TORCHINDUCTOR_CACHE_DIR", "inductor"), ("TRITON_CACHE_DIR", "triton")):
+        if key not in _USER_COMPILE_CACHE:
+            os.environ[key] = str(base / sub)
+
+
+def compiled_graphs() -> int:
+    """Graphs torch.compile has compiled in this process so far (0 where torch does not say)."""
+    try:
+        from torch._dynamo.utils import counters
+
+        return int(counters["stats"]["unique_graphs"])
+    except Exception:  # noqa: BLE001 - a private counter; its absence only disables a warning
+        return 0
+
+
+def compile_warm_up(model: nn.Module, step_model, eval_model, data, rt: Runtime, image_size: int) -> float:
+    """Compile before the clock starts: one forward + backward of zeros per training batch shape
+    and one forward per eval batch shape, then put back the BatchNorm statistics, the gradients
+    and the random state, so that the run is the same as without the warm-up. Returns seconds."""
+    t0 = time.perf_counter()
+    saved = {k: b.clone() for k, b in model.named_buffers()}
+    fmt = torch.channels_last if rt.channels_last else torch.contiguous_format
+
+    def zeros(n: int) -> torch.Tensor:
+        return torch.zeros(n, 3, image_size, image_size, device=rt.device).contiguous(memory_format=fmt)
+
+    with torch.random.fork_rng(devices=[rt.device] if rt.device.type == "cuda" else []):
+        model.train()
+        for n in data.train.part_sizes():  # every rank does both passes (DDP: same collectives)
+            with rt.autocast(rt.amp):
+                logits = step_model(zeros(n))
+            F.cross_entropy(logits.float(), torch.zeros(n, dtype=torch.int64, device=rt.device)).backward()
+        model.zero_grad(set_to_none=True)
+        model.eval()
+        with torch.inference_mode(), rt.autocast(rt.eval_bf16):
+            for n in data.eval.part_sizes():
+                if n:
+                    eval_model(zeros(n))
+    with torch.no_grad():
+        for k, b in model.named_buffers():
+            b.copy_(saved[k])
+    if rt.device.type == "cuda":
+        torch.cuda.synchronize(rt.device)
+    return time.perf_counter() - t0
