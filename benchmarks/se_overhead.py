@@ -76,7 +76,7 @@ def cpu_inference(args) -> dict[str, list[float]]:
     ms = {name: m.eval() for name, m in models().items()}
     times = {name: [] for name in ms}
     with torch.inference_mode():
-        for name, m in ms.items():
+        for m in ms.values():
             for _ in range(args.cpu_warmup):
                 m(x)
         for _ in range(args.cpu_runs):

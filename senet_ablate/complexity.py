@@ -21,7 +21,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from .errors import ConfigError
-from .se import SEBlock
+from .se import ChannelAttention
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ def count(model: nn.Module, input_size: int) -> Complexity:
     x = torch.zeros(1, 3, input_size, input_size, device=device)
     se_ops = []
     hooks = [m.register_forward_pre_hook(lambda m, args: se_ops.append(m.elementwise_ops(args[0])))
-             for m in model.modules() if isinstance(m, SEBlock)]
+             for m in model.modules() if isinstance(m, ChannelAttention)]
     was_training = model.training
     model.eval()
     try:

@@ -9,24 +9,25 @@ over the map first.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import torch
 
-from .se import SEBlock
+from .errors import ConfigError
+from .se import ChannelAttention
 
 
-def blocks_of_interest(model) -> dict[str, SEBlock]:
-    """SE_<stage>_<last block> for every stage, and every block of the last stage (Fig. 6 panels)."""
-    se = {m.name: m for m in model.modules() if isinstance(m, SEBlock)}
-    ids = sorted({tuple(map(int, re.findall(r"\d+", n))) for n in se})
-    if not ids:
+def blocks_of_interest(model) -> dict[str, ChannelAttention]:
+    """Fig. 6's panels, by block name in stage and unit order: the blocks of the last unit of every
+    stage and of every unit of the last stage (by the blocks' ``stage`` and ``index``). A unit with a
+    block on each branch (the Shake nets' ``SE_2_4a``, ``SE_2_4b``) gives both."""
+    blocks = [m for m in model.modules() if isinstance(m, ChannelAttention)]
+    if not blocks:
         return {}
-    last_stage = max(s for s, _ in ids)
-    keep = {max((x for x in ids if x[0] == s), key=lambda x: x[1]) for s, _ in ids}
-    keep |= {x for x in ids if x[0] == last_stage}
-    return {f"SE_{s}_{b}": se[f"SE_{s}_{b}"] for s, b in sorted(keep)}
+    last_stage = max(b.stage for b in blocks)
+    last_unit = {s: max(b.index for b in blocks if b.stage == s) for s in {b.stage for b in blocks}}
+    keep = [b for b in blocks if b.stage == last_stage or b.index == last_unit[b.stage]]
+    return {b.name: b for b in sorted(keep, key=lambda b: (b.stage, b.index, b.name))}
 
 
 @torch.no_grad()
@@ -34,7 +35,7 @@ def collect(model, loader, classes: list[int], per_class: int, device) -> dict:
     """{block: {"class_mean": {c: [C]}, "class_std": {c: [C]}, "all_mean": [C], "n": {c: k}}}."""
     blocks = blocks_of_interest(model)
     if not blocks:
-        raise ValueError("this model has no SE blocks: nothing to analyse")
+        raise ConfigError("this model has no SE blocks: nothing to analyse")
     acts = {name: [] for name in blocks}
     hooks = [b.gate.register_forward_hook(lambda m, i, o, name=name: acts[name].append(
         (o.float().mean((2, 3)) if o.ndim == 4 else o.float()).cpu())) for name, b in blocks.items()]

@@ -122,7 +122,10 @@ def one_thread():
 
 @pytest.fixture
 def compose_cfg():
-    """Compose the primary config in-process, as Hydra would for one job."""
+    """Compose the primary config in-process, as Hydra would for one job (from the conf/ dir, so
+    the resolvers its hydra node uses are registered here: senet_ablate.rows)."""
+    import senet_ablate.rows  # noqa: F401
+
     def _compose(*overrides: str, hydra: bool = False):
         GlobalHydra.instance().clear()
         with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):

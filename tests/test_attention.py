@@ -16,7 +16,7 @@ from conftest import CONF, f32_tol, run_cli
 from senet_ablate.complexity import count, count_params
 from senet_ablate.errors import ConfigError
 from senet_ablate.models import build_model
-from senet_ablate.se import EXCITATIONS, INTEGRATIONS, SEBlock, SESpec, SQUEEZES, eca_kernel
+from senet_ablate.se import EXCITATIONS, INTEGRATIONS, SQUEEZES, ChannelAttention, SESpec, build_block, eca_kernel
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
@@ -70,9 +70,9 @@ def test_se_equals_timm_with_timms_rounding_of_the_hidden_width(channels):
     while our default keeps the paper's floor(C / r) (64 -> 4, 96 -> 6)."""
     from timm.layers.squeeze_excite import SEModule
 
-    ours = SEBlock(channels, preset("se", hidden_divisor=8))
+    ours = build_block(channels, preset("se", hidden_divisor=8))
     assert ours.fc1.out_features == SEModule(channels).fc1.out_channels
-    assert SEBlock(channels, preset("se")).fc1.out_features == channels // 16
+    assert build_block(channels, preset("se")).fc1.out_features == channels // 16
     same_output(SEModule(channels), ours, channels)
 
 
@@ -81,7 +81,7 @@ def test_eca_equals_timm_and_picks_ecas_adaptive_kernel(channels, k):
     """k = |(log2 C + 1) / 2|_odd: 64 -> 3.5 -> 3, 256 -> 4.5 -> 5, 512 -> 5, 2048 -> 6 -> 7."""
     from timm.layers.eca import EcaModule
 
-    ours = SEBlock(channels, preset("eca"))
+    ours = build_block(channels, preset("eca"))
     assert eca_kernel(channels) == k == ours.conv.kernel_size[0] == EcaModule(channels).conv.kernel_size[0]
     assert count_params(ours) == k  # one 1-D kernel, no bias
     same_output(EcaModule(channels), ours, channels)
@@ -92,7 +92,7 @@ def test_cbam_equals_timm(bias):
     """Shared MLP over avg and max pooling, then the 7x7 spatial gate with BN (eval: running statistics)."""
     from timm.layers.cbam import CbamModule
 
-    same_output(CbamModule(64, mlp_bias=bias), SEBlock(64, preset("cbam", bias=bias)), 64)
+    same_output(CbamModule(64, mlp_bias=bias), build_block(64, preset("cbam", bias=bias)), 64)
 
 
 @pytest.mark.parametrize("extent", [0, 2, 4])
@@ -101,7 +101,7 @@ def test_ge_theta_minus_equals_timm_and_adds_no_parameters(extent):
     average at stride e, nearest-neighbour back to the map, sigmoid."""
     from timm.layers.gather_excite import GatherExcite
 
-    ours = SEBlock(32, preset("ge_theta_minus", extent=extent))
+    ours = build_block(32, preset("ge_theta_minus", extent=extent))
     assert count_params(ours) == 0
     same_output(GatherExcite(32, extent=extent, use_mlp=False), ours, 32, size=13)
 
@@ -110,7 +110,7 @@ def test_ge_theta_gather_equals_strided_depthwise_convolutions():
     """timm 1.0.31 cannot build GE with parameters (GatherExcite(extra_params=True) and use_mlp=True
     raise TypeError: `*dd` is passed positionally), so GE-theta is checked against the functional
     definition: extent 8 = three depthwise 3x3 stride-2 convs, BN after each, ReLU between."""
-    block = randomise(SEBlock(16, preset("ge_theta", extent=8)))
+    block = randomise(build_block(16, preset("ge_theta", extent=8)))
     convs = [m for m in block.squeeze if isinstance(m, torch.nn.Conv2d)]
     bns = [m for m in block.squeeze if isinstance(m, torch.nn.BatchNorm2d)]
     assert len(convs) == 3 and count_params(block) == 3 * (16 * 9 + 2 * 16)
@@ -130,7 +130,7 @@ def test_ge_theta_gather_equals_strided_depthwise_convolutions():
 
 def test_global_ge_theta_is_one_depthwise_conv_over_the_whole_map():
     """Global extent: the kernel takes the map size at the first forward (here 7x7), then stays."""
-    block = SEBlock(16, preset("ge_theta"))
+    block = build_block(16, preset("ge_theta"))
     x = torch.randn(2, 16, 7, 7)
     block.eval()(x)
     randomise(block)
@@ -156,7 +156,7 @@ def test_ge_theta_plus_on_a_local_extent_equals_timms_parameter_free_gather_with
 
     ref = GatherExcite(64, extent=4, use_mlp=False)
     ref.mlp = ConvMlp(64, 4)  # timm's default ReLU, biases
-    same_output(ref, SEBlock(64, preset("se", extent=4)), 64, size=16)
+    same_output(ref, build_block(64, preset("se", extent=4)), 64, size=16)
 
 
 def test_gc_equals_timm_with_add_fusion():
@@ -166,7 +166,7 @@ def test_gc_equals_timm_with_add_fusion():
 
     ref = GlobalContext(64, fuse_add=True, fuse_scale=False, rd_ratio=1 / 16)
     ref.mlp_add.norm.eps = 1e-5
-    same_output(ref, SEBlock(64, preset("gc")), 64)
+    same_output(ref, build_block(64, preset("gc")), 64)
 
 
 @pytest.mark.parametrize("squeeze", ["attention", "none"])
@@ -175,7 +175,7 @@ def test_additive_fusion_starts_as_the_identity(squeeze):
     (also inside a backbone, whose He init leaves that layer alone)."""
     model = build_model("cifar_resnet20", preset("gc", squeeze=squeeze, excitation="fc" if squeeze == "none" else "context"),
                         10, input_size=8)
-    blocks = [m for m in model.modules() if isinstance(m, SEBlock)]
+    blocks = [m for m in model.modules() if isinstance(m, ChannelAttention)]
     assert len(blocks) == 9
     x = torch.randn(2, 16, 8, 8)
     for b in blocks:
@@ -230,7 +230,7 @@ def test_elementwise_ops_per_module_match_the_readme_table():
     assert sorted(per_element) == PRESETS
     x = torch.zeros(1, 32, 6, 6)
     for name, ops in per_element.items():
-        assert SEBlock(32, preset(name)).elementwise_ops(x) == ops * x.numel(), name
+        assert build_block(32, preset(name)).elementwise_ops(x) == ops * x.numel(), name
 
 
 # ---------------------------------------------------------------------------- the whole space runs
@@ -254,7 +254,7 @@ REFUSED = [s for s in _specs() if s not in ALLOWED]
 @pytest.mark.parametrize("sq, ex, fusion, spatial, cfg", ALLOWED, ids=[" ".join(s[:4]) for s in ALLOWED])
 def test_every_allowed_combination_runs_forward_and_backward(sq, ex, fusion, spatial, cfg):
     torch.manual_seed(0)
-    block = SEBlock(16, SESpec.from_config(cfg)).train()
+    block = build_block(16, SESpec.from_config(cfg)).train()
     x = torch.randn(3, 16, 6, 6, requires_grad=True)
     y = block(x)
     assert y.shape == x.shape and torch.isfinite(y).all()
@@ -302,7 +302,7 @@ def test_every_module_at_every_site_of_a_cifar_resnet(name, integration):
     model = build_model("cifar_resnet20", preset(name, integration=integration), 5, input_size=16)
     out = model(torch.randn(2, 3, 16, 16))
     out.logsumexp(1).sum().backward()
-    assert out.shape == (2, 5) and len([m for m in model.modules() if isinstance(m, SEBlock)]) == 9
+    assert out.shape == (2, 5) and len([m for m in model.modules() if isinstance(m, ChannelAttention)]) == 9
 
 
 @pytest.mark.parametrize("backbone", ["resnet50", "resnext50_32x4d", "mobilenet_v1", "shufflenet_v1_g3", "vgg16_bn",

@@ -174,7 +174,7 @@ def test_stage_selection_puts_se_only_there(stages, where):
 def test_residual_block_applies_se_before_the_scale():
     """standard: x + scale * SE(u), with u the linear 1x1 output (not SE(scale * u), not scale * u)."""
     torch.manual_seed(0)
-    block = block35(SESpec(), "SE_3_1").eval()
+    block = block35(SESpec(), 3, 1).eval()
     assert isinstance(block, ResidualInception) and block.scale == 0.17 and block.se.site == "branch"
     x = torch.randn(2, 320, 5, 5)
     with torch.no_grad():

@@ -183,7 +183,8 @@ def test_forward_backward_every_integration_and_squeeze(plain_state, name, integ
         model = with_se(plain_state(name, options), name, SESpec(squeeze=squeeze, integration=integration,
                                                                   reduction=r), options)
         seen = []
-        hooks = [b.register_forward_pre_hook(lambda m, a: seen.append(a[0].min().item())) for b in se_blocks(model)]
+        hooks = [b.register_forward_pre_hook(lambda m, a, seen=seen: seen.append(a[0].min().item()))
+                 for b in se_blocks(model)]
         out = model(torch.randn(2, 3, 32, 32))
         assert out.shape == (2, 7)
         out.logsumexp(1).sum().backward()

@@ -7,7 +7,7 @@ import torch
 
 from senet_ablate.errors import ConfigError
 from senet_ablate.models import MODELS, build_model
-from senet_ablate.se import GATES, INTEGRATIONS, SEBlock, SESpec
+from senet_ablate.se import GATES, INTEGRATIONS, SEBlock, SESpec, build_block
 
 # tests/test_backbone_*.py run these through every integration and squeeze at the input sizes they need
 OWN_FILES = {"vgg16_bn", "mobilenet_v1", "bn_inception", "shufflenet_v1_g3", "inception_resnet_v2"}
@@ -83,7 +83,7 @@ def test_every_gate_runs(gate):
 
 @pytest.mark.parametrize("squeeze", ["avg", "max", "none"])
 def test_se_block_with_unit_gate_is_identity(squeeze):
-    block = SEBlock(32, SESpec(squeeze=squeeze, gate="hard_sigmoid", bias=True, reduction=4))
+    block = build_block(32, SESpec(squeeze=squeeze, gate="hard_sigmoid", bias=True, reduction=4))
     with torch.no_grad():  # hard_sigmoid(0 * h + 3) == 1 exactly
         block.fc2.weight.zero_()
         block.fc2.bias.fill_(3.0)
@@ -118,7 +118,7 @@ def test_se_changes_the_output_when_gate_is_not_one():
 
 
 def test_reduced_width_is_not_rounded():
-    block = SEBlock(100, SESpec(reduction=3))
+    block = build_block(100, SESpec(reduction=3))
     assert block.fc1.out_features == 33  # 100 // 3; timm-style rounding to 8 would give 32 or 40
 
 
@@ -172,9 +172,9 @@ def test_se_keeps_bf16_and_channels_last_so_the_rescale_copies_nothing(squeeze, 
     """The GPU path runs bf16 autocast on channels_last maps: an SE block whose pooling or gate fell
     back to fp32, or whose broadcast multiply returned NCHW, would write a full-size copy of every
     map it rescales (issue 10). Checked under CPU autocast, the same rules on this machine."""
-    from senet_ablate.se import SEBlock, SESpec
+    from senet_ablate.se import SESpec, build_block
 
-    block = SEBlock(64, SESpec(squeeze=squeeze, gate=gate)).to(memory_format=torch.channels_last)
+    block = build_block(64, SESpec(squeeze=squeeze, gate=gate)).to(memory_format=torch.channels_last)
     x, identity = (torch.randn(4, 64, 8, 8).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
                    for _ in range(2))
     with torch.autocast("cpu", torch.bfloat16):
@@ -192,7 +192,8 @@ def test_the_residual_add_with_the_rescale_fused_equals_rescale_then_add(integra
     from senet_ablate.se import SESite, SESpec
 
     torch.manual_seed(0)
-    site = SESite(SESpec(integration=integration), dict(input=32, mid=32, branch=32, identity=32, output=32), "u")
+    site = SESite(SESpec(integration=integration), dict(input=32, mid=32, branch=32, identity=32, output=32), stage=2,
+                  index=1)
     b, i = (torch.randn(2, 32, 5, 5, requires_grad=True) for _ in range(2))
     fused = site.add(b, i)
     unfused = site(b, "branch") + site(i, "identity")

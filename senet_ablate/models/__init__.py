@@ -66,6 +66,8 @@ def build_model(name: str, se: SESpec | None, num_classes: int, device: str | to
     extra = sorted(set(options) - set(valid))
     if extra:
         raise ConfigError(f"model.{extra[0]} is not an option of {name}; its options: {', '.join(valid) or '(none)'}")
+    if se is not None:
+        se.validate()  # once per model: its blocks do not check it again
     try:
         with torch.device(device) if device is not None else nullcontext():
             model = MODELS[name](se=se, num_classes=num_classes, **options)

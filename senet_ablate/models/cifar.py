@@ -11,6 +11,7 @@ unit's input (both branches read it), ``conv3x3`` after each branch's first 3x3 
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import Sequence
 
 import torch
@@ -18,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..se import INTEGRATIONS, SESite, SESpec, SiteMissing, integrations_for
-from .layers import Backbone, check_choice, check_classes, conv_bn
+from .layers import Backbone, check_choice, check_classes, conv_bn, make_stages
 from .resnet import PadShortcut
 
 SHORTCUTS = ("projection", "pad")  # 1x1 conv from the pre-activated input | He et al.'s option A
@@ -38,7 +39,7 @@ class PreActUnit(nn.Module):
     the pre-activated input (He et al. 2016b, appendix). SE-PRE acts on the branch input after the
     unit's BN-ReLU."""
 
-    def __init__(self, cin, cout, stride, se, name, bottleneck=False, shortcut_kind="projection",
+    def __init__(self, cin, cout, stride, se, stage, index, bottleneck=False, shortcut_kind="projection",
                  activated_shortcut=False):
         super().__init__()
         width = cout // 4 if bottleneck else cout
@@ -56,7 +57,8 @@ class PreActUnit(nn.Module):
         else:
             self.shortcut = nn.Conv2d(cin, cout, 1, stride, bias=False)
         self.activated_shortcut = activated_shortcut or not isinstance(self.shortcut, nn.Identity)
-        self.se = SESite(se, dict(input=cin, mid=width, branch=cout, identity=cout, output=cout), name)
+        self.se = SESite(se, dict(input=cin, mid=width, branch=cout, identity=cout, output=cout), stage=stage,
+                         index=index)
 
     def forward(self, x):
         a = self.pre(x)
@@ -78,16 +80,14 @@ class PreActNet(Backbone):
         super().__init__()
         check_choice("model.shortcut", shortcut, SHORTCUTS)
         check_classes(num_classes)
-        se_stages = se.resolve_stages(self.stage_ids) if se is not None else ()
         self.stem = nn.Conv2d(3, stem, 3, 1, 1, bias=False)
-        stages, cin = [], stem
-        for i, (sid, cout) in enumerate(zip(self.stage_ids, widths)):
-            units = []
-            for b in range(depth):
-                units.append(PreActUnit(cin, cout, 2 if (b == 0 and i > 0) else 1, se if sid in se_stages else None,
-                                        f"SE_{sid}_{b + 1}", bottleneck, shortcut, activated_shortcut=(i == b == 0)))
-                cin = cout
-            stages.append(nn.Sequential(*units))
+        first = (self.stage_ids[0], 1)  # the net's first unit: its shortcut reads the pre-activated input
+
+        def unit(cin, cout, stride, spec, stage, index):
+            return PreActUnit(cin, cout, stride, spec, stage, index, bottleneck, shortcut,
+                              activated_shortcut=(stage, index) == first)
+
+        stages, cin = make_stages(self.stage_ids, (depth,) * len(widths), widths, stem, se, unit)
         self.finish(stages, cin, num_classes, head=preact(cin))
 
 
@@ -137,10 +137,11 @@ class ShakeBranch(nn.Module):
     """One branch of a Shake unit: its convs, with an SE site after the first 3x3 (``mid``) and,
     with ``model.se_on=branch``, at its end (``branch``)."""
 
-    def __init__(self, layers: Sequence[nn.Module], mid_after: int, widths: dict, se, name: str):
+    def __init__(self, layers: Sequence[nn.Module], mid_after: int, widths: dict, se, stage: int, index: int,
+                 suffix: str):
         super().__init__()
         self.layers, self.mid_after = nn.ModuleList(layers), mid_after
-        self.se = SESite(se, widths, name, required=False)
+        self.se = SESite(se, widths, stage=stage, index=index, suffix=suffix, required=False)
 
     def forward(self, x):
         for j, layer in enumerate(self.layers):
@@ -173,7 +174,7 @@ class ShakeUnit(nn.Module):
     branches (1x1, grouped 3x3 with the stride, 1x1; ReLU after the add); otherwise Shake-Shake 26's
     (ReLU-conv-BN twice; no ReLU after the add)."""
 
-    def __init__(self, cin, cout, stride, se, name, even29=False, se_on="branch", backward="shake"):
+    def __init__(self, cin, cout, stride, se, stage, index, even29=False, se_on="branch", backward="shake"):
         super().__init__()
         self.backward, self.relu_out = backward, even29
         per_branch = dict(mid=cout)  # the sites each branch offers
@@ -185,7 +186,7 @@ class ShakeUnit(nn.Module):
                         conv_bn(cout, cout, 1)]
             return [nn.ReLU(), conv_bn(cin, cout, 3, stride, relu=True), conv_bn(cout, cout, 3)]
 
-        self.branches = nn.ModuleList(ShakeBranch(layers(), 1, per_branch, se, f"{name}{tag}") for tag in "ab")
+        self.branches = nn.ModuleList(ShakeBranch(layers(), 1, per_branch, se, stage, index, tag) for tag in "ab")
         if cin == cout and stride == 1:
             self.shortcut = nn.Identity()
         else:
@@ -193,9 +194,9 @@ class ShakeUnit(nn.Module):
         unit = dict(input=cin, identity=cout, output=cout)
         if se_on == "sum":
             unit["branch"] = cout
-        self.se = SESite(se, unit, name, required=False)
+        self.se = SESite(se, unit, stage=stage, index=index, required=False)
         if se is not None and INTEGRATIONS[se.integration] not in {*unit, *per_branch}:
-            raise SiteMissing(se.integration, name, integrations_for({*unit, *per_branch}))
+            raise SiteMissing(se.integration, self.se.name, integrations_for({*unit, *per_branch}))
 
     def forward(self, x):
         u = self.se(x, "input")
@@ -215,17 +216,10 @@ class ShakeNet(Backbone):
         check_choice("model.se_on", se_on, SE_ON)
         check_choice("model.shake_backward", backward, SHAKE_BACKWARD)
         check_classes(num_classes)
-        se_stages = se.resolve_stages(self.stage_ids) if se is not None else ()
         stem = 64 if even29 else 16
         self.stem = conv_bn(3, stem, 3, relu=even29)  # Shake-Shake 26: no ReLU after the stem
-        stages, cin = [], stem
-        for i, (sid, cout) in enumerate(zip(self.stage_ids, widths)):
-            units = []
-            for b in range(depth):
-                units.append(ShakeUnit(cin, cout, 2 if (b == 0 and i > 0) else 1, se if sid in se_stages else None,
-                                       f"SE_{sid}_{b + 1}", even29, se_on, backward))
-                cin = cout
-            stages.append(nn.Sequential(*units))
+        unit = partial(ShakeUnit, even29=even29, se_on=se_on, backward=backward)
+        stages, cin = make_stages(self.stage_ids, (depth,) * len(widths), widths, stem, se, unit)
         self.finish(stages, cin, num_classes, head=nn.Identity() if even29 else nn.ReLU())
 
 

@@ -84,7 +84,7 @@ class InceptionModule(nn.Module):
     """Branches [1x1] [1x1 -> 3x3] [1x1 -> 3x3 -> 3x3] [pool (-> 1x1)], concatenated in that order."""
 
     def __init__(self, cin: int, c1: int, c3: tuple[int, int], cd: tuple[int, int, int], pool: str, proj: int,
-                 stride: int, se: SESpec | None, name: str):
+                 stride: int, se: SESpec | None, stage: int, index: int):
         super().__init__()
         cbr = lambda i, o, k, s=1: conv_bn(i, o, k, s, relu=True)  # noqa: E731 - conv + BN + ReLU
         branches = []
@@ -101,7 +101,7 @@ class InceptionModule(nn.Module):
         branches.append(nn.Sequential(pooling, cbr(cin, proj, 1)) if proj else pooling)
         self.branches = nn.ModuleList(branches)
         self.out_channels = c1 + c3[1] + cd[2] + (proj or cin)
-        self.se = SESite(se, dict(branch=self.out_channels), name)
+        self.se = SESite(se, dict(branch=self.out_channels), stage=stage, index=index)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.se(torch.cat([b(x) for b in self.branches], 1), "branch")
@@ -124,7 +124,7 @@ class BNInception(Backbone):
             units = OrderedDict()
             for k, (label, c1, c3, cd, pool, proj, stride) in enumerate(modules, 1):
                 unit = InceptionModule(cin, c1, c3, cd, pool, proj, stride, se if sid in se_stages else None,
-                                       f"SE_{sid}_{k}")
+                                       sid, k)
                 units[f"inception_{label}"] = unit
                 cin = unit.out_channels
             stages.append(nn.Sequential(units))

@@ -69,12 +69,13 @@ class ResidualInception(nn.Module):
     (the shortcut x) and output (after the add and its ReLU)."""
 
     def __init__(self, channels: int, paths: Sequence[nn.Module], width: int, scale: float, relu: bool,
-                 se: SESpec | None, name: str):
+                 se: SESpec | None, stage: int, index: int):
         super().__init__()
         self.branches = nn.ModuleList(paths)
         self.linear = nn.Conv2d(width, channels, 1, bias=True)
         self.scale, self.relu = scale, relu
-        self.se = SESite(se, dict(input=channels, branch=channels, identity=channels, output=channels), name)
+        self.se = SESite(se, dict(input=channels, branch=channels, identity=channels, output=channels), stage=stage,
+                         index=index)
 
     def forward(self, x):
         u = self.se(x, "input")
@@ -88,29 +89,29 @@ class ResidualInception(nn.Module):
         return f"scale={self.scale}, relu={self.relu}"
 
 
-def block35(se, name, scale=0.17) -> ResidualInception:
+def block35(se, stage, index, scale=0.17) -> ResidualInception:
     """35x35 block: [1x1 32 | 1x1 32 -> 3x3 32 | 1x1 32 -> 3x3 48 -> 3x3 64] = 128 -> 320."""
     return ResidualInception(320, [
         path(unit(320, 32, 1)),
         path(unit(320, 32, 1), unit(32, 32, 3)),
         path(unit(320, 32, 1), unit(32, 48, 3), unit(48, 64, 3)),
-    ], 128, scale, True, se, name)
+    ], 128, scale, True, se, stage, index)
 
 
-def block17(se, name, scale=0.10) -> ResidualInception:
+def block17(se, stage, index, scale=0.10) -> ResidualInception:
     """17x17 block: [1x1 192 | 1x1 128 -> 1x7 160 -> 7x1 192] = 384 -> 1088."""
     return ResidualInception(1088, [
         path(unit(1088, 192, 1)),
         path(unit(1088, 128, 1), unit(128, 160, (1, 7)), unit(160, 192, (7, 1))),
-    ], 384, scale, True, se, name)
+    ], 384, scale, True, se, stage, index)
 
 
-def block8(se, name, scale=0.20, relu=True) -> ResidualInception:
+def block8(se, stage, index, scale=0.20, relu=True) -> ResidualInception:
     """8x8 block: [1x1 192 | 1x1 192 -> 1x3 224 -> 3x1 256] = 448 -> 2080."""
     return ResidualInception(2080, [
         path(unit(2080, 192, 1)),
         path(unit(2080, 192, 1), unit(192, 224, (1, 3)), unit(224, 256, (3, 1))),
-    ], 448, scale, relu, se, name)
+    ], 448, scale, relu, se, stage, index)
 
 
 def mixed_5b() -> Mixed:
@@ -163,10 +164,10 @@ class InceptionResNetV2(Backbone):
             unit(80, 192, 3, 1, 0),  # 71
             nn.MaxPool2d(3, 2),  # 35
         )
-        stages = [nn.Sequential(mixed_5b(), *[block35(spec(3), f"SE_3_{k}") for k in range(1, 11)]),
-                  nn.Sequential(mixed_6a(), *[block17(spec(4), f"SE_4_{k}") for k in range(1, 21)]),
-                  nn.Sequential(mixed_7a(), *[block8(spec(5), f"SE_5_{k}") for k in range(1, 10)],
-                                block8(spec(5), "SE_5_10", scale=1.0, relu=False))]
+        stages = [nn.Sequential(mixed_5b(), *[block35(spec(3), 3, k) for k in range(1, 11)]),
+                  nn.Sequential(mixed_6a(), *[block17(spec(4), 4, k) for k in range(1, 21)]),
+                  nn.Sequential(mixed_7a(), *[block8(spec(5), 5, k) for k in range(1, 10)],
+                                block8(spec(5), 5, 10, scale=1.0, relu=False))]
         self.finish(stages, 1536, num_classes, dropout, head=unit(2080, 1536, 1))
 
 

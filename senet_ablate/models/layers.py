@@ -1,14 +1,16 @@
-"""What every backbone shares: conv + BN (+ ReLU), the He initialisation, option checks, and the
-:class:`Port` record that maps published weights onto a backbone."""
+"""What every backbone shares: conv + BN (+ ReLU), the He initialisation, the stage loop, option
+checks, and the :class:`Port` record that maps published weights onto a backbone."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
+from ..se import SESpec
 
 
 def conv_bn(cin: int, cout: int, k: int | tuple[int, int], stride: int = 1, padding=None, groups: int = 1,
@@ -49,6 +51,23 @@ class Backbone(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.head(self.stages(self.stem(x)))
         return self.fc(self.dropout(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)))
+
+
+def make_stages(stage_ids: Sequence[int], depths: Sequence[int], widths: Sequence[int], cin: int,
+                se: SESpec | None, unit: Callable[..., nn.Module], expansion: int = 1) -> tuple[list, int]:
+    """The stages of a residual net: for each stage id (the paper's; Table 13 picks among them),
+    ``depth`` units ``unit(cin, width, stride, spec, stage, index)``, with stride 2 on the first unit
+    of every stage but the first, ``spec`` = ``se`` in the stages it chooses (else None) and
+    ``index`` counting units from 1. Returns the stages and their output width (``width * expansion``)."""
+    chosen = se.resolve_stages(tuple(stage_ids)) if se is not None else ()
+    stages = []
+    for i, (sid, depth, width) in enumerate(zip(stage_ids, depths, widths, strict=True)):
+        units = []
+        for b in range(depth):
+            units.append(unit(cin, width, 2 if (b == 0 and i > 0) else 1, se if sid in chosen else None, sid, b + 1))
+            cin = width * expansion
+        stages.append(nn.Sequential(*units))
+    return stages, cin
 
 
 def check_choice(key: str, value, valid) -> None:

@@ -37,12 +37,13 @@ STAGES = {
 class DepthwiseSeparable(nn.Module):
     """dw 3x3 (stride s) + BN + act -> pw 1x1 + BN + act, one row pair of Howard et al.'s Table 1."""
 
-    def __init__(self, cin: int, cout: int, stride: int, act: type[nn.Module], se: SESpec | None, name: str):
+    def __init__(self, cin: int, cout: int, stride: int, act: type[nn.Module], se: SESpec | None, stage: int,
+                 index: int):
         super().__init__()
         self.dw = conv_bn(cin, cin, 3, stride, padding=1, groups=cin)
         self.pw = conv_bn(cin, cout, 1)
         self.act = act(inplace=True)
-        self.se = SESite(se, dict(input=cin, mid=cin, branch=cout), name)
+        self.se = SESite(se, dict(input=cin, mid=cin, branch=cout), stage=stage, index=index)
 
     def forward(self, x):
         x = self.act(self.dw(self.se(x, "input")))
@@ -65,8 +66,7 @@ class MobileNetV1(Backbone):
         for sid, blocks in STAGES.items():
             units = []
             for b, (cout, stride) in enumerate(blocks):
-                units.append(DepthwiseSeparable(cin, cout, stride, act, se if sid in se_stages else None,
-                                                f"SE_{sid}_{b + 1}"))
+                units.append(DepthwiseSeparable(cin, cout, stride, act, se if sid in se_stages else None, sid, b + 1))
                 cin = cout
             stages.append(nn.Sequential(*units))
         self.finish(stages, cin, num_classes)

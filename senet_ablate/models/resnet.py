@@ -2,7 +2,7 @@
 ImageNet, and He et al.'s CIFAR ResNets.
 
 Blocks know only where an SE block may sit: each residual unit owns one :class:`SESite` and
-calls it at the five places it offers. Everything about squeeze and excitation lives in ``se.py``.
+calls it at the five places it offers. Everything about squeeze and excitation lives in ``se/``.
 
 Stage ids follow the SE paper: ImageNet conv2_x..conv5_x are stages 2..5 (56², 28², 14², 7² at
 224 input). The CIFAR nets have three stages (32², 16², 8² at 32 input) with ids 2, 3, 4.
@@ -15,6 +15,7 @@ the same map sizes at 224 px, so the counts agree; weights trained with one need
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import Sequence
 
 import torch
@@ -22,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..se import SESite, SESpec
-from .layers import Backbone, PAPER_SE, Port, check_choice, check_classes, conv_bn
+from .layers import PAPER_SE, Backbone, Port, check_choice, check_classes, conv_bn, make_stages
 
 STRIDE_STYLES = ("caffe", "pytorch")  # caffe: stride-2 in the first 1x1 conv; pytorch: in the 3x3
 STEM_POOLS = ("ceil", "pad")  # ceil: Caffe 3x3/2 max pool, ceil mode, no padding; pad: padding 1
@@ -56,13 +57,14 @@ class BasicBlock(nn.Module):
 
     expansion = 1
 
-    def __init__(self, cin, planes, stride, se, name, shortcut_kind="projection", stride_style="caffe"):
+    def __init__(self, cin, planes, stride, se, stage, index, shortcut_kind="projection", stride_style="caffe"):
         super().__init__()
         cout = planes * self.expansion
         self.conv1 = conv_bn(cin, planes, 3, stride)
         self.conv2 = conv_bn(planes, cout, 3)
         self.shortcut = shortcut(shortcut_kind, cin, cout, stride)
-        self.se = SESite(se, dict(input=cin, mid=planes, branch=cout, identity=cout, output=cout), name)
+        self.se = SESite(se, dict(input=cin, mid=planes, branch=cout, identity=cout, output=cout), stage=stage,
+                         index=index)
 
     def forward(self, x):
         identity = self.shortcut(x)
@@ -79,7 +81,7 @@ class Bottleneck(nn.Module):
 
     expansion = 4
 
-    def __init__(self, cin, planes, stride, se, name, shortcut_kind="projection", stride_style="caffe",
+    def __init__(self, cin, planes, stride, se, stage, index, shortcut_kind="projection", stride_style="caffe",
                  groups=1, reduce=1, mid=1):
         super().__init__()
         cout, w1, w2 = planes * self.expansion, planes * reduce, planes * mid
@@ -88,7 +90,8 @@ class Bottleneck(nn.Module):
         self.conv2 = conv_bn(w1, w2, 3, s3, groups=groups)
         self.conv3 = conv_bn(w2, cout, 1)
         self.shortcut = shortcut(shortcut_kind, cin, cout, stride)
-        self.se = SESite(se, dict(input=cin, mid=w2, branch=cout, identity=cout, output=cout), name)
+        self.se = SESite(se, dict(input=cin, mid=w2, branch=cout, identity=cout, output=cout), stage=stage,
+                         index=index)
 
     def forward(self, x):
         identity = self.shortcut(x)
@@ -109,17 +112,9 @@ class ResNet(Backbone):
         check_choice("model.stride_style", stride_style, STRIDE_STYLES)
         check_classes(num_classes)
         self.stage_ids = tuple(stage_ids)
-        se_stages = se.resolve_stages(self.stage_ids) if se is not None else ()
         self.stem = stem
-        stages, cin = [], stem_channels
-        for i, (sid, depth, width) in enumerate(zip(stage_ids, depths, widths)):
-            blocks = []
-            for b in range(depth):
-                stride = 2 if (b == 0 and i > 0) else 1
-                blocks.append(block(cin, width, stride, se if sid in se_stages else None, f"SE_{sid}_{b + 1}",
-                                    shortcut_kind, stride_style, **(block_options or {})))
-                cin = width * block.expansion
-            stages.append(nn.Sequential(*blocks))
+        unit = partial(block, shortcut_kind=shortcut_kind, stride_style=stride_style, **(block_options or {}))
+        stages, cin = make_stages(self.stage_ids, depths, widths, stem_channels, se, unit, block.expansion)
         self.finish(stages, cin, num_classes, dropout)
 
 

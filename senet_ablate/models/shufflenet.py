@@ -53,8 +53,8 @@ def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
 class ShuffleUnit(nn.Module):
     """One ShuffleNet v1 unit (stride 1: residual add; stride 2: concat with a pooled shortcut)."""
 
-    def __init__(self, cin: int, cout: int, stride: int, se: SESpec | None, name: str, groups: int = GROUPS,
-                 group_first: bool = True):
+    def __init__(self, cin: int, cout: int, stride: int, se: SESpec | None, stage: int, index: int,
+                 groups: int = GROUPS, group_first: bool = True):
         super().__init__()
         mid = cout // 4
         branch = cout - cin if stride == 2 else cout
@@ -63,7 +63,8 @@ class ShuffleUnit(nn.Module):
         self.conv2 = conv_bn(mid, mid, 3, stride, groups=mid)  # depthwise, no ReLU
         self.conv3 = conv_bn(mid, branch, 1, groups=groups)
         self.shortcut = nn.AvgPool2d(3, 2, 1) if stride == 2 else nn.Identity()
-        self.se = SESite(se, dict(input=cin, mid=mid, branch=branch, identity=cin, output=cout), name)
+        self.se = SESite(se, dict(input=cin, mid=mid, branch=branch, identity=cin, output=cout), stage=stage,
+                         index=index)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = self.shortcut(x)
@@ -90,8 +91,8 @@ class ShuffleNetV1(Backbone):
         for i, (sid, units, cout) in enumerate(STAGES):
             blocks = []
             for k in range(units):
-                blocks.append(ShuffleUnit(cin, cout, 2 if k == 0 else 1, se if sid in se_stages else None,
-                                          f"SE_{sid}_{k + 1}", group_first=not (i == 0 and k == 0)))
+                blocks.append(ShuffleUnit(cin, cout, 2 if k == 0 else 1, se if sid in se_stages else None, sid, k + 1,
+                                          group_first=not (i == 0 and k == 0)))
                 cin = cout
             stages.append(nn.Sequential(*blocks))
         self.finish(stages, cin, num_classes)

@@ -31,10 +31,10 @@ HIDDEN = 4096  # the two FC layers before the classifier
 class ConvUnit(nn.Module):
     """One 3x3 conv + BN + ReLU of VGG-16 (Table 2); SE after the ReLU (site ``branch`` only)."""
 
-    def __init__(self, cin: int, cout: int, se: SESpec | None, name: str):
+    def __init__(self, cin: int, cout: int, se: SESpec | None, stage: int, index: int):
         super().__init__()
         self.conv = conv_bn(cin, cout, 3, bias=True)
-        self.se = SESite(se, dict(branch=cout), name)
+        self.se = SESite(se, dict(branch=cout), stage=stage, index=index)
 
     def forward(self, x):
         return self.se(F.relu(self.conv(x), inplace=True), "branch")
@@ -52,7 +52,7 @@ class VGG(nn.Module):
         for sid, depth, width in zip(STAGE_IDS, DEPTHS, WIDTHS):
             units = []
             for k in range(depth):
-                units.append(ConvUnit(cin, width, se if sid in se_stages else None, f"SE_{sid}_{k + 1}"))
+                units.append(ConvUnit(cin, width, se if sid in se_stages else None, sid, k + 1))
                 cin = width
             stages.append(nn.Sequential(*units, nn.MaxPool2d(2, 2)))
         self.stages = nn.Sequential(*stages)

@@ -1,0 +1,53 @@
+"""Squeeze-and-Excitation and its successors as points of one ablation space (Hu et al., TPAMI v4,
+Tables 10-16; ECA, CBAM, GC, GE, SRM).
+
+    spec.py        SESpec and the registries of the axes' names (the whole space, and its validation)
+    squeeze.py     the squeeze modules          excitation.py  one block class per kind of excitation
+    spatial.py     CBAM's spatial gate          block.py       ChannelAttention, the frame they share
+    build.py       spec -> block                site.py        SESite: where a block sits in a unit
+
+``isinstance(m, ChannelAttention)`` finds every block of a model; ``build_block(C, spec)`` makes one.
+"""
+
+from __future__ import annotations
+
+from .block import ChannelAttention
+from .build import BLOCKS, SQUEEZE_MODULES, build_block
+from .excitation import ECABlock, GCBlock, GEBlock, SEBlock, SRMBlock, eca_kernel
+from .site import SESite, SiteMissing, block_name, integrations_for
+from .spatial import SpatialGate
+from .spec import EXCITATIONS, FUSIONS, GATES, INTEGRATIONS, SPATIALS, SQUEEZES, Excitation, SESpec, Squeeze
+from .squeeze import AttentionPool, DepthwiseGather, GlobalGather, GlobalStats, LocalAvg, NoSqueeze
+
+__all__ = [
+    "AttentionPool",
+    "BLOCKS",
+    "ChannelAttention",
+    "DepthwiseGather",
+    "ECABlock",
+    "EXCITATIONS",
+    "Excitation",
+    "FUSIONS",
+    "GATES",
+    "GCBlock",
+    "GEBlock",
+    "GlobalGather",
+    "GlobalStats",
+    "INTEGRATIONS",
+    "LocalAvg",
+    "NoSqueeze",
+    "SEBlock",
+    "SESite",
+    "SESpec",
+    "SPATIALS",
+    "SQUEEZES",
+    "SQUEEZE_MODULES",
+    "SRMBlock",
+    "SiteMissing",
+    "SpatialGate",
+    "Squeeze",
+    "block_name",
+    "build_block",
+    "eca_kernel",
+    "integrations_for",
+]

@@ -1,0 +1,126 @@
+"""The kinds of excitation, one :class:`ChannelAttention` subclass each, owning its layers (any
+squeeze, gate, fusion and spatial gate composes with any of them that accepts the squeeze's output):
+
+    SEBlock    fc           SE (Sec. 3.2; Table 10's reduction r)
+    GCBlock    context      GC (Cao et al., ICCV-W 2019): fc with LayerNorm on the hidden layer
+    ECABlock   conv1d       ECA (Wang et al., CVPR 2020): one 1-D conv across channels
+    SRMBlock   channelwise  SRM (Lee et al., ICCV 2019): a weight per channel and statistic, then BN
+    GEBlock    identity     GE (Hu et al., NeurIPS 2018): no parameters, the gathered values gated
+
+Each takes its own layers' plain arguments, then ``**parts``: the frame's keywords (squeeze, gate,
+fusion, spatial, keeps_map, ops_per_element, name, stage, index; :class:`ChannelAttention`).
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+
+import torch
+from torch import nn
+
+from .block import ChannelAttention
+
+
+def eca_kernel(channels: int) -> int:
+    """ECA's adaptive kernel (Wang et al., CVPR 2020, gamma = 2, b = 1): t = |(log2 C + 1) / 2|, made odd.
+    timm clamps it to >= 3; the two agree from C = 8 up."""
+    t = int(abs((math.log2(channels) + 1) / 2))
+    return t if t % 2 else t + 1
+
+
+def per_descriptor(s: torch.Tensor) -> torch.Tensor:
+    """(N, C) -> (N, 1, C); (N, D, C) unchanged."""
+    return s if s.ndim == 3 else s[:, None]
+
+
+def start_as_identity(fc: nn.Module) -> None:
+    """GCNet's init for a block that adds: its last layer at 0, so the block starts as the identity
+    (``zero_init``: the backbones' he_init leaves it)."""
+    fc.zero_init = True
+    nn.init.zeros_(fc.weight)
+    if fc.bias is not None:
+        nn.init.zeros_(fc.bias)
+
+
+class SEBlock(ChannelAttention):
+    """SE's excitation: ``fc1`` to ``hidden`` units (Table 10: C // r), ReLU, ``fc2`` back to C. On a
+    squeeze that keeps a map (NoSqueeze, Table 16; GE-theta+'s gather) the two layers are 1x1 convs,
+    applied per position."""
+
+    def __init__(self, channels: int, hidden: int, bias: bool = True, *, keeps_map: bool = False, **parts):
+        layer = partial(nn.Conv2d, kernel_size=1) if keeps_map else nn.Linear
+        super().__init__(
+            dict(
+                fc1=layer(channels, hidden, bias=bias),
+                relu=nn.ReLU(inplace=True),
+                fc2=layer(hidden, channels, bias=bias),
+            ),
+            keeps_map=keeps_map,
+            **parts,
+        )
+        if self.fusion == "add":
+            start_as_identity(self.fc2)
+
+    def excite(self, s):
+        return self.fc2(self.relu(self.fc1(s)))
+
+
+class GCBlock(ChannelAttention):
+    """GC's transform on the context vector: ``fc1`` to ``hidden`` units, LayerNorm, ReLU, ``fc2``
+    (GC itself: squeeze AttentionPool, fusion add)."""
+
+    def __init__(self, channels: int, hidden: int, bias: bool = True, **parts):
+        super().__init__(
+            dict(
+                fc1=nn.Linear(channels, hidden, bias=bias),
+                norm=nn.LayerNorm(hidden),
+                relu=nn.ReLU(inplace=True),
+                fc2=nn.Linear(hidden, channels, bias=bias),
+            ),
+            **parts,
+        )
+        if self.fusion == "add":
+            start_as_identity(self.fc2)
+
+    def excite(self, s):
+        return self.fc2(self.relu(self.norm(self.fc1(s))))
+
+
+class ECABlock(ChannelAttention):
+    """ECA's excitation: one 1-D conv across the channels, no bias, from each of the ``descriptors``
+    statistics to one logit per channel; ``kernel_size`` None: ECA's adaptive kernel."""
+
+    def __init__(self, channels: int, kernel_size: int | None = None, descriptors: int = 1, **parts):
+        k = eca_kernel(channels) if kernel_size is None else kernel_size
+        super().__init__(dict(conv=nn.Conv1d(descriptors, 1, k, padding=k // 2, bias=False)), **parts)
+
+    def excite(self, s):
+        return self.conv(per_descriptor(s))[:, 0]
+
+
+class SRMBlock(ChannelAttention):
+    """SRM's style integration: a weight per channel and statistic (``weight``, D x C, zero at start
+    as in SRM), summed over the statistics, then BN."""
+
+    def __init__(self, channels: int, descriptors: int = 2, **parts):
+        super().__init__(
+            dict(weight=nn.Parameter(torch.zeros(descriptors, channels)), bn=nn.BatchNorm1d(channels)), **parts
+        )
+
+    def excite(self, s):
+        return self.bn((per_descriptor(s) * self.weight).sum(1))
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, weight={tuple(self.weight.shape)}"
+
+
+class GEBlock(ChannelAttention):
+    """GE's parameter-free excite: the squeeze's values are gated as they are, resized to the map
+    (GE-theta-: an average gather; GE-theta: a depthwise one)."""
+
+    def __init__(self, **parts):
+        super().__init__({}, **parts)
+
+    def excite(self, s):
+        return s

@@ -1,0 +1,239 @@
+"""The ablation space (Hu et al., TPAMI v4, Tables 10-16) and SE's successors, in one place: each
+axis is a registry of names with what the builders and the checks need to know of them, and
+:class:`SESpec` is one point of the space, validated once per model.
+
+    squeeze      avg | max (Table 11), none = NoSqueeze (Table 16); avgmax (CBAM: both pools through
+                 one shared excitation, summed), avgstd (SRM's style pooling), attention (GC's softmax
+                 pooling), gather (GE-theta: depthwise convs, strided or over the whole map); avg with
+                 extent > 0 is GE-theta-'s local average. A squeeze gives per-channel vectors, or a map
+                 (none, gather, local avg).
+    excitation   fc (two layers, hidden C // r), conv1d (ECA: one 1-D conv across channels, kernel
+                 adaptive to C), channelwise (SRM: a weight per channel and statistic, then BN),
+                 context (GC: fc with LayerNorm on the hidden layer), identity (GE: no parameters)
+    gate         Table 12 (sigmoid | tanh | relu), plus hard_sigmoid and identity
+    fusion       scale (x * gate) | add (x + gate: GC's fusion)
+    spatial      none | cbam (CBAM's spatial gate after the channel one: 7x7 conv over [mean, max])
+    reduction    Table 10 (r) for fc and context; hidden_divisor 1 keeps C // r (the paper), 8 rounds
+                 like timm; min_hidden floors it (Table 10's r = 32 on CIFAR's 16-channel stage)
+    kernel_size  conv1d's kernel: adaptive (ECA: the odd integer nearest (log2 C + 1) / 2, ties up) or an
+                 odd integer
+    extent       0 = global; for avg and gather, the gather extent (GE)
+    bias         the fc/context layers' biases: dropped in the paper's ablations, kept in its models
+    integration  Table 14 (standard | pre | post | identity) and Table 15 (conv3x3)
+    stages       Table 13 (paper stage ids; [] = the plain baseline, "all" = SE All)
+
+A key that does not apply to the chosen squeeze/excitation must be null (extent: 0), so that
+``attention=eca se.reduction=8`` fails instead of silently meaning nothing. Published modules are
+the presets of ``conf/attention``; the modules themselves are in ``squeeze.py``, ``excitation.py``
+and ``spatial.py``, built from a spec by ``build.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Sequence
+
+from torch import nn
+
+from ..errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Squeeze:
+    """How a feature map is summarised before the excitation."""
+
+    descriptors: int  # D per channel for vectors; 0: the squeeze keeps a map (per-position excitation)
+    ops_per_element: int  # paper-convention elementwise ops per input element (convs/matmuls count as MACs)
+    extent: bool = False  # takes se.extent
+
+
+SQUEEZES: dict[str, Squeeze] = {
+    "avg": Squeeze(1, 1, extent=True),  # Table 11; extent > 0: GE-theta-'s local average (a map)
+    "max": Squeeze(1, 1),  # Table 11
+    "none": Squeeze(0, 0),  # NoSqueeze (Table 16)
+    "avgmax": Squeeze(2, 2),  # CBAM
+    "avgstd": Squeeze(2, 2),  # SRM
+    "attention": Squeeze(1, 0),  # GC (its 1x1 conv and weighted sum count as MACs)
+    "gather": Squeeze(0, 0, extent=True),  # GE-theta (depthwise convs: MACs)
+}
+
+
+@dataclass(frozen=True)
+class Excitation:
+    """From the squeeze's vectors, (N, C) or (N, D, C), to per-channel logits, (N, C) or (N, D, C) summed
+    over D afterwards (CBAM's shared MLP); or, on a map, per-position logits (N, C, h, w)."""
+
+    keys: tuple[str, ...] = ()  # the spec keys it uses
+    on_maps: bool = False  # it can run per position, on a squeeze that keeps a map
+
+
+_FC_KEYS = ("reduction", "min_hidden", "hidden_divisor", "bias")
+EXCITATIONS: dict[str, Excitation] = {
+    "fc": Excitation(_FC_KEYS, on_maps=True),  # SE (Sec. 3.2, Table 10)
+    "conv1d": Excitation(("kernel_size",)),  # ECA
+    "channelwise": Excitation(),  # SRM
+    "context": Excitation(_FC_KEYS),  # GC
+    "identity": Excitation(on_maps=True),  # GE
+}
+_EXCITATION_KEYS = ("reduction", "min_hidden", "hidden_divisor", "bias", "kernel_size")
+
+GATES: dict[str, type[nn.Module]] = {  # Table 12, plus hard_sigmoid and identity
+    "sigmoid": nn.Sigmoid,
+    "tanh": nn.Tanh,
+    "relu": nn.ReLU,
+    "hard_sigmoid": nn.Hardsigmoid,
+    "identity": nn.Identity,
+}
+FUSIONS = ("scale", "add")
+
+# spatial gate -> its paper-convention ops per input element (CBAM: two channel poolings and the rescale)
+SPATIALS: dict[str, int] = {"none": 0, "cbam": 3}
+
+# integration strategy -> the place in a residual unit that carries the block (Fig. 5; site.py)
+INTEGRATIONS: dict[str, str] = {
+    "standard": "branch",  # on the residual branch, before the summation (Fig. 5a)
+    "pre": "input",  # before the residual unit, on its branch input only (Fig. 5b)
+    "post": "output",  # after the summation and its ReLU (Fig. 5c)
+    "identity": "identity",  # on the identity connection, parallel to the branch (Fig. 5d)
+    "conv3x3": "mid",  # right after the (first) 3x3 conv and its BN/ReLU (Table 15)
+}
+
+
+def _choice(key: str, value, valid) -> None:
+    if value not in valid:
+        raise ConfigError(f"{key}={value!r} is not a valid choice; valid values: {', '.join(map(str, valid))}")
+
+
+def _int(key: str, value, least: int, what: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise ConfigError(f"{key}={value!r} must be an integer >= {least} ({what})")
+
+
+@dataclass(frozen=True)
+class SESpec:
+    """One point of the ablation space. ``stages`` is "all" or a tuple of paper stage ids; a key that
+    does not apply to the chosen squeeze/excitation is None (extent: 0)."""
+
+    squeeze: str = "avg"
+    excitation: str = "fc"
+    gate: str = "sigmoid"
+    fusion: str = "scale"
+    spatial: str = "none"
+    reduction: int | None = 16
+    min_hidden: int | None = 0
+    hidden_divisor: int | None = 1
+    bias: bool | None = True
+    kernel_size: int | str | None = None
+    extent: int = 0
+    integration: str = "standard"
+    stages: str | tuple[int, ...] = "all"
+
+    @classmethod
+    def from_config(cls, cfg) -> "SESpec":
+        """Build and validate from the ``se:`` config node (a mapping)."""
+        known = [f.name for f in fields(cls)]
+        extra = sorted(set(cfg) - set(known))
+        if extra:
+            raise ConfigError(f"unknown key(s) under se: {', '.join(extra)}; valid keys: {', '.join(sorted(known))}")
+        stages = cfg.get("stages", "all")
+        if stages is None:
+            stages = ()
+        if not isinstance(stages, str):
+            stages = tuple(stages)
+        spec = cls(**{**dict(cfg), "stages": stages, "extent": cfg.get("extent") or 0})
+        spec.validate()
+        return spec
+
+    @property
+    def keeps_map(self) -> bool:
+        """The squeeze gives a map (excited per position, then resized to the input) rather than vectors."""
+        return SQUEEZES[self.squeeze].descriptors == 0 or (self.squeeze == "avg" and bool(self.extent))
+
+    def hidden_width(self, channels: int) -> int:
+        """Table 10's C // r; with hidden_divisor d > 1, timm's rounding: the nearest multiple of d, at
+        least d; at least min_hidden."""
+        d = self.hidden_divisor
+        h = channels // self.reduction if d == 1 else max(d, int(channels / self.reduction + d / 2) // d * d)
+        return max(h, self.min_hidden)
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the key and what is valid, for any point outside the space."""
+        _choice("se.squeeze", self.squeeze, SQUEEZES)
+        _choice("se.excitation", self.excitation, EXCITATIONS)
+        _choice("se.gate", self.gate, GATES)
+        _choice("se.fusion", self.fusion, FUSIONS)
+        _choice("se.spatial", self.spatial, SPATIALS)
+        _choice("se.integration", self.integration, INTEGRATIONS)
+        self._check_extent()
+        ex = EXCITATIONS[self.excitation]
+        if self.keeps_map and not ex.on_maps:
+            ok = [k for k, e in EXCITATIONS.items() if e.on_maps]
+            raise ConfigError(
+                f"se.excitation={self.excitation!r} needs per-channel vectors, but "
+                f"se.squeeze={self.squeeze!r}{' with se.extent=%d' % self.extent if self.extent else ''} "
+                f"keeps a map; valid excitations for it: {', '.join(ok)}"
+            )
+        self._check_excitation_keys(ex)
+        self._check_stages()
+
+    def _check_extent(self) -> None:
+        if not self.extent:
+            return
+        if not SQUEEZES[self.squeeze].extent:
+            raise ConfigError(
+                f"se.extent={self.extent} applies to squeeze avg or gather, not "
+                f"se.squeeze={self.squeeze!r}; use se.extent=0 (global)"
+            )
+        _int("se.extent", self.extent, 2, "0 = global, else the gather extent")
+        if self.squeeze == "gather" and self.extent & (self.extent - 1):
+            raise ConfigError(
+                f"se.extent={self.extent}: the gather squeeze halves the map per depthwise conv, "
+                "so its extent must be a power of two (2, 4, 8, ...)"
+            )
+
+    def _check_excitation_keys(self, ex: Excitation) -> None:
+        for key in _EXCITATION_KEYS:
+            value = getattr(self, key)
+            if key not in ex.keys and value is not None:
+                users = [k for k, e in EXCITATIONS.items() if key in e.keys]
+                raise ConfigError(
+                    f"se.{key}={value!r} does not apply to se.excitation={self.excitation!r} "
+                    f"(it applies to: {', '.join(users)}); set se.{key}=null"
+                )
+            if key in ex.keys and value is None:
+                raise ConfigError(f"se.excitation={self.excitation!r} needs se.{key} (it is null)")
+        if "reduction" in ex.keys:
+            _int("se.reduction", self.reduction, 1, "the paper uses 2..32")
+            _int("se.min_hidden", self.min_hidden, 0, "0: no floor on C // r")
+            _int("se.hidden_divisor", self.hidden_divisor, 1, "1: C // r as in the paper; 8: timm's rounding")
+            if not isinstance(self.bias, bool):
+                raise ConfigError(f"se.bias={self.bias!r} must be true or false")
+        if "kernel_size" in ex.keys and self.kernel_size != "adaptive":
+            if (
+                isinstance(self.kernel_size, bool)
+                or not isinstance(self.kernel_size, int)
+                or self.kernel_size < 1
+                or self.kernel_size % 2 == 0
+            ):
+                raise ConfigError(
+                    f"se.kernel_size={self.kernel_size!r} must be 'adaptive' (ECA's rule) or an odd integer >= 1"
+                )
+
+    def _check_stages(self) -> None:
+        if isinstance(self.stages, str):
+            if self.stages != "all":
+                raise ConfigError(f"se.stages={self.stages!r} must be 'all' or a list of stage ids such as [2, 3]")
+        elif not all(isinstance(s, int) and not isinstance(s, bool) for s in self.stages):
+            raise ConfigError(f"se.stages={list(self.stages)!r} must be a list of integer stage ids")
+
+    def resolve_stages(self, available: Sequence[int]) -> tuple[int, ...]:
+        """The stage ids that get SE on a backbone offering ``available`` (errors name the valid ids)."""
+        if self.stages == "all":
+            return tuple(available)
+        bad = [s for s in self.stages if s not in available]
+        if bad:
+            raise ConfigError(
+                f"se.stages={list(self.stages)} names stage(s) {bad} that this backbone lacks; "
+                f"its stage ids are {list(available)} (use [] for no SE, or 'all')"
+            )
+        return tuple(sorted(set(self.stages)))
