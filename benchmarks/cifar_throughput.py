@@ -14,6 +14,7 @@ Baseline: a hand-written loop, torchvision transforms per image in DataLoader wo
 4 px padding, flip, normalise), fp32, no channels_last, no compile, batch 128. Targets: >= 40,000
 images/s on one H100, >= 10x the baseline.
 """
+
 import argparse
 import json
 import os
@@ -30,15 +31,35 @@ import torch.nn.functional as F
 
 def framework(args) -> list[float]:
     gpu = torch.cuda.is_available()
-    size = ["data.train_size=2048", "data.eval_size=512"] if args.smoke else ["data.train_size=50000", "data.eval_size=10000"]
+    size = (
+        ["data.train_size=2048", "data.eval_size=512"]
+        if args.smoke
+        else ["data.train_size=50000", "data.eval_size=10000"]
+    )
     data = ["data=cifar10_jpeg", f"data.root={args.root}"] if args.root else ["data=synthetic", *size]
     fast = ["train.compile=true", f"train.compile_mode={args.compile_mode}"] if gpu and not args.smoke else []
     seeds = ",".join(str(s) for s in range(args.jobs))
     launcher = ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={args.jobs}"] if args.jobs > 1 else []
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([sys.executable, "-m", "senet_ablate.app", "-m", "model=cifar_resnet56", "recipe=cifar",
-                        *data, f"recipe.epochs={args.epochs}", f"recipe.batch_size={args.batch}", f"seed={seeds}",
-                        *fast, *launcher], cwd=tmp, check=True, capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "senet_ablate.app",
+                "-m",
+                "model=cifar_resnet56",
+                "recipe=cifar",
+                *data,
+                f"recipe.epochs={args.epochs}",
+                f"recipe.batch_size={args.batch}",
+                f"seed={seeds}",
+                *fast,
+                *launcher,
+            ],
+            cwd=tmp,
+            check=True,
+            capture_output=True,
+        )
         per_job = []
         for rec in Path(tmp).rglob("metrics.json"):
             lines = (rec.parent / "history.csv").read_text().splitlines()
@@ -46,8 +67,10 @@ def framework(args) -> list[float]:
             ips = [float(line.split(",")[col]) for line in lines[1:]]
             per_job.append(statistics.median(ips[1:] or ips))
             r = json.loads(rec.read_text())
-            print(f"  job seed={r['seed']}: {per_job[-1]:9.0f} img/s  compile_s={r.get('compile_s', 0):.1f}  "
-                  f"{r['device_name']}, {r['amp']}, channels_last={r['channels_last']}, compile={r['compile']}")
+            print(
+                f"  job seed={r['seed']}: {per_job[-1]:9.0f} img/s  compile_s={r.get('compile_s', 0):.1f}  "
+                f"{r['device_name']}, {r['amp']}, channels_last={r['channels_last']}, compile={r['compile']}"
+            )
     return per_job
 
 
@@ -62,13 +85,25 @@ def baseline(args) -> float:
     if args.root:
         from torchvision.datasets import ImageFolder
 
-        ds = ImageFolder(os.path.join(args.root, "train"), v2.Compose([
-            v2.RandomCrop(32, padding=4), v2.RandomHorizontalFlip(), v2.ToImage(), v2.ToDtype(torch.float32, True), norm]))
+        ds = ImageFolder(
+            os.path.join(args.root, "train"),
+            v2.Compose(
+                [
+                    v2.RandomCrop(32, padding=4),
+                    v2.RandomHorizontalFlip(),
+                    v2.ToImage(),
+                    v2.ToDtype(torch.float32, True),
+                    norm,
+                ]
+            ),
+        )
     else:
         g = torch.Generator().manual_seed(0)
         images = torch.randint(0, 256, (50000, 3, 32, 32), dtype=torch.uint8, generator=g)
         labels = torch.randint(0, 10, (50000,), generator=g)
-        tf = v2.Compose([v2.RandomCrop(32, padding=4), v2.RandomHorizontalFlip(), v2.ToDtype(torch.float32, True), norm])
+        tf = v2.Compose(
+            [v2.RandomCrop(32, padding=4), v2.RandomHorizontalFlip(), v2.ToDtype(torch.float32, True), norm]
+        )
 
         class Synthetic(torch.utils.data.Dataset):
             def __len__(self):
@@ -76,9 +111,17 @@ def baseline(args) -> float:
 
             def __getitem__(self, i):
                 return tf(images[i]), labels[i]
+
         ds = Synthetic()
-    loader = torch.utils.data.DataLoader(ds, batch_size=128, shuffle=True, drop_last=True, pin_memory=dev.type == "cuda",
-                                         num_workers=min(8, len(os.sched_getaffinity(0))), persistent_workers=True)
+    loader = torch.utils.data.DataLoader(
+        ds,
+        batch_size=128,
+        shuffle=True,
+        drop_last=True,
+        pin_memory=dev.type == "cuda",
+        num_workers=min(8, len(os.sched_getaffinity(0))),
+        persistent_workers=True,
+    )
     model = build_model("cifar_resnet56", SESpec(), 10).to(dev).train()
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
     seen, t0 = 0, None
@@ -116,8 +159,11 @@ def main() -> int:
     from senet_ablate.train import device_name
 
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    print(f"torch {torch.__version__}; {device_name(dev)}; SE-ResNet-56, {'CIFAR-10 JPEG tree' if args.root else 'synthetic 32 px'}; "
-          f"framework batch {args.batch}, {args.jobs} job(s), {args.epochs} epochs each")
+    print(
+        f"torch {torch.__version__}; {device_name(dev)}; SE-ResNet-56, "
+        f"{'CIFAR-10 JPEG tree' if args.root else 'synthetic 32 px'}; "
+        f"framework batch {args.batch}, {args.jobs} job(s), {args.epochs} epochs each"
+    )
     base = baseline(args)
     print(f"baseline    plain fp32 DataLoader loop (batch 128): {base:9.0f} img/s")
     jobs = framework(args)

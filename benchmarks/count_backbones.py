@@ -5,6 +5,7 @@
 Per backbone, at its native input: build on the meta device, then count; median of 3 after one
 warm-up (the first count of a process also imports torch's flop-counting machinery, printed apart).
 """
+
 import statistics
 import time
 

@@ -8,6 +8,7 @@ Each setting trains one epoch of the framework's own loop on the same in-memory 
 data (4,096 images, batch 128, CIFAR augmentation); settings alternate within each rep so that
 drift favours none. Prints each setting's median images/s and its ratio to fp32.
 """
+
 import argparse
 import statistics
 import sys
@@ -21,11 +22,13 @@ from train_loop import CONF, framework  # noqa: E402
 
 from senet_ablate.train import native_bf16, runtime  # noqa: E402
 
-SETTINGS = {"fp32": ["train.amp=false", "train.channels_last=false"],
-            "fp32 + channels_last": ["train.amp=false", "train.channels_last=true"],
-            "bf16": ["train.amp=true", "train.channels_last=false"],
-            "bf16 + channels_last": ["train.amp=true", "train.channels_last=true"],
-            "defaults (auto)": []}
+SETTINGS = {
+    "fp32": ["train.amp=false", "train.channels_last=false"],
+    "fp32 + channels_last": ["train.amp=false", "train.channels_last=true"],
+    "bf16": ["train.amp=true", "train.channels_last=false"],
+    "bf16 + channels_last": ["train.amp=true", "train.channels_last=true"],
+    "defaults (auto)": [],
+}
 
 
 def main() -> int:
@@ -36,13 +39,26 @@ def main() -> int:
     cfgs = {}
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         for name, extra in SETTINGS.items():
-            cfgs[name] = compose(config_name="config", overrides=[
-                f"model={args.model}", "data=synthetic", "recipe=cifar", "recipe.epochs=1", "recipe.batch_size=128",
-                "train.progress=false", "train.preempt_signals=[]", "cache_dir=null", *extra])
+            cfgs[name] = compose(
+                config_name="config",
+                overrides=[
+                    f"model={args.model}",
+                    "data=synthetic",
+                    "recipe=cifar",
+                    "recipe.epochs=1",
+                    "recipe.batch_size=128",
+                    "train.progress=false",
+                    "train.preempt_signals=[]",
+                    "cache_dir=null",
+                    *extra,
+                ],
+            )
     rt = runtime(cfgs["defaults (auto)"])
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {rt.setup()['device_name']}; native bf16: "
-          f"{native_bf16(rt.device)}; defaults = {rt.setup()['amp']}, channels_last={rt.channels_last}; "
-          f"SE-{args.model}, synthetic 32 px, 4,096 images, batch 128; {args.reps} reps, medians")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {rt.setup()['device_name']}; native bf16: "
+        f"{native_bf16(rt.device)}; defaults = {rt.setup()['amp']}, channels_last={rt.channels_last}; "
+        f"SE-{args.model}, synthetic 32 px, 4,096 images, batch 128; {args.reps} reps, medians"
+    )
     framework(cfgs["fp32"], 99)  # warm-up
     seen = {name: [] for name in SETTINGS}
     for rep in range(args.reps):

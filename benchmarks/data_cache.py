@@ -9,6 +9,7 @@ SE-ResNet-20 (a job that loads the whole tree, both splits, then scores the 10,0
 so that the benchmark takes a minute, not an epoch of CPU training. Also times the old way, a
 sequential in-process decode of the same tree, in the same run.
 """
+
 import argparse
 import json
 import os
@@ -32,9 +33,24 @@ def main() -> int:
         cache, weights = Path(tmp) / "cache", Path(tmp) / "se_resnet20.pt"
         torch.save(build_model("cifar_resnet20", SESpec(), 10).state_dict(), weights)
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "senet_ablate.app", "-m", "task=eval", "data=cifar10_jpeg",
-                        f"data.root={args.root}", "model=cifar_resnet20", f"model.weights={weights}", "seed=0,1",
-                        f"cache_dir={cache}"], cwd=tmp, check=True, capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "senet_ablate.app",
+                "-m",
+                "task=eval",
+                "data=cifar10_jpeg",
+                f"data.root={args.root}",
+                "model=cifar_resnet20",
+                f"model.weights={weights}",
+                "seed=0,1",
+                f"cache_dir={cache}",
+            ],
+            cwd=tmp,
+            check=True,
+            capture_output=True,
+        )
         wall = time.perf_counter() - t0
         recs = sorted((json.loads(p.read_text()) for p in Path(tmp).rglob("metrics.json")), key=lambda r: r["seed"])
         size = sum(p.stat().st_size for p in cache.rglob("*.pt"))
@@ -44,16 +60,19 @@ def main() -> int:
     from senet_ablate import data
 
     conf = Path(__file__).resolve().parent.parent / "conf" / "data"
-    cfg = OmegaConf.merge(OmegaConf.load(conf / "imagefolder.yaml"),
-                          {k: v for k, v in OmegaConf.load(conf / "cifar10_jpeg.yaml").items() if k != "defaults"})
+    cfg = OmegaConf.merge(
+        OmegaConf.load(conf / "imagefolder.yaml"),
+        {k: v for k, v in OmegaConf.load(conf / "cifar10_jpeg.yaml").items() if k != "defaults"},
+    )
     cfg.root = args.root
     t0 = time.perf_counter()
     _, samples, _ = data.scan_imagefolder(cfg)
     n = sum(len(data.decode_split(items, 32, 0, False, Path(args.root))[1]) for items in samples.values())
     sequential = time.perf_counter() - t0
 
-    print(f"{os.cpu_count()} cores; {n} images; sweep of 2 eval jobs took {wall:.0f} s; "
-          f"cache file {size / 2**20:.0f} MiB")
+    print(
+        f"{os.cpu_count()} cores; {n} images; sweep of 2 eval jobs took {wall:.0f} s; cache file {size / 2**20:.0f} MiB"
+    )
     print(f"sequential in-process decode (no cache, no workers): {sequential:6.2f} s")
     for r in recs:
         print(f"job seed={r['seed']}: data_cache={r['data_cache']:<4}  data_load_s {r['data_load_s']:6.2f} s")

@@ -10,9 +10,10 @@ Table 11's two rows (SE-ResNet-20 on digits, max vs avg squeeze) are trained as 
 them with: the basic launcher (one job after another), joblib with 2 jobs (``threads: auto`` =
 cores // 2 each), joblib with 2 jobs forced to all cores each (``threads=<cores>``: the
 oversubscription the automatic choice avoids), and submitit_local likewise (auto: cores // the
-sweep's job count, as it starts them all at once). Prints wall time, the threads each job used and the mean training img/s,
-with ratios to the basic launcher.
+sweep's job count, as it starts them all at once). Prints wall time, the threads each job used and
+the mean training img/s, with ratios to the basic launcher.
 """
+
 import argparse
 import json
 import os
@@ -22,16 +23,28 @@ import tempfile
 import time
 from pathlib import Path
 
-
 DATA = {"digits": ["data=digits"], "synthetic": ["data=synthetic", "data.train_size=8192"]}
 
 
 def run(extra: list[str], epochs: int, data: str = "digits") -> tuple[float, list[dict]]:
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "senet_ablate.app", "-m", "experiment=paper/table11_squeeze",
-                        "model=cifar_resnet20", *DATA[data], f"recipe.epochs={epochs}", *extra],
-                       cwd=tmp, check=True, capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "senet_ablate.app",
+                "-m",
+                "experiment=paper/table11_squeeze",
+                "model=cifar_resnet20",
+                *DATA[data],
+                f"recipe.epochs={epochs}",
+                *extra,
+            ],
+            cwd=tmp,
+            check=True,
+            capture_output=True,
+        )
         wall = time.perf_counter() - t0
         recs = [json.loads(p.read_text()) for p in Path(tmp).rglob("metrics.json")]
     return wall, recs
@@ -48,8 +61,11 @@ def main() -> int:
     cases = {
         "basic (sequential)": [],
         "joblib n_jobs=2, threads=auto": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
-        f"joblib n_jobs=2, threads={cores} (oversubscribed)": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-                                                              f"threads={cores}"],
+        f"joblib n_jobs=2, threads={cores} (oversubscribed)": [
+            "hydra/launcher=joblib",
+            "hydra.launcher.n_jobs=2",
+            f"threads={cores}",
+        ],
         "submitit_local, threads=auto": ["hydra/launcher=submitit_local"],
         f"submitit_local, threads={cores} (oversubscribed)": ["hydra/launcher=submitit_local", f"threads={cores}"],
     }
@@ -64,8 +80,10 @@ def main() -> int:
         base = base or wall
         ips = sum(r["images_per_s"] for r in recs) / len(recs)
         threads = sorted(r["threads"] for r in recs)
-        print(f"{name:<48} wall {wall:6.1f} s  ({wall / base:4.2f}x basic)  threads/job {threads}  "
-              f"train {ips:6.0f} img/s per job")
+        print(
+            f"{name:<48} wall {wall:6.1f} s  ({wall / base:4.2f}x basic)  threads/job {threads}  "
+            f"train {ips:6.0f} img/s per job"
+        )
     return 0
 
 

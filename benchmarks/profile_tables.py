@@ -7,13 +7,21 @@ scratch directory and prints the time per study and in total. Beside it, in the 
 time of a bare ``python -c "import torch"`` per study: the part of each command that is only
 interpreter + torch start-up, a yardstick for how fast this machine is right now.
 """
+
 import subprocess
 import sys
 import tempfile
 import time
 
-STUDIES = ["table10_reduction", "table11_squeeze", "table12_excitation", "table13_stages",
-           "table14_integration", "table15_se3x3", "table16_nosqueeze"]
+STUDIES = [
+    "table10_reduction",
+    "table11_squeeze",
+    "table12_excitation",
+    "table13_stages",
+    "table14_integration",
+    "table15_se3x3",
+    "table16_nosqueeze",
+]
 
 
 def main() -> int:
@@ -24,8 +32,12 @@ def main() -> int:
             subprocess.run([sys.executable, "-c", "import torch"], check=True)
             bare += time.perf_counter() - t0
             t0 = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "senet_ablate.app", "-m", f"experiment=paper/{study}",
-                            "task=profile"], cwd=tmp, check=True, capture_output=True)
+            subprocess.run(
+                [sys.executable, "-m", "senet_ablate.app", "-m", f"experiment=paper/{study}", "task=profile"],
+                cwd=tmp,
+                check=True,
+                capture_output=True,
+            )
             dt = time.perf_counter() - t0
             total += dt
             print(f"{study:22s} {dt:6.1f} s")

@@ -13,6 +13,7 @@ gives a per-step time, and the figures are medians over rounds. P1: SE / plain s
 on one H100). Inference: batch-1 CPU forward at 224 px, fp32, rounds alternating likewise
 (paper x1.018, target <= x1.02).
 """
+
 import argparse
 import statistics
 import sys
@@ -33,7 +34,15 @@ def models():
 
 
 class Recipe:  # the paper's ImageNet SGD settings, for make_optimizer
-    lr, batch_size, base_batch_size, momentum, nesterov, weight_decay, warmup_epochs = 0.1, 256, 256, 0.9, False, 1e-4, 0
+    lr, batch_size, base_batch_size, momentum, nesterov, weight_decay, warmup_epochs = (
+        0.1,
+        256,
+        256,
+        0.9,
+        False,
+        1e-4,
+        0,
+    )
     schedule = "constant"
 
 
@@ -54,6 +63,7 @@ def train_steps(args, rt: Runtime) -> dict[str, list[float]]:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+
         steps[name] = step
     sync = (lambda: torch.cuda.synchronize()) if rt.device.type == "cuda" else (lambda: None)
     for step in steps.values():  # warm-up: compile, cudnn autotuning, allocator
@@ -101,17 +111,29 @@ def main() -> int:
     ap.add_argument("--smoke", action="store_true", help="tiny CPU run: checks the script, no figures")
     args = ap.parse_args()
     if args.smoke:
-        args.batch, args.size, args.steps, args.rounds, args.warmup, args.cpu_runs, args.cpu_warmup = 4, 64, 1, 2, 1, 2, 1
+        args.batch, args.size, args.steps, args.rounds, args.warmup, args.cpu_runs, args.cpu_warmup = (
+            4,
+            64,
+            1,
+            2,
+            1,
+            2,
+            1,
+        )
     gpu = torch.cuda.is_available()
     dev = torch.device("cuda" if gpu else "cpu")
     rt = Runtime(dev, amp=gpu, channels_last=gpu)
     if args.cpu_only:
-        print(f"torch {torch.__version__}; {device_name(torch.device('cpu'))}; batch 1, 224 px, fp32, eval; "
-              f"medians of {args.cpu_runs} alternating runs after {args.cpu_warmup} warm-up runs")
+        print(
+            f"torch {torch.__version__}; {device_name(torch.device('cpu'))}; batch 1, 224 px, fp32, eval; "
+            f"medians of {args.cpu_runs} alternating runs after {args.cpu_warmup} warm-up runs"
+        )
     else:
-        print(f"torch {torch.__version__}; {device_name(dev)}; batch {args.batch}, {args.size} px, "
-              f"{'bf16' if rt.amp else 'fp32'}, channels_last={rt.channels_last}, compile={args.compile}; "
-              f"medians of {args.rounds} rounds x {args.steps} steps after {args.warmup} warm-up steps")
+        print(
+            f"torch {torch.__version__}; {device_name(dev)}; batch {args.batch}, {args.size} px, "
+            f"{'bf16' if rt.amp else 'fp32'}, channels_last={rt.channels_last}, compile={args.compile}; "
+            f"medians of {args.rounds} rounds x {args.steps} steps after {args.warmup} warm-up steps"
+        )
     if not args.cpu_only:
         if not gpu and not args.smoke:
             print("no GPU: the training figures below are CPU figures, not P1/P5")
@@ -124,8 +146,9 @@ def main() -> int:
     c = {k: statistics.median(v) for k, v in cpu_inference(args).items()}
     for name, s in c.items():
         print(f"CPU b=1     {name:13s} {s * 1e3:8.1f} ms   ({torch.get_num_threads()} threads)")
-    print(f"P1 CPU      SE / plain      x{c['SE-ResNet-50'] / c['ResNet-50']:.3f}   "
-          f"(paper x{PAPER_CPU}, target <= x1.02)")
+    print(
+        f"P1 CPU      SE / plain      x{c['SE-ResNet-50'] / c['ResNet-50']:.3f}   (paper x{PAPER_CPU}, target <= x1.02)"
+    )
     return 0
 
 

@@ -12,6 +12,7 @@ graphs) with one compile cache for all jobs. The sweep prints its table and writ
 table.md/.csv/.tex, the figures and dashboard.html at its end (the report callback), all inside
 the timed command. Prints the wall time, the jobs' mean images/s and compile_s, and the table.
 """
+
 import argparse
 import json
 import statistics
@@ -38,16 +39,30 @@ def main() -> int:
     else:
         if not args.root:
             ap.error("--root is required (or --smoke)")
-        cmd = ["model=cifar_resnet56", "data=cifar10_jpeg", f"data.root={args.root}", "recipe=cifar",
-               f"recipe.epochs={args.epochs}", "seed=0,1,2"]
+        cmd = [
+            "model=cifar_resnet56",
+            "data=cifar10_jpeg",
+            f"data.root={args.root}",
+            "recipe=cifar",
+            f"recipe.epochs={args.epochs}",
+            "seed=0,1,2",
+        ]
         if gpu:
             cmd += ["train.compile=true", f"train.compile_mode={args.compile_mode}"]
     if args.jobs > 1:
         cmd += ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={args.jobs}"]
     with tempfile.TemporaryDirectory() as tmp:
         # se.min_hidden=1: a CIFAR ResNet's first stage has 16 channels, so r = 32 floors C // r at 1
-        full = [sys.executable, "-m", "senet_ablate.app", "-m", "experiment=paper/table10_reduction", *cmd,
-                "se.min_hidden=1", f"cache_dir={tmp}/cache"]
+        full = [
+            sys.executable,
+            "-m",
+            "senet_ablate.app",
+            "-m",
+            "experiment=paper/table10_reduction",
+            *cmd,
+            "se.min_hidden=1",
+            f"cache_dir={tmp}/cache",
+        ]
         print("$", " ".join(full[2:]))
         t0 = time.perf_counter()
         proc = subprocess.run(full, cwd=tmp, capture_output=True, text=True)
@@ -62,8 +77,10 @@ def main() -> int:
     if done:
         ips = statistics.mean(r["images_per_s"] for r in done)
         comp = statistics.mean(r.get("compile_s", 0.0) for r in done)
-        print(f"per job: {ips:.0f} img/s (mean), compile_s {comp:.1f} (mean); {done[0]['device_name']}, "
-              f"{done[0]['amp']}, compile={done[0]['compile']}")
+        print(
+            f"per job: {ips:.0f} img/s (mean), compile_s {comp:.1f} (mean); {done[0]['device_name']}, "
+            f"{done[0]['amp']}, compile={done[0]['compile']}"
+        )
     print(f"P3 wall time, sweep + table + figures + dashboard: {wall / 60:.1f} min (target <= 15 on one H100)")
     if proc.returncode:
         print(proc.stderr[-3000:])

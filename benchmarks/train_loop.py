@@ -7,6 +7,7 @@ Both train SE-ResNet-20 for one epoch on the same in-memory synthetic 32 px data
 batch 128, CIFAR augmentation, SGD with momentum). The framework's figure is its own epoch
 images/s (history); the hand loop's is timed around its steps alike. Prints the medians and the ratio.
 """
+
 import argparse
 import statistics
 import sys
@@ -58,12 +59,25 @@ def main() -> int:
     ap.add_argument("--model", default="cifar_resnet20")
     args = ap.parse_args()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=[
-            f"model={args.model}", "data=synthetic", "recipe=cifar", "recipe.epochs=1", "recipe.batch_size=128",
-            "train.progress=false", "train.preempt_signals=[]", "cache_dir=null",
-            "train.amp=false", "train.channels_last=false"])  # the hand loop is plain fp32: compare loops, not precisions
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {runtime(cfg).setup()['device_name']}; "
-          f"SE-{args.model}, synthetic 32 px, 4,096 images, batch 128; {args.reps} alternating reps, medians")
+        cfg = compose(
+            config_name="config",
+            overrides=[
+                f"model={args.model}",
+                "data=synthetic",
+                "recipe=cifar",
+                "recipe.epochs=1",
+                "recipe.batch_size=128",
+                "train.progress=false",
+                "train.preempt_signals=[]",
+                "cache_dir=null",
+                "train.amp=false",
+                "train.channels_last=false",
+            ],
+        )  # the hand loop is plain fp32: compare loops, not precisions
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {runtime(cfg).setup()['device_name']}; "
+        f"SE-{args.model}, synthetic 32 px, 4,096 images, batch 128; {args.reps} alternating reps, medians"
+    )
     fw, hd = [], []
     hand(cfg, 99)  # warm-up (allocator, kernels)
     for rep in range(args.reps):  # alternate which goes first, so that drift favours neither

@@ -5,6 +5,7 @@ A study preset (``experiments/``) lists its table rows, each a short list of ove
 sweep iterates ``row=...`` and each job is composed with the row's overrides placed before the
 command line's (``rows.py``), so a row may also pick a config group (e.g. ``model=resnet101``).
 """
+
 from __future__ import annotations
 
 import logging
@@ -65,8 +66,12 @@ def native_input(cfg: DictConfig, overrides: list[str]) -> DictConfig:
     cfg = cfg.copy()
     with open_dict(cfg):
         cfg.model.input_size, cfg.model.num_classes = native.image_size, native.num_classes
-    log.info("no data chosen: counting %s at its native input, %d px and %d classes (data=... to change it)",
-             cfg.model.name, native.image_size, native.num_classes)
+    log.info(
+        "no data chosen: counting %s at its native input, %d px and %d classes (data=... to change it)",
+        cfg.model.name,
+        native.image_size,
+        native.num_classes,
+    )
     return cfg
 
 
@@ -81,8 +86,10 @@ def validate(cfg: DictConfig):
     data.check(cfg.data)
     launch.job_threads(cfg.threads)
     if cfg.task == "eval" and not cfg.model.get("weights"):
-        raise ConfigError("task=eval needs model.weights (a state-dict file, timm:<name> or torchvision:<name>); "
-                          "to evaluate a run of ours, pass its last.pt")
+        raise ConfigError(
+            "task=eval needs model.weights (a state-dict file, timm:<name> or torchvision:<name>); "
+            "to evaluate a run of ours, pass its last.pt"
+        )
     if cfg.task == "train":
         check_recipe(cfg.recipe)
         launch.PreemptionGuard(cfg.train.preempt_signals)  # checks the signal names
@@ -123,11 +130,21 @@ def previous(out_dir: Path) -> dict | None:
 def run(cfg: DictConfig) -> dict:
     """Run one job and write its record; a failure is recorded, then re-raised."""
     out_dir = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path.cwd()
-    job = Job(out_dir, {
-        "status": "running", "task": cfg.get("task"), "study": cfg.get("study"), "row": cfg.get("row"),
-        "seed": cfg.get("seed"), "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **provenance(),
-        "host": os.uname().nodename, "pid": os.getpid(), **hydra_context(),
-    })
+    job = Job(
+        out_dir,
+        {
+            "status": "running",
+            "task": cfg.get("task"),
+            "study": cfg.get("study"),
+            "row": cfg.get("row"),
+            "seed": cfg.get("seed"),
+            "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            **provenance(),
+            "host": os.uname().nodename,
+            "pid": os.getpid(),
+            **hydra_context(),
+        },
+    )
     prev = previous(out_dir)
     keep = prev is not None and prev.get("status") == "completed"  # never overwrite a finished record
     if prev is not None and prev.get("status") == "preempted":
@@ -144,8 +161,10 @@ def run(cfg: DictConfig) -> dict:
             if prev.get("fingerprint") == job.record["fingerprint"]:
                 log.info("skipping %s: already completed (delete its metrics.json to run it again)", out_dir)
                 return prev
-            raise ConfigError(f"{out_dir} holds a completed run of a different config; delete that dir "
-                              "or choose another runs_dir/study to keep both")
+            raise ConfigError(
+                f"{out_dir} holds a completed run of a different config; delete that dir "
+                "or choose another runs_dir/study to keep both"
+            )
         job.update(threads=launch.set_threads(cfg.threads))
         job.record.update(TASKS[cfg.task](cfg, job))
     except (launch.Interrupted, KeyboardInterrupt) as e:
@@ -172,8 +191,11 @@ def interrupted(job: Job, e: BaseException, keep: bool) -> None:
     if not keep:
         job.update(status="interrupted", reason=where, interrupted_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     resume = "resumes from last.pt" if (job.out_dir / CHECKPOINT).is_file() else "starts it again"
-    print(f"{where.split(';')[0]}: relaunching the same command {resume} (completed jobs are skipped)",
-          file=sys.stderr, flush=True)
+    print(
+        f"{where.split(';')[0]}: relaunching the same command {resume} (completed jobs are skipped)",
+        file=sys.stderr,
+        flush=True,
+    )
     raise SystemExit(130)
 
 
@@ -204,11 +226,13 @@ def row_in_front(args: list[str]) -> list[str]:
         extra = [f"hydra.searchpath=[file://{os.path.abspath(parsed.config_dir)}]"]
     try:
         with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
-            table = compose(config_name=parsed.config_name or "config", overrides=[*parsed.overrides, *extra]).get("table")
+            table = compose(config_name=parsed.config_name or "config", overrides=[*parsed.overrides, *extra]).get(
+                "table"
+            )
     except Exception:
         return args
     full = with_row(parsed.overrides, table)
-    return [*full[:len(full) - len(parsed.overrides)], *args]
+    return [*full[: len(full) - len(parsed.overrides)], *args]
 
 
 def main() -> None:

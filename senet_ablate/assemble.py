@@ -1,6 +1,7 @@
 """From a job's config to the plain PyTorch objects the tasks use: the attention spec, the model
 (optionally with published weights), the weights' eval preprocessing and the data. The one place
 where config nodes meet the core (``se``, ``models``, ``weights``, ``data``)."""
+
 from __future__ import annotations
 
 import logging
@@ -26,8 +27,10 @@ def make_model(cfg: DictConfig, device=None, num_classes: int | None = None, sta
     m = cfg.model
     classes = num_classes if num_classes is not None else m.num_classes
     if classes is None:
-        raise ConfigError("model.num_classes is null (inferred from the data only when training); "
-                          "set data.num_classes or model.num_classes")
+        raise ConfigError(
+            "model.num_classes is null (inferred from the data only when training); "
+            "set data.num_classes or model.num_classes"
+        )
     options = {k: v for k, v in OmegaConf.to_container(m, resolve=True).items() if k not in NOT_OPTIONS}
     model = build_model(m.name, se_spec(cfg), classes, device=device, input_size=m.input_size, **options)
     if state is not None:
@@ -42,8 +45,11 @@ def prepare_weights(cfg: DictConfig, meta_model) -> dict | None:
     if not source:
         return None
     spec = se_spec(cfg)
-    weights.check_fit(OmegaConf.to_container(cfg.model, resolve=True),
-                      None if spec is None else OmegaConf.to_container(cfg.se, resolve=True), str(source))
+    weights.check_fit(
+        OmegaConf.to_container(cfg.model, resolve=True),
+        None if spec is None else OmegaConf.to_container(cfg.se, resolve=True),
+        str(source),
+    )
     state = weights.prepare(meta_model, str(source), cfg.model.get("weights_file"))
     log.info("weights: %s (%d tensors) fit %s", source, len(state), cfg.model.name)
     return state
@@ -62,11 +68,27 @@ def eval_preprocessing(cfg: DictConfig) -> DictConfig:
     return d
 
 
-def load_data(data_cfg: DictConfig, batch_size: int, eval_batch_size: int, rt: Runtime, seed: int,
-              cache_dir=None, dist: launch.Dist = launch.Dist()) -> data.Data:
+def load_data(
+    data_cfg: DictConfig,
+    batch_size: int,
+    eval_batch_size: int,
+    rt: Runtime,
+    seed: int,
+    cache_dir=None,
+    dist: launch.Dist = launch.Dist(),
+) -> data.Data:
     """The ``data:`` node loaded for this job: worker and decode-process counts resolved here,
     once, from ``data.workers`` and what the launcher allows."""
     workers = data_cfg.get("workers", "auto")
-    return data.build(data_cfg, batch_size, eval_batch_size, rt.device, seed, dist.rank, dist.world,
-                      cache_dir=cache_dir, workers=launch.data_workers(data_cfg.get("workers", 0)),
-                      decode_workers=launch.decode_processes(workers))
+    return data.build(
+        data_cfg,
+        batch_size,
+        eval_batch_size,
+        rt.device,
+        seed,
+        dist.rank,
+        dist.world,
+        cache_dir=cache_dir,
+        workers=launch.data_workers(data_cfg.get("workers", 0)),
+        decode_workers=launch.decode_processes(workers),
+    )

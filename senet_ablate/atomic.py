@@ -6,6 +6,7 @@ into place. A reader never sees half a file, and a crash leaves the old file as 
 new file gets the mode any new file of the process gets (0666 less the umask), not
 ``mkstemp``'s private 0600, so that teammates sharing a group directory can read it.
 """
+
 from __future__ import annotations
 
 import os

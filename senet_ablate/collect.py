@@ -6,6 +6,7 @@ one warning naming the path: a report never crashes on one bad run. Several reco
 run (same study, row, task, config and seed) resolve to the newest completed one; failed and
 unfinished runs stay in the frame (for counts) but are never averaged.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,14 +23,30 @@ from .records import RECORD, STATUSES
 log = logging.getLogger("senet_ablate")
 
 COMPLEXITY = ("params", "macs", "elementwise_ops", "gflops", "params_m", "input_size", "mflops")
-TRAINING = ("top1_err", "top5_err", "best_top1_err", "best_top5_err", "epochs_done", "train_time_s",
-            "images_per_s")
+TRAINING = ("top1_err", "top5_err", "best_top1_err", "best_top5_err", "epochs_done", "train_time_s", "images_per_s")
 METRICS = (*COMPLEXITY, "latency_ms_cpu_b1", *TRAINING)
 # what a completed record of each task must hold
-REQUIRED = {"profile": COMPLEXITY[:4], "train": (*COMPLEXITY[:4], "top1_err", "top5_err", "epochs_done"),
-            "excitation": (), "eval": (*COMPLEXITY[:4], "top1_err", "top5_err")}
-COLUMNS = ["run_dir", "study", "row", "task", "status", "seed", "model", "data", "fingerprint", "finished_at",
-           "job_num", *METRICS, "speed_setup"]
+REQUIRED = {
+    "profile": COMPLEXITY[:4],
+    "train": (*COMPLEXITY[:4], "top1_err", "top5_err", "epochs_done"),
+    "excitation": (),
+    "eval": (*COMPLEXITY[:4], "top1_err", "top5_err"),
+}
+COLUMNS = [
+    "run_dir",
+    "study",
+    "row",
+    "task",
+    "status",
+    "seed",
+    "model",
+    "data",
+    "fingerprint",
+    "finished_at",
+    "job_num",
+    *METRICS,
+    "speed_setup",
+]
 # per run, for grouping.py (not exported): the flat config, the config-group options, the typed overrides
 INTERNAL = ["_flat", "_choices", "_typed"]
 
@@ -104,16 +121,26 @@ def load(run_dir: Path) -> dict | None:
     choices = rec.get("choices") if isinstance(rec.get("choices"), dict) else {}
     name = lambda group: (config.get(group) or {}).get("name") if isinstance(config.get(group), dict) else None  # noqa: E731
     typed = _typed(rec.get("overrides"))
-    row = {"run_dir": str(run_dir), **{k: rec.get(k) for k in COLUMNS[1:] if k in rec},
-           "model": choices.get("model") or name("model"), "data": choices.get("data") or name("data"),
-           **{f"set:{k}": v for k, v in typed.items()},
-           "_flat": flatten(config), "_choices": choices, "_typed": typed}
+    row = {
+        "run_dir": str(run_dir),
+        **{k: rec.get(k) for k in COLUMNS[1:] if k in rec},
+        "model": choices.get("model") or name("model"),
+        "data": choices.get("data") or name("data"),
+        **{f"set:{k}": v for k, v in typed.items()},
+        "_flat": flatten(config),
+        "_choices": choices,
+        "_typed": typed,
+    }
     if rec.get("device_name"):  # what the run's images/s depends on (train records since issue 10)
-        row["speed_setup"] = (f"{rec['device_name']}, {rec.get('amp')}, channels_last={rec.get('channels_last')}, "
-                              f"compile={rec.get('compile')}")
+        row["speed_setup"] = (
+            f"{rec['device_name']}, {rec.get('amp')}, channels_last={rec.get('channels_last')}, "
+            f"compile={rec.get('compile')}"
+        )
     row["_spec"] = config.get("table") if isinstance(config.get("table"), dict) else None
-    row["_key"] = json.dumps([rec.get(k) for k in ("study", "row", "task", "seed")] +
-                             [rec.get("fingerprint") or json.dumps(config, sort_keys=True, default=str)])
+    row["_key"] = json.dumps(
+        [rec.get(k) for k in ("study", "row", "task", "seed")]
+        + [rec.get("fingerprint") or json.dumps(config, sort_keys=True, default=str)]
+    )
     return row
 
 

@@ -10,6 +10,7 @@ NoSqueeze) and one per element for the channel rescale. Multiply-adds come from
 ``torch.utils.flop_counter.FlopCounterMode`` (which reports 2 FLOPs per MAC and ignores
 pooling, BN and other elementwise work), run on the meta device: shapes only, no arithmetic.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -48,16 +49,21 @@ def count(model: nn.Module, input_size: int) -> Complexity:
     device = next(model.parameters()).device
     x = torch.zeros(1, 3, input_size, input_size, device=device)
     se_ops = []
-    hooks = [m.register_forward_pre_hook(lambda m, args: se_ops.append(m.elementwise_ops(args[0])))
-             for m in model.modules() if isinstance(m, ChannelAttention)]
+    hooks = [
+        m.register_forward_pre_hook(lambda m, args: se_ops.append(m.elementwise_ops(args[0])))
+        for m in model.modules()
+        if isinstance(m, ChannelAttention)
+    ]
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
             model(x)
     except RuntimeError as e:  # e.g. VGG's five pools below 32 px, Inception-ResNet-v2 below 75 px
-        raise ConfigError(f"{type(model).__name__} cannot run on a {input_size} px input ({str(e).splitlines()[0]}); "
-                          "use a larger data.image_size (model.input_size)") from None
+        raise ConfigError(
+            f"{type(model).__name__} cannot run on a {input_size} px input ({str(e).splitlines()[0]}); "
+            "use a larger data.image_size (model.input_size)"
+        ) from None
     finally:
         for h in hooks:
             h.remove()

@@ -6,6 +6,7 @@ channel per class. Fig. 6: the class means of a sample of channels, beside the m
 evaluated images; Fig. 7: mean ± std within a class. NoSqueeze's per-position gates are averaged
 over the map first.
 """
+
 from __future__ import annotations
 
 import json
@@ -37,8 +38,12 @@ def collect(model, loader, classes: list[int], per_class: int, device) -> dict:
     if not blocks:
         raise ConfigError("this model has no SE blocks: nothing to analyse")
     acts = {name: [] for name in blocks}
-    hooks = [b.gate.register_forward_hook(lambda m, i, o, name=name: acts[name].append(
-        (o.float().mean((2, 3)) if o.ndim == 4 else o.float()).cpu())) for name, b in blocks.items()]
+    hooks = [
+        b.gate.register_forward_hook(
+            lambda m, i, o, name=name: acts[name].append((o.float().mean((2, 3)) if o.ndim == 4 else o.float()).cpu())
+        )
+        for name, b in blocks.items()
+    ]
     labels, taken = [], {c: 0 for c in classes}
     model.eval().to(device)
     try:
@@ -60,10 +65,12 @@ def collect(model, loader, classes: list[int], per_class: int, device) -> dict:
     out = {}
     for name, parts in acts.items():
         a = torch.cat(parts)
-        out[name] = {"all_mean": a.mean(0).tolist(),
-                     "class_mean": {c: a[y == c].mean(0).tolist() for c in classes},
-                     "class_std": {c: a[y == c].std(0, unbiased=len(a[y == c]) > 1).tolist() for c in classes},
-                     "n": {c: int((y == c).sum()) for c in classes}}
+        out[name] = {
+            "all_mean": a.mean(0).tolist(),
+            "class_mean": {c: a[y == c].mean(0).tolist() for c in classes},
+            "class_std": {c: a[y == c].std(0, unbiased=len(a[y == c]) > 1).tolist() for c in classes},
+            "n": {c: int((y == c).sum()) for c in classes},
+        }
     return out
 
 
@@ -81,7 +88,7 @@ def draw(result: dict, out_dir: Path, channels: int, seed: int, title: str) -> l
         for ax, name in zip(axes.flat, names):
             r = result[name]
             c_total = len(r["all_mean"])
-            idx = sorted(torch.randperm(c_total, generator=g)[:min(channels, c_total)].tolist())
+            idx = sorted(torch.randperm(c_total, generator=g)[: min(channels, c_total)].tolist())
             if kind == "inter_class":
                 ax.plot(range(len(idx)), [r["all_mean"][i] for i in idx], "k--", lw=1, label="all evaluated")
                 for c, mean in r["class_mean"].items():
@@ -95,7 +102,7 @@ def draw(result: dict, out_dir: Path, channels: int, seed: int, title: str) -> l
             ax.set_title(name)
             ax.set_xlabel(f"channel index (sample of {len(idx)})")
             ax.set_ylabel("activation")
-        for ax in axes.flat[len(names):]:
+        for ax in axes.flat[len(names) :]:
             ax.axis("off")
         axes.flat[0].legend(fontsize=7, loc="best")
         fig.suptitle(f"{title}: excitation, {kind.replace('_', '-')}", fontsize=10)

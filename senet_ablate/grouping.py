@@ -5,6 +5,7 @@ sweep order. Seeds and the keys that do not change a result (keys.py) are aggreg
 row keys. A row whose runs differ in another key is flagged, never averaged silently. The table
 built from these rows is a preset's (tables.py).
 """
+
 from __future__ import annotations
 
 import logging
@@ -112,8 +113,11 @@ def pick_baseline(rows: dict[str, dict], wanted: str | None) -> str:
         want = split_parts(wanted)
         hits = [label for label, row in rows.items() if all(row["values"].get(k) == v for k, v in want)]
         if len(hits) != 1:
-            raise ValueError(f"baseline {wanted!r} matches {len(hits)} rows; valid values: "
-                             + "; ".join(rows) + " (or key=value parts that single out one)")
+            raise ValueError(
+                f"baseline {wanted!r} matches {len(hits)} rows; valid values: "
+                + "; ".join(rows)
+                + " (or key=value parts that single out one)"
+            )
         return hits[0]
     off = [label for label, row in rows.items() if row["se_off"]]
     return off[0] if off else next(iter(rows))
@@ -136,8 +140,9 @@ def common(runs: pd.DataFrame) -> str:
     return ", ".join(shared)
 
 
-def group(runs: pd.DataFrame, study: str, by: list[str] | None = None,
-          baseline: str | None = None) -> tuple[pd.DataFrame, dict]:
+def group(
+    runs: pd.DataFrame, study: str, by: list[str] | None = None, baseline: str | None = None
+) -> tuple[pd.DataFrame, dict]:
     """(runs with ``row`` set to their table row, the table spec). ``by``: the row keys (default:
     the keys that differ); ``baseline``: as ``pick_baseline``. Raises ValueError on a bad baseline."""
     runs = _ordered(runs[runs["task"] != "excitation"])
@@ -152,18 +157,34 @@ def group(runs: pd.DataFrame, study: str, by: list[str] | None = None,
         mine = runs[runs["row"] == label]
         values = {k: value(mine.iloc[0], k) for k in keys}
         mix = mixed(mine)
-        rows[label] = {"label": label + (" †" if mix else ""), "set": [f"{k}={v}" for k, v in values.items()],
-                       "values": values, "se_off": all(r.get("se.stages") == "[]" for r in mine["_flat"])}
+        rows[label] = {
+            "label": label + (" †" if mix else ""),
+            "set": [f"{k}={v}" for k, v in values.items()],
+            "values": values,
+            "se_off": all(r.get("se.stages") == "[]" for r in mine["_flat"]),
+        }
         if mix:
             what = "; ".join(f"{k} ({', '.join(v)})" for k, v in mix.items())
-            notes.append(f"† {label}: its runs differ in {what}; averaged together here (report them "
-                         f"apart with senet-report --by {','.join([*keys, *mix])}).")
+            notes.append(
+                f"† {label}: its runs differ in {what}; averaged together here (report them "
+                f"apart with senet-report --by {','.join([*keys, *mix])})."
+            )
     base = pick_baseline(rows, baseline)
-    why = "chosen by table.baseline / --baseline" if baseline else \
-        "the row with SE off" if rows[base]["se_off"] else "the first row; table.baseline or --baseline picks another"
-    spec = {"title": f"{study}: " + (" × ".join(keys) if keys else ALL), "rows": rows, "keys": keys,
-            "baseline": base, "adhoc": True,
-            "remarks": [f"All rows: {common(runs)}."] + ([f"Δ is vs {base} ({why})."] if len(rows) > 1 else []) + notes}
+    why = (
+        "chosen by table.baseline / --baseline"
+        if baseline
+        else "the row with SE off"
+        if rows[base]["se_off"]
+        else "the first row; table.baseline or --baseline picks another"
+    )
+    spec = {
+        "title": f"{study}: " + (" × ".join(keys) if keys else ALL),
+        "rows": rows,
+        "keys": keys,
+        "baseline": base,
+        "adhoc": True,
+        "remarks": [f"All rows: {common(runs)}."] + ([f"Δ is vs {base} ({why})."] if len(rows) > 1 else []) + notes,
+    }
     return runs, spec
 
 
@@ -180,10 +201,18 @@ def keep(runs, filters: list[str]):
 
 def known(runs, key: str, option: str) -> None:
     """Fail on a key that no run's config, config groups or command line holds."""
-    if not any(key in r["_choices"] or key in r["_typed"] or key in r["_flat"] or f"{key}.name" in r["_flat"]
-               or any(k.startswith(key + ".") for k in r["_flat"]) for _, r in runs.iterrows()):
-        raise ValueError(f"{option} {key}: no run has this key; use a config key (e.g. se.reduction, "
-                         "recipe.epochs) or a config group (model, data, attention)")
+    if not any(
+        key in r["_choices"]
+        or key in r["_typed"]
+        or key in r["_flat"]
+        or f"{key}.name" in r["_flat"]
+        or any(k.startswith(key + ".") for k in r["_flat"])
+        for _, r in runs.iterrows()
+    ):
+        raise ValueError(
+            f"{option} {key}: no run has this key; use a config key (e.g. se.reduction, "
+            "recipe.epochs) or a config group (model, data, attention)"
+        )
 
 
 def tables_for(runs, specs: dict, by=None, baseline=None) -> list[tuple[str, object, dict]]:
@@ -198,8 +227,9 @@ def tables_for(runs, specs: dict, by=None, baseline=None) -> list[tuple[str, obj
     for study in runs["study"].fillna("adhoc").unique():
         mine = runs[runs["study"].fillna("adhoc") == study]
         spec = specs.get(study)
-        out.append((study, mine, preset(spec, study, baseline)) if spec is not None else
-                   (study, *adhoc(mine, study, baseline)))
+        out.append(
+            (study, mine, preset(spec, study, baseline)) if spec is not None else (study, *adhoc(mine, study, baseline))
+        )
     return out
 
 
@@ -213,8 +243,13 @@ def preset(spec: dict, study: str, baseline: str | None) -> dict:
 def adhoc(mine: pd.DataFrame, study: str, baseline: str | None) -> tuple[pd.DataFrame, dict]:
     """A study without table rows: ``group`` it, with ``baseline`` or else the newest run's
     ``table.baseline`` (a baseline from the config that matches no row falls back, with a warning)."""
-    asked = [v for v in (r["_flat"].get("table.baseline") for _, r in mine.sort_values(
-             "finished_at", na_position="first").iterrows()) if v not in (None, "null")]
+    asked = [
+        v
+        for v in (
+            r["_flat"].get("table.baseline") for _, r in mine.sort_values("finished_at", na_position="first").iterrows()
+        )
+        if v not in (None, "null")
+    ]
     try:
         return group(mine, study, baseline=baseline or (asked[-1] if asked else None))
     except ValueError as e:

@@ -1,23 +1,46 @@
 """Which config keys change a result: the run fingerprint (skip-completed, resume) and the rows
 of a study table (``grouping.py``) both read it from here. Plain Python: no Hydra, no torch."""
+
 from __future__ import annotations
 
 import copy
 import hashlib
 import json
 
-# keys that do not change a result: a relaunch that differs only here is the same run
-# (data.skip_bad_images: so that a run stopped by a corrupt file resumes with it; the record lists what it skipped;
-# model.weights_file: where a local copy of model.weights lies, like data.root; cache_dir and train.compile_mode:
-# where caches live and how a compiled run is scheduled, speed not result; runs recorded before they existed still match)
-NOT_FINGERPRINTED = ("runs_dir", "cache_dir", "train.compile_mode", "logger", "device", "threads", "train.progress",
-                     "train.preempt_signals", "data.root", "data.download", "data.workers", "data.skip_bad_images",
-                     "model.weights_file")
+# keys that do not change a result: a relaunch that differs only here is the same run. data.skip_bad_images: so
+# that a run stopped by a corrupt file resumes with it (the record lists what it skipped); model.weights_file: where
+# a local copy of model.weights lies, like data.root; cache_dir and train.compile_mode: where caches live and how a
+# compiled run is scheduled, speed not result. Runs recorded before a key existed still match.
+NOT_FINGERPRINTED = (
+    "runs_dir",
+    "cache_dir",
+    "train.compile_mode",
+    "logger",
+    "device",
+    "threads",
+    "train.progress",
+    "train.preempt_signals",
+    "data.root",
+    "data.download",
+    "data.workers",
+    "data.skip_bad_images",
+    "model.weights_file",
+)
 
 # keys added after runs were recorded: left out of the fingerprint at this value, so those runs still match
-ADDED_LATER = {"se.min_hidden": 0, "se.excitation": "fc", "se.fusion": "scale", "se.spatial": "none",
-               "se.hidden_divisor": 1, "se.kernel_size": None, "se.extent": 0, "data.pad_mode": "zeros",
-               "data.cutout": None, "recipe.warmup": "linear", "eval.amp": "auto"}
+ADDED_LATER = {
+    "se.min_hidden": 0,
+    "se.excitation": "fc",
+    "se.fusion": "scale",
+    "se.spatial": "none",
+    "se.hidden_divisor": 1,
+    "se.kernel_size": None,
+    "se.extent": 0,
+    "data.pad_mode": "zeros",
+    "data.cutout": None,
+    "recipe.warmup": "linear",
+    "eval.amp": "auto",
+}
 
 # keys left out of a run dir's name (conf/config.yaml reads this through ${senet_not_in_dirname:}): what does not
 # change a result, which experiment/study the run belongs to (its parent dirs say it), and how its table is shown
@@ -46,4 +69,3 @@ def fingerprint(config: dict) -> str:
 def row_key(key: str) -> bool:
     """Whether ``key`` (a dotted config path or a config group) may tell table rows apart."""
     return not any(key == k or key.startswith(k + ".") for k in NOT_ROW_KEYS)
-

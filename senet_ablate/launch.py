@@ -14,6 +14,7 @@ Scale-out uses existing engines: Hydra's joblib and submitit launchers run the j
   (SIGINT) is caught the same way and raises ``Interrupted``: the job is recorded as interrupted
   and exits 130; a second Ctrl-C stops it at once (``KeyboardInterrupt``).
 """
+
 from __future__ import annotations
 
 import atexit
@@ -239,8 +240,9 @@ class PreemptionGuard:
     def __init__(self, names=PREEMPT_SIGNALS):
         bad = [n for n in names if not str(n).startswith("SIG") or not hasattr(signal, str(n))]
         if bad:
-            raise ConfigError(f"train.preempt_signals: {bad} are not signals of this platform "
-                              f"(e.g. {', '.join(PREEMPT_SIGNALS)})")
+            raise ConfigError(
+                f"train.preempt_signals: {bad} are not signals of this platform (e.g. {', '.join(PREEMPT_SIGNALS)})"
+            )
         self.signals = [getattr(signal, str(n)) for n in names]
         self.signum: int | None = None
         self.previous: dict[int, object] = {}
@@ -251,8 +253,11 @@ class PreemptionGuard:
         if self.signum is None:
             self.signum = signum
             if signum == signal.SIGINT:
-                print("\nCtrl-C: checkpointing at the end of this step (press Ctrl-C again to stop at once)",
-                      file=sys.stderr, flush=True)
+                print(
+                    "\nCtrl-C: checkpointing at the end of this step (press Ctrl-C again to stop at once)",
+                    file=sys.stderr,
+                    flush=True,
+                )
             else:
                 log.warning("caught %s: checkpointing at the end of this step", signal.Signals(signum).name)
 

@@ -10,6 +10,7 @@
 Whiskers are 95% CIs clipped to [0, 100]. A figure whose data is absent (nothing trained yet, one
 row only) is skipped.
 """
+
 from __future__ import annotations
 
 import math
@@ -104,16 +105,16 @@ def pareto(table: pd.DataFrame, spec: dict, dataset, out_dir: Path, extra: bool 
         fig, ax = plt.subplots(figsize=(6, 4))
         ax.errorbar(x, t["top1_err_mean"], yerr=_yerr(t), fmt="o", capsize=4, label="rows (mean, 95% CI)")
         for xi, (_, r) in zip(x, t.iterrows()):
-            ax.annotate(r["label"], (xi, r["top1_err_mean"]), textcoords="offset points", xytext=(4, 4),
-                        fontsize=8)
+            ax.annotate(r["label"], (xi, r["top1_err_mean"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
         t = t.assign(**{col: x})
         front, best = [], math.inf
         for _, r in t.sort_values([col, "top1_err_mean"]).iterrows():
             if r["top1_err_mean"] < best:
                 front.append(r)
                 best = r["top1_err_mean"]
-        ax.plot([r[col] for r in front], [r["top1_err_mean"] for r in front], "--", color="tab:red",
-                label="Pareto front")
+        ax.plot(
+            [r[col] for r in front], [r["top1_err_mean"] for r in front], "--", color="tab:red", label="Pareto front"
+        )
         ax.set_xlabel(label)
         ax.xaxis.set_major_locator(MaxNLocator(4))
         ax.set_ylabel("top-1 error (%)")
@@ -131,8 +132,11 @@ def training_curves(runs: pd.DataFrame, spec: dict, dataset, out_dir: Path) -> l
     done = runs[(runs["status"] == "completed") & (runs["task"] == "train")]
     curves = []
     for key, row in spec["rows"].items():
-        hist = [pd.read_csv(Path(d) / "history.csv") for d in done.loc[done["row"] == key, "run_dir"]
-                if (Path(d) / "history.csv").is_file()]
+        hist = [
+            pd.read_csv(Path(d) / "history.csv")
+            for d in done.loc[done["row"] == key, "run_dir"]
+            if (Path(d) / "history.csv").is_file()
+        ]
         if hist:
             curves.append((row.get("label", key), pd.concat(hist).groupby("epoch")["top1_err"].mean()))
     if not curves:
@@ -195,8 +199,12 @@ def by_key(table: pd.DataFrame, spec: dict, dataset, out_dir: Path) -> list[Path
         series = list(dict.fromkeys(others.values()))
         for j, label in enumerate(series):
             mine = t[[others[r] == label for r in t["row"]]]
-            pos = [_number(values[r][key]) if numeric else xs.index(values[r][key]) + (j - (len(series) - 1) / 2) * 0.8
-                   / len(series) for r in mine["row"]]
+            pos = [
+                _number(values[r][key])
+                if numeric
+                else xs.index(values[r][key]) + (j - (len(series) - 1) / 2) * 0.8 / len(series)
+                for r in mine["row"]
+            ]
             draw = ax.errorbar if numeric else ax.bar
             extra = {"marker": "o", "capsize": 4} if numeric else {"width": 0.8 / len(series), "capsize": 4}
             draw(pos, mine["top1_err_mean"], yerr=_yerr(mine), label=label or "top-1 error", **extra)

@@ -3,6 +3,7 @@
 ``status`` is ``running`` while a job works, then ``completed``, ``failed`` (with ``reason``), or
 ``preempted`` / ``interrupted`` (a signal or Ctrl-C: checkpointed, a relaunch resumes it).
 """
+
 from __future__ import annotations
 
 import copy
@@ -48,8 +49,9 @@ def write_history(run_dir: Path, history: list[dict]) -> Path:
     """Per-epoch metrics as ``history.csv`` (one row per epoch)."""
     path = Path(run_dir) / "history.csv"
     cols = list(history[0]) if history else []
-    lines = [",".join(cols)] + [",".join(repr(h[c]) if isinstance(h[c], float) else str(h[c]) for c in cols)
-                                for h in history]
+    lines = [",".join(cols)] + [
+        ",".join(repr(h[c]) if isinstance(h[c], float) else str(h[c]) for c in cols) for h in history
+    ]
     write_atomic(path, "\n".join(lines) + "\n")
     return path
 
@@ -74,8 +76,7 @@ def _provenance() -> dict:
         except md.PackageNotFoundError:
             versions[pkg] = None
     rev = git("rev-parse", "HEAD")
-    return {"git_revision": rev, "git_dirty": bool(git("status", "--porcelain")) if rev else None,
-            "versions": versions}
+    return {"git_revision": rev, "git_dirty": bool(git("status", "--porcelain")) if rev else None, "versions": versions}
 
 
 def provenance() -> dict:

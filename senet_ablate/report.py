@@ -3,6 +3,7 @@ its table (a preset's paper-shaped rows, or for any other sweep one row per comb
 keys its runs differ in), printed and written beside the sweep as table.md / .tex / .csv with
 runs.csv / .parquet, its figures (figures/*.png|svg) and, with --html, a static dashboard;
 --status lists what each sweep still owes. Also the end-of-sweep Hydra callback."""
+
 from __future__ import annotations
 
 import argparse
@@ -48,8 +49,16 @@ def out_dir(runs, out=None, by=None, filters=None) -> Path:
     return where / re.sub(r"[^\w.=+\-]", "_", "_".join(parts)) if parts else where
 
 
-def report(paths, write: bool = True, html: bool = False, export_runs: bool = True, by=None, filters=None,
-           baseline=None, out=None) -> dict[str, str]:
+def report(
+    paths,
+    write: bool = True,
+    html: bool = False,
+    export_runs: bool = True,
+    by=None,
+    filters=None,
+    baseline=None,
+    out=None,
+) -> dict[str, str]:
     """Build every table (and figures, and pages) of the runs under ``paths``; return {name: markdown}.
 
     ``export_runs`` also writes runs.csv / runs.parquet (the end-of-sweep callback skips them);
@@ -60,7 +69,7 @@ def report(paths, write: bool = True, html: bool = False, export_runs: bool = Tr
     if filters and len(runs):
         runs = keep(runs, filters)
     out_md, pages = {}, {}
-    for name, mine, spec in (tables_for(runs, specs, by, baseline) if len(runs) else []):
+    for name, mine, spec in tables_for(runs, specs, by, baseline) if len(runs) else []:
         where = out_dir(mine, out, by, filters)
         out_md[name], page = build(mine, spec, name, where, write, html, export_runs)
         if page:
@@ -92,8 +101,11 @@ def build(mine, spec: dict, name: str, where: Path, write: bool, html: bool, exp
     files = "table.md, table.tex, table.csv" + (", runs.csv, runs.parquet" if export_runs else "")
     lines = [f"written to {where}/: {files}"]
     pngs = [f.name for f in figures if f.suffix == ".png"]
-    lines.append(f"figures: {where / 'figures'}/ {', '.join(pngs)} (and .svg)" if pngs else
-                 "figures: none (they need training runs)")
+    lines.append(
+        f"figures: {where / 'figures'}/ {', '.join(pngs)} (and .svg)"
+        if pngs
+        else "figures: none (they need training runs)"
+    )
     if html:
         lines.append(f"dashboard: {where / 'dashboard.html'}")
     return md + "\n" + "\n".join(lines) + "\n", page
@@ -117,27 +129,57 @@ A --by/--filter table is written to a sub-dir of the runs' common dir (by-.../wh
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="senet-report", description=__doc__.split("\n")[0], epilog=EXAMPLES,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="senet-report",
+        description=__doc__.split("\n")[0],
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("dirs", nargs="+", help="run dirs or sweep roots (searched recursively for metrics.json)")
-    ap.add_argument("--by", type=lambda v: [k.strip() for k in v.split(",") if k.strip()], metavar="KEY,KEY",
-                    help="table rows: one per combination of these config keys (default: the keys the runs "
-                         "differ in); every run under DIRS in one table")
-    ap.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE",
-                    help="keep only the runs whose KEY has VALUE (repeat, or comma-separate, for several)")
-    ap.add_argument("--baseline", metavar="ROW", help="the row Δ compares with: a row label, or KEY=VALUE parts "
-                    "that single out one row (default: the row with SE off, else the first)")
+    ap.add_argument(
+        "--by",
+        type=lambda v: [k.strip() for k in v.split(",") if k.strip()],
+        metavar="KEY,KEY",
+        help="table rows: one per combination of these config keys (default: the keys the runs "
+        "differ in); every run under DIRS in one table",
+    )
+    ap.add_argument(
+        "--filter",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="keep only the runs whose KEY has VALUE (repeat, or comma-separate, for several)",
+    )
+    ap.add_argument(
+        "--baseline",
+        metavar="ROW",
+        help="the row Δ compares with: a row label, or KEY=VALUE parts "
+        "that single out one row (default: the row with SE off, else the first)",
+    )
     ap.add_argument("--out", metavar="DIR", help="write the table files, figures and dashboard here")
     ap.add_argument("--html", action="store_true", help="also write a static dashboard per study and an index")
     ap.add_argument("--no-write", action="store_true", help="print only; write no files")
-    ap.add_argument("--status", action="store_true",
-                    help="per sweep: jobs completed / running / failed / missing, and how to relaunch the rest")
+    ap.add_argument(
+        "--status",
+        action="store_true",
+        help="per sweep: jobs completed / running / failed / missing, and how to relaunch the rest",
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     try:
-        out = status(args.dirs) if args.status else report(
-            args.dirs, write=not args.no_write, html=args.html, by=args.by, filters=args.filter,
-            baseline=args.baseline, out=args.out)
+        out = (
+            status(args.dirs)
+            if args.status
+            else report(
+                args.dirs,
+                write=not args.no_write,
+                html=args.html,
+                by=args.by,
+                filters=args.filter,
+                baseline=args.baseline,
+                out=args.out,
+            )
+        )
     except (FileNotFoundError, ValueError) as e:
         print(f"senet-report: {e}", file=sys.stderr)
         return 2
@@ -167,9 +209,12 @@ class PrintTableCallback(Callback):
     def _after_failure(self) -> None:
         if self.sweep_dir is not None and os.path.isdir(self.sweep_dir):  # on_multirun_end never came
             where = self._report()
-            print(f"\nSome job of this sweep did not complete (failed or interrupted: see above). "
-                  f"`senet-report --status {shlex.quote(where)}` lists every job and the commands that relaunch the "
-                  "unfinished ones.", flush=True)
+            print(
+                f"\nSome job of this sweep did not complete (failed or interrupted: see above). "
+                f"`senet-report --status {shlex.quote(where)}` lists every job and the commands that relaunch the "
+                "unfinished ones.",
+                flush=True,
+            )
 
     def _report(self) -> str:
         where, self.sweep_dir = self.sweep_dir, None

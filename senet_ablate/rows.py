@@ -10,6 +10,7 @@ itself for a single job, so ``--cfg job`` shows what the job runs and each job i
 Run dirs are named from the overrides a user typed (``row=r4,task=profile``), never from the
 ones a row put in front of them, so a relaunch of one job finds the dir its sweep wrote.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -40,7 +41,7 @@ def with_row(overrides: list[str], table) -> list[str]:
     """``overrides`` with their row's overrides in front (unchanged when there is none, or when
     they are there already)."""
     pre = row_set(table, row_of(overrides))
-    if not pre or overrides[:len(pre)] == pre:
+    if not pre or overrides[: len(pre)] == pre:
         return list(overrides)
     return [*pre, *overrides]
 
@@ -48,7 +49,7 @@ def with_row(overrides: list[str], table) -> list[str]:
 def typed(overrides: list[str], table) -> list[str]:
     """The overrides the user gave: ``overrides`` less the row's, when those lead them."""
     pre = row_set(table, row_of(overrides))
-    return list(overrides[len(pre):]) if pre and overrides[:len(pre)] == pre else list(overrides)
+    return list(overrides[len(pre) :]) if pre and overrides[: len(pre)] == pre else list(overrides)
 
 
 def dir_name(overrides: list[str], dirname_cfg) -> str:
@@ -76,7 +77,9 @@ def expand(multirun_yaml: Path) -> tuple[list[str], list[list[str]], list[str]]:
     parser = OverridesParser.create()
     jobs = BasicSweeper.split_arguments(parser.parse_overrides(params + task), None)[0]
     first = [o.split("=", 1)[0] for o in task]  # print in the command line's order, swept keys last
-    jobs = [sorted(job, key=lambda o: first.index(o.split("=", 1)[0]) if o.split("=", 1)[0] in first else 99)
-            for job in jobs]
+    jobs = [
+        sorted(job, key=lambda o: first.index(o.split("=", 1)[0]) if o.split("=", 1)[0] in first else 99)
+        for job in jobs
+    ]
     names = [dir_name(job, cfg.hydra.job.config.override_dirname) for job in jobs]
     return task, jobs, names

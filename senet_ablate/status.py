@@ -3,6 +3,7 @@
 run dir is then completed, running, preempted, interrupted (a running record whose process is
 gone), failed or missing, and the overrides that relaunch the unfinished ones are printed.
 """
+
 from __future__ import annotations
 
 import os
@@ -58,7 +59,9 @@ def sweep_command(root: Path) -> str:
     """The command that (re)launches the sweep whose multirun.yaml lies in ``root``, runnable as
     printed: from another directory it starts with ``cd`` to where the sweep was launched."""
     cfg = OmegaConf.load(root / "multirun.yaml")
-    return _from_cwd(cfg.hydra.runtime.get("cwd"), "senet-ablate -m " + _join([*launch_prefix(cfg), *cfg.hydra.overrides.task]))
+    return _from_cwd(
+        cfg.hydra.runtime.get("cwd"), "senet-ablate -m " + _join([*launch_prefix(cfg), *cfg.hydra.overrides.task])
+    )
 
 
 def _join(args) -> str:
@@ -66,8 +69,11 @@ def _join(args) -> str:
 
 
 def _from_cwd(cwd: str | None, command: str) -> str:
-    return command if not cwd or os.path.realpath(cwd) == os.path.realpath(os.getcwd()) else \
-        f"cd {shlex.quote(str(cwd))} && {command}"
+    return (
+        command
+        if not cwd or os.path.realpath(cwd) == os.path.realpath(os.getcwd())
+        else f"cd {shlex.quote(str(cwd))} && {command}"
+    )
 
 
 def _alive(rec: dict) -> bool:
@@ -114,13 +120,16 @@ def find_sweeps(paths) -> list[Path]:
     for p in map(Path, paths):
         if not p.exists():
             raise FileNotFoundError(f"{p} does not exist")
-        roots += sorted({m.parent for m in p.rglob("multirun.yaml")} | ({p} if (p / "multirun.yaml").is_file() else set()))
+        roots += sorted(
+            {m.parent for m in p.rglob("multirun.yaml")} | ({p} if (p / "multirun.yaml").is_file() else set())
+        )
     return sorted(set(roots))
 
 
 def render(s: SweepStatus) -> str:
-    counts = ", ".join(f"{s.count(k)} {k}" for k in STATES if s.count(k) or k in ("completed", "failed", "missing",
-                                                                                   "running"))
+    counts = ", ".join(
+        f"{s.count(k)} {k}" for k in STATES if s.count(k) or k in ("completed", "failed", "missing", "running")
+    )
     lines = [f"{s.study} ({s.root}): {len(s.jobs)} jobs: {counts}"]
     for j in s.jobs:
         if j.state != "completed":

@@ -1,7 +1,7 @@
 """Run DataFrame + a study's table spec -> the paper-shaped table (Markdown, LaTeX, CSV).
 
-Per row, over its completed training runs (seeds) or weight evaluations (task=eval): mean ± sample std, n, a 95% confidence
-interval (Student t, n - 1 degrees of freedom, clipped to an error rate's bounds [0, 100]),
+Per row, over its completed training runs (seeds) or weight evaluations (task=eval): mean ± sample std, n, a 95%
+confidence interval (Student t, n - 1 degrees of freedom, clipped to an error rate's bounds [0, 100]),
 Δ = mean - the baseline row's mean, and Welch's unequal-variance t-test against the baseline
 (``*`` p < 0.05, ``**`` p < 0.01), with the seeds per row that Δ would need to be resolved
 (``seeds_needed``). A cell with n < 2 shows its value without a CI. Our params/GFLOPs stand
@@ -9,6 +9,7 @@ beside the paper's: Δ = ours rounded to the paper's printed digits minus the pa
 (0 = the printed cell reproduced). Serves every table: a preset's (its spec from experiments/)
 and any sweep's (its spec from grouping.py).
 """
+
 from __future__ import annotations
 
 import math
@@ -19,8 +20,11 @@ import pandas as pd
 # measured column -> (header, digits the paper prints, digits we print)
 COMPARED = {"params_m": ("Params (M)", 1, 3), "gflops": ("GFLOPs", 2, 4), "mflops": ("MFLOPs", 0, 1)}
 # our own extra columns -> (header, scale, digits)
-EXTRA = {"macs": ("MACs (G)", 1e-9, 4), "elementwise_ops": ("SE elementwise (M)", 1e-6, 2),
-         "images_per_s": ("train img/s", 1.0, 0)}
+EXTRA = {
+    "macs": ("MACs (G)", 1e-9, 4),
+    "elementwise_ops": ("SE elementwise (M)", 1e-6, 2),
+    "images_per_s": ("train img/s", 1.0, 0),
+}
 # error columns -> header
 ERRORS = {"top1_err": "top-1 err. (%)", "top5_err": "top-5 err. (%)"}
 TEST = "Welch's t-test vs the baseline row"
@@ -50,8 +54,9 @@ def welch_p(a, b) -> float:
     return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
 
 
-def seeds_needed(delta: float, s1: float, s2: float, alpha: float = 0.05, power: float = 0.8,
-                 most: int = 1000) -> float:
+def seeds_needed(
+    delta: float, s1: float, s2: float, alpha: float = 0.05, power: float = 0.8, most: int = 1000
+) -> float:
     """Runs per row (equal in both rows) for a two-sided Welch t-test at ``alpha`` to detect a true
     difference ``delta`` between rows whose sample stds are ``s1`` and ``s2`` with ``power``, by the
     noncentral t (Welch-Satterthwaite degrees of freedom); NaN when it cannot be said, inf above
@@ -60,9 +65,9 @@ def seeds_needed(delta: float, s1: float, s2: float, alpha: float = 0.05, power:
         return math.nan
     from scipy import stats
 
-    var = s1 ** 2 + s2 ** 2
+    var = s1**2 + s2**2
     for n in range(2, most + 1):
-        df = (n - 1) * var ** 2 / (s1 ** 4 + s2 ** 4)
+        df = (n - 1) * var**2 / (s1**4 + s2**4)
         ncp, crit = abs(delta) / math.sqrt(var / n), stats.t.ppf(1 - alpha / 2, df)
         if stats.nct.sf(crit, df, ncp) + stats.nct.cdf(-crit, df, ncp) >= power:
             return float(n)
@@ -81,8 +86,9 @@ def study_table(runs: pd.DataFrame, spec: dict) -> pd.DataFrame:
     """One row per table row of ``spec``, in the paper's order."""
     done = runs[runs["status"] == "completed"]
     trained = done[done["task"].isin(["train", "eval"])]  # errors: trained runs and evaluated weights
-    values = {key: {c: trained.loc[trained["row"] == key, c].astype(float).tolist() for c in ERRORS}
-              for key in spec["rows"]}
+    values = {
+        key: {c: trained.loc[trained["row"] == key, c].astype(float).tolist() for c in ERRORS} for key in spec["rows"]
+    }
     out = []
     for key, row in spec["rows"].items():
         mine = runs[runs["row"] == key]
@@ -90,27 +96,35 @@ def study_table(runs: pd.DataFrame, spec: dict) -> pd.DataFrame:
         last = last.iloc[-1] if len(last) else None
         paper = row.get("paper") or {}
         base = row.get("baseline", spec.get("baseline"))
-        rec = {"row": key, "label": row.get("label", key), "baseline": base,
-               "completed": int((mine["status"] == "completed").sum()),
-               "failed": int((mine["status"] == "failed").sum()),
-               "running": int(mine["status"].isin(["running", "preempted"]).sum()),
-               "interrupted": int((mine["status"] == "interrupted").sum())}
+        rec = {
+            "row": key,
+            "label": row.get("label", key),
+            "baseline": base,
+            "completed": int((mine["status"] == "completed").sum()),
+            "failed": int((mine["status"] == "failed").sum()),
+            "running": int(mine["status"].isin(["running", "preempted"]).sum()),
+            "interrupted": int((mine["status"] == "interrupted").sum()),
+        }
         for col in ERRORS:
             s = summary(values[key][col])
             rec.update({f"{col}_{k}": v for k, v in s.items()})
             ref = values.get(base, {}).get(col, [])
             rec[f"{col}_delta"] = s["mean"] - summary(ref)["mean"] if key != base and ref else math.nan
             rec[f"{col}_p"] = welch_p(values[key][col], ref) if key != base else math.nan
-            rec[f"{col}_seeds_needed"] = seeds_needed(rec[f"{col}_delta"], s["std"], summary(ref)["std"]) \
-                if key != base and ref else math.nan
+            rec[f"{col}_seeds_needed"] = (
+                seeds_needed(rec[f"{col}_delta"], s["std"], summary(ref)["std"]) if key != base and ref else math.nan
+            )
             rec[f"{col}_paper"] = _num(paper.get(col))
         for col, (_, paper_digits, _) in COMPARED.items():
             ours, ref = _num(last[col] if last is not None else None), _num(paper.get(col))
             rec[col], rec[f"{col}_paper"] = ours, ref
             rec[f"{col}_delta"] = round(round(ours, paper_digits) - ref, paper_digits)
         for col, (_, scale, _) in EXTRA.items():
-            src = trained.loc[trained["row"] == key, col] if col == "images_per_s" else \
-                pd.Series([last[col] if last is not None else None])
+            src = (
+                trained.loc[trained["row"] == key, col]
+                if col == "images_per_s"
+                else pd.Series([last[col] if last is not None else None])
+            )
             rec[col] = _num(src.astype(float).mean() if len(src) else None) * scale
         out.append(rec)
     table = pd.DataFrame(out)
@@ -141,13 +155,19 @@ def cells(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
         for col in ERRORS:
             mean, std = _fmt(r[f"{col}_mean"], 2), _fmt(r[f"{col}_std"], 2)
             ci = r[f"{col}_ci95"]
-            row += [mean if std == "–" else f"{mean} ± {std}", str(r[f"{col}_n"]) if r[f"{col}_n"] else "–",
-                      "–" if math.isnan(ci) else "[{:.2f}, {:.2f}]".format(*ci_bounds(r[f"{col}_mean"], ci)),
-                      "–" if math.isnan(r[f"{col}_delta"]) else _fmt(r[f"{col}_delta"], 2, True) + marker(r[f"{col}_p"]),
-                      _fmt(r[f"{col}_paper"], 2)]
+            row += [
+                mean if std == "–" else f"{mean} ± {std}",
+                str(r[f"{col}_n"]) if r[f"{col}_n"] else "–",
+                "–" if math.isnan(ci) else "[{:.2f}, {:.2f}]".format(*ci_bounds(r[f"{col}_mean"], ci)),
+                "–" if math.isnan(r[f"{col}_delta"]) else _fmt(r[f"{col}_delta"], 2, True) + marker(r[f"{col}_p"]),
+                _fmt(r[f"{col}_paper"], 2),
+            ]
         for col, (_, paper_digits, our_digits) in COMPARED.items():
-            row += [_fmt(r[col], our_digits), _fmt(r[f"{col}_paper"], paper_digits),
-                      _fmt(r[f"{col}_delta"], paper_digits, signed=True)]
+            row += [
+                _fmt(r[col], our_digits),
+                _fmt(r[f"{col}_paper"], paper_digits),
+                _fmt(r[f"{col}_delta"], paper_digits, signed=True),
+            ]
         row += [_fmt(r[col], digits) for col, (_, _, digits) in EXTRA.items()]
         runs = [f"{r['completed']} done"] + [f"{r[k]} {k}" for k in ("failed", "running", "interrupted") if r[k]]
         row.append(", ".join(runs) if r["completed"] or r["failed"] or r["running"] or r["interrupted"] else "not run")
@@ -166,9 +186,11 @@ def ci_bounds(mean: float, half: float) -> tuple[float, float]:
     return max(0.0, mean - half), min(100.0, mean + half)
 
 
-FOOTNOTE = ("Errors: mean ± sample std over completed training runs (seeds), n runs, 95% CI (Student t). "
-            f"Δ: vs the baseline row; * p < 0.05, ** p < 0.01 ({TEST}). GFLOPs = (conv + linear multiply-adds "
-            "+ SE pooling/rescale elementwise ops) / 1e9, the paper's convention, at the run's input size")
+FOOTNOTE = (
+    "Errors: mean ± sample std over completed training runs (seeds), n runs, 95% CI (Student t). "
+    f"Δ: vs the baseline row; * p < 0.05, ** p < 0.01 ({TEST}). GFLOPs = (conv + linear multiply-adds "
+    "+ SE pooling/rescale elementwise ops) / 1e9, the paper's convention, at the run's input size"
+)
 VS_PAPER = "; Δ = ours rounded to the paper's printed digits minus the paper."
 
 
@@ -187,27 +209,46 @@ def notes(table: pd.DataFrame, spec: dict) -> list[str]:
     n = table["top1_err_n"]
     few = table.loc[(n > 0) & (n < 3), "label"].tolist()
     if few:
-        out.append(f"n < 3 in {', '.join(map(str, few))}: a CI from 1 degree of freedom is wide and its spread "
-                   "a guess; run more seeds before reading Δ.")
+        out.append(
+            f"n < 3 in {', '.join(map(str, few))}: a CI from 1 degree of freedom is wide and its spread "
+            "a guess; run more seeds before reading Δ."
+        )
     for col, name in ERRORS.items():
-        need = [(r["label"], r[f"{col}_seeds_needed"]) for _, r in table.iterrows()
-                if not math.isnan(r[f"{col}_seeds_needed"])]
+        need = [
+            (r["label"], r[f"{col}_seeds_needed"])
+            for _, r in table.iterrows()
+            if not math.isnan(r[f"{col}_seeds_needed"])
+        ]
         if need:
             said = "; ".join(f"{label} {'> 1000' if math.isinf(v) else int(v)}" for label, v in need)
-            out.append(f"{name}: seeds per row its Δ would need to be resolved at p < 0.05 with 80% power "
-                       f"(two-sided Welch t-test, from the observed spreads): {said}.")
+            out.append(
+                f"{name}: seeds per row its Δ would need to be resolved at p < 0.05 with 80% power "
+                f"(two-sided Welch t-test, from the observed spreads): {said}."
+            )
     return out
 
 
 def to_markdown(table: pd.DataFrame, spec: dict) -> str:
     head, body = cells(table)
-    lines = [f"**{spec.get('title', '')}**", "", "| " + " | ".join(head) + " |",
-             "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
+    lines = [
+        f"**{spec.get('title', '')}**",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|",
+    ]
     lines += ["| " + " | ".join(c) + " |" for c in body]
     said = [f"- {n}" for n in notes(table, spec)]
     sources = [f"- {n}" for n in spec.get("notes") or []]  # e.g. where each paper cell comes from
-    return "\n".join(lines + ["", footnote(table)] + ([speed_note(table)] if speed_note(table) else [])
-                     + (["", "Notes:", *said] if said else []) + (["", "Sources:", *sources] if sources else [])) + "\n"
+    return (
+        "\n".join(
+            lines
+            + ["", footnote(table)]
+            + ([speed_note(table)] if speed_note(table) else [])
+            + (["", "Notes:", *said] if said else [])
+            + (["", "Sources:", *sources] if sources else [])
+        )
+        + "\n"
+    )
 
 
 def speed_note(table: pd.DataFrame) -> str:
@@ -216,14 +257,22 @@ def speed_note(table: pd.DataFrame) -> str:
     if len(setups) == 1:
         return f"train img/s measured on: {setups[0]}."
     if len(setups) > 1:
-        return (f"train img/s mixes {len(setups)} setups, compare speeds within one only: "
-                + "; ".join(setups) + ".")
+        return f"train img/s mixes {len(setups)} setups, compare speeds within one only: " + "; ".join(setups) + "."
     return ""
 
 
 def _tex(s: str) -> str:
-    for a, b in (("\\", r"\textbackslash{}"), ("%", r"\%"), ("&", r"\&"), ("_", r"\_"), ("#", r"\#"),
-                 ("±", r"$\pm$"), ("Δ", r"$\Delta$"), ("×", r"$\times$"), ("–", "--")):
+    for a, b in (
+        ("\\", r"\textbackslash{}"),
+        ("%", r"\%"),
+        ("&", r"\&"),
+        ("_", r"\_"),
+        ("#", r"\#"),
+        ("±", r"$\pm$"),
+        ("Δ", r"$\Delta$"),
+        ("×", r"$\times$"),
+        ("–", "--"),
+    ):
         s = s.replace(a, b)
     return s
 
@@ -231,9 +280,15 @@ def _tex(s: str) -> str:
 def to_latex(table: pd.DataFrame, spec: dict) -> str:
     """A booktabs table (needs \\usepackage{booktabs})."""
     head, body = cells(table)
-    lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{_tex(spec.get('title', ''))}}}",
-             r"\begin{tabular}{l" + "r" * (len(head) - 1) + "}", r"\toprule",
-             " & ".join(map(_tex, head)) + r" \\", r"\midrule"]
+    lines = [
+        r"\begin{table}[t]",
+        r"\centering",
+        rf"\caption{{{_tex(spec.get('title', ''))}}}",
+        r"\begin{tabular}{l" + "r" * (len(head) - 1) + "}",
+        r"\toprule",
+        " & ".join(map(_tex, head)) + r" \\",
+        r"\midrule",
+    ]
     lines += [" & ".join(map(_tex, c)) + r" \\" for c in body]
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
     return "\n".join(lines) + "\n"

@@ -1,6 +1,7 @@
 """The tasks a job runs (``task=``): each takes the job's config and its :class:`Job` record and
 returns the metrics its record gets. ``profile``: complexity (Tables 2-5, 10-16's params and
 GFLOPs); ``train``: the error columns; ``excitation``: Figs. 6/7; ``eval``: published weights."""
+
 from __future__ import annotations
 
 import logging
@@ -25,9 +26,16 @@ def profile(cfg: DictConfig, job: Job) -> dict:
     metrics = {**count(job.meta_model, cfg.model.input_size).as_dict(), "num_classes": cfg.model.num_classes}
     if cfg.profile.latency:
         metrics["latency_ms_cpu_b1"] = cpu_latency_ms(make_model(cfg), cfg.model.input_size, cfg.profile.latency_runs)
-    log.info("%s at %d px, %d classes: params %.3fM  MACs %.4fG  SE elementwise %.2fM  GFLOPs %.4f",
-             cfg.get("row") or cfg.model.name, cfg.model.input_size, cfg.model.num_classes, metrics["params"] / 1e6,
-             metrics["macs"] / 1e9, metrics["elementwise_ops"] / 1e6, metrics["gflops"])
+    log.info(
+        "%s at %d px, %d classes: params %.3fM  MACs %.4fG  SE elementwise %.2fM  GFLOPs %.4f",
+        cfg.get("row") or cfg.model.name,
+        cfg.model.input_size,
+        cfg.model.num_classes,
+        metrics["params"] / 1e6,
+        metrics["macs"] / 1e9,
+        metrics["elementwise_ops"] / 1e6,
+        metrics["gflops"],
+    )
     return metrics
 
 
@@ -36,20 +44,38 @@ def train_task(cfg: DictConfig, job: Job) -> dict:
     Under ``torchrun`` every rank runs this; rank 0 alone writes the record and checkpoints."""
     rt, dist = runtime(cfg), launch.dist_context()
     if dist.active and cfg.train.sync_bn and rt.device.type != "cuda":
-        raise ConfigError("train.sync_bn=true needs CUDA (torch's SyncBatchNorm has no CPU kernel); "
-                          "use train.sync_bn=false for gloo/CPU runs")
+        raise ConfigError(
+            "train.sync_bn=true needs CUDA (torch's SyncBatchNorm has no CPU kernel); "
+            "use train.sync_bn=false for gloo/CPU runs"
+        )
     if cfg.recipe.batch_size < dist.world:
-        raise ConfigError(f"recipe.batch_size={cfg.recipe.batch_size} is the global batch: it must be at least "
-                          f"the number of processes ({dist.world})")
+        raise ConfigError(
+            f"recipe.batch_size={cfg.recipe.batch_size} is the global batch: it must be at least "
+            f"the number of processes ({dist.world})"
+        )
     d = load_data(cfg.data, cfg.recipe.batch_size, cfg.recipe.eval_batch_size, rt, cfg.seed, cfg.get("cache_dir"), dist)
     seed_everything(cfg.seed, cfg.deterministic)  # here: whatever loading the data did, the seed alone sets the init
     model = make_model(cfg, num_classes=d.num_classes, state=job.weights)
     metrics = count(make_model(cfg, device="meta", num_classes=d.num_classes), d.image_size).as_dict()
-    log.info("%s on %s (%d train / %d %s images, %d classes): %.3fM params, %s, %d epochs",
-             cfg.get("row") or cfg.model.name, cfg.data.name, d.train.num_samples, d.eval.num_samples,
-             d.eval_split, d.num_classes, metrics["params_m"], rt.device, cfg.recipe.epochs)
-    metrics.update(**d.load_record(), **rt.setup(), world_size=dist.world, batch_per_process=-(-cfg.recipe.batch_size // dist.world),
-                   data_workers=d.workers)
+    log.info(
+        "%s on %s (%d train / %d %s images, %d classes): %.3fM params, %s, %d epochs",
+        cfg.get("row") or cfg.model.name,
+        cfg.data.name,
+        d.train.num_samples,
+        d.eval.num_samples,
+        d.eval_split,
+        d.num_classes,
+        metrics["params_m"],
+        rt.device,
+        cfg.recipe.epochs,
+    )
+    metrics.update(
+        **d.load_record(),
+        **rt.setup(),
+        world_size=dist.world,
+        batch_per_process=-(-cfg.recipe.batch_size // dist.world),
+        data_workers=d.workers,
+    )
     tracker = tracking.create(cfg, job.record["config"], job.out_dir) if dist.main else tracking.NoTracker()
 
     def skipped() -> dict:
@@ -107,10 +133,19 @@ def excitation_task(cfg: DictConfig, job: Job) -> dict:
     excitation.write(result, job.out_dir)
     title = f"{trained.model.name} on {trained.data.name}"
     figs = excitation.draw(result, job.out_dir, cfg.excitation.channels, cfg.seed, title)
-    log.info("excitation of %s at %s, classes %s: %s", source, ", ".join(result), classes,
-             ", ".join(str(f) for f in figs if f.suffix == ".png"))
-    return {"excitation_blocks": list(result), "excitation_classes": classes,
-            "images_per_class": next(iter(result.values()))["n"], "analysed_run": source}
+    log.info(
+        "excitation of %s at %s, classes %s: %s",
+        source,
+        ", ".join(result),
+        classes,
+        ", ".join(str(f) for f in figs if f.suffix == ".png"),
+    )
+    return {
+        "excitation_blocks": list(result),
+        "excitation_classes": classes,
+        "images_per_class": next(iter(result.values()))["n"],
+        "analysed_run": source,
+    }
 
 
 def eval_task(cfg: DictConfig, job: Job) -> dict:
@@ -125,15 +160,34 @@ def eval_task(cfg: DictConfig, job: Job) -> dict:
     finally:
         d.close()
     plain = OmegaConf.to_container(dcfg, resolve=True)
-    pre = {k: plain[k] for k in ("image_size", "interpolation", "mean", "std", "channel_order", "pixel_range")
-           if k in plain}
+    pre = {
+        k: plain[k]
+        for k in ("image_size", "interpolation", "mean", "std", "channel_order", "pixel_range")
+        if k in plain
+    }
     pre["resize"] = None if dcfg.get("in_memory") else data.eval_resize(dcfg)  # the side actually used
-    log.info("%s with %s on %s/%s (%d images): top-1 err %.2f%%  top-5 err %.2f%%", cfg.model.name,
-             cfg.model.weights, cfg.data.name, d.eval_split, d.eval.num_samples, top1, top5)
-    return {**count(job.meta_model, int(dcfg.image_size)).as_dict(), "top1_err": top1, "top5_err": top5,
-            "eval_images": d.eval.num_samples, "eval_split": d.eval_split, "eval_time_s": time.perf_counter() - t0,
-            "preprocess": pre, "weights": str(cfg.model.weights), **d.load_record(),
-            **{k: v for k, v in rt.setup().items() if k != "compile"}}
+    log.info(
+        "%s with %s on %s/%s (%d images): top-1 err %.2f%%  top-5 err %.2f%%",
+        cfg.model.name,
+        cfg.model.weights,
+        cfg.data.name,
+        d.eval_split,
+        d.eval.num_samples,
+        top1,
+        top5,
+    )
+    return {
+        **count(job.meta_model, int(dcfg.image_size)).as_dict(),
+        "top1_err": top1,
+        "top5_err": top5,
+        "eval_images": d.eval.num_samples,
+        "eval_split": d.eval_split,
+        "eval_time_s": time.perf_counter() - t0,
+        "preprocess": pre,
+        "weights": str(cfg.model.weights),
+        **d.load_record(),
+        **{k: v for k, v in rt.setup().items() if k != "compile"},
+    }
 
 
 TASKS = {"profile": profile, "train": train_task, "excitation": excitation_task, "eval": eval_task}

@@ -3,6 +3,7 @@
 The run record is always written; a tracker is a second copy. No credential is ever passed
 through the config or written into a record: wandb reads its own login or WANDB_API_KEY.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,9 +25,18 @@ class WandbTracker(NoTracker):
     def __init__(self, cfg, config: dict, out_dir: Path):
         import wandb
 
-        self.run = wandb.init(project=cfg.logger.project, entity=cfg.logger.entity, mode=cfg.logger.mode,
-                              group=cfg.study, job_type=cfg.task, name=f"{cfg.study}/{out_dir.name}",
-                              tags=list(cfg.logger.tags), config=config, dir=str(out_dir), reinit="finish_previous")
+        self.run = wandb.init(
+            project=cfg.logger.project,
+            entity=cfg.logger.entity,
+            mode=cfg.logger.mode,
+            group=cfg.study,
+            job_type=cfg.task,
+            name=f"{cfg.study}/{out_dir.name}",
+            tags=list(cfg.logger.tags),
+            config=config,
+            dir=str(out_dir),
+            reinit="finish_previous",
+        )
 
     def log_epoch(self, row: dict) -> None:
         self.run.log(row, step=row["epoch"])

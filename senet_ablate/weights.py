@@ -3,6 +3,7 @@ key layout, or ``timm:<name>`` / ``torchvision:<name>`` (downloaded by that libr
 ``model.weights_file`` in that library's key layout), renamed by the backbone's explicit key map
 (its ``PORTS`` entry) and checked key by key and shape by shape before any work starts.
 """
+
 from __future__ import annotations
 
 import re
@@ -65,8 +66,10 @@ def download(lib: str, name: str) -> dict:
     try:
         module = __import__(lib)
     except ImportError:
-        raise ConfigError(f"model.weights={lib}:{name} needs the {lib} package: pip install {lib} (or pass a local "
-                          f"copy of its state dict as model.weights_file=...)") from None
+        raise ConfigError(
+            f"model.weights={lib}:{name} needs the {lib} package: pip install {lib} (or pass a local "
+            f"copy of its state dict as model.weights_file=...)"
+        ) from None
     try:
         if lib == "timm":
             return module.create_model(name, pretrained=True).state_dict()
@@ -77,12 +80,16 @@ def download(lib: str, name: str) -> dict:
         raise ConfigError(
             f"could not fetch the {lib}:{name} weights ({type(e).__name__}: {str(e)[:300]}). Check the network "
             f"connection, or save them where you have one, e.g. torch.save({_recipe(lib, name)}.state_dict(), "
-            f"'{name}.pth'), and pass model.weights_file={name}.pth") from None
+            f"'{name}.pth'), and pass model.weights_file={name}.pth"
+        ) from None
 
 
 def _recipe(lib: str, name: str) -> str:
-    return (f"timm.create_model('{name}', pretrained=True)" if lib == "timm"
-            else f"torchvision.models.get_model('{name}', weights='DEFAULT')")
+    return (
+        f"timm.create_model('{name}', pretrained=True)"
+        if lib == "timm"
+        else f"torchvision.models.get_model('{name}', weights='DEFAULT')"
+    )
 
 
 def check_fit(model_cfg: dict, se: dict | None, source: str) -> None:
@@ -130,15 +137,30 @@ def prepare(model: nn.Module, source: str, weights_file: str | None = None, stat
     ours = model.state_dict()
     missing = [k for k in ours if k not in state]
     unexpected = [k for k in state if k not in ours]
-    misshaped = [f"{k} {tuple(state[k].shape)} vs {tuple(ours[k].shape)}" for k in ours
-                 if k in state and state[k].numel() != ours[k].numel()]
+    misshaped = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(ours[k].shape)}"
+        for k in ours
+        if k in state and state[k].numel() != ours[k].numel()
+    ]
     if missing or unexpected or misshaped:
+
         def few(xs):
             return ", ".join(xs[:6]) + (f" (+{len(xs) - 6} more)" if len(xs) > 6 else "")
-        parts = [f"{len(xs)} {what}: {few(xs)}" for what, xs in
-                 (("missing", missing), ("unexpected", unexpected), ("mis-shaped (theirs vs ours)", misshaped)) if xs]
-        raise ConfigError(f"model.weights={source} does not fit this model: " + "; ".join(parts) +
-                          ". Check model=, its options, se.* and num_classes against the weights.")
+
+        parts = [
+            f"{len(xs)} {what}: {few(xs)}"
+            for what, xs in (
+                ("missing", missing),
+                ("unexpected", unexpected),
+                ("mis-shaped (theirs vs ours)", misshaped),
+            )
+            if xs
+        ]
+        raise ConfigError(
+            f"model.weights={source} does not fit this model: "
+            + "; ".join(parts)
+            + ". Check model=, its options, se.* and num_classes against the weights."
+        )
     return {k: state[k].reshape(v.shape).to(v.dtype) for k, v in ours.items()}
 
 
@@ -155,12 +177,22 @@ def preprocessing(source: str) -> dict | None:
         if c is None:
             return None
         size = c.input_size[-1]
-        return {"image_size": size, "resize": int(size / c.crop_pct), "mean": list(c.mean), "std": list(c.std),
-                "interpolation": c.interpolation}
+        return {
+            "image_size": size,
+            "resize": int(size / c.crop_pct),
+            "mean": list(c.mean),
+            "std": list(c.std),
+            "interpolation": c.interpolation,
+        }
     if lib == "torchvision":
         from torchvision.models import get_model_weights
 
         t = get_model_weights(name).DEFAULT.transforms()
-        return {"image_size": t.crop_size[0], "resize": t.resize_size[0], "mean": list(t.mean), "std": list(t.std),
-                "interpolation": t.interpolation.value}
+        return {
+            "image_size": t.crop_size[0],
+            "resize": t.resize_size[0],
+            "mean": list(t.mean),
+            "std": list(t.std),
+            "interpolation": t.interpolation.value,
+        }
     return None

@@ -19,16 +19,33 @@ if "SENET_ABLATE_CACHE" not in os.environ:
     os.environ["SENET_ABLATE_CACHE"] = tempfile.mkdtemp(prefix="senet-ablate-test-cache-")
     atexit.register(shutil.rmtree, os.environ["SENET_ABLATE_CACHE"], True)
 CONF = ROOT / "conf"
-EXPERIMENTS = sorted(p.relative_to(ROOT / "experiments").with_suffix("").as_posix()
-                     for p in (ROOT / "experiments").rglob("*.yaml"))
+EXPERIMENTS = sorted(
+    p.relative_to(ROOT / "experiments").with_suffix("").as_posix() for p in (ROOT / "experiments").rglob("*.yaml")
+)
 
 
 # the caller's settings that change what a job prints or does: Hydra (HYDRA_FULL_ERROR prints tracebacks),
 # wandb, GPUs, thread counts, SLURM / submitit, torchrun's rendezvous, compile caches, Python start-up
-CALLER_VARS = {"CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-               "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "RANK", "WORLD_SIZE", "LOCAL_RANK",
-               "LOCAL_WORLD_SIZE", "GROUP_RANK", "MASTER_ADDR", "MASTER_PORT", "TORCHINDUCTOR_CACHE_DIR",
-               "TRITON_CACHE_DIR", "PYTHONPATH", "PYTHONSTARTUP", "PYTHONWARNINGS"}
+CALLER_VARS = {
+    "CUDA_VISIBLE_DEVICES",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "RANK",
+    "WORLD_SIZE",
+    "LOCAL_RANK",
+    "LOCAL_WORLD_SIZE",
+    "GROUP_RANK",
+    "MASTER_ADDR",
+    "MASTER_PORT",
+    "TORCHINDUCTOR_CACHE_DIR",
+    "TRITON_CACHE_DIR",
+    "PYTHONPATH",
+    "PYTHONSTARTUP",
+    "PYTHONWARNINGS",
+}
 CALLER_PREFIXES = ("HYDRA_", "WANDB_", "SLURM_", "SUBMITIT_", "TORCHELASTIC_")
 
 
@@ -49,12 +66,18 @@ def clean_environ(monkeypatch):
         monkeypatch.delenv(key)
 
 
-def run_cli(module: str, *args: str, cwd: Path, check: bool = True,
-            env: dict | None = None) -> subprocess.CompletedProcess:
+def run_cli(
+    module: str, *args: str, cwd: Path, check: bool = True, env: dict | None = None
+) -> subprocess.CompletedProcess:
     """Run ``python -m senet_ablate.<module> args`` as a user would, in ``cwd``, in clean_env() plus ``env``."""
-    proc = subprocess.run([sys.executable, "-m", f"senet_ablate.{module}", *args], cwd=cwd,
-                          capture_output=True, text=True, env=clean_env(PYTHONUNBUFFERED="1", **(env or {})),
-                          timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", f"senet_ablate.{module}", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=clean_env(PYTHONUNBUFFERED="1", **(env or {})),
+        timeout=600,
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\nSTDOUT:\n{proc.stdout}\nSTDERR:\n{proc.stderr}")
     return proc
@@ -78,8 +101,13 @@ def pause_env(marks: Path, at: str, run: str | None = None, **extra) -> dict:
     """Environment that holds a training job before batch B of epoch E (``at="E:B"``) until it
     catches a preemption signal or ``marks/go`` exists (tests/pause_hook/sitecustomize.py)."""
     marks.mkdir(parents=True, exist_ok=True)
-    env = clean_env(PYTHONPATH=str(ROOT / "tests" / "pause_hook"), SENET_TEST_PAUSE=at,
-                    SENET_TEST_PAUSE_DIR=str(marks), PYTHONUNBUFFERED="1", **extra)
+    env = clean_env(
+        PYTHONPATH=str(ROOT / "tests" / "pause_hook"),
+        SENET_TEST_PAUSE=at,
+        SENET_TEST_PAUSE_DIR=str(marks),
+        PYTHONUNBUFFERED="1",
+        **extra,
+    )
     if run:
         env["SENET_TEST_PAUSE_RUN"] = run
     return env
@@ -106,7 +134,7 @@ def f32_tol(*tensors, ulps: float = 4, n: int = 1) -> float:
     import torch
 
     scale = max(t.detach().abs().max().item() for t in tensors)
-    return ulps * torch.finfo(torch.float32).eps * scale * n ** 0.5
+    return ulps * torch.finfo(torch.float32).eps * scale * n**0.5
 
 
 @pytest.fixture(scope="module")
@@ -130,6 +158,7 @@ def compose_cfg():
         GlobalHydra.instance().clear()
         with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
             return compose(config_name="config", overrides=list(overrides), return_hydra_config=hydra)
+
     yield _compose
     GlobalHydra.instance().clear()
 

@@ -1,6 +1,7 @@
 """A researcher's own study: every sweep ends in its table (rows = the keys its runs differ in,
 seeds aggregated), senet-report groups and filters any set of run dirs, rows that mix configs are
 flagged, every printed command runs as printed, and a preset's table is what it was."""
+
 import json
 import math
 import shlex
@@ -9,7 +10,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from conftest import ROOT, clean_env, run_cli
 
 PROFILE = ["task=profile", "model=cifar_resnet20"]
@@ -24,8 +24,12 @@ def table_rows(text: str) -> list[str]:
 def test_an_adhoc_2x2_profile_sweep_prints_its_4_row_table_and_writes_it(tmp_path):
     out = run_cli("app", "-m", *PROFILE, "se.squeeze=avg,max", "se.reduction=4,8", cwd=tmp_path).stdout
     assert "**adhoc: se.squeeze × se.reduction**" in out
-    assert table_rows(out) == ["se.squeeze=avg, se.reduction=4", "se.squeeze=avg, se.reduction=8",
-                               "se.squeeze=max, se.reduction=4", "se.squeeze=max, se.reduction=8"]
+    assert table_rows(out) == [
+        "se.squeeze=avg, se.reduction=4",
+        "se.squeeze=avg, se.reduction=8",
+        "se.squeeze=max, se.reduction=4",
+        "se.squeeze=max, se.reduction=8",
+    ]
     assert "belong to no study table" not in out
     where = tmp_path / "runs/adhoc"
     for name in ("table.md", "table.tex", "table.csv", "dashboard.html"):
@@ -47,8 +51,10 @@ def test_a_train_sweep_aggregates_seeds_with_cis_power_and_bars(tmp_path):
     where = tmp_path / "runs/adhoc"
     t = pd.read_csv(where / "table.csv").set_index("row")
     for squeeze in ("avg", "max"):
-        errs = [json.loads((where / f"recipe.epochs=1,se.squeeze={squeeze},seed={s}/metrics.json").read_text())
-                ["top1_err"] for s in (0, 1)]
+        errs = [
+            json.loads((where / f"recipe.epochs=1,se.squeeze={squeeze},seed={s}/metrics.json").read_text())["top1_err"]
+            for s in (0, 1)
+        ]
         assert t.loc[f"se.squeeze={squeeze}", "top1_err_n"] == 2
         assert t.loc[f"se.squeeze={squeeze}", "top1_err_mean"] == pytest.approx(sum(errs) / 2)
     assert "n < 3 in se.squeeze=avg, se.squeeze=max" in out
@@ -70,8 +76,11 @@ def test_report_by_groups_two_sweeps_flags_mixed_rows_and_filters(tmp_path):
     run_cli("app", "-m", *PROFILE, "se.reduction=4", "se.squeeze=max", "runs_dir=b", cwd=tmp_path)
     both = run_cli("report", "a/adhoc", "b/adhoc", cwd=tmp_path).stdout  # default: the keys that differ
     # two sweeps: each key's values in the order the jobs met them, rows nested in that order
-    assert table_rows(both) == ["se.reduction=4, se.squeeze=avg", "se.reduction=4, se.squeeze=max",
-                                "se.reduction=8, se.squeeze=avg"]
+    assert table_rows(both) == [
+        "se.reduction=4, se.squeeze=avg",
+        "se.reduction=4, se.squeeze=max",
+        "se.reduction=8, se.squeeze=avg",
+    ]
     assert "†" not in both
     by = run_cli("report", "a/adhoc", "b/adhoc", "--by", "se.reduction", cwd=tmp_path).stdout
     assert table_rows(by) == ["se.reduction=4 †", "se.reduction=8"]
@@ -105,19 +114,22 @@ def test_the_status_hint_of_a_config_dir_study_runs_as_printed(tmp_path):
 
     mine = tmp_path / "my_configs/experiment"
     mine.mkdir(parents=True)
-    (mine / "mine.yaml").write_text("# @package _global_\nstudy: mine\ntask: profile\n"
-                                    "hydra:\n  sweeper:\n    params:\n      se.reduction: 4,8\n")
+    (mine / "mine.yaml").write_text(
+        "# @package _global_\nstudy: mine\ntask: profile\nhydra:\n  sweeper:\n    params:\n      se.reduction: 4,8\n"
+    )
     run_cli("app", "--config-dir", "my_configs", "-m", "experiment=mine", cwd=tmp_path)
     (tmp_path / "runs/mine/se.reduction=8/metrics.json").unlink()  # a job to relaunch
     status = run_cli("report", "--status", "runs/mine", cwd=tmp_path).stdout
     lines = [line.strip() for line in status.splitlines() if line.strip().startswith("senet-ablate")]
     assert len(lines) == 2 and all(f"--config-dir {tmp_path / 'my_configs'}" in line for line in lines), status
-    one = subprocess.run(senet_ablate(lines[0]), cwd=tmp_path, env=clean_env(), capture_output=True, text=True,
-                         timeout=600)
+    one = subprocess.run(
+        senet_ablate(lines[0]), cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=600
+    )
     assert one.returncode == 0, one.stderr
     assert json.loads((tmp_path / "runs/mine/se.reduction=8/metrics.json").read_text())["status"] == "completed"
-    sweep = subprocess.run(senet_ablate(lines[1]), cwd=tmp_path, env=clean_env(), capture_output=True, text=True,
-                           timeout=600)
+    sweep = subprocess.run(
+        senet_ablate(lines[1]), cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=600
+    )
     assert sweep.returncode == 0 and "already completed" in sweep.stdout + sweep.stderr
     page = (tmp_path / "runs/mine/dashboard.html").read_text()
     assert f"--config-dir {tmp_path / 'my_configs'}" in page
@@ -146,10 +158,21 @@ def test_cis_are_clipped_to_an_error_rates_bounds():
     from senet_ablate.tables import ci_bounds, study_table, to_markdown
 
     assert ci_bounds(1.45, 9.89) == (0.0, 11.34) and ci_bounds(99.0, 3.0) == (96.0, 100.0)
-    runs = pd.DataFrame({"run_dir": ["a", "b"], "study": "s", "row": "x", "task": "train", "status": "completed",
-                         "top1_err": [0.0, 2.9], "top5_err": [0.0, 0.0], "finished_at": ["1", "2"],
-                         "images_per_s": None, "speed_setup": None,
-                         **{c: None for c in ("params_m", "gflops", "mflops", "macs", "elementwise_ops")}})
+    runs = pd.DataFrame(
+        {
+            "run_dir": ["a", "b"],
+            "study": "s",
+            "row": "x",
+            "task": "train",
+            "status": "completed",
+            "top1_err": [0.0, 2.9],
+            "top5_err": [0.0, 0.0],
+            "finished_at": ["1", "2"],
+            "images_per_s": None,
+            "speed_setup": None,
+            **{c: None for c in ("params_m", "gflops", "mflops", "macs", "elementwise_ops")},
+        }
+    )
     md = to_markdown(study_table(runs, {"rows": {"x": {}}, "baseline": "x"}), {"rows": {"x": {}}})
     assert "[0.00, 19.87]" in md  # mean 1.45 ± t(0.975, 1) · 2.0506 / √2 = 1.45 ± 18.42: the lower end clipped at 0
     assert "95% CIs are clipped to [0, 100]" in md and "n < 3 in x" in md
@@ -158,9 +181,11 @@ def test_cis_are_clipped_to_an_error_rates_bounds():
 def test_grouping_picks_the_baseline_by_label_by_key_or_se_off():
     from senet_ablate.grouping import pick_baseline, split_parts
 
-    rows = {"se.stages=[2,3], se.reduction=4": {"values": {"se.stages": "[2,3]", "se.reduction": "4"}, "se_off": False},
-            "se.stages=[], se.reduction=4": {"values": {"se.stages": "[]", "se.reduction": "4"}, "se_off": True},
-            "se.stages=[2,3], se.reduction=8": {"values": {"se.stages": "[2,3]", "se.reduction": "8"}, "se_off": False}}
+    rows = {
+        "se.stages=[2,3], se.reduction=4": {"values": {"se.stages": "[2,3]", "se.reduction": "4"}, "se_off": False},
+        "se.stages=[], se.reduction=4": {"values": {"se.stages": "[]", "se.reduction": "4"}, "se_off": True},
+        "se.stages=[2,3], se.reduction=8": {"values": {"se.stages": "[2,3]", "se.reduction": "8"}, "se_off": False},
+    }
     assert pick_baseline(rows, None) == "se.stages=[], se.reduction=4"
     assert pick_baseline(rows, "se.reduction:8") == "se.stages=[2,3], se.reduction=8"
     assert pick_baseline(rows, "se.stages=[2,3], se.reduction=4") == "se.stages=[2,3], se.reduction=4"

@@ -1,6 +1,7 @@
 """SE's successors as points of the se axes (issue 12): equal to timm's modules with copied weights,
 published parameter overheads by arithmetic, every allowed combination runs, every other fails at
 config time naming the valid values."""
+
 from __future__ import annotations
 
 import itertools
@@ -10,9 +11,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 import yaml
+from conftest import CONF, f32_tol, run_cli
 from omegaconf import OmegaConf
 
-from conftest import CONF, f32_tol, run_cli
 from senet_ablate.complexity import count, count_params
 from senet_ablate.errors import ConfigError
 from senet_ablate.models import build_model
@@ -46,8 +47,11 @@ def randomise(m: torch.nn.Module) -> torch.nn.Module:
     with torch.no_grad():
         for name, t in m.state_dict().items():
             if t.is_floating_point():
-                t.copy_(torch.rand(t.shape, generator=g) + 0.5 if "running_var" in name
-                        else torch.randn(t.shape, generator=g) * 0.5)
+                t.copy_(
+                    torch.rand(t.shape, generator=g) + 0.5
+                    if "running_var" in name
+                    else torch.randn(t.shape, generator=g) * 0.5
+                )
     return m.eval()
 
 
@@ -119,8 +123,9 @@ def test_ge_theta_gather_equals_strided_depthwise_convolutions():
     for i, (c, bn) in enumerate(zip(convs, bns)):
         g = F.relu(g) if i else g
         g = F.conv2d(g, c.weight, stride=2, padding=1, groups=16)
-        g = (g - bn.running_mean[:, None, None]) / (bn.running_var[:, None, None] + bn.eps).sqrt() \
-            * bn.weight[:, None, None] + bn.bias[:, None, None]
+        g = (g - bn.running_mean[:, None, None]) / (bn.running_var[:, None, None] + bn.eps).sqrt() * bn.weight[
+            :, None, None
+        ] + bn.bias[:, None, None]
     assert g.shape[-2:] == (3, 3)  # 20 -> 10 -> 5 -> 3
     want = x * torch.sigmoid(g).repeat_interleave(7, 2).repeat_interleave(7, 3)[..., :20, :20]
     with torch.no_grad():
@@ -137,12 +142,15 @@ def test_global_ge_theta_is_one_depthwise_conv_over_the_whole_map():
     assert block.squeeze.weight.shape == (16, 1, 7, 7) and count_params(block) == 16 * 49 + 2 * 16
     bn = block.squeeze.bn
     g = F.conv2d(x, block.squeeze.weight, groups=16)
-    g = (g - bn.running_mean[:, None, None]) / (bn.running_var[:, None, None] + bn.eps).sqrt() \
-        * bn.weight[:, None, None] + bn.bias[:, None, None]
+    g = (g - bn.running_mean[:, None, None]) / (bn.running_var[:, None, None] + bn.eps).sqrt() * bn.weight[
+        :, None, None
+    ] + bn.bias[:, None, None]
     with torch.no_grad():
         got, want = block(x), x * torch.sigmoid(g)
     assert torch.allclose(got, want, rtol=0, atol=f32_tol(got, want, n=49)), (got - want).abs().max()  # 7x7 conv
-    with pytest.raises(ValueError, match=r"built for \(7, 7\) maps got \(9, 9\): train and evaluate at model.input_size"):
+    with pytest.raises(
+        ValueError, match=r"built for \(7, 7\) maps got \(9, 9\): train and evaluate at model.input_size"
+    ):
         block(torch.randn(2, 16, 9, 9))
     with pytest.raises(ConfigError, match="sizes its weights by each site's map"):
         build_model("cifar_resnet20", preset("ge_theta"), 10)
@@ -173,8 +181,12 @@ def test_gc_equals_timm_with_add_fusion():
 def test_additive_fusion_starts_as_the_identity(squeeze):
     """GCNet zero-initialises the transform's last layer, so a block that adds starts as the identity
     (also inside a backbone, whose He init leaves that layer alone)."""
-    model = build_model("cifar_resnet20", preset("gc", squeeze=squeeze, excitation="fc" if squeeze == "none" else "context"),
-                        10, input_size=8)
+    model = build_model(
+        "cifar_resnet20",
+        preset("gc", squeeze=squeeze, excitation="fc" if squeeze == "none" else "context"),
+        10,
+        input_size=8,
+    )
     blocks = [m for m in model.modules() if isinstance(m, ChannelAttention)]
     assert len(blocks) == 9
     x = torch.randn(2, 16, 8, 8)
@@ -211,9 +223,16 @@ def test_extra_parameters_of_every_module_on_resnet50_by_arithmetic():
     units = [(c, {256: 56, 512: 28, 1024: 14, 2048: 7}[c]) for c in RESNET50_BLOCK_WIDTHS]
     se = sum(2 * c * (c // 16) + c // 16 + c for c, _ in units)
     ge_theta = sum(c * s * s + 2 * c for c, s in units)  # depthwise kernel over the map, BN
-    want = {"se": se, "eca": 86, "cbam": se + 16 * (2 * 49 + 2), "ge_theta_minus": 0, "ge_theta": ge_theta,
-            "ge_theta_plus": ge_theta + se, "srm": 60_416,
-            "gc": sum(c + 1 + 2 * c * (c // 16) + 3 * (c // 16) + c for c, _ in units)}
+    want = {
+        "se": se,
+        "eca": 86,
+        "cbam": se + 16 * (2 * 49 + 2),
+        "ge_theta_minus": 0,
+        "ge_theta": ge_theta,
+        "ge_theta_plus": ge_theta + se,
+        "srm": 60_416,
+        "gc": sum(c + 1 + 2 * c * (c // 16) + 3 * (c // 16) + c for c, _ in units),
+    }
     assert sorted(want) == PRESETS and (se, ge_theta) == (2_530_992, 5_549_568)
     plain = count_params(build_model("resnet50", None, 1000, device="meta"))
     for name, extra in want.items():
@@ -225,8 +244,16 @@ def test_extra_parameters_of_every_module_on_resnet50_by_arithmetic():
 
 def test_elementwise_ops_per_module_match_the_readme_table():
     """Per element of the block's input: pooling(s) + the rescale or add (+ CBAM's 2 poolings and rescale)."""
-    per_element = {"se": 2, "eca": 2, "cbam": 6, "ge_theta_minus": 2, "ge_theta": 1, "ge_theta_plus": 1,
-                   "srm": 3, "gc": 1}
+    per_element = {
+        "se": 2,
+        "eca": 2,
+        "cbam": 6,
+        "ge_theta_minus": 2,
+        "ge_theta": 1,
+        "ge_theta_plus": 1,
+        "srm": 3,
+        "gc": 1,
+    }
     assert sorted(per_element) == PRESETS
     x = torch.zeros(1, 32, 6, 6)
     for name, ops in per_element.items():
@@ -243,8 +270,13 @@ def _specs():
             over["kernel_size"] = "adaptive"
         if sq == "gather":
             over["extent"] = 2
-        yield sq, ex, fusion, spatial, {"squeeze": sq, "excitation": ex, "fusion": fusion, "spatial": spatial,
-                                        "reduction": 4, **over}
+        yield (
+            sq,
+            ex,
+            fusion,
+            spatial,
+            {"squeeze": sq, "excitation": ex, "fusion": fusion, "spatial": spatial, "reduction": 4, **over},
+        )
 
 
 ALLOWED = [s for s in _specs() if not (s[0] in ("none", "gather") and s[1] in ("conv1d", "channelwise", "context"))]
@@ -264,32 +296,42 @@ def test_every_allowed_combination_runs_forward_and_backward(sq, ex, fusion, spa
 
 @pytest.mark.parametrize("sq, ex, fusion, spatial, cfg", REFUSED, ids=[" ".join(s[:4]) for s in REFUSED])
 def test_a_map_squeeze_refuses_vector_excitations_naming_the_valid_ones(sq, ex, fusion, spatial, cfg):
-    with pytest.raises(ConfigError, match=f"se.excitation='{ex}' needs per-channel vectors.*valid excitations "
-                                          "for it: fc, identity"):
+    with pytest.raises(
+        ConfigError, match=f"se.excitation='{ex}' needs per-channel vectors.*valid excitations for it: fc, identity"
+    ):
         SESpec.from_config(cfg)
 
 
-@pytest.mark.parametrize("over, match", [
-    ({"reduction": 8}, r"se.reduction=8 does not apply to se.excitation='conv1d' \(it applies to: fc, context\)"),
-    ({"bias": True}, r"se.bias=True does not apply to se.excitation='conv1d'"),
-    ({"kernel_size": 4}, "se.kernel_size=4 must be 'adaptive'"),
-    ({"extent": 4}, "se.excitation='conv1d' needs per-channel vectors, but se.squeeze='avg' with se.extent=4"),
-])
+@pytest.mark.parametrize(
+    "over, match",
+    [
+        ({"reduction": 8}, r"se.reduction=8 does not apply to se.excitation='conv1d' \(it applies to: fc, context\)"),
+        ({"bias": True}, r"se.bias=True does not apply to se.excitation='conv1d'"),
+        ({"kernel_size": 4}, "se.kernel_size=4 must be 'adaptive'"),
+        ({"extent": 4}, "se.excitation='conv1d' needs per-channel vectors, but se.squeeze='avg' with se.extent=4"),
+    ],
+)
 def test_eca_refuses_axes_that_do_not_apply(over, match):
     with pytest.raises(ConfigError, match=match):
         preset("eca", **over)
 
 
-@pytest.mark.parametrize("name, over, match", [
-    ("se", {"kernel_size": 3}, r"se.kernel_size=3 does not apply to se.excitation='fc' \(it applies to: conv1d\)"),
-    ("se", {"squeeze": "max", "extent": 2}, "se.extent=2 applies to squeeze avg or gather, not se.squeeze='max'"),
-    ("ge_theta", {"extent": 6}, "must be a power of two"),
-    ("srm", {"reduction": 16}, "does not apply to se.excitation='channelwise'"),
-    ("gc", {"fusion": "mul"}, "se.fusion='mul' is not a valid choice; valid values: scale, add"),
-    ("cbam", {"spatial": "bam"}, "se.spatial='bam' is not a valid choice; valid values: none, cbam"),
-    ("se", {"excitation": "mlp"}, "se.excitation='mlp' is not a valid choice; valid values: fc, conv1d, channelwise, "
-                                  "context, identity"),
-])
+@pytest.mark.parametrize(
+    "name, over, match",
+    [
+        ("se", {"kernel_size": 3}, r"se.kernel_size=3 does not apply to se.excitation='fc' \(it applies to: conv1d\)"),
+        ("se", {"squeeze": "max", "extent": 2}, "se.extent=2 applies to squeeze avg or gather, not se.squeeze='max'"),
+        ("ge_theta", {"extent": 6}, "must be a power of two"),
+        ("srm", {"reduction": 16}, "does not apply to se.excitation='channelwise'"),
+        ("gc", {"fusion": "mul"}, "se.fusion='mul' is not a valid choice; valid values: scale, add"),
+        ("cbam", {"spatial": "bam"}, "se.spatial='bam' is not a valid choice; valid values: none, cbam"),
+        (
+            "se",
+            {"excitation": "mlp"},
+            "se.excitation='mlp' is not a valid choice; valid values: fc, conv1d, channelwise, context, identity",
+        ),
+    ],
+)
 def test_other_impossible_points_fail_naming_what_is_valid(name, over, match):
     with pytest.raises(ConfigError, match=match):
         preset(name, **over)
@@ -305,8 +347,19 @@ def test_every_module_at_every_site_of_a_cifar_resnet(name, integration):
     assert out.shape == (2, 5) and len([m for m in model.modules() if isinstance(m, ChannelAttention)]) == 9
 
 
-@pytest.mark.parametrize("backbone", ["resnet50", "resnext50_32x4d", "mobilenet_v1", "shufflenet_v1_g3", "vgg16_bn",
-                                      "bn_inception", "preact_resnet164", "shake_shake26_2x96d"])
+@pytest.mark.parametrize(
+    "backbone",
+    [
+        "resnet50",
+        "resnext50_32x4d",
+        "mobilenet_v1",
+        "shufflenet_v1_g3",
+        "vgg16_bn",
+        "bn_inception",
+        "preact_resnet164",
+        "shake_shake26_2x96d",
+    ],
+)
 @pytest.mark.parametrize("name", PRESETS)
 def test_every_module_builds_and_counts_on_every_backbone(name, backbone):
     size = 32 if backbone in ("preact_resnet164", "shake_shake26_2x96d") else 224
@@ -347,8 +400,17 @@ def test_resnet50_attention_study_profiles_every_module_and_prints_its_table(tmp
 def test_cifar_attention_proxy_trains_on_digits_and_draws_the_extra_cost_figures(tmp_path):
     """Every row, one seed, one epoch of ResNet-20 on the digits: the sweep ends in its table and in
     error vs extra params / extra GFLOPs over the plain ResNet."""
-    proc = run_cli("app", "-m", "experiment=attention/cifar_proxy", "data=digits", "recipe=quick", "recipe.epochs=1",
-                   "model=cifar_resnet20", "hydra.sweeper.params.seed=0", cwd=tmp_path)
+    proc = run_cli(
+        "app",
+        "-m",
+        "experiment=attention/cifar_proxy",
+        "data=digits",
+        "recipe=quick",
+        "recipe.epochs=1",
+        "model=cifar_resnet20",
+        "hydra.sweeper.params.seed=0",
+        cwd=tmp_path,
+    )
     study = tmp_path / "runs/attention/cifar_proxy"
     records = [json.loads(p.read_text()) for p in study.rglob("metrics.json")]
     assert len(records) == 8 and all(r["status"] == "completed" for r in records)

@@ -1,6 +1,7 @@
 """The CIFAR backbones of Tables 4/5: params pinned by arithmetic written out here from the layouts of
 backbones.md Sec. 10 (and against the published counts), SE sites, Shake-Shake mixing, Cutout and
 reflection padding, every ablation axis forward + backward, bad values at config time."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -83,8 +84,13 @@ BY_HAND = {
     "shake_shake26_2x96d": shake26,
     "shake_even29_2x4x64d": shake_even29,
 }
-PUBLISHED_M = {"preact_resnet110": 1.7, "preact_resnet164": 1.7, "wrn16_8": 11.0, "shake_shake26_2x96d": 26.2,
-               "shake_even29_2x4x64d": 34.4}
+PUBLISHED_M = {
+    "preact_resnet110": 1.7,
+    "preact_resnet164": 1.7,
+    "wrn16_8": 11.0,
+    "shake_shake26_2x96d": 26.2,
+    "shake_even29_2x4x64d": 34.4,
+}
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -100,18 +106,28 @@ def test_params_by_hand_and_against_the_published_counts(name, classes):
 def test_exact_counts():
     """The figures the arithmetic above gives, written out (10 classes)."""
     assert {n: BY_HAND[n](10, False) for n in NAMES} == {
-        "preact_resnet110": 1_730_522, "preact_resnet164": 1_703_258, "wrn16_8": 10_961_370,
-        "shake_shake26_2x96d": 26_192_922, "shake_even29_2x4x64d": 34_437_450}
+        "preact_resnet110": 1_730_522,
+        "preact_resnet164": 1_703_258,
+        "wrn16_8": 10_961_370,
+        "shake_shake26_2x96d": 26_192_922,
+        "shake_even29_2x4x64d": 34_437_450,
+    }
     # option A shortcuts drop the two 1x1 projections of ResNet-110: 16*32 + 32*64 = 2,560 weights
     assert params(build_model("preact_resnet110", None, 10, device="meta", shortcut="pad")) == 1_730_522 - 2_560
 
 
-@pytest.mark.parametrize("name, se_on, count, hidden", [
-    ("preact_resnet110", None, 54, [1, 2, 4]), ("preact_resnet164", None, 54, [4, 8, 16]),
-    ("wrn16_8", None, 6, [8, 16, 32]),
-    ("shake_shake26_2x96d", "branch", 24, [6, 12, 24]), ("shake_shake26_2x96d", "sum", 12, [6, 12, 24]),
-    ("shake_even29_2x4x64d", "branch", 18, [16, 32, 64]), ("shake_even29_2x4x64d", "sum", 9, [16, 32, 64]),
-])
+@pytest.mark.parametrize(
+    "name, se_on, count, hidden",
+    [
+        ("preact_resnet110", None, 54, [1, 2, 4]),
+        ("preact_resnet164", None, 54, [4, 8, 16]),
+        ("wrn16_8", None, 6, [8, 16, 32]),
+        ("shake_shake26_2x96d", "branch", 24, [6, 12, 24]),
+        ("shake_shake26_2x96d", "sum", 12, [6, 12, 24]),
+        ("shake_even29_2x4x64d", "branch", 18, [16, 32, 64]),
+        ("shake_even29_2x4x64d", "sum", 9, [16, 32, 64]),
+    ],
+)
 def test_se_sites_and_hidden_widths_follow_backbones_md(name, se_on, count, hidden):
     options = {"se_on": se_on} if se_on else {}
     blocks = se_blocks(build_model(name, SESpec(), 10, device="meta", **options))
@@ -179,8 +195,9 @@ def test_cutout_in_the_loader_is_the_same_for_the_same_seed_epoch_and_batch():
     labels = torch.randint(0, 10, (300,), generator=g)
 
     def epoch(seed, e, size=8):
-        loader = data.TensorLoader(images, labels, 100, train=True, augment="cifar", mean=[0.5] * 3, std=[0.25] * 3,
-                                   seed=seed, cutout=size)
+        loader = data.TensorLoader(
+            images, labels, 100, train=True, augment="cifar", mean=[0.5] * 3, std=[0.25] * 3, seed=seed, cutout=size
+        )
         loader.set_epoch(e)
         return [x for x, _ in loader]
 
@@ -219,18 +236,27 @@ def test_forward_backward_small_input(name, integration, squeeze, se_on):
 
 
 # ---------------------------------------------------------------------------- bad values
-@pytest.mark.parametrize("overrides, match", [
-    (["data=cifar10", "data.root=/nowhere", "data.cutout=0"], r"data.cutout=0 must be null \(off\) or a square side"),
-    (["data=cifar10", "data.root=/nowhere", "data.cutout=33"], r"data.cutout=33 .* 1 to data.image_size \(32\)"),
-    (["data=cifar10", "data.root=/nowhere", "data.pad_mode=wrap"], r"data.pad_mode='wrap'.*zeros, reflect"),
-    (["model=wrn16_8", "+model.se_on=sum"], r"model.se_on is not an option of wrn16_8"),
-    (["model=preact_resnet164", "+model.shake_backward=even"], r"model.shake_backward is not an option of preact"),
-    (["model=shake_shake26_2x96d", "model.se_on=both"], r"model.se_on='both'.*branch, sum"),
-    (["model=preact_resnet110", "model.shortcut=conv"], r"model.shortcut='conv'.*projection, pad"),
-    (["recipe=wrn", "recipe.milestones=[0.3,1.2]"], r"recipe.milestones=\[0.3, 1.2\] must be fractions .* \(0, 1\)"),
-    (["recipe.schedule=multistep", "recipe.milestones=[0]"], r"recipe.milestones=\[0\] must be fractions"),
-    (["recipe.warmup=cosine"], r"recipe.warmup='cosine'.*linear, constant"),
-])
+@pytest.mark.parametrize(
+    "overrides, match",
+    [
+        (
+            ["data=cifar10", "data.root=/nowhere", "data.cutout=0"],
+            r"data.cutout=0 must be null \(off\) or a square side",
+        ),
+        (["data=cifar10", "data.root=/nowhere", "data.cutout=33"], r"data.cutout=33 .* 1 to data.image_size \(32\)"),
+        (["data=cifar10", "data.root=/nowhere", "data.pad_mode=wrap"], r"data.pad_mode='wrap'.*zeros, reflect"),
+        (["model=wrn16_8", "+model.se_on=sum"], r"model.se_on is not an option of wrn16_8"),
+        (["model=preact_resnet164", "+model.shake_backward=even"], r"model.shake_backward is not an option of preact"),
+        (["model=shake_shake26_2x96d", "model.se_on=both"], r"model.se_on='both'.*branch, sum"),
+        (["model=preact_resnet110", "model.shortcut=conv"], r"model.shortcut='conv'.*projection, pad"),
+        (
+            ["recipe=wrn", "recipe.milestones=[0.3,1.2]"],
+            r"recipe.milestones=\[0.3, 1.2\] must be fractions .* \(0, 1\)",
+        ),
+        (["recipe.schedule=multistep", "recipe.milestones=[0]"], r"recipe.milestones=\[0\] must be fractions"),
+        (["recipe.warmup=cosine"], r"recipe.warmup='cosine'.*linear, constant"),
+    ],
+)
 def test_bad_values_fail_at_config_time_naming_the_key(compose_cfg, overrides, match):
     with pytest.raises(ConfigError, match=match):
         validate(compose_cfg(*overrides))

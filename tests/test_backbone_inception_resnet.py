@@ -2,6 +2,7 @@
 
 Counts run on the meta device (shapes only). The equality test needs timm (skipped without it).
 """
+
 import pytest
 import torch
 
@@ -136,10 +137,13 @@ def _as_timm(ours_state):
                 new = "block8."
             else:
                 new = f"{['repeat', 'repeat_1', 'repeat_2'][s]}.{i - 1}."
-            k2 = new + k2[m.end():]
+            k2 = new + k2[m.end() :]
         k2 = re.sub(r"\.linear\.", ".conv2d.", k2)
-        k2 = re.sub(r"\.(\d)\.(weight|bias|running_mean|running_var|num_batches_tracked)$",
-                    lambda m: f".{'conv' if m[1] == '0' else 'bn'}.{m[2]}", k2)
+        k2 = re.sub(
+            r"\.(\d)\.(weight|bias|running_mean|running_var|num_batches_tracked)$",
+            lambda m: f".{'conv' if m[1] == '0' else 'bn'}.{m[2]}",
+            k2,
+        )
         k2 = re.sub(r"\.branches\.(\d)\.0\.(conv|bn)\.", lambda m: f".branch{m[1]}.{m[2]}.", k2)
         k2 = re.sub(r"\.branches\.(\d)\.", r".branch\1.", k2)
         out[k2] = v

@@ -1,5 +1,6 @@
 """BN-Inception and ShuffleNet v1 1x (g = 3): params and multiply-adds pinned by arithmetic written
 out here from the layout tables of backbones.md (Sec. 4 and 7), SE placement, shuffle order."""
+
 import re
 
 import pytest
@@ -11,7 +12,6 @@ from senet_ablate.models import build_model
 from senet_ablate.models.inception import StridedMaxPool
 from senet_ablate.models.shufflenet import channel_shuffle
 from senet_ablate.se import INTEGRATIONS, SEBlock, SESpec
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
@@ -40,16 +40,21 @@ def total(convs):
 
 def se_cost(sites):
     """SE with biases at r = 16 over (C, side) sites: (params, FC MACs, elementwise ops = pool + rescale)."""
-    return (sum(2 * c * (c // 16) + c // 16 + c for c, _ in sites),
-            sum(2 * c * (c // 16) for c, _ in sites),
-            sum(2 * c * s * s for c, s in sites))
+    return (
+        sum(2 * c * (c // 16) + c // 16 + c for c, _ in sites),
+        sum(2 * c * (c // 16) for c, _ in sites),
+        sum(2 * c * s * s for c, s in sites),
+    )
 
 
 def output_sides(model, unit_type, size):
     """(channels, side) of every ``unit_type`` module's output for one size x size image."""
     seen = []
-    hooks = [m.register_forward_hook(lambda m, a, out: seen.append((out.shape[1], out.shape[2])))
-             for m in model.modules() if type(m).__name__ == unit_type]
+    hooks = [
+        m.register_forward_hook(lambda m, a, out: seen.append((out.shape[1], out.shape[2])))
+        for m in model.modules()
+        if type(m).__name__ == unit_type
+    ]
     with torch.no_grad():
         model(torch.zeros(1, 3, size, size, device="meta"))
     for h in hooks:
@@ -82,8 +87,13 @@ def inception_by_hand():
         assert c1 + c3 + cd + (proj or cin) == cout  # concat width
         if c1:
             convs.append(conv(1, cin, c1, s_in))
-        convs += [conv(1, cin, r3, s_in), conv(3, r3, c3, side),
-                  conv(1, cin, rd, s_in), conv(3, rd, cd, s_in), conv(3, cd, cd, side)]
+        convs += [
+            conv(1, cin, r3, s_in),
+            conv(3, r3, c3, side),
+            conv(1, cin, rd, s_in),
+            conv(3, rd, cd, s_in),
+            conv(3, cd, cd, side),
+        ]
         if proj:
             convs.append(conv(1, cin, proj, s_in))
     params, macs = total(convs)
@@ -106,9 +116,12 @@ def test_se_bn_inception_adds_ten_blocks_after_the_concats():
     assert p.elementwise_ops == ew == 2_361_408
     assert round(p.gflops, 2) == 2.04  # paper Table 2, SE: 2.04 (ours 2.0356, delta -0.004)
     model = build("bn_inception", SESpec())
-    assert [(b.name, b.fc1.out_features) for b in se_blocks(model)] == list(zip(
-        ["SE_3_1", "SE_3_2", "SE_3_3", "SE_4_1", "SE_4_2", "SE_4_3", "SE_4_4", "SE_4_5", "SE_5_1", "SE_5_2"],
-        [16, 20, 36, 36, 36, 38, 38, 66, 64, 64]))
+    assert [(b.name, b.fc1.out_features) for b in se_blocks(model)] == list(
+        zip(
+            ["SE_3_1", "SE_3_2", "SE_3_3", "SE_4_1", "SE_4_2", "SE_4_3", "SE_4_4", "SE_4_5", "SE_5_1", "SE_5_2"],
+            [16, 20, 36, 36, 36, 38, 38, 66, 64, 64],
+        )
+    )
     assert [c // 16 for c, _ in sites] == [16, 20, 36, 36, 36, 38, 38, 66, 64, 64]
 
 
@@ -121,8 +134,11 @@ def test_bn_inception_module_outputs_are_28_14_7_at_224():
 
 @pytest.mark.parametrize("integration", ["pre", "post", "identity", "conv3x3"])
 def test_bn_inception_offers_only_the_standard_integration(integration):
-    with pytest.raises(ConfigError, match=rf"se.integration='{integration}' is not available on bn_inception"
-                                          r".*valid integrations for bn_inception: standard$"):
+    with pytest.raises(
+        ConfigError,
+        match=rf"se.integration='{integration}' is not available on bn_inception"
+        r".*valid integrations for bn_inception: standard$",
+    ):
         build("bn_inception", SESpec(integration=integration))
     build("bn_inception", SESpec(integration=integration, stages=()))  # no SE anywhere: nothing to place
 
@@ -158,9 +174,11 @@ def shufflenet_by_hand():
     convs = [conv(3, 3, 24, 112)]  # stem; then the max pool to 56
     for _, cin, cout, stride, g1, side in shuffle_units():
         mid, branch = cout // 4, (cout - cin if stride == 2 else cout)
-        convs += [conv(1, cin, mid, side * stride, g1),  # GConv 1x1 at the input side
-                  conv(3, mid, mid, side, mid),  # depthwise 3x3
-                  conv(1, mid, branch, side, 3)]  # GConv 1x1
+        convs += [
+            conv(1, cin, mid, side * stride, g1),  # GConv 1x1 at the input side
+            conv(3, mid, mid, side, mid),  # depthwise 3x3
+            conv(1, mid, branch, side, 3),
+        ]  # GConv 1x1
     params, macs = total(convs)
     return params + 960 * 1000 + 1000, macs + 960 * 1000  # + fc (with bias; megvii's has none)
 
@@ -204,12 +222,15 @@ def test_shufflenet_stage_outputs_are_28_14_7_and_stage2_first_1x1_is_ungrouped(
     assert all(u.conv3[0].groups == 3 and u.conv2[0].groups == u.conv2[0].in_channels for u in units)
 
 
-@pytest.mark.parametrize("integration, widths", [
-    ("pre", [24] + [240] * 4 + [480] * 8 + [960] * 3),  # the branch input
-    ("identity", [24] + [240] * 4 + [480] * 8 + [960] * 3),  # the shortcut: x, or pooled x when strided
-    ("conv3x3", [60] * 4 + [120] * 8 + [240] * 4),  # after the depthwise conv + BN
-    ("post", [240] * 4 + [480] * 8 + [960] * 4),  # after add / concat + ReLU
-])
+@pytest.mark.parametrize(
+    "integration, widths",
+    [
+        ("pre", [24] + [240] * 4 + [480] * 8 + [960] * 3),  # the branch input
+        ("identity", [24] + [240] * 4 + [480] * 8 + [960] * 3),  # the shortcut: x, or pooled x when strided
+        ("conv3x3", [60] * 4 + [120] * 8 + [240] * 4),  # after the depthwise conv + BN
+        ("post", [240] * 4 + [480] * 8 + [960] * 4),  # after add / concat + ReLU
+    ],
+)
 def test_shufflenet_other_integrations_sit_on_their_widths(integration, widths):
     model = build("shufflenet_v1_g3", SESpec(integration=integration))
     assert [b.fc1.in_features for b in se_blocks(model)] == widths
@@ -243,22 +264,28 @@ def test_forward_backward_small_input(name, integration, squeeze):
     assert all(b.fc1.weight.grad is not None and torch.isfinite(b.fc1.weight.grad).all() for b in blocks)
 
 
-@pytest.mark.parametrize("name, integration, r, match", [
-    ("bn_inception", "standard", 257, r"SE_3_1: it has C=256 channels, so C // r = 0"),
-    ("shufflenet_v1_g3", "identity", 25, r"SE_2_1: it has C=24 channels, so C // r = 0"),
-    ("shufflenet_v1_g3", "standard", 217, r"SE_2_1: it has C=216 channels, so C // r = 0"),
-])
+@pytest.mark.parametrize(
+    "name, integration, r, match",
+    [
+        ("bn_inception", "standard", 257, r"SE_3_1: it has C=256 channels, so C // r = 0"),
+        ("shufflenet_v1_g3", "identity", 25, r"SE_2_1: it has C=24 channels, so C // r = 0"),
+        ("shufflenet_v1_g3", "standard", 217, r"SE_2_1: it has C=216 channels, so C // r = 0"),
+    ],
+)
 def test_reduction_too_large_is_a_config_error(name, integration, r, match):
     with pytest.raises(ConfigError, match=match):
         build(name, SESpec(integration=integration, reduction=r))
 
 
-@pytest.mark.parametrize("name, stages, names", [
-    ("bn_inception", (4,), [f"SE_4_{k}" for k in range(1, 6)]),
-    ("bn_inception", (3, 5), ["SE_3_1", "SE_3_2", "SE_3_3", "SE_5_1", "SE_5_2"]),
-    ("shufflenet_v1_g3", (3,), [f"SE_3_{k}" for k in range(1, 9)]),
-    ("shufflenet_v1_g3", (2, 4), [f"SE_2_{k}" for k in range(1, 5)] + [f"SE_4_{k}" for k in range(1, 5)]),
-])
+@pytest.mark.parametrize(
+    "name, stages, names",
+    [
+        ("bn_inception", (4,), [f"SE_4_{k}" for k in range(1, 6)]),
+        ("bn_inception", (3, 5), ["SE_3_1", "SE_3_2", "SE_3_3", "SE_5_1", "SE_5_2"]),
+        ("shufflenet_v1_g3", (3,), [f"SE_3_{k}" for k in range(1, 9)]),
+        ("shufflenet_v1_g3", (2, 4), [f"SE_2_{k}" for k in range(1, 5)] + [f"SE_4_{k}" for k in range(1, 5)]),
+    ],
+)
 def test_stage_selection_places_se_only_there(name, stages, names):
     model = build(name, SESpec(stages=stages))
     assert [b.name for b in se_blocks(model)] == names

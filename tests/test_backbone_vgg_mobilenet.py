@@ -1,4 +1,5 @@
 """VGG-16 + BN (Table 2) and MobileNet v1 (Table 3): paper cells, SE placement, weight ports."""
+
 import pytest
 import torch
 
@@ -104,9 +105,12 @@ def test_stage_ids_resolutions():
     for name in ("vgg16_bn", "mobilenet_v1"):
         model = build_model(name, None, 1000, device="meta")
         # VGG: each stage's last unit output (before its max pool); MobileNet: each stage's output
-        hooks = [(stage[-2] if name == "vgg16_bn" else stage).register_forward_hook(
-            lambda m, a, out, n=name: sides.setdefault(n, []).append((out.shape[1], out.shape[-1])))
-            for stage in model.stages]
+        hooks = [
+            (stage[-2] if name == "vgg16_bn" else stage).register_forward_hook(
+                lambda m, a, out, n=name: sides.setdefault(n, []).append((out.shape[1], out.shape[-1]))
+            )
+            for stage in model.stages
+        ]
         model(torch.zeros(1, 3, 224, 224, device="meta"))
         for h in hooks:
             h.remove()
@@ -126,10 +130,13 @@ def test_stage_selection(name, n_stage5):
 
 
 # ------------------------------------------------------------------------------ integrations
-@pytest.mark.parametrize("name, bad, valid", [
-    ("vgg16_bn", ("pre", "post", "identity", "conv3x3"), "standard"),
-    ("mobilenet_v1", ("post", "identity"), "standard, pre, conv3x3"),
-])
+@pytest.mark.parametrize(
+    "name, bad, valid",
+    [
+        ("vgg16_bn", ("pre", "post", "identity", "conv3x3"), "standard"),
+        ("mobilenet_v1", ("post", "identity"), "standard, pre, conv3x3"),
+    ],
+)
 def test_unsupported_integrations_fail(name, bad, valid):
     for integration in bad:
         with pytest.raises(ConfigError, match=rf"not available on {name}\b.*valid integrations for {name}: {valid}$"):
@@ -172,19 +179,26 @@ def with_se(state, name, spec, options):
     return model
 
 
-CASES = [("vgg16_bn", "standard", 16, {}), ("mobilenet_v1", "standard", 16, {}),
-         ("mobilenet_v1", "pre", 4, {}), ("mobilenet_v1", "conv3x3", 4, {"activation": "relu6"})]
+CASES = [
+    ("vgg16_bn", "standard", 16, {}),
+    ("mobilenet_v1", "standard", 16, {}),
+    ("mobilenet_v1", "pre", 4, {}),
+    ("mobilenet_v1", "conv3x3", 4, {"activation": "relu6"}),
+]
 
 
 @pytest.mark.parametrize("name, integration, r, options", CASES)
 def test_forward_backward_every_integration_and_squeeze(plain_state, name, integration, r, options):
     torch.manual_seed(0)
     for squeeze in ("avg", "max", "none"):
-        model = with_se(plain_state(name, options), name, SESpec(squeeze=squeeze, integration=integration,
-                                                                  reduction=r), options)
+        model = with_se(
+            plain_state(name, options), name, SESpec(squeeze=squeeze, integration=integration, reduction=r), options
+        )
         seen = []
-        hooks = [b.register_forward_pre_hook(lambda m, a, seen=seen: seen.append(a[0].min().item()))
-                 for b in se_blocks(model)]
+        hooks = [
+            b.register_forward_pre_hook(lambda m, a, seen=seen: seen.append(a[0].min().item()))
+            for b in se_blocks(model)
+        ]
         out = model(torch.randn(2, 3, 32, 32))
         assert out.shape == (2, 7)
         out.logsumexp(1).sum().backward()

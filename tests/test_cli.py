@@ -1,4 +1,5 @@
 """The command line as a user runs it: a profile sweep, its records, its table, and bad input."""
+
 import json
 
 from conftest import clean_env, run_cli
@@ -26,8 +27,13 @@ def test_profile_sweep_writes_records_and_table(tmp_path):
     # the end-of-sweep table, in the paper's row order, beside the sweep
     md = (sweep / "table.md").read_text()
     lines = [ln for ln in md.splitlines() if ln.startswith("| SE") or ln.startswith("| ResNet")]
-    assert [ln.split("|")[1].strip() for ln in lines] == ["ResNet-50", "SE Stage 2", "SE Stage 3",
-                                                            "SE Stage 4", "SE All"]
+    assert [ln.split("|")[1].strip() for ln in lines] == [
+        "ResNet-50",
+        "SE Stage 2",
+        "SE Stage 3",
+        "SE Stage 4",
+        "SE All",
+    ]
     assert "| SE All | 22.28 | 6.03 | 28.088 | 28.1 | 0.0 | 3.8715 | 3.87 | 0.00 |" in md
     assert "Table 13" in proc.stdout
     csv = (sweep / "table.csv").read_text().splitlines()
@@ -52,14 +58,15 @@ def test_bad_value_exits_nonzero_with_message_and_no_success_record(tmp_path):
 
 
 def test_failing_job_is_recorded_and_the_sweep_goes_on(tmp_path):
-    proc = run_cli("app", "-m", "model=cifar_resnet20", "se.reduction=32,4", "study=mix", cwd=tmp_path,
-                   check=False)
+    proc = run_cli("app", "-m", "model=cifar_resnet20", "se.reduction=32,4", "study=mix", cwd=tmp_path, check=False)
     assert proc.returncode != 0
     assert "se.reduction=32 is too large for SE_2_1: it has C=16 channels" in proc.stderr
     recs = records(tmp_path / "runs/mix")
     status = {name: r["status"] for name, r in recs.items()}
-    assert status == {"model=cifar_resnet20,se.reduction=32": "failed",
-                      "model=cifar_resnet20,se.reduction=4": "completed"}
+    assert status == {
+        "model=cifar_resnet20,se.reduction=32": "failed",
+        "model=cifar_resnet20,se.reduction=4": "completed",
+    }
 
 
 def test_report_on_missing_dir_fails_clearly(tmp_path):
@@ -76,8 +83,16 @@ def test_cfg_job_prints_config_without_running(tmp_path):
 def test_a_sweep_with_a_failed_job_still_ends_in_its_table_and_exits_nonzero(tmp_path):
     """Hydra skips on_multirun_end when a job failed; the table, figures note and dashboard come anyway,
     with the failed jobs counted in their rows."""
-    proc = run_cli("app", "-m", "experiment=quickstart", "task=profile", "hydra.sweeper.params.seed=0",
-                   "se.reduction=32", cwd=tmp_path, check=False)  # r = 32 is too large for 16 channels
+    proc = run_cli(
+        "app",
+        "-m",
+        "experiment=quickstart",
+        "task=profile",
+        "hydra.sweeper.params.seed=0",
+        "se.reduction=32",
+        cwd=tmp_path,
+        check=False,
+    )  # r = 32 is too large for 16 channels
     assert proc.returncode == 1
     sweep = tmp_path / "runs/quickstart"
     md = (sweep / "table.md").read_text()
@@ -102,8 +117,9 @@ def test_profile_of_an_imagenet_backbone_with_no_data_chosen_counts_at_224_px(tm
 def test_cfg_job_shows_the_row_the_job_will_run(tmp_path):
     job = run_cli("app", "experiment=paper/table10_reduction", "row=r4", "--cfg", "job", cwd=tmp_path).stdout
     assert "row: r4" in job and "  reduction: 4\n" in job and "hydra:" not in job
-    mine = run_cli("app", "experiment=paper/table10_reduction", "row=r4", "se.reduction=8", "--cfg", "all",
-                   cwd=tmp_path).stdout
+    mine = run_cli(
+        "app", "experiment=paper/table10_reduction", "row=r4", "se.reduction=8", "--cfg", "all", cwd=tmp_path
+    ).stdout
     assert "  reduction: 8\n" in mine and "hydra:" in mine  # the command line still wins over the row
     table2 = run_cli("app", "experiment=paper/table2_imagenet", "row=se_resnet101", "--cfg", "job", cwd=tmp_path).stdout
     assert "name: resnet101" in table2  # a row may pick a config group
@@ -133,8 +149,14 @@ def test_a_profile_sweep_composes_each_job_once(tmp_path):
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-c", COUNT_COMPOSITIONS, "-m", "experiment=paper/table11_squeeze",
-                           "task=profile"], cwd=tmp_path, capture_output=True, text=True, timeout=600, env=clean_env())
+    proc = subprocess.run(
+        [sys.executable, "-c", COUNT_COMPOSITIONS, "-m", "experiment=paper/table11_squeeze", "task=profile"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=clean_env(),
+    )
     assert proc.returncode == 0, proc.stderr
     assert "COMPOSITIONS 4" in proc.stdout  # 2 + 2 rows (the old code: 2 + 3 x 2 = 8)
     assert len(records(tmp_path / "runs/paper/table11_squeeze")) == 2

@@ -1,4 +1,5 @@
 """Golden params / multiply-adds, from the paper or from arithmetic shown here."""
+
 import pytest
 
 from senet_ablate.complexity import count
@@ -94,4 +95,7 @@ def test_min_hidden_floors_the_hidden_width_for_table10_on_a_cifar_resnet():
         with pytest.raises(ConfigError, match=r"se.min_hidden=.* must be an integer >= 0"):
             SESpec(min_hidden=bad).validate()
     # ImageNet ResNet-50 never reaches the floor: the Table 10 counts are unchanged by it
-    assert profile("resnet50", SESpec(reduction=32, min_hidden=1)).params == profile("resnet50", SESpec(reduction=32)).params
+    assert (
+        profile("resnet50", SESpec(reduction=32, min_hidden=1)).params
+        == profile("resnet50", SESpec(reduction=32)).params
+    )

@@ -1,5 +1,6 @@
 """The core (attention space, backbones, complexity, weight ports) imports with torch alone:
 a user's own training script needs no Hydra (issue 19)."""
+
 import subprocess
 import sys
 

@@ -1,4 +1,5 @@
 """Figures and the static dashboard of a real (small) training sweep, rendered in headless Chromium."""
+
 import json
 import re
 import shutil
@@ -6,13 +7,20 @@ import subprocess
 from html.parser import HTMLParser
 
 import pytest
+from conftest import clean_env, run_cli
 from PIL import Image
 
-from conftest import clean_env, run_cli
-
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 class Dom(HTMLParser):
@@ -40,8 +48,13 @@ def test_figures_are_written_as_png_and_svg(quick_sweep):
 def test_dashboard_renders_in_headless_chromium(quick_sweep, tmp_path):
     page = quick_sweep / "dashboard.html"
     url = page.as_uri()
-    dom = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'u1'}", "--dump-dom", url],
-                         capture_output=True, text=True, timeout=120, env=clean_env()).stdout
+    dom = subprocess.run(
+        [CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'u1'}", "--dump-dom", url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=clean_env(),
+    ).stdout
     parsed = Dom()
     parsed.feed(dom)
     assert parsed.tags.count("table") == 1 and parsed.tags.count("tr") == 4  # header + 3 rows
@@ -51,8 +64,20 @@ def test_dashboard_renders_in_headless_chromium(quick_sweep, tmp_path):
         with Image.open(quick_sweep / src) as im:
             im.verify()
     shot = tmp_path / "shot.png"
-    subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'u2'}", "--window-size=1400,2000",
-                    f"--screenshot={shot}", url], capture_output=True, timeout=120, check=True, env=clean_env())
+    subprocess.run(
+        [
+            CHROMIUM,
+            *FLAGS,
+            f"--user-data-dir={tmp_path / 'u2'}",
+            "--window-size=1400,2000",
+            f"--screenshot={shot}",
+            url,
+        ],
+        capture_output=True,
+        timeout=120,
+        check=True,
+        env=clean_env(),
+    )
     with Image.open(shot) as im:
         grey = im.convert("L")
         dark = sum(grey.histogram()[:200]) / (grey.size[0] * grey.size[1])
@@ -63,8 +88,7 @@ def test_dashboard_renders_in_headless_chromium(quick_sweep, tmp_path):
 
 def test_excitation_analysis_of_a_trained_run(quick_sweep, tmp_path):
     [run] = [d for d in quick_sweep.iterdir() if "row=se_avg" in d.name and "seed=0" in d.name]
-    run_cli("app", "task=excitation", f"excitation.run='{run}'", "excitation.per_class=20", "study=exc",
-            cwd=tmp_path)
+    run_cli("app", "task=excitation", f"excitation.run='{run}'", "excitation.per_class=20", "study=exc", cwd=tmp_path)
     [out] = list((tmp_path / "runs/exc").iterdir())
     rec = json.loads((out / "metrics.json").read_text())
     assert rec["status"] == "completed" and rec["task"] == "excitation"
@@ -92,8 +116,20 @@ def test_every_file_of_a_sweep_follows_the_umask(quick_sweep):
     assert len(hydra_modes) == 1
     ours = [p for p in quick_sweep.rglob("*") if p.is_file() and ".hydra" not in p.parts]
     names = {p.name for p in ours}
-    assert {"metrics.json", "history.csv", "last.pt", "table.md", "table.tex", "table.csv", "runs.csv",
-            "runs.parquet", "dashboard.html", "index.html", "overhead.png", "overhead.svg"} <= names
+    assert {
+        "metrics.json",
+        "history.csv",
+        "last.pt",
+        "table.md",
+        "table.tex",
+        "table.csv",
+        "runs.csv",
+        "runs.parquet",
+        "dashboard.html",
+        "index.html",
+        "overhead.png",
+        "overhead.svg",
+    } <= names
     assert {p.name: oct(p.stat().st_mode & 0o777) for p in ours if p.stat().st_mode & 0o777 not in hydra_modes} == {}
 
 

@@ -1,4 +1,5 @@
 """Datasets and batch augmentation on real data: sklearn digits and the shared CIFAR-10 JPEG tree."""
+
 import re
 import socket
 
@@ -27,8 +28,9 @@ def test_crop_flip_yields_true_crops_of_the_padded_image():
     assert out.shape == x.shape and out.dtype == torch.uint8
     padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
     for i in range(16):
-        crops = [p[:, dy:dy + 8, dx:dx + 8] for p in (padded[i], padded[i].flip(2))
-                 for dy in range(5) for dx in range(5)]
+        crops = [
+            p[:, dy : dy + 8, dx : dx + 8] for p in (padded[i], padded[i].flip(2)) for dy in range(5) for dx in range(5)
+        ]
         assert any(torch.equal(out[i], c) for c in crops)
     assert torch.equal(out, data.crop_flip(x, torch.Generator().manual_seed(0), slice(None), 16, pad=2))
     assert not torch.equal(out, data.crop_flip(x, torch.Generator().manual_seed(1), slice(None), 16, pad=2))
@@ -37,8 +39,7 @@ def test_crop_flip_yields_true_crops_of_the_padded_image():
 def test_tensor_loader_order_depends_on_seed_and_epoch_only():
     images = torch.arange(10, dtype=torch.uint8).view(10, 1, 1, 1).expand(10, 3, 2, 2).contiguous()
     labels = torch.arange(10)
-    loader = data.TensorLoader(images, labels, 4, train=True, augment="none", mean=[0, 0, 0], std=[1 / 255] * 3,
-                               seed=3)
+    loader = data.TensorLoader(images, labels, 4, train=True, augment="none", mean=[0, 0, 0], std=[1 / 255] * 3, seed=3)
     order = lambda: torch.cat([y for _, y in loader]).tolist()  # noqa: E731
     first = order()
     assert sorted(first) == list(range(10)) and len(loader) == 3
@@ -51,8 +52,9 @@ def test_tensor_loader_order_depends_on_seed_and_epoch_only():
 
 def _digits_loader(rank=0, world=1, batch=64, augment="cifar"):
     (x, y), _, _ = data.load_digits_split(None)
-    return data.TensorLoader(x, y, batch, train=True, augment=augment, mean=[0.5] * 3, std=[0.25] * 3, seed=7,
-                             rank=rank, world=world)
+    return data.TensorLoader(
+        x, y, batch, train=True, augment=augment, mean=[0.5] * 3, std=[0.25] * 3, seed=7, rank=rank, world=world
+    )
 
 
 @pytest.mark.parametrize("world", [2, 3])
@@ -96,8 +98,7 @@ def test_imagefolder_in_memory_from_the_cifar_jpeg_tree(compose_cfg, cifar_jpeg)
 
 
 def test_imagefolder_streamed_with_paper_augmentation(compose_cfg, cifar_jpeg):
-    cfg = compose_cfg("data=imagefolder", f"data.root={cifar_jpeg}", "data.image_size=24",
-                      "data.workers=0").data
+    cfg = compose_cfg("data=imagefolder", f"data.root={cifar_jpeg}", "data.image_size=24", "data.workers=0").data
     d = data.build(cfg, 16, 16, torch.device("cpu"), seed=0)
     assert d.num_classes == 10 and d.train.num_samples == 200
     x, y = next(iter(d.train))
@@ -114,22 +115,34 @@ def _tree(root, files):
     return root
 
 
-@pytest.mark.parametrize("layout, overrides, match", [
-    (None, [], r"data.root is not set"),
-    ("absent", [], r"does not exist or is not a directory"),
-    ({"train/a/x.jpg": b"1"}, [], r"must hold train/ and val/"),
-    ({"train/a/.keep": b"", "val/a/.keep": b""}, [], r"no images under"),
-    ({"train/a/1.jpg": b"1", "train/a/notes.txt": b"hi", "val/a/1.jpg": b"1"}, [], r"not an image file.*notes.txt"),
-    ({"train/a/1.jpg": b"1", "train/b/1.jpg": b"1", "val/a/1.jpg": b"1", "val/b/1.jpg": b"1"},
-     ["data.num_classes=10"], r"data.num_classes=10 but .* has 2 class folders"),
-    ({"train/a/1.jpg": b"1", "train/b/1.jpg": b"1", "val/a/1.jpg": b"1"}, [], r"class folders differ"),
-    ({"train/a/1.jpg": b"not a jpeg", "test/a/1.jpg": b"x"}, ["data.num_classes=1"], r"cannot decode image .*1.jpg"),
-])
+@pytest.mark.parametrize(
+    "layout, overrides, match",
+    [
+        (None, [], r"data.root is not set"),
+        ("absent", [], r"does not exist or is not a directory"),
+        ({"train/a/x.jpg": b"1"}, [], r"must hold train/ and val/"),
+        ({"train/a/.keep": b"", "val/a/.keep": b""}, [], r"no images under"),
+        ({"train/a/1.jpg": b"1", "train/a/notes.txt": b"hi", "val/a/1.jpg": b"1"}, [], r"not an image file.*notes.txt"),
+        (
+            {"train/a/1.jpg": b"1", "train/b/1.jpg": b"1", "val/a/1.jpg": b"1", "val/b/1.jpg": b"1"},
+            ["data.num_classes=10"],
+            r"data.num_classes=10 but .* has 2 class folders",
+        ),
+        ({"train/a/1.jpg": b"1", "train/b/1.jpg": b"1", "val/a/1.jpg": b"1"}, [], r"class folders differ"),
+        (
+            {"train/a/1.jpg": b"not a jpeg", "test/a/1.jpg": b"x"},
+            ["data.num_classes=1"],
+            r"cannot decode image .*1.jpg",
+        ),
+    ],
+)
 def test_imagefolder_bad_trees_fail_clearly(compose_cfg, tmp_path, layout, overrides, match):
     root = tmp_path / "tree"
     if isinstance(layout, dict):
         _tree(root, layout)
-    args = ["data=cifar10_jpeg", "data.num_classes=null", *overrides] + ([] if layout is None else [f"data.root={root}"])
+    args = ["data=cifar10_jpeg", "data.num_classes=null", *overrides] + (
+        [] if layout is None else [f"data.root={root}"]
+    )
     cfg = compose_cfg(*args).data
     with pytest.raises(ConfigError, match=match):
         data.build(cfg, 8, 8, torch.device("cpu"), seed=0)
@@ -204,8 +217,10 @@ def _corrupt_copy(src, dst, bad="train/cat/0003.jpg"):
 
 def _workers(cfg) -> dict:
     """``data.workers`` resolved as the app resolves it for ``data.build``."""
-    return dict(workers=launch.data_workers(cfg.get("workers", 0)),
-                decode_workers=launch.decode_processes(cfg.get("workers", "auto")))
+    return dict(
+        workers=launch.data_workers(cfg.get("workers", 0)),
+        decode_workers=launch.decode_processes(cfg.get("workers", "auto")),
+    )
 
 
 @pytest.mark.parametrize("in_memory", [False, True])
@@ -267,8 +282,16 @@ def test_an_in_memory_tree_is_decoded_once_and_a_changed_tree_again(compose_cfg,
     victim.write_bytes(donor.read_bytes())
     changed = _load(compose_cfg, tree, cache)
     assert changed.cache == "miss"
-    i, j = (next(k for k, (p, _) in enumerate(data.scan_imagefolder(compose_cfg(
-        "data=cifar10_jpeg", f"data.root={tree}").data)[1]["train"]) if p == str(f)) for f in (victim, donor))
+    i, j = (
+        next(
+            k
+            for k, (p, _) in enumerate(
+                data.scan_imagefolder(compose_cfg("data=cifar10_jpeg", f"data.root={tree}").data)[1]["train"]
+            )
+            if p == str(f)
+        )
+        for f in (victim, donor)
+    )
     assert torch.equal(changed.train.images[i], changed.train.images[j])
     assert not torch.equal(changed.train.images[i], first.train.images[i])
     assert changed.train.labels[i] == first.train.labels[i]  # still a cat
@@ -283,8 +306,11 @@ def test_an_in_memory_tree_is_decoded_once_and_a_changed_tree_again(compose_cfg,
     assert grown.cache == "miss" and grown.train.num_samples == first.train.num_samples + 1
 
     # a damaged cache file is decoded again, with a warning naming it
-    [entry] = [p for p in (cache / "decoded").glob("*.pt") if p.stat().st_mtime_ns == max(
-        q.stat().st_mtime_ns for q in (cache / "decoded").glob("*.pt"))]
+    [entry] = [
+        p
+        for p in (cache / "decoded").glob("*.pt")
+        if p.stat().st_mtime_ns == max(q.stat().st_mtime_ns for q in (cache / "decoded").glob("*.pt"))
+    ]
     entry.write_bytes(b"truncated")
     with caplog.at_level("WARNING", logger="senet_ablate"):
         assert _load(compose_cfg, tree, cache).cache == "miss"
@@ -310,11 +336,15 @@ def test_a_large_tree_is_decoded_by_worker_processes_into_the_same_tensors(cifar
     one, _, _ = data.decode_split(items, 32, 0, False, cifar_jpeg)
     two, labels, _ = data.decode_split(items, 32, 2, False, cifar_jpeg)
     assert one.shape == (250, 3, 32, 32) and torch.equal(one, two) and labels.dtype == torch.int64
-    assert (data.decode_workers(launch.decode_processes("auto"), 1999) == 0
-            and data.decode_workers(launch.decode_processes(4), 100_000) == 4)
+    assert (
+        data.decode_workers(launch.decode_processes("auto"), 1999) == 0
+        and data.decode_workers(launch.decode_processes(4), 100_000) == 4
+    )
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA: checks that GPU batches never make the host wait")
+@pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs CUDA: checks that GPU batches never make the host wait"
+)
 def test_in_memory_batches_on_a_gpu_never_wait_for_the_gpu():
     """Issue 10: no host sync in the hot loop. The epoch's order is copied to the GPU once, when
     the epoch starts; after that, drawing, cropping, flipping and normalising a batch must not
@@ -322,8 +352,7 @@ def test_in_memory_batches_on_a_gpu_never_wait_for_the_gpu():
     g = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (1000, 3, 32, 32), generator=g, dtype=torch.uint8).cuda()
     labels = torch.randint(0, 10, (1000,), generator=g).cuda()
-    loader = data.TensorLoader(images, labels, 100, train=True, augment="cifar", mean=[0.5] * 3, std=[0.25] * 3,
-                               seed=0)
+    loader = data.TensorLoader(images, labels, 100, train=True, augment="cifar", mean=[0.5] * 3, std=[0.25] * 3, seed=0)
     loader.set_epoch(0)
     it = iter(loader)
     next(it)  # the one copy of the epoch's order

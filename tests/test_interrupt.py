@@ -1,6 +1,7 @@
 """Ctrl-C is an interruption, not a failure: the first SIGINT checkpoints at the end of the step,
 records ``interrupted``, prints one line on how to resume and exits 130; a relaunch resumes and
 equals an uninterrupted run; a second Ctrl-C stops at once; a sweep stops and still prints its table."""
+
 import os
 import signal
 import subprocess
@@ -13,8 +14,14 @@ DIR = "adhoc/deterministic=true,recipe.epochs=3"
 
 
 def start(tmp_path, marks, *args, at="2:3"):
-    return subprocess.Popen([sys.executable, "-m", "senet_ablate.app", *args], cwd=tmp_path, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=pause_env(marks, at))
+    return subprocess.Popen(
+        [sys.executable, "-m", "senet_ablate.app", *args],
+        cwd=tmp_path,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=pause_env(marks, at),
+    )
 
 
 def test_ctrl_c_checkpoints_records_interrupted_exits_130_and_the_relaunch_equals_an_uninterrupted_run(tmp_path):
@@ -84,9 +91,14 @@ def test_ctrl_c_outside_the_training_loop_is_recorded_interrupted_too(tmp_path, 
 
 def test_ctrl_c_stops_a_sweep_which_still_prints_its_table(tmp_path):
     marks = tmp_path / "marks"
-    proc = subprocess.Popen([sys.executable, "-m", "senet_ablate.app", "-m", "recipe.epochs=2", "se.squeeze=avg,max"],
-                            cwd=tmp_path, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**pause_env(marks, "2:1"), "SENET_TEST_PAUSE_RUN": "se.squeeze=avg"})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "senet_ablate.app", "-m", "recipe.epochs=2", "se.squeeze=avg,max"],
+        cwd=tmp_path,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**pause_env(marks, "2:1"), "SENET_TEST_PAUSE_RUN": "se.squeeze=avg"},
+    )
     wait_paused(marks, proc)
     os.kill(proc.pid, signal.SIGINT)
     out, err = proc.communicate(timeout=300)

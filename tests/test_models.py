@@ -1,4 +1,5 @@
 """Every backbone x integration x squeeze runs forward and backward; gates of 1 are the identity."""
+
 import functools
 import re
 
@@ -71,7 +72,7 @@ def test_every_backbone_offers_standard_and_names_its_integrations_otherwise(nam
             assert valid in (None, m[1]) and integration not in m[1].split(", ")
             valid = m[1]
     assert valid is None or "standard" in valid.split(", ")
-    for integration in (valid.split(", ") if valid else []):
+    for integration in valid.split(", ") if valid else []:
         build_model(name, SESpec(integration=integration, reduction=4), 10, device="meta")
 
 
@@ -136,13 +137,16 @@ def test_caffe_style_puts_stride_in_first_1x1():
     assert first(torch_style).conv1[0].stride == (1, 1) and first(torch_style).conv2[0].stride == (2, 2)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(squeeze="mean"), r"se.squeeze='mean'.*avg, max, none"),
-    (dict(gate="swish"), r"se.gate='swish'.*sigmoid, tanh, relu, hard_sigmoid"),
-    (dict(integration="inside"), r"se.integration='inside'.*standard, pre, post, identity, conv3x3"),
-    (dict(reduction=0), r"se.reduction=0 must be an integer >= 1"),
-    (dict(stages="some"), r"se.stages='some'"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(squeeze="mean"), r"se.squeeze='mean'.*avg, max, none"),
+        (dict(gate="swish"), r"se.gate='swish'.*sigmoid, tanh, relu, hard_sigmoid"),
+        (dict(integration="inside"), r"se.integration='inside'.*standard, pre, post, identity, conv3x3"),
+        (dict(reduction=0), r"se.reduction=0 must be an integer >= 1"),
+        (dict(stages="some"), r"se.stages='some'"),
+    ],
+)
 def test_spec_rejects_bad_values(kwargs, match):
     with pytest.raises(ConfigError, match=match):
         SESpec(**kwargs).validate()
@@ -175,8 +179,9 @@ def test_se_keeps_bf16_and_channels_last_so_the_rescale_copies_nothing(squeeze, 
     from senet_ablate.se import SESpec, build_block
 
     block = build_block(64, SESpec(squeeze=squeeze, gate=gate)).to(memory_format=torch.channels_last)
-    x, identity = (torch.randn(4, 64, 8, 8).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
-                   for _ in range(2))
+    x, identity = (
+        torch.randn(4, 64, 8, 8).to(torch.bfloat16).contiguous(memory_format=torch.channels_last) for _ in range(2)
+    )
     with torch.autocast("cpu", torch.bfloat16):
         y = block(x)
         e = block.excitation(x)
@@ -192,8 +197,9 @@ def test_the_residual_add_with_the_rescale_fused_equals_rescale_then_add(integra
     from senet_ablate.se import SESite, SESpec
 
     torch.manual_seed(0)
-    site = SESite(SESpec(integration=integration), dict(input=32, mid=32, branch=32, identity=32, output=32), stage=2,
-                  index=1)
+    site = SESite(
+        SESpec(integration=integration), dict(input=32, mid=32, branch=32, identity=32, output=32), stage=2, index=1
+    )
     b, i = (torch.randn(2, 32, 5, 5, requires_grad=True) for _ in range(2))
     fused = site.add(b, i)
     unfused = site(b, "branch") + site(i, "identity")

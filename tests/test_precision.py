@@ -1,9 +1,9 @@
 """The CPU's fast path by default (issue 18): ``train.amp: auto`` is bf16 autocast where torch says the
 CPU computes bf16 natively, fp32 elsewhere; ``train.amp=false`` is exact fp32; evaluation follows
 training unless ``eval.amp`` says otherwise; a checkpoint resumes only in its own precision."""
+
 import pytest
 import torch
-
 from conftest import record
 
 
@@ -13,8 +13,10 @@ def _cpu(monkeypatch, native: bool) -> None:
         monkeypatch.setattr(torch.cpu, probe, lambda: native, raising=False)
 
 
-@pytest.mark.parametrize("native, amp, said", [(True, "auto", "bf16"), (True, "false", "fp32"),
-                                               (False, "auto", "fp32"), (False, "true", "bf16")])
+@pytest.mark.parametrize(
+    "native, amp, said",
+    [(True, "auto", "bf16"), (True, "false", "fp32"), (False, "auto", "fp32"), (False, "true", "bf16")],
+)
 def test_the_record_says_which_precision_ran(tmp_path, compose_cfg, monkeypatch, native, amp, said):
     from senet_ablate import app
 
@@ -49,6 +51,9 @@ def test_a_checkpoint_resumes_only_in_its_own_precision(tmp_path, compose_cfg, m
     assert state["amp"] == "fp32"
     (tmp_path / "metrics.json").unlink()  # as if the run had stopped after its checkpoint
     _cpu(monkeypatch, True)
-    with pytest.raises(ConfigError, match=r"was trained in fp32, this relaunch would go on in bf16: relaunch "
-                                          r"with train.amp=false"):
+    with pytest.raises(
+        ConfigError,
+        match=r"was trained in fp32, this relaunch would go on in bf16: relaunch "
+        r"with train.amp=false",
+    ):
         app.run(compose_cfg("recipe.epochs=1"))

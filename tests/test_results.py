@@ -1,5 +1,6 @@
 """The results layer: a collector that survives damaged runs, and table statistics checked
 against scipy on known numbers."""
+
 import json
 import logging
 import math
@@ -13,18 +14,40 @@ from senet_ablate.records import write_record
 from senet_ablate.report import report
 from senet_ablate.tables import study_table, summary, to_latex, to_markdown, welch_p
 
-SPEC = {"title": "toy study", "baseline": "base",
-        "rows": {"base": {"label": "Baseline", "set": ["se.stages=[]"], "paper": {"top1_err": 23.3}},
-                 "se": {"label": "SE", "set": ["se.squeeze=avg"], "paper": {"top1_err": 22.28}}}}
+SPEC = {
+    "title": "toy study",
+    "baseline": "base",
+    "rows": {
+        "base": {"label": "Baseline", "set": ["se.stages=[]"], "paper": {"top1_err": 23.3}},
+        "se": {"label": "SE", "set": ["se.squeeze=avg"], "paper": {"top1_err": 22.28}},
+    },
+}
 ERRS = {"base": [20.0, 22.0, 27.0], "se": [10.0, 12.0, 14.0]}
 
 
 def trained(row, seed, top1, finished="2026-01-01T00:00:00", **extra):
-    return {"status": "completed", "task": "train", "study": "toy", "row": row, "seed": seed,
-            "fingerprint": f"fp-{row}", "finished_at": finished, "params": 1000, "macs": 5000,
-            "elementwise_ops": 10, "gflops": 5.01e-6, "params_m": 0.001, "input_size": 8, "top1_err": top1,
-            "top5_err": top1 / 10, "epochs_done": 3, "images_per_s": 100.0,
-            "overrides": [f"row={row}", f"seed={seed}"], "config": {"table": SPEC, "model": {"name": "m"}}, **extra}
+    return {
+        "status": "completed",
+        "task": "train",
+        "study": "toy",
+        "row": row,
+        "seed": seed,
+        "fingerprint": f"fp-{row}",
+        "finished_at": finished,
+        "params": 1000,
+        "macs": 5000,
+        "elementwise_ops": 10,
+        "gflops": 5.01e-6,
+        "params_m": 0.001,
+        "input_size": 8,
+        "top1_err": top1,
+        "top5_err": top1 / 10,
+        "epochs_done": 3,
+        "images_per_s": 100.0,
+        "overrides": [f"row={row}", f"seed={seed}"],
+        "config": {"table": SPEC, "model": {"name": "m"}},
+        **extra,
+    }
 
 
 @pytest.fixture
@@ -74,8 +97,10 @@ def test_collector_keeps_every_valid_run_and_warns_once_per_damaged_one(sweep, c
 
 def test_duplicates_resolve_to_the_newest_completed_run(sweep):
     write_record(sweep / "rerun_new", trained("se", 0, 99.0, finished="2027-01-01T00:00:00"))
-    write_record(sweep / "rerun_failed", {**trained("se", 1, 55.0, finished="2028-01-01T00:00:00"),
-                                          "status": "failed", "reason": "x"})
+    write_record(
+        sweep / "rerun_failed",
+        {**trained("se", 1, 55.0, finished="2028-01-01T00:00:00"), "status": "failed", "reason": "x"},
+    )
     df, _ = collect([sweep])
     se = df[df["row"] == "se"].sort_values("seed")
     assert se["top1_err"].tolist() == [99.0, 12.0, 14.0]
@@ -134,13 +159,21 @@ def test_export_round_trips(sweep, tmp_path):
 
 
 def test_error_vs_reduction_ratio_figure(tmp_path):
-    spec = {"title": "r sweep", "baseline": "r16",
-            "rows": {f"r{r}": {"label": f"r = {r}", "set": [f"se.reduction={r}"]} for r in (4, 8, 16, 32)}}
+    spec = {
+        "title": "r sweep",
+        "baseline": "r16",
+        "rows": {f"r{r}": {"label": f"r = {r}", "set": [f"se.reduction={r}"]} for r in (4, 8, 16, 32)},
+    }
     for r in (4, 8, 16, 32):
         for seed in range(2):
-            write_record(tmp_path / f"runs/r/row=r{r},seed={seed}",
-                         {**trained(f"r{r}", seed, 20 + r / 8 + seed, params_m=25 + 8 / r), "study": "r",
-                          "config": {"table": spec, "data": {"name": "digits"}}})
+            write_record(
+                tmp_path / f"runs/r/row=r{r},seed={seed}",
+                {
+                    **trained(f"r{r}", seed, 20 + r / 8 + seed, params_m=25 + 8 / r),
+                    "study": "r",
+                    "config": {"table": spec, "data": {"name": "digits"}},
+                },
+            )
     report([tmp_path / "runs/r"])
     figs = {p.name for p in (tmp_path / "runs/r/figures").iterdir()}
     assert {"error_vs_se_reduction.png", "error_vs_se_reduction.svg", "pareto_params.png"} <= figs
@@ -155,8 +188,10 @@ def test_the_table_says_where_its_images_per_s_were_measured_and_warns_when_setu
     df, specs = collect([root])
     md = to_markdown(study_table(df, specs["toy"]), specs["toy"])
     assert "train img/s measured on: NVIDIA H100 80GB HBM3, bf16, channels_last=True, compile=default." in md
-    write_record(root / "row=se,seed=9", trained("se", 9, 1.0, **{**h100, "device_name": "cpu: AMD EPYC",
-                                                                   "amp": "fp32", "compile": False}))
+    write_record(
+        root / "row=se,seed=9",
+        trained("se", 9, 1.0, **{**h100, "device_name": "cpu: AMD EPYC", "amp": "fp32", "compile": False}),
+    )
     df, specs = collect([root])
     md = to_markdown(study_table(df, specs["toy"]), specs["toy"])
     assert "train img/s mixes 2 setups, compare speeds within one only: " in md

@@ -1,5 +1,6 @@
 """Scale-out and resilience (issue 5), run as a user runs them: Hydra's submitit and joblib
 launchers, preemption signals with checkpoint + requeue, and the sweep status report."""
+
 import json
 import os
 import signal
@@ -9,14 +10,15 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import clean_env, pause_env, run_cli, wait_paused
 
 TINY = ["model=cifar_resnet20", "data=digits", "recipe.epochs=1"]
 TABLE11 = ["-m", "experiment=paper/table11_squeeze", *TINY]
 SWEEP = "runs/paper/table11_squeeze"
-ROWS = {"max": "data=digits,model=cifar_resnet20,recipe.epochs=1,row=max",
-        "avg": "data=digits,model=cifar_resnet20,recipe.epochs=1,row=avg"}
+ROWS = {
+    "max": "data=digits,model=cifar_resnet20,recipe.epochs=1,row=max",
+    "avg": "data=digits,model=cifar_resnet20,recipe.epochs=1,row=avg",
+}
 
 
 def record(run_dir):
@@ -41,12 +43,22 @@ def test_submitit_local_runs_table11_and_a_preempted_job_is_requeued_and_resumes
     submitit's preemption signal (SIGUSR2) mid-epoch checkpoints, is requeued by submitit, resumes
     from that step and completes with every epoch counted once. The avg job is held before step 4
     of epoch 2 until the signal has arrived (tests/pause_hook), so the step is always the same."""
-    args = [*TABLE11, "recipe.epochs=2", "recipe.batch_size=16", "hydra/launcher=submitit_local",
-            "hydra.launcher.cpus_per_task=1"]
+    args = [
+        *TABLE11,
+        "recipe.epochs=2",
+        "recipe.batch_size=16",
+        "hydra/launcher=submitit_local",
+        "hydra.launcher.cpus_per_task=1",
+    ]
     marks = tmp_path / "marks"
-    proc = subprocess.Popen([sys.executable, "-m", "senet_ablate.app", *args], cwd=tmp_path, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            env=pause_env(marks, "2:3", run="row=avg"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "senet_ablate.app", *args],
+        cwd=tmp_path,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=pause_env(marks, "2:3", run="row=avg"),
+    )
     name = lambda row: ROWS[row].replace("recipe.epochs=1", "recipe.batch_size=16,recipe.epochs=2")  # noqa: E731
     avg = tmp_path / SWEEP / name("avg")
     [job_pid] = wait_paused(marks, proc)
@@ -84,8 +96,19 @@ def test_two_jobs_starting_at_once_decode_the_tree_once(tmp_path, cifar_jpeg):
     """joblib starts both seeds together: one job decodes the tree while the other waits on the
     cache's lock and then loads what the first wrote (whichever order they come in)."""
     cache = tmp_path / "cache"
-    run_cli("app", "-m", "data=cifar10_jpeg", f"data.root={cifar_jpeg}", "model=cifar_resnet20", "recipe.epochs=1",
-            "seed=0,1", f"cache_dir={cache}", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", cwd=tmp_path)
+    run_cli(
+        "app",
+        "-m",
+        "data=cifar10_jpeg",
+        f"data.root={cifar_jpeg}",
+        "model=cifar_resnet20",
+        "recipe.epochs=1",
+        "seed=0,1",
+        f"cache_dir={cache}",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        cwd=tmp_path,
+    )
     recs = [json.loads(p.read_text()) for p in (tmp_path / "runs/adhoc").rglob("metrics.json")]
     assert len(recs) == 2 and all(r["status"] == "completed" for r in recs)
     assert len({r["pid"] for r in recs}) == 2
@@ -98,8 +121,11 @@ def test_threads_follow_the_launcher(compose_cfg, clean_environ, monkeypatch):
     from senet_ablate import launch
 
     cores = launch.available_cores()
-    monkeypatch.setattr(launch, "_launcher", lambda: {"_target_": "hydra_plugins.hydra_joblib_launcher."
-                                                                  "joblib_launcher.JoblibLauncher", "n_jobs": 2})
+    monkeypatch.setattr(
+        launch,
+        "_launcher",
+        lambda: {"_target_": "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher", "n_jobs": 2},
+    )
     assert launch.job_threads("auto") == (max(1, cores // 2), "joblib n_jobs=2")
     local = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher"
     monkeypatch.setattr(launch, "_launcher", lambda: {"_target_": local, "cpus_per_task": 3})
@@ -128,8 +154,14 @@ def test_sigterm_mid_epoch_checkpoints_exits_for_requeue_and_resumes_exactly(tmp
     whole, cut = tmp_path / "whole/adhoc" / name, tmp_path / "cut/adhoc" / name
 
     marks = tmp_path / "marks"
-    proc = subprocess.Popen([sys.executable, "-m", "senet_ablate.app", *args, "runs_dir=cut"], cwd=tmp_path,
-                            text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=pause_env(marks, "2:3"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "senet_ablate.app", *args, "runs_dir=cut"],
+        cwd=tmp_path,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=pause_env(marks, "2:3"),
+    )
     wait_paused(marks, proc)  # held before step 4 of epoch 2 (85 steps of 16 images)
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=120)
@@ -161,31 +193,45 @@ def free_port() -> int:
 
 def torchrun(*args: str) -> list[str]:
     """torchrun with 2 processes on a free port (a killed run's port may still be held)."""
-    return [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(free_port()),
-            "-m", "senet_ablate.app", *args]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--master-port",
+        str(free_port()),
+        "-m",
+        "senet_ablate.app",
+        *args,
+    ]
 
 
 def _train_tiny(rank: int, world: int, out: str, port: int, amp: str = "false") -> None:
     """One process of the exact DDP check: a BatchNorm-free model, so that sharding, loss scaling
     and gradient averaging are all that separates 2 processes from 1."""
+    from conftest import CONF
     from hydra import compose, initialize_config_dir
 
-    from conftest import CONF
     from senet_ablate import data, launch
     from senet_ablate.train import train
 
     if world > 1:  # a torchrun rank's environment; the one-process run is in pytest's own process
-        os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
-                          MASTER_PORT=str(port))
+        os.environ.update(
+            RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
+        )
     torch.set_num_threads(1)
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=["recipe.epochs=2", "recipe.batch_size=62", "device=cpu",
-                                                       f"train.amp={amp}"])
+        cfg = compose(
+            config_name="config",
+            overrides=["recipe.epochs=2", "recipe.batch_size=62", "device=cpu", f"train.amp={amp}"],
+        )
     dist = launch.dist_context()
     d = data.build(cfg.data, 62, 100, torch.device("cpu"), 0, dist.rank, dist.world)
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 32), torch.nn.ReLU(),
-                                torch.nn.Linear(32, 10))
+    model = torch.nn.Sequential(
+        torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10)
+    )
     os.makedirs(out, exist_ok=True)
     result = train(cfg, model, d, Path(out), lambda *a: None, "tiny", dist)
     if dist.main:
@@ -222,10 +268,17 @@ def test_torchrun_two_cpu_processes_agree_with_one_process(tmp_path):
     single-process runs alone spread 3.3-7.1 % across seeds. Tolerances: 6 % and 3 points."""
     common = ["recipe.epochs=2", "seed=0", "device=cpu"]
     env = clean_env(OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    subprocess.run(torchrun(*common, "runs_dir=ddp"), cwd=tmp_path, env=env, check=True, capture_output=True,
-                   timeout=600)
-    subprocess.run([sys.executable, "-m", "senet_ablate.app", *common, "runs_dir=one"], cwd=tmp_path, env=env,
-                   check=True, capture_output=True, timeout=600)
+    subprocess.run(
+        torchrun(*common, "runs_dir=ddp"), cwd=tmp_path, env=env, check=True, capture_output=True, timeout=600
+    )
+    subprocess.run(
+        [sys.executable, "-m", "senet_ablate.app", *common, "runs_dir=one"],
+        cwd=tmp_path,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
     ddp, one = (tmp_path / d / "adhoc/recipe.epochs=2,seed=0" for d in ("ddp", "one"))
     rd, ro = record(ddp), record(one)
     assert rd["status"] == ro["status"] == "completed"
@@ -240,10 +293,14 @@ def test_torchrun_two_cpu_processes_agree_with_one_process(tmp_path):
     assert list((ddp / ".hydra").iterdir()) and len(list(tmp_path.glob("ddp/**/metrics.json"))) == 1
 
 
-@pytest.mark.parametrize("key, value, match", [("threads", 0, "threads=0 must be 'auto' or a positive integer"),
-                                               ("data.workers", -1, "data.workers=-1 must be 'auto' or a non-neg"),
-                                               ("train.preempt_signals", "[SIGFOO]", "SIGFOO"),
-                                               ])
+@pytest.mark.parametrize(
+    "key, value, match",
+    [
+        ("threads", 0, "threads=0 must be 'auto' or a positive integer"),
+        ("data.workers", -1, "data.workers=-1 must be 'auto' or a non-neg"),
+        ("train.preempt_signals", "[SIGFOO]", "SIGFOO"),
+    ],
+)
 def test_bad_scale_out_settings_fail_before_any_work(tmp_path, key, value, match):
     proc = run_cli("app", "recipe.epochs=1", f"{key}={value}", cwd=tmp_path, check=False)
     assert proc.returncode != 0 and match in proc.stderr
@@ -258,12 +315,19 @@ def test_torchrun_sigterm_mid_epoch_checkpoints_and_a_relaunch_resumes_exactly(t
     args = ["recipe.epochs=2", "recipe.batch_size=16", "deterministic=true"]
     env = clean_env(OMP_NUM_THREADS="1")
     name = "deterministic=true,recipe.batch_size=16,recipe.epochs=2"
-    subprocess.run(torchrun(*args, "runs_dir=whole"), cwd=tmp_path, env=env, check=True, capture_output=True,
-                   timeout=600)
+    subprocess.run(
+        torchrun(*args, "runs_dir=whole"), cwd=tmp_path, env=env, check=True, capture_output=True, timeout=600
+    )
     cut = tmp_path / "cut/adhoc" / name
     marks = tmp_path / "marks"
-    proc = subprocess.Popen(torchrun(*args, "runs_dir=cut"), cwd=tmp_path, env=pause_env(marks, "2:3", OMP_NUM_THREADS="1"),
-                            text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        torchrun(*args, "runs_dir=cut"),
+        cwd=tmp_path,
+        env=pause_env(marks, "2:3", OMP_NUM_THREADS="1"),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     wait_paused(marks, proc, count=2)  # both ranks held before step 4 of epoch 2
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=120)
@@ -271,8 +335,9 @@ def test_torchrun_sigterm_mid_epoch_checkpoints_and_a_relaunch_resumes_exactly(t
     assert record(cut)["status"] == "preempted"
     step = torch.load(cut / "last.pt", weights_only=True)["step"]
     assert step == 4
-    again = subprocess.run(torchrun(*args, "runs_dir=cut"), cwd=tmp_path, env=env, text=True,
-                           capture_output=True, timeout=600)
+    again = subprocess.run(
+        torchrun(*args, "runs_dir=cut"), cwd=tmp_path, env=env, text=True, capture_output=True, timeout=600
+    )
     assert again.returncode == 0, again.stdout + again.stderr
     assert f"after step {step} of epoch 2" in again.stdout + again.stderr
     rec = record(cut)
@@ -283,8 +348,14 @@ def test_torchrun_sigterm_mid_epoch_checkpoints_and_a_relaunch_resumes_exactly(t
 
 def test_sync_bn_on_cpu_is_refused_before_any_work(tmp_path):
     env = clean_env(OMP_NUM_THREADS="1")
-    proc = subprocess.run(torchrun("recipe.epochs=1", "device=cpu", "train.sync_bn=true"), cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        torchrun("recipe.epochs=1", "device=cpu", "train.sync_bn=true"),
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode != 0
     assert "train.sync_bn=true needs CUDA" in proc.stdout + proc.stderr
     run = tmp_path / "runs/adhoc/recipe.epochs=1,train.sync_bn=true"  # device does not name run dirs
@@ -310,9 +381,11 @@ def test_status_lists_each_job_and_prints_the_overrides_that_relaunch_the_unfini
     sweep = tmp_path / "runs/quickstart"
     name = lambda row, seed: f"row={row},seed={seed},task=profile"  # noqa: E731
     failed, gone, lost, cut = name("baseline", 0), name("se_avg", 1), name("se_max", 1), name("se_max", 0)
-    edit = {failed: {"status": "failed", "reason": "non-finite loss (nan) at epoch 1, step 3"},
-            gone: {"status": "running", "pid": 2**22 + 12345},  # beyond pid_max here: no such process
-            cut: {"status": "preempted", "reason": "preempted by SIGTERM at epoch 1, step 4 of 22"}}
+    edit = {
+        failed: {"status": "failed", "reason": "non-finite loss (nan) at epoch 1, step 3"},
+        gone: {"status": "running", "pid": 2**22 + 12345},  # beyond pid_max here: no such process
+        cut: {"status": "preempted", "reason": "preempted by SIGTERM at epoch 1, step 4 of 22"},
+    }
     for d, fields in edit.items():
         rec = record(sweep / d)
         rec.update(fields)
@@ -321,11 +394,15 @@ def test_status_lists_each_job_and_prints_the_overrides_that_relaunch_the_unfini
 
     shutil.rmtree(sweep / lost)
     out = status(tmp_path, capsys)
-    assert "quickstart (runs/quickstart): 6 jobs: 2 completed, 0 running, 1 preempted, 1 interrupted, " \
-           "1 failed, 1 missing" in out
+    assert (
+        "quickstart (runs/quickstart): 6 jobs: 2 completed, 0 running, 1 preempted, 1 interrupted, "
+        "1 failed, 1 missing" in out
+    )
     relaunch = [ln.strip() for ln in out.splitlines() if ln.startswith("  senet-ablate ")]
-    assert relaunch[:-1] == [f"senet-ablate experiment=quickstart task=profile row={r} seed={s}"
-                             for r, s in (("baseline", 0), ("se_avg", 1), ("se_max", 0), ("se_max", 1))]
+    assert relaunch[:-1] == [
+        f"senet-ablate experiment=quickstart task=profile row={r} seed={s}"
+        for r, s in (("baseline", 0), ("se_avg", 1), ("se_max", 0), ("se_max", 1))
+    ]
     assert relaunch[-1] == "senet-ablate -m experiment=quickstart task=profile"
     assert "non-finite loss" in out and "is gone" in out
 
@@ -354,20 +431,43 @@ def test_slurm_example_renders_the_sbatch_script_submitit_would_submit(compose_c
     (fake / "srun").write_text("#!/bin/sh\nexit 0\n")
     (fake / "srun").chmod(0o755)
     monkeypatch.setenv("PATH", f"{fake}:{os.environ['PATH']}")
-    cfg = compose_cfg("experiment=paper/table10_reduction", "hydra/launcher=slurm", "hydra.launcher.partition=gpu",
-                      "hydra.job.name=senet", "hydra.sweep.dir=/scratch/sweep", hydra=True)
+    cfg = compose_cfg(
+        "experiment=paper/table10_reduction",
+        "hydra/launcher=slurm",
+        "hydra.launcher.partition=gpu",
+        "hydra.job.name=senet",
+        "hydra.sweep.dir=/scratch/sweep",
+        hydra=True,
+    )
     params = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
     assert params["_target_"].endswith("SlurmLauncher")
-    base = {"timeout_min", "cpus_per_task", "gpus_per_node", "tasks_per_node", "mem_gb", "nodes", "name",
-            "stderr_to_stdout"}
-    ex = submitit.AutoExecutor(cluster="slurm", folder=params.pop("submitit_folder"),
-                               slurm_max_num_timeout=params.pop("max_num_timeout"))
+    base = {
+        "timeout_min",
+        "cpus_per_task",
+        "gpus_per_node",
+        "tasks_per_node",
+        "mem_gb",
+        "nodes",
+        "name",
+        "stderr_to_stdout",
+    }
+    ex = submitit.AutoExecutor(
+        cluster="slurm", folder=params.pop("submitit_folder"), slurm_max_num_timeout=params.pop("max_num_timeout")
+    )
     params.pop("_target_")
     ex.update_parameters(**{k if k in base else f"slurm_{k}": v for k, v in params.items()})
     ex._executor.parameters["map_count"] = 40
     script = ex._executor._make_submission_file_text("python -u -m submitit.core._submit /scratch", "uid")
-    for line in ("--partition=gpu", "--gpus-per-node=1", "--cpus-per-task=10", "--time=1440",
-                 "--signal=USR2@120", "--array=0-39%16", "--mem=64GB", "--job-name=senet"):
+    for line in (
+        "--partition=gpu",
+        "--gpus-per-node=1",
+        "--cpus-per-task=10",
+        "--time=1440",
+        "--signal=USR2@120",
+        "--array=0-39%16",
+        "--mem=64GB",
+        "--job-name=senet",
+    ):
         assert f"#SBATCH {line}\n" in script, line
     assert "module load cuda/12.4 || true\n" in script and "/bin/activate\n" in script
 
@@ -375,15 +475,19 @@ def test_slurm_example_renders_the_sbatch_script_submitit_would_submit(compose_c
 def _leave_after_ddp(rank: int, out: str, port: int) -> None:
     from senet_ablate import launch
 
-    os.environ.update(RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
-                      MASTER_PORT=str(port))
+    os.environ.update(
+        RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
+    )
     torch.set_num_threads(1)
     launch.dist_context()
     ddp = torch.nn.parallel.DistributedDataParallel(torch.nn.Linear(4, 2))
     ddp(torch.randn(3, 4)).sum().backward()
     del ddp
-    gloo = lambda: sorted(n for n in (Path(f"/proc/self/task/{t}/comm").read_text().strip()
-                                      for t in os.listdir("/proc/self/task")) if "gloo" in n)
+    gloo = lambda: sorted(
+        n
+        for n in (Path(f"/proc/self/task/{t}/comm").read_text().strip() for t in os.listdir("/proc/self/task"))
+        if "gloo" in n
+    )
     during = gloo()
     launch._leave_group()
     Path(out, f"rank{rank}.json").write_text(json.dumps({"during": during, "after": gloo()}))

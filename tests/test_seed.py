@@ -1,14 +1,21 @@
 """A seed determines a run: the same config and seed give bit-identical metrics on the CPU whether
 the decoded-data cache misses, hits or is off, whatever ``data.workers`` is, resumed or not."""
+
 import json
 
 import pytest
 import torch
-
 from conftest import run_cli
 
-TRAIN = ["task=train", "model=cifar_resnet20", "recipe=quick", "recipe.epochs=1", "recipe.batch_size=32",
-         "seed=3", "threads=1"]
+TRAIN = [
+    "task=train",
+    "model=cifar_resnet20",
+    "recipe=quick",
+    "recipe.epochs=1",
+    "recipe.batch_size=32",
+    "seed=3",
+    "threads=1",
+]
 
 
 def metrics(run_dir):
@@ -38,16 +45,23 @@ def test_cache_miss_hit_or_off_give_identical_metrics(tmp_path, cifar_jpeg):
     assert [seen[k][0]["data_cache"] for k in ("miss", "hit", "off")] == ["miss", "hit", "off"]
     for k in ("hit", "off"):
         assert seen[k][1] == seen["miss"][1], k
-        assert (seen[k][0]["top1_err"], seen[k][0]["top5_err"]) == (seen["miss"][0]["top1_err"],
-                                                                   seen["miss"][0]["top5_err"])
+        assert (seen[k][0]["top1_err"], seen[k][0]["top5_err"]) == (
+            seen["miss"][0]["top1_err"],
+            seen["miss"][0]["top5_err"],
+        )
 
 
 @pytest.mark.slow
 def test_a_streamed_tree_gives_identical_metrics_with_0_or_2_workers(tmp_path, cifar_jpeg):
     """Each streamed image is cropped from its own seed, not from whichever process's generator
     happens to draw it (the main process with 0 workers, a worker with 2)."""
-    data = ["data=imagefolder", f"data.root={cifar_jpeg}", "data.in_memory=false", "data.image_size=32",
-            "data.num_classes=10"]
+    data = [
+        "data=imagefolder",
+        f"data.root={cifar_jpeg}",
+        "data.in_memory=false",
+        "data.image_size=32",
+        "data.num_classes=10",
+    ]
     seen = {}
     for workers in (0, 2):
         run_cli("app", *TRAIN, *data, f"data.workers={workers}", f"runs_dir=w{workers}", cwd=tmp_path)
@@ -57,8 +71,9 @@ def test_a_streamed_tree_gives_identical_metrics_with_0_or_2_workers(tmp_path, c
 
 
 def test_a_streamed_image_is_cropped_from_its_own_seed_leaving_the_global_generator_alone(cifar_jpeg):
-    from senet_ablate import data
     from omegaconf import OmegaConf
+
+    from senet_ablate import data
 
     cfg = OmegaConf.create({"image_size": 16, "mean": [0.5] * 3, "std": [0.5] * 3})
     _, samples, _ = data.scan_imagefolder(OmegaConf.create({"root": str(cifar_jpeg), "num_classes": None}))

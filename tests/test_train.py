@@ -1,5 +1,6 @@
 """Training as a user runs it: real data, records, exact resume after SIGKILL, skip when done,
 divergence, bad input, and the offline wandb run read back."""
+
 import json
 import os
 import signal
@@ -8,7 +9,6 @@ import sys
 
 import pytest
 import torch
-
 from conftest import clean_env, history, pause_env, record, run_cli, wait_paused
 from wandb_offline import history_and_summary
 
@@ -22,8 +22,17 @@ def test_train_on_digits_writes_a_complete_record(tmp_path):
     assert rec["status"] == "completed" and rec["task"] == "train" and rec["seed"] == 0
     assert rec["epochs_done"] == 2 and len(history(run)) == 2
     assert rec["top1_err"] < 50 and rec["best_top1_err"] <= rec["top1_err"]  # chance is 90%
-    for key in ("top5_err", "best_top5_err", "train_time_s", "images_per_s", "git_revision", "versions",
-                "params", "gflops", "fingerprint"):
+    for key in (
+        "top5_err",
+        "best_top5_err",
+        "train_time_s",
+        "images_per_s",
+        "git_revision",
+        "versions",
+        "params",
+        "gflops",
+        "fingerprint",
+    ):
         assert rec[key] is not None, key
     assert rec["versions"]["torch"] == torch.__version__.split("+")[0] or rec["versions"]["torch"]
     state = torch.load(run / "last.pt", weights_only=True)
@@ -47,8 +56,13 @@ def test_sigkill_then_relaunch_matches_uninterrupted_run(tmp_path, amp):
 
     cut = tmp_path / f"cut/adhoc/deterministic=true,recipe.epochs=4,train.amp={amp}"
     marks = tmp_path / "marks"
-    proc = subprocess.Popen([sys.executable, "-m", "senet_ablate.app", *args, "runs_dir=cut"], cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=pause_env(marks, "3:5"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "senet_ablate.app", *args, "runs_dir=cut"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=pause_env(marks, "3:5"),
+    )
     wait_paused(marks, proc)  # held before step 6 of epoch 3: epochs 1 and 2 are on disk
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
@@ -89,14 +103,17 @@ def test_divergence_is_recorded_and_the_sweep_goes_on(tmp_path):
     assert good["status"] == "completed"
 
 
-@pytest.mark.parametrize("args, match", [
-    (["data=cifar10_jpeg"], "data.root is not set"),
-    (["data=cifar10_jpeg", "data.root=/nonexistent/cifar"], "does not exist"),
-    (["recipe.epochs=0"], "recipe.epochs=0 must be a positive integer"),
-    (["data=cifar10_jpeg", "data.root={empty}"], "must hold train/ and val/"),
-    (["data=cifar10_jpeg", "data.root={odd}", "data.num_classes=2"], "not an image file"),
-    (["data=cifar10_jpeg", "data.root={odd}", "data.num_classes=3"], "data.num_classes=3 but"),
-])
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (["data=cifar10_jpeg"], "data.root is not set"),
+        (["data=cifar10_jpeg", "data.root=/nonexistent/cifar"], "does not exist"),
+        (["recipe.epochs=0"], "recipe.epochs=0 must be a positive integer"),
+        (["data=cifar10_jpeg", "data.root={empty}"], "must hold train/ and val/"),
+        (["data=cifar10_jpeg", "data.root={odd}", "data.num_classes=2"], "not an image file"),
+        (["data=cifar10_jpeg", "data.root={odd}", "data.num_classes=3"], "data.num_classes=3 but"),
+    ],
+)
 def test_bad_input_fails_before_training(tmp_path, args, match):
     (tmp_path / "empty").mkdir()
     for split in ("train", "test"):
@@ -141,9 +158,24 @@ def test_a_corrupt_image_with_dataloader_workers_ends_the_job_promptly(tmp_path,
     """A worker that meets a file it cannot decode used to leave the process hanging at exit.
     (A hang shows as the subprocess timeout; measured here: about 8 s per run.)"""
     tree = _text_tree(tmp_path / "T")
-    proc = subprocess.run([sys.executable, "-m", "senet_ablate.app", "task=train", "model=cifar_resnet20",
-                           "recipe=quick", "data=imagefolder", f"data.root={tree}", f"data.workers={workers}"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=120, env=clean_env())
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "senet_ablate.app",
+            "task=train",
+            "model=cifar_resnet20",
+            "recipe=quick",
+            "data=imagefolder",
+            f"data.root={tree}",
+            f"data.workers={workers}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=clean_env(),
+    )
     assert proc.returncode == 1, proc.stderr
     assert f"cannot decode image {tree}/train/a/x.jpg" in proc.stderr and "Traceback" not in proc.stderr
     [rec] = [json.loads(p.read_text()) for p in tmp_path.rglob("metrics.json")]
@@ -151,9 +183,24 @@ def test_a_corrupt_image_with_dataloader_workers_ends_the_job_promptly(tmp_path,
 
 
 def test_an_error_in_the_main_process_while_workers_run_ends_the_job(tmp_path, cifar_jpeg):
-    proc = subprocess.run([sys.executable, "-m", "senet_ablate.app", "data=imagefolder", f"data.root={cifar_jpeg}",
-                           "data.image_size=32", "data.workers=2", "recipe.lr=1e30", "recipe.epochs=1"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=120, env=clean_env())
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "senet_ablate.app",
+            "data=imagefolder",
+            f"data.root={cifar_jpeg}",
+            "data.image_size=32",
+            "data.workers=2",
+            "recipe.lr=1e30",
+            "recipe.epochs=1",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=clean_env(),
+    )
     assert proc.returncode == 1 and "non-finite loss" in proc.stderr
     [rec] = [json.loads(p.read_text()) for p in tmp_path.rglob("metrics.json")]
     assert rec["status"] == "failed"
@@ -170,12 +217,22 @@ def test_a_file_corrupted_in_a_later_epoch_fails_naming_it_keeps_last_pt_and_res
     shutil.copytree(cifar_jpeg, tree)
     victim = tree / "train/dog/0007.jpg"
     good = victim.read_bytes()
-    args = [sys.executable, "-m", "senet_ablate.app", "data=imagefolder", f"data.root={tree}", "data.image_size=32",
-            "data.workers=1", "recipe.epochs=2", "recipe.batch_size=50"]
+    args = [
+        sys.executable,
+        "-m",
+        "senet_ablate.app",
+        "data=imagefolder",
+        f"data.root={tree}",
+        "data.image_size=32",
+        "data.workers=1",
+        "recipe.epochs=2",
+        "recipe.batch_size=50",
+    ]
     run = tmp_path / "runs/adhoc/data.image_size=32,data=imagefolder,recipe.batch_size=50,recipe.epochs=2"
     marks = tmp_path / "marks"
-    proc = subprocess.Popen(args, cwd=tmp_path, env=pause_env(marks, "2:0"), text=True, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        args, cwd=tmp_path, env=pause_env(marks, "2:0"), text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     wait_paused(marks, proc)
     ckpt = (run / "last.pt").read_bytes()
     victim.write_bytes(b"damaged")
@@ -183,11 +240,14 @@ def test_a_file_corrupted_in_a_later_epoch_fails_naming_it_keeps_last_pt_and_res
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 1, out
     rec = record(run)
-    assert rec["status"] == "failed" and f"cannot decode image {victim}" in rec["reason"] and "(epoch 2" in rec["reason"]
+    assert (
+        rec["status"] == "failed" and f"cannot decode image {victim}" in rec["reason"] and "(epoch 2" in rec["reason"]
+    )
     assert rec["epochs_done"] == 1 and (run / "last.pt").read_bytes() == ckpt
 
-    skipped = subprocess.run(args + ["data.skip_bad_images=true"], cwd=tmp_path, capture_output=True, text=True,
-                             timeout=300, env=clean_env())
+    skipped = subprocess.run(
+        args + ["data.skip_bad_images=true"], cwd=tmp_path, capture_output=True, text=True, timeout=300, env=clean_env()
+    )
     assert skipped.returncode == 0 and "after epoch 1 of 2" in skipped.stdout, skipped.stdout + skipped.stderr
     rec = record(run)  # the same run dir: skip_bad_images does not change what a run is
     assert rec["status"] == "completed" and rec["skipped_images"] == 1 and rec["skipped_image_paths"] == [str(victim)]
@@ -206,10 +266,15 @@ def test_a_compiled_run_counts_compile_time_apart_from_images_per_s(tmp_path, mo
     epoch 1 paid the compile). Batches of 449 split digits' 1,347 training images evenly, and one
     eval batch holds its 450, so one training and one eval shape are compiled."""
     for key in ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR"):  # torch writes its default into this process's
-        monkeypatch.delenv(key, raising=False)                     # environment once anything touched inductor
+        monkeypatch.delenv(key, raising=False)  # environment once anything touched inductor
     cache = tmp_path / "cache"
-    args = ["train.compile=true", "recipe.epochs=2", "recipe.batch_size=449", "recipe.eval_batch_size=450",
-            f"cache_dir={cache}"]
+    args = [
+        "train.compile=true",
+        "recipe.epochs=2",
+        "recipe.batch_size=449",
+        "recipe.eval_batch_size=450",
+        f"cache_dir={cache}",
+    ]
     run_cli("app", *args, cwd=tmp_path)
     [path] = (tmp_path / "runs").rglob("metrics.json")
     rec = json.loads(path.read_text())
@@ -250,7 +315,8 @@ def test_the_attention_keys_leave_old_fingerprints_unchanged_at_their_defaults(c
     now = OmegaConf.to_container(compose_cfg("model=cifar_resnet20"), resolve=True)
     before = {**now, "se": {k: v for k, v in now["se"].items() if k not in new}}
     assert fingerprint(now) == fingerprint(before)
-    assert fingerprint(OmegaConf.to_container(compose_cfg("model=cifar_resnet20", "attention=se"), resolve=True)) \
-        == fingerprint(before)
+    assert fingerprint(
+        OmegaConf.to_container(compose_cfg("model=cifar_resnet20", "attention=se"), resolve=True)
+    ) == fingerprint(before)
     eca = OmegaConf.to_container(compose_cfg("model=cifar_resnet20", "attention=eca"), resolve=True)
     assert fingerprint(eca) != fingerprint(before)

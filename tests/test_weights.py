@@ -1,20 +1,20 @@
 """Published weights: timm / torchvision state dicts imported through ``model.weights`` give the
 same logits as the library's own model (this proves the architecture, not only the counts); bad
 weights fail before any work, naming the keys; ``task=eval`` equals evaluating timm directly."""
+
 import json
 import socket
 import sys
 
 import pytest
 import torch
+from conftest import run_cli
 
 from senet_ablate import weights
 from senet_ablate.app import make_model, prepare_weights, validate
 from senet_ablate.errors import ConfigError
 from senet_ablate.models import PORTS, build_model
 from senet_ablate.se import SESpec
-
-from conftest import run_cli
 
 timm = pytest.importorskip("timm")  # a test-only dependency (pyproject [test])
 
@@ -77,8 +77,9 @@ FAMILY = [k for k, p in PORTS.items() if p.model.startswith(("resnet", "resnext"
 DEEP = ("101", "152", "senet154")
 
 
-@pytest.mark.parametrize("source", [pytest.param(s, marks=pytest.mark.slow) if s.endswith(DEEP) or "101_" in s
-                                    else s for s in FAMILY])
+@pytest.mark.parametrize(
+    "source", [pytest.param(s, marks=pytest.mark.slow) if s.endswith(DEEP) or "101_" in s else s for s in FAMILY]
+)
 def test_resnet_family_logits_equal_the_library_model(source):
     assert_same_logits(source, 96)  # 96 px: the stem pools (ceil vs pad) already differ in their windows
 
@@ -117,8 +118,9 @@ def _save(tmp_path, model, name="w.pth"):
 
 def test_weights_of_another_backbone_name_missing_unexpected_and_misshaped_keys(compose_cfg, tmp_path):
     other = _save(tmp_path, build_model("resnet18", None, 1000))
-    cfg = compose_cfg("model=resnet50", "se.stages=[]", "task=profile", "model.num_classes=1000",
-                      f"model.weights={other}")
+    cfg = compose_cfg(
+        "model=resnet50", "se.stages=[]", "task=profile", "model.num_classes=1000", f"model.weights={other}"
+    )
     with pytest.raises(ConfigError) as e:
         prepare_weights(cfg, validate(cfg))
     msg = str(e.value)
@@ -129,8 +131,9 @@ def test_weights_of_another_backbone_name_missing_unexpected_and_misshaped_keys(
 
 def test_weights_of_another_size_name_the_extra_blocks(compose_cfg, tmp_path):
     deeper = _save(tmp_path, build_model("resnet101", None, 10, device="meta").to_empty(device="cpu"))
-    cfg = compose_cfg("model=resnet50", "se.stages=[]", "task=profile", "model.num_classes=10",
-                      f"model.weights={deeper}")
+    cfg = compose_cfg(
+        "model=resnet50", "se.stages=[]", "task=profile", "model.num_classes=10", f"model.weights={deeper}"
+    )
     with pytest.raises(ConfigError, match=r"unexpected: stages\.2\.6\.conv1\.0\.weight"):
         prepare_weights(cfg, validate(cfg))
 
@@ -146,16 +149,23 @@ def test_our_own_checkpoint_loads_and_gives_the_same_model(compose_cfg, tmp_path
         assert torch.equal(model(x), src(x))
 
 
-@pytest.mark.parametrize("overrides, match", [
-    (["model=resnet50", "model.weights=timm:legacy_seresnet50", "model.stem_pool=pad"],
-     r"timm:legacy_seresnet50 was trained with a different layout; add: model.stem_pool=ceil"),
-    (["model=resnet50", "model.weights=timm:resnet50", "model.stride_style=caffe"],
-     r"add: model.stride_style=pytorch model.stem_pool=pad se.stages=\[\]"),
-    (["model=resnet101", "model.weights=timm:legacy_seresnet50"], r"add: model=resnet50"),
-    (["model=resnet50", "model.weights=timm:legacy_seresnet50", "se.gate=tanh"], r"add: se.gate=sigmoid"),
-    (["model=resnet50", "model.weights=timm:convnext_tiny"], r"timm:convnext_tiny' has no key map; valid timm"),
-    (["model=resnet50", "model.weights=/nowhere/w.pth"], r"model.weights='/nowhere/w.pth': no such file"),
-])
+@pytest.mark.parametrize(
+    "overrides, match",
+    [
+        (
+            ["model=resnet50", "model.weights=timm:legacy_seresnet50", "model.stem_pool=pad"],
+            r"timm:legacy_seresnet50 was trained with a different layout; add: model.stem_pool=ceil",
+        ),
+        (
+            ["model=resnet50", "model.weights=timm:resnet50", "model.stride_style=caffe"],
+            r"add: model.stride_style=pytorch model.stem_pool=pad se.stages=\[\]",
+        ),
+        (["model=resnet101", "model.weights=timm:legacy_seresnet50"], r"add: model=resnet50"),
+        (["model=resnet50", "model.weights=timm:legacy_seresnet50", "se.gate=tanh"], r"add: se.gate=sigmoid"),
+        (["model=resnet50", "model.weights=timm:convnext_tiny"], r"timm:convnext_tiny' has no key map; valid timm"),
+        (["model=resnet50", "model.weights=/nowhere/w.pth"], r"model.weights='/nowhere/w.pth': no such file"),
+    ],
+)
 def test_unfit_weights_fail_before_any_work(compose_cfg, overrides, match):
     cfg = compose_cfg(*overrides, "task=profile", "model.num_classes=1000")
     with pytest.raises(ConfigError, match=match):
@@ -178,9 +188,12 @@ def test_timm_source_offline_says_which_file_to_pass(monkeypatch, tmp_path):
     # which it read from HF_HOME / HF_HUB_CACHE when imported (a caller's cache would hold them)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hf"))
-    with pytest.raises(ConfigError, match=r"could not fetch the timm:legacy_seresnet50 weights .*"
-                                          r"torch.save\(timm.create_model\('legacy_seresnet50', pretrained=True\)"
-                                          r".*model.weights_file=legacy_seresnet50.pth"):
+    with pytest.raises(
+        ConfigError,
+        match=r"could not fetch the timm:legacy_seresnet50 weights .*"
+        r"torch.save\(timm.create_model\('legacy_seresnet50', pretrained=True\)"
+        r".*model.weights_file=legacy_seresnet50.pth",
+    ):
         weights.source_state("timm:legacy_seresnet50")
 
 
@@ -214,9 +227,19 @@ def test_eval_task_equals_evaluating_timm_directly(cifar_jpeg, tmp_path):
                 logits = ref(transform(Image.open(f).convert("RGB"))[None])
                 top = logits.topk(5).indices[0].tolist()
                 wrong1, wrong5, n = wrong1 + (top[0] != label), wrong5 + (label not in top), n + 1
-    run_cli("app", "task=eval", "model=resnet50", "model.weights=timm:legacy_seresnet50",
-            f"model.weights_file={path}", "data=imagefolder", f"data.root={cifar_jpeg}", "data.workers=0",
-            "runs_dir=runs", "device=cpu", cwd=tmp_path)
+    run_cli(
+        "app",
+        "task=eval",
+        "model=resnet50",
+        "model.weights=timm:legacy_seresnet50",
+        f"model.weights_file={path}",
+        "data=imagefolder",
+        f"data.root={cifar_jpeg}",
+        "data.workers=0",
+        "runs_dir=runs",
+        "device=cpu",
+        cwd=tmp_path,
+    )
     rec = json.loads(next((tmp_path / "runs").rglob("metrics.json")).read_text())
     assert rec["status"] == "completed" and rec["eval_images"] == n == 50
     assert rec["preprocess"]["resize"] == 256 and rec["preprocess"]["interpolation"] == "bilinear"
@@ -230,9 +253,21 @@ def test_excitation_of_published_weights(cifar_jpeg, tmp_path):
     on real images with the weights' own preprocessing, and its record and figures are written."""
     ref = reference("timm:legacy_seresnet50", num_classes=10)
     path = _save(tmp_path, ref, "legacy_seresnet50.pth")
-    run_cli("app", "task=excitation", "model=resnet50", "model.weights=timm:legacy_seresnet50",
-            f"model.weights_file={path}", "data=imagefolder", f"data.root={cifar_jpeg}", "data.workers=0",
-            "excitation.classes=[0,1]", "excitation.per_class=3", "runs_dir=runs", "device=cpu", cwd=tmp_path)
+    run_cli(
+        "app",
+        "task=excitation",
+        "model=resnet50",
+        "model.weights=timm:legacy_seresnet50",
+        f"model.weights_file={path}",
+        "data=imagefolder",
+        f"data.root={cifar_jpeg}",
+        "data.workers=0",
+        "excitation.classes=[0,1]",
+        "excitation.per_class=3",
+        "runs_dir=runs",
+        "device=cpu",
+        cwd=tmp_path,
+    )
     out = next((tmp_path / "runs").rglob("metrics.json")).parent
     rec = json.loads((out / "metrics.json").read_text())
     assert rec["status"] == "completed" and rec["analysed_run"] == "timm:legacy_seresnet50"

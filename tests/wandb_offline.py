@@ -1,5 +1,6 @@
 """Read back an offline wandb run (``run-*.wandb``) without a server: the file is a 7-byte
 header followed by a LevelDB-style log of protobuf ``Record`` messages in 32 KiB blocks."""
+
 import json
 import struct
 from pathlib import Path
@@ -19,8 +20,8 @@ def records(path: Path):
         if room < 7:  # block trailer padding
             pos += room
             continue
-        _crc, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
-        payload = data[pos + 7:pos + 7 + length]
+        _crc, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+        payload = data[pos + 7 : pos + 7 + length]
         pos += 7 + length
         if kind == 0 and length == 0:
             continue

@@ -7,6 +7,7 @@
 
 Jobs, their order, their run dirs and the launchers are exactly the basic sweeper's.
 """
+
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -44,8 +45,11 @@ def _plain(loader):
 class RowsSweeper(BasicSweeper):
     def setup(self, *, hydra_context: HydraContext, task_function, config) -> None:
         self.reusing = ReusingLoader(hydra_context.config_loader)
-        super().setup(hydra_context=HydraContext(config_loader=self.reusing, callbacks=hydra_context.callbacks),
-                      task_function=task_function, config=config)
+        super().setup(
+            hydra_context=HydraContext(config_loader=self.reusing, callbacks=hydra_context.callbacks),
+            task_function=task_function,
+            config=config,
+        )
 
     def get_job_batch(self) -> Sequence[Sequence[str]]:
         self.reusing.composed.clear()  # left by a batch another process launched

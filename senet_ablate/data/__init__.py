@@ -21,6 +21,7 @@ The modules: ``sources`` (in-memory datasets by name), ``tree`` (a class-folder 
 and ``decoded`` (the decoded-data cache). How many worker processes to use is the caller's
 decision (``launch.data_workers``, ``launch.decode_processes``), passed to ``build`` as numbers.
 """
+
 from __future__ import annotations
 
 import time
@@ -40,12 +41,46 @@ from .tree import EVAL_SPLITS, count_classes, scan_imagefolder, warn_if_upsample
 from .workers import _LIVE_ITERATORS, stop_workers
 
 __all__ = [  # what callers and tests use through ``senet_ablate.data``
-    "AUGMENTS", "BATCH_AUGMENT", "CHANNEL_ORDERS", "DATASETS", "EVAL_SPLITS", "IMAGE_SUFFIXES", "INTERPOLATIONS",
-    "PAD_MODES", "SOURCES", "STREAMED", "Batches", "Data", "FileDataset", "Seeded", "Source", "StreamLoader",
-    "TensorLoader", "ToChannelOrder", "ToUint8", "Unreadable", "build", "check", "collate_readable",
-    "count_classes", "crop_flip", "cutout", "decode_split", "decode_workers", "epoch_seed", "eval_resize",
-    "flip_only", "imagenet_transforms", "load_digits_split", "read_rgb", "scan_imagefolder", "shard",
-    "stop_workers", "warn_if_upsampled", "_LIVE_ITERATORS", "_pad",
+    "AUGMENTS",
+    "BATCH_AUGMENT",
+    "CHANNEL_ORDERS",
+    "DATASETS",
+    "EVAL_SPLITS",
+    "IMAGE_SUFFIXES",
+    "INTERPOLATIONS",
+    "PAD_MODES",
+    "SOURCES",
+    "STREAMED",
+    "Batches",
+    "Data",
+    "FileDataset",
+    "Seeded",
+    "Source",
+    "StreamLoader",
+    "TensorLoader",
+    "ToChannelOrder",
+    "ToUint8",
+    "Unreadable",
+    "build",
+    "check",
+    "collate_readable",
+    "count_classes",
+    "crop_flip",
+    "cutout",
+    "decode_split",
+    "decode_workers",
+    "epoch_seed",
+    "eval_resize",
+    "flip_only",
+    "imagenet_transforms",
+    "load_digits_split",
+    "read_rgb",
+    "scan_imagefolder",
+    "shard",
+    "stop_workers",
+    "warn_if_upsampled",
+    "_LIVE_ITERATORS",
+    "_pad",
 ]
 
 
@@ -91,30 +126,44 @@ def check(cfg) -> None:
     if cfg.in_memory and cfg.augment == "imagenet":
         raise ConfigError("data.augment=imagenet runs per image: use it with data.in_memory=false")
     if not cfg.in_memory and cfg.name not in STREAMED:
-        raise ConfigError(f"data.in_memory=false is only for data={'|'.join(STREAMED)}; "
-                          f"{cfg.name} is always in memory")
+        raise ConfigError(f"data.in_memory=false is only for data={'|'.join(STREAMED)}; {cfg.name} is always in memory")
     _valid("interpolation", cfg.get("interpolation", "bilinear"), INTERPOLATIONS)
     _valid("channel_order", cfg.get("channel_order", "rgb"), CHANNEL_ORDERS)
     if cfg.get("resize") is not None and (not isinstance(cfg.resize, int) or cfg.resize < cfg.image_size):
-        raise ConfigError(f"data.resize={cfg.resize!r} must be null or an integer >= data.image_size "
-                          f"({cfg.image_size})")
+        raise ConfigError(
+            f"data.resize={cfg.resize!r} must be null or an integer >= data.image_size ({cfg.image_size})"
+        )
     if not isinstance(cfg.get("skip_bad_images", False), bool):
         raise ConfigError(f"data.skip_bad_images={cfg.skip_bad_images!r} must be true or false")
     _valid("pad_mode", cfg.get("pad_mode", "zeros"), PAD_MODES)
     size = cfg.get("cutout")
     if size is not None:
         if isinstance(size, bool) or not isinstance(size, int) or not 0 < size <= cfg.image_size:
-            raise ConfigError(f"data.cutout={size!r} must be null (off) or a square side in pixels, 1 to "
-                              f"data.image_size ({cfg.image_size})")
+            raise ConfigError(
+                f"data.cutout={size!r} must be null (off) or a square side in pixels, 1 to "
+                f"data.image_size ({cfg.image_size})"
+            )
         if not cfg.in_memory:
             raise ConfigError("data.cutout is a batch augmentation of in-memory data (data.in_memory=true)")
     if not cfg.in_memory and cfg.augment != "imagenet":
-        raise ConfigError("a streamed ImageFolder (data.in_memory=false) uses data.augment=imagenet; "
-                          "for small images set data.in_memory=true")
+        raise ConfigError(
+            "a streamed ImageFolder (data.in_memory=false) uses data.augment=imagenet; "
+            "for small images set data.in_memory=true"
+        )
 
 
-def build(cfg, batch_size: int, eval_batch_size: int, device: torch.device, seed: int, rank: int = 0,
-          world: int = 1, cache_dir=None, workers: int = 0, decode_workers: int = 0) -> Data:
+def build(
+    cfg,
+    batch_size: int,
+    eval_batch_size: int,
+    device: torch.device,
+    seed: int,
+    rank: int = 0,
+    world: int = 1,
+    cache_dir=None,
+    workers: int = 0,
+    decode_workers: int = 0,
+) -> Data:
     """Load (and validate) the data named by the ``data:`` node; with ``world`` > 1 each loader
     yields this rank's part of every global batch. ``cache_dir``: where decoded in-memory trees
     are kept for later jobs (None: decode every time). ``workers``: DataLoader workers of a
@@ -127,13 +176,15 @@ def build(cfg, batch_size: int, eval_batch_size: int, device: torch.device, seed
         src = SOURCES[cfg.name](cfg, cache_dir, decode_workers)
         num_classes = _num_classes(cfg, src)
         train, evaluate = _tensor_loaders(cfg, src, batch_size, eval_batch_size, device, shards)
-        d = Data(train, evaluate, num_classes, int(src.train[0].shape[-1]), src.eval_split, list(src.skipped),
-                 src.cache)
+        d = Data(
+            train, evaluate, num_classes, int(src.train[0].shape[-1]), src.eval_split, list(src.skipped), src.cache
+        )
     else:
         classes, samples, eval_split = scan_imagefolder(cfg)
         warn_if_upsampled(samples["train"], cfg)
-        train, evaluate = _stream_loaders(cfg, samples, eval_split, batch_size, eval_batch_size, device, shards,
-                                          workers)
+        train, evaluate = _stream_loaders(
+            cfg, samples, eval_split, batch_size, eval_batch_size, device, shards, workers
+        )
         d = Data(train, evaluate, len(classes), cfg.image_size, eval_split, workers=workers)
     d.load_s = time.perf_counter() - t0
     return d
@@ -151,18 +202,32 @@ def _num_classes(cfg, src: Source) -> int:
 def _tensor_loaders(cfg, src: Source, batch_size, eval_batch_size, device, shards) -> tuple[TensorLoader, TensorLoader]:
     (xtr, ytr), (xte, yte) = src.train, src.eval
     common = dict(augment=cfg.augment, mean=list(cfg.mean), std=list(cfg.std), **shards)
-    train = TensorLoader(xtr.to(device), ytr.to(device), batch_size, train=True, **common,
-                         pad_mode=cfg.get("pad_mode", "zeros"), cutout=cfg.get("cutout"))
+    train = TensorLoader(
+        xtr.to(device),
+        ytr.to(device),
+        batch_size,
+        train=True,
+        **common,
+        pad_mode=cfg.get("pad_mode", "zeros"),
+        cutout=cfg.get("cutout"),
+    )
     evaluate = TensorLoader(xte.to(device), yte.to(device), eval_batch_size, train=False, **common)
     return train, evaluate
 
 
-def _stream_loaders(cfg, samples, eval_split, batch_size, eval_batch_size, device, shards,
-                    workers) -> tuple[StreamLoader, StreamLoader]:
-    common = dict(workers=workers, pin_memory=device.type == "cuda", **shards,
-                  skip_bad_images=bool(cfg.get("skip_bad_images", False)))
-    train = StreamLoader(FileDataset(samples["train"], imagenet_transforms(cfg, True)), batch_size, train=True,
-                         **common)
-    evaluate = StreamLoader(FileDataset(samples[eval_split], imagenet_transforms(cfg, False)), eval_batch_size,
-                            train=False, **common)
+def _stream_loaders(
+    cfg, samples, eval_split, batch_size, eval_batch_size, device, shards, workers
+) -> tuple[StreamLoader, StreamLoader]:
+    common = dict(
+        workers=workers,
+        pin_memory=device.type == "cuda",
+        **shards,
+        skip_bad_images=bool(cfg.get("skip_bad_images", False)),
+    )
+    train = StreamLoader(
+        FileDataset(samples["train"], imagenet_transforms(cfg, True)), batch_size, train=True, **common
+    )
+    evaluate = StreamLoader(
+        FileDataset(samples[eval_split], imagenet_transforms(cfg, False)), eval_batch_size, train=False, **common
+    )
     return train, evaluate

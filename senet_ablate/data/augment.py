@@ -2,6 +2,7 @@
 crop + flip, flip alone, Cutout. An op draws its random numbers for the whole *global* batch
 (``total`` images) and applies the ``part`` of them that this process holds, so that a DDP rank
 augments its images exactly as a single process would."""
+
 from __future__ import annotations
 
 from typing import Callable
@@ -23,8 +24,9 @@ def _pad(x: torch.Tensor, pad: int, mode: str) -> torch.Tensor:
     return x[:, :, reflected(x.shape[2])][:, :, :, reflected(x.shape[3])]  # index, not F.pad: uint8 works
 
 
-def crop_flip(x: torch.Tensor, g: torch.Generator, part: slice, total: int, pad: int = 4,
-              pad_mode: str = "zeros") -> torch.Tensor:
+def crop_flip(
+    x: torch.Tensor, g: torch.Generator, part: slice, total: int, pad: int = 4, pad_mode: str = "zeros"
+) -> torch.Tensor:
     """He et al.'s CIFAR augmentation on a whole uint8 batch: pad (``pad_mode``), random crop, random flip."""
     b, c, h, w = x.shape
     dev = x.device
@@ -33,8 +35,9 @@ def crop_flip(x: torch.Tensor, g: torch.Generator, part: slice, total: int, pad:
     dx = torch.randint(0, 2 * pad + 1, (total,), generator=g, device=dev)[part]
     rows = (dy[:, None] + torch.arange(h, device=dev))[:, None, :, None]
     cols = (dx[:, None] + torch.arange(w, device=dev))[:, None, None, :]
-    out = xp[torch.arange(b, device=dev)[:, None, None, None], torch.arange(c, device=dev)[None, :, None, None],
-             rows, cols]
+    out = xp[
+        torch.arange(b, device=dev)[:, None, None, None], torch.arange(c, device=dev)[None, :, None, None], rows, cols
+    ]
     flip = (torch.rand(total, generator=g, device=dev) < 0.5)[part]
     return torch.where(flip[:, None, None, None], out.flip(3), out)
 

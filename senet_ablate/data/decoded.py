@@ -10,6 +10,7 @@ decoded afresh; the same tree copied elsewhere with its times (``cp -a``, ``rsyn
 entry. Jobs that start together take a lock: one decodes while the others wait, then load its
 file. Files are written whole (``atomic.write_atomic``); a damaged one is decoded again.
 """
+
 from __future__ import annotations
 
 import hashlib

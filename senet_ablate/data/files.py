@@ -1,6 +1,7 @@
 """Image files read one at a time: the suffixes we accept, decoding to RGB, and the datasets a
 DataLoader draws from. A file that does not decode comes back as ``Unreadable`` (never raised
 in a worker), so that the main process can name it or leave it out."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ def read_rgb(path: str):
 @dataclass(frozen=True)
 class Unreadable:
     """What a worker returns for an image file it cannot decode (the batch goes on without it)."""
+
     path: str
     reason: str  # "cannot decode image <path>: <why>"
 

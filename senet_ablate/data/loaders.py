@@ -2,6 +2,7 @@
 ``sampling.Batches``: ``TensorLoader`` (a split held on the device, augmented a batch at a time)
 and ``StreamLoader`` (image files through a DataLoader with workers, augmented per image). Each
 also tells the loop the batch shapes it will meet (``global_size``, ``part_sizes``)."""
+
 from __future__ import annotations
 
 import logging
@@ -44,8 +45,22 @@ class _Batched:
 class TensorLoader(_Batched):
     """A split held as uint8 ``images`` (N, 3, H, W) and int64 ``labels`` on one device."""
 
-    def __init__(self, images, labels, batch_size, *, train, augment, mean, std, seed, rank=0, world=1,
-                 pad_mode="zeros", cutout=None):
+    def __init__(
+        self,
+        images,
+        labels,
+        batch_size,
+        *,
+        train,
+        augment,
+        mean,
+        std,
+        seed,
+        rank=0,
+        world=1,
+        pad_mode="zeros",
+        cutout=None,
+    ):
         self.images, self.labels, self.train = images, labels, train
         self.batches = Batches(len(labels), batch_size, shuffle=train, seed=seed, rank=rank, world=world)
         op = BATCH_AUGMENT[augment if train else "none"]
@@ -83,14 +98,22 @@ class StreamLoader(_Batched):
     ``skip_bad_images``, is left out of its batch with one warning and listed in ``skipped``.
     The workers stop when an epoch ends, when the loop is left by an error, and at ``close``."""
 
-    def __init__(self, dataset, batch_size, *, train, workers, pin_memory, seed, rank=0, world=1,
-                 skip_bad_images=False):
+    def __init__(
+        self, dataset, batch_size, *, train, workers, pin_memory, seed, rank=0, world=1, skip_bad_images=False
+    ):
         self.batches = Batches(len(dataset), batch_size, shuffle=train, seed=seed, rank=rank, world=world)
         self.generator = torch.Generator()
         self.skip_bad_images, self.skipped, self._current = skip_bad_images, [], None
-        self.loader = DataLoader(Seeded(dataset), batch_sampler=Parts(self.batches), num_workers=workers,
-                                 pin_memory=pin_memory, generator=self.generator, worker_init_fn=quiet_worker,
-                                 persistent_workers=False, collate_fn=collate_readable)
+        self.loader = DataLoader(
+            Seeded(dataset),
+            batch_sampler=Parts(self.batches),
+            num_workers=workers,
+            pin_memory=pin_memory,
+            generator=self.generator,
+            worker_init_fn=quiet_worker,
+            persistent_workers=False,
+            collate_fn=collate_readable,
+        )
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
         self.batches.set_epoch(epoch, start)
@@ -111,8 +134,10 @@ class StreamLoader(_Batched):
                 for path, reason in bad:
                     self._unreadable(path, reason, b)
                 if x is None:
-                    raise ConfigError(f"every image of batch {b + 1} (epoch {self.batches.epoch + 1}) is "
-                                      f"unreadable, e.g. {bad[0][0]}: is data.root the right tree?")
+                    raise ConfigError(
+                        f"every image of batch {b + 1} (epoch {self.batches.epoch + 1}) is "
+                        f"unreadable, e.g. {bad[0][0]}: is data.root the right tree?"
+                    )
                 yield x, y
 
     def _unreadable(self, path: str, reason: str, b: int) -> None:
@@ -121,7 +146,8 @@ class StreamLoader(_Batched):
             raise ConfigError(
                 f"{reason} (epoch {self.batches.epoch + 1}, batch {b + 1}). "
                 "Fix or remove the file and relaunch: the run resumes from its last.pt. Or set "
-                "data.skip_bad_images=true to leave unreadable images out.")
+                "data.skip_bad_images=true to leave unreadable images out."
+            )
         if path not in self.skipped:
             self.skipped.append(path)
             log.warning("skipping an unreadable image (data.skip_bad_images=true): %s", reason)

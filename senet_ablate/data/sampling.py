@@ -1,6 +1,7 @@
 """Which images make each batch: the seeds of an epoch, the global batches of an epoch (shuffled
 by (seed, epoch) for training, in file order for evaluation), each rank's contiguous part of a
 global batch (DDP), and the DataLoader batch sampler that hands a streamed image its own seed."""
+
 from __future__ import annotations
 
 import math

@@ -2,6 +2,7 @@
 ``Source`` (train and eval splits as uint8 images (N, 3, H, W) and int64 labels). An in-memory
 ImageFolder tree is decoded by worker processes once and kept in the decoded-data cache.
 ``DATASETS`` are the valid names; ``STREAMED`` those that may also stream from disk."""
+
 from __future__ import annotations
 
 import logging
@@ -30,6 +31,7 @@ Split = tuple[torch.Tensor, torch.Tensor]  # uint8 images (N, 3, H, W), int64 la
 class Source:
     """A dataset loaded into memory: its splits, which split is evaluated, the unreadable images
     left out (``data.skip_bad_images``) and what the decoded-data cache did (hit | miss | off)."""
+
     train: Split
     eval: Split
     eval_split: str
@@ -79,12 +81,14 @@ def cifar_source(cfg, cache_dir=None, processes: int = 0) -> Source:
         except RuntimeError as e:  # not found and download=false, or a damaged archive
             raise ConfigError(
                 f"{cfg.name} not found under data.root={str(root)!r} ({e}). Set data.download=true to fetch it, "
-                f"or place torchvision's python-version archive contents there.") from None
+                f"or place torchvision's python-version archive contents there."
+            ) from None
         except OSError as e:  # offline, DNS failure, refused connection...
             raise ConfigError(
                 f"could not download {cfg.name} to {str(root)!r}: {e}. Without internet, fetch the "
                 f"python-version archive on another machine and unpack it into data.root (torchvision layout), "
-                f"or point data=imagefolder (e.g. data=cifar10_jpeg) at a class-folder copy.") from None
+                f"or point data=imagefolder (e.g. data=cifar10_jpeg) at a class-folder copy."
+            ) from None
         splits.append((_to_chw_uint8(ds.data), torch.as_tensor(ds.targets, dtype=torch.int64)))
     return Source(splits[0], splits[1], "test")
 
@@ -101,9 +105,14 @@ def decode_split(items: list[tuple[str, int]], size: int, workers: int, skip_bad
     labels and the unreadable files left out (with ``skip_bad``; else the first one fails)."""
     # a generator of its own: a DataLoader draws its workers' base seed from it (from the global one
     # without it, and a cache miss would then move the model's initialisation)
-    loader = DataLoader(FileDataset(items, ToUint8(size)), batch_size=500, num_workers=workers,
-                        collate_fn=collate_readable, worker_init_fn=quiet_worker if workers else None,
-                        generator=torch.Generator().manual_seed(0))
+    loader = DataLoader(
+        FileDataset(items, ToUint8(size)),
+        batch_size=500,
+        num_workers=workers,
+        collate_fn=collate_readable,
+        worker_init_fn=quiet_worker if workers else None,
+        generator=torch.Generator().manual_seed(0),
+    )
     images, labels, skipped = [], [], []
     with worker_pass(loader) as it:
         for x, y, bad in it:
@@ -138,16 +147,19 @@ def imagefolder_source(cfg, cache_dir=None, processes: int = 0) -> Source:
             x, y, bad = decode_split(items, cfg.image_size, workers, skip_bad, root / split)
             entry[split] = {"images": x, "labels": y}
             entry["skipped"] += [os.path.relpath(p, root) for p in bad]
-        log.info("decoded %d images of %s with %d worker processes in %.1f s", n, root, workers,
-                 time.perf_counter() - t0)
+        log.info(
+            "decoded %d images of %s with %d worker processes in %.1f s", n, root, workers, time.perf_counter() - t0
+        )
         return entry
 
     key = decoded.tree_key(root, samples, cfg.image_size) if cache_dir else ""
     entry, status = decoded.cached(cache_dir, f"{root.name}-{cfg.image_size}px", key, decode_tree)
     skipped = tuple(str(root / p) for p in entry["skipped"])
     if skipped and not skip_bad:  # the cached decode left them out; this job did not ask to
-        raise ConfigError(f"cannot decode image {skipped[0]} ({len(skipped)} unreadable in the tree; found when "
-                          "it was cached). Fix or remove the file, or set data.skip_bad_images=true.")
+        raise ConfigError(
+            f"cannot decode image {skipped[0]} ({len(skipped)} unreadable in the tree; found when "
+            "it was cached). Fix or remove the file, or set data.skip_bad_images=true."
+        )
     if status == "hit":
         log.info("%d decoded images of %s from the cache in %.2f s", n - len(skipped), root, time.perf_counter() - t0)
     tr, ev = entry["train"], entry[eval_split]
@@ -158,8 +170,10 @@ def synthetic_source(cfg, cache_dir=None, processes: int = 0) -> Source:
     """Random images and labels, for speed benchmarks only."""
     g = torch.Generator().manual_seed(12345)
     s, k = cfg.image_size, cfg.num_classes
-    make = lambda n: (torch.randint(0, 256, (n, 3, s, s), generator=g, dtype=torch.uint8),  # noqa: E731
-                      torch.randint(0, k, (n,), generator=g))
+    make = lambda n: (
+        torch.randint(0, 256, (n, 3, s, s), generator=g, dtype=torch.uint8),  # noqa: E731
+        torch.randint(0, k, (n,), generator=g),
+    )
     return Source(make(cfg.train_size), make(cfg.eval_size), "test")
 
 

@@ -1,6 +1,7 @@
 """Per-image transforms, PIL image in, tensor out: to uint8 at a fixed size (decoding a tree into
 memory), and the paper's ImageNet augmentation of a streamed image (train: random-resized crop +
 flip; eval: resize to ``eval_resize``, centre crop), with channel order, pixel range and mean/std."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,8 +21,14 @@ class ToUint8:
     def __call__(self, image) -> torch.Tensor:
         img = torch.from_numpy(np.array(image)).permute(2, 0, 1)
         if img.shape[-2:] != (self.size, self.size):
-            img = F.interpolate(img[None].float(), size=(self.size, self.size), mode="bilinear", antialias=True,
-                                align_corners=False)[0].round().clamp(0, 255).to(torch.uint8)
+            img = (
+                F.interpolate(
+                    img[None].float(), size=(self.size, self.size), mode="bilinear", antialias=True, align_corners=False
+                )[0]
+                .round()
+                .clamp(0, 255)
+                .to(torch.uint8)
+            )
         return img.contiguous()
 
 
@@ -47,8 +54,12 @@ def imagenet_transforms(cfg, train: bool):
     from torchvision.transforms import InterpolationMode, v2
 
     size, mode = cfg.image_size, InterpolationMode(cfg.get("interpolation", "bilinear"))
-    head = ([v2.RandomResizedCrop(size, interpolation=mode, antialias=True), v2.RandomHorizontalFlip()] if train else
-            [v2.Resize(eval_resize(cfg), interpolation=mode, antialias=True), v2.CenterCrop(size)])
+    head = (
+        [v2.RandomResizedCrop(size, interpolation=mode, antialias=True), v2.RandomHorizontalFlip()]
+        if train
+        else [v2.Resize(eval_resize(cfg), interpolation=mode, antialias=True), v2.CenterCrop(size)]
+    )
     order = ToChannelOrder(cfg.get("channel_order", "rgb"), cfg.get("pixel_range", 1))
-    return v2.Compose([*head, v2.ToImage(), v2.ToDtype(torch.float32, scale=True), order,
-                       v2.Normalize(list(cfg.mean), list(cfg.std))])
+    return v2.Compose(
+        [*head, v2.ToImage(), v2.ToDtype(torch.float32, scale=True), order, v2.Normalize(list(cfg.mean), list(cfg.std))]
+    )

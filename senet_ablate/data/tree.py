@@ -1,6 +1,7 @@
 """A class-folder image tree on disk (``root/train/<class>/*``, ``root/val|test/<class>/*``):
 where ``data.root`` points, how many classes it has, the checked list of its files, and a hint
 when its images are far smaller than the size they would be streamed at."""
+
 from __future__ import annotations
 
 import logging
@@ -57,8 +58,9 @@ def scan_imagefolder(cfg) -> tuple[list[str], dict[str, list[tuple[str, int]]], 
         raise ConfigError(f"no class folders under {train}")
     eval_classes = sorted(p.name for p in (root / eval_split).iterdir() if p.is_dir())
     if eval_classes != classes:
-        raise ConfigError(f"class folders differ between train/ ({len(classes)}) and {eval_split}/ "
-                          f"({len(eval_classes)}) under {root}")
+        raise ConfigError(
+            f"class folders differ between train/ ({len(classes)}) and {eval_split}/ ({len(eval_classes)}) under {root}"
+        )
     if cfg.get("num_classes") is not None and cfg.num_classes != len(classes):
         raise ConfigError(f"data.num_classes={cfg.num_classes} but {train} has {len(classes)} class folders")
     samples = {split: _list_split(root, split, classes) for split in ("train", eval_split)}
@@ -73,8 +75,10 @@ def _list_split(root: Path, split: str, classes: list[str]) -> list[tuple[str, i
             names = sorted(e.name for e in entries if not e.name.startswith("."))
         for name in names:
             if not name.lower().endswith(IMAGE_SUFFIXES):
-                raise ConfigError(f"not an image file in the ImageFolder tree: {os.path.join(folder, name)} "
-                                  f"(expected {', '.join(IMAGE_SUFFIXES)}); move it out of data.root")
+                raise ConfigError(
+                    f"not an image file in the ImageFolder tree: {os.path.join(folder, name)} "
+                    f"(expected {', '.join(IMAGE_SUFFIXES)}); move it out of data.root"
+                )
             items.append((os.path.join(folder, name), i))
     if not items:
         raise ConfigError(f"no images under {root / split}")
@@ -95,7 +99,11 @@ def warn_if_upsampled(samples: list[tuple[str, int]], cfg, first: int = 3) -> No
             return  # an unreadable file is reported where it is decoded
     if sizes and max(max(s) for s in sizes) * 2 <= cfg.image_size:
         shown = ", ".join(f"{w}x{h}" for w, h in sizes)
-        log.warning("the first images under data.root are %s px but data.image_size=%d: every image is "
-                    "upsampled and streamed from disk, far slower than needed. For small images use "
-                    "data=cifar10_jpeg (decoded once into memory at 32 px), or data.image_size=<their size> "
-                    "data.in_memory=true data.augment=cifar.", shown, cfg.image_size)
+        log.warning(
+            "the first images under data.root are %s px but data.image_size=%d: every image is "
+            "upsampled and streamed from disk, far slower than needed. For small images use "
+            "data=cifar10_jpeg (decoded once into memory at 32 px), or data.image_size=<their size> "
+            "data.in_memory=true data.augment=cifar.",
+            shown,
+            cfg.image_size,
+        )

@@ -1,6 +1,7 @@
 """The life of DataLoader worker processes: they ignore preemption signals and Ctrl-C (the main
 process checkpoints and stops them), every pass that may have workers running is tracked, and
 each is stopped when its pass ends, fails or is closed, or at the latest when Python exits."""
+
 from __future__ import annotations
 
 import atexit

@@ -4,6 +4,7 @@ A builder takes ``se`` (an :class:`SESpec` or None), ``num_classes`` and its own
 (the keys of its ``conf/model/*.yaml``, e.g. ``stride_style``); ``PORTS`` maps published weights
 (``timm:<name>``, ``torchvision:<name>``) onto the backbones (``weights.py``).
 """
+
 from __future__ import annotations
 
 import inspect
@@ -52,8 +53,14 @@ def options_of(name: str) -> list[str]:
     return [k for k, p in sig.parameters.items() if p.kind == p.KEYWORD_ONLY and k not in ("se", "num_classes")]
 
 
-def build_model(name: str, se: SESpec | None, num_classes: int, device: str | torch.device | None = None,
-                input_size: int | None = None, **options) -> nn.Module:
+def build_model(
+    name: str,
+    se: SESpec | None,
+    num_classes: int,
+    device: str | torch.device | None = None,
+    input_size: int | None = None,
+    **options,
+) -> nn.Module:
     """Build ``name`` with SE as ``se`` says (None or no stages = the plain backbone).
 
     ``device="meta"`` builds shapes only: free, and enough to validate a config or count complexity.
@@ -72,12 +79,16 @@ def build_model(name: str, se: SESpec | None, num_classes: int, device: str | to
         with torch.device(device) if device is not None else nullcontext():
             model = MODELS[name](se=se, num_classes=num_classes, **options)
     except SiteMissing as e:
-        raise ConfigError(f"se.integration={e.integration!r} is not available on {name} (its {e.unit} has no such "
-                          f"place); valid integrations for {name}: {', '.join(e.offered)}") from None
+        raise ConfigError(
+            f"se.integration={e.integration!r} is not available on {name} (its {e.unit} has no such "
+            f"place); valid integrations for {name}: {', '.join(e.offered)}"
+        ) from None
     if any(isinstance(p, nn.parameter.UninitializedParameter) for p in model.parameters()):
         if input_size is None:
-            raise ConfigError(f"se.squeeze={se.squeeze} with se.extent=0 sizes its weights by each site's map: "
-                              f"build {name} with its input size (model.input_size)")
+            raise ConfigError(
+                f"se.squeeze={se.squeeze} with se.extent=0 sizes its weights by each site's map: "
+                f"build {name} with its input size (model.input_size)"
+            )
         param = next(p for p in model.parameters() if not isinstance(p, nn.parameter.UninitializedParameter))
         model.eval()
         with torch.no_grad():

@@ -9,6 +9,7 @@ last BN, before the shake mixing, so the descriptor never depends on the mixing 
 ``sum`` puts one on the mixed sum, before the shortcut is added. Either way ``pre`` acts on the
 unit's input (both branches read it), ``conv3x3`` after each branch's first 3x3 conv.
 """
+
 from __future__ import annotations
 
 from functools import partial
@@ -39,16 +40,28 @@ class PreActUnit(nn.Module):
     the pre-activated input (He et al. 2016b, appendix). SE-PRE acts on the branch input after the
     unit's BN-ReLU."""
 
-    def __init__(self, cin, cout, stride, se, stage, index, bottleneck=False, shortcut_kind="projection",
-                 activated_shortcut=False):
+    def __init__(
+        self,
+        cin,
+        cout,
+        stride,
+        se,
+        stage,
+        index,
+        bottleneck=False,
+        shortcut_kind="projection",
+        activated_shortcut=False,
+    ):
         super().__init__()
         width = cout // 4 if bottleneck else cout
         kernels, widths = ((1, 3, 1), (width, width, cout)) if bottleneck else ((3, 3), (cout, cout))
         self.mid = kernels.index(3)  # the first 3x3: SE 3x3 ("mid") follows its BN-ReLU
         self.pre = preact(cin)
         ins = (cin, *widths[:-1])
-        self.convs = nn.ModuleList(nn.Conv2d(i, o, k, stride if j == 0 else 1, k // 2, bias=False)
-                                   for j, (i, o, k) in enumerate(zip(ins, widths, kernels)))
+        self.convs = nn.ModuleList(
+            nn.Conv2d(i, o, k, stride if j == 0 else 1, k // 2, bias=False)
+            for j, (i, o, k) in enumerate(zip(ins, widths, kernels))
+        )
         self.acts = nn.ModuleList(preact(w) for w in widths[:-1])
         if cin == cout and stride == 1:
             self.shortcut = nn.Identity()
@@ -57,8 +70,9 @@ class PreActUnit(nn.Module):
         else:
             self.shortcut = nn.Conv2d(cin, cout, 1, stride, bias=False)
         self.activated_shortcut = activated_shortcut or not isinstance(self.shortcut, nn.Identity)
-        self.se = SESite(se, dict(input=cin, mid=width, branch=cout, identity=cout, output=cout), stage=stage,
-                         index=index)
+        self.se = SESite(
+            se, dict(input=cin, mid=width, branch=cout, identity=cout, output=cout), stage=stage, index=index
+        )
 
     def forward(self, x):
         a = self.pre(x)
@@ -75,8 +89,16 @@ class PreActNet(Backbone):
 
     stage_ids = (2, 3, 4)
 
-    def __init__(self, depth: int, widths: Sequence[int], stem: int, se: SESpec | None, num_classes: int,
-                 bottleneck: bool, shortcut: str):
+    def __init__(
+        self,
+        depth: int,
+        widths: Sequence[int],
+        stem: int,
+        se: SESpec | None,
+        num_classes: int,
+        bottleneck: bool,
+        shortcut: str,
+    ):
         super().__init__()
         check_choice("model.shortcut", shortcut, SHORTCUTS)
         check_classes(num_classes)
@@ -84,8 +106,9 @@ class PreActNet(Backbone):
         first = (self.stage_ids[0], 1)  # the net's first unit: its shortcut reads the pre-activated input
 
         def unit(cin, cout, stride, spec, stage, index):
-            return PreActUnit(cin, cout, stride, spec, stage, index, bottleneck, shortcut,
-                              activated_shortcut=(stage, index) == first)
+            return PreActUnit(
+                cin, cout, stride, spec, stage, index, bottleneck, shortcut, activated_shortcut=(stage, index) == first
+            )
 
         stages, cin = make_stages(self.stage_ids, (depth,) * len(widths), widths, stem, se, unit)
         self.finish(stages, cin, num_classes, head=preact(cin))
@@ -137,8 +160,9 @@ class ShakeBranch(nn.Module):
     """One branch of a Shake unit: its convs, with an SE site after the first 3x3 (``mid``) and,
     with ``model.se_on=branch``, at its end (``branch``)."""
 
-    def __init__(self, layers: Sequence[nn.Module], mid_after: int, widths: dict, se, stage: int, index: int,
-                 suffix: str):
+    def __init__(
+        self, layers: Sequence[nn.Module], mid_after: int, widths: dict, se, stage: int, index: int, suffix: str
+    ):
         super().__init__()
         self.layers, self.mid_after = nn.ModuleList(layers), mid_after
         self.se = SESite(se, widths, stage=stage, index=index, suffix=suffix, required=False)
@@ -180,10 +204,14 @@ class ShakeUnit(nn.Module):
         per_branch = dict(mid=cout)  # the sites each branch offers
         if se_on == "branch":
             per_branch["branch"] = cout
+
         def layers():  # the first 3x3 (and its BN-ReLU) is layer 1 in both kinds
             if even29:
-                return [conv_bn(cin, cout, 1, relu=True), conv_bn(cout, cout, 3, stride, groups=4, relu=True),
-                        conv_bn(cout, cout, 1)]
+                return [
+                    conv_bn(cin, cout, 1, relu=True),
+                    conv_bn(cout, cout, 3, stride, groups=4, relu=True),
+                    conv_bn(cout, cout, 1),
+                ]
             return [nn.ReLU(), conv_bn(cin, cout, 3, stride, relu=True), conv_bn(cout, cout, 3)]
 
         self.branches = nn.ModuleList(ShakeBranch(layers(), 1, per_branch, se, stage, index, tag) for tag in "ab")
@@ -210,8 +238,16 @@ class ShakeNet(Backbone):
 
     stage_ids = (2, 3, 4)
 
-    def __init__(self, depth: int, widths: Sequence[int], se: SESpec | None, num_classes: int, even29: bool,
-                 se_on: str, backward: str):
+    def __init__(
+        self,
+        depth: int,
+        widths: Sequence[int],
+        se: SESpec | None,
+        num_classes: int,
+        even29: bool,
+        se_on: str,
+        backward: str,
+    ):
         super().__init__()
         check_choice("model.se_on", se_on, SE_ON)
         check_choice("model.shake_backward", backward, SHAKE_BACKWARD)

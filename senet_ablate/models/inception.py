@@ -39,6 +39,7 @@ only on even maps (the Caffe model takes sides 32k - 1 .. 32k + 6 only). The poo
 Caffe's windows on even maps and pads by 1 on odd ones (:class:`StridedMaxPool`), which gives the
 conv branches' size on any input (299 included) and changes nothing at 224.
 """
+
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -53,16 +54,22 @@ from .layers import Backbone, check_classes, conv_bn
 # (name, 1x1, (3x3 reduce, 3x3), (double-3x3 reduce, 3x3, 3x3), pool kind, pool projection, stride);
 # a strided module has no 1x1 branch and an unprojected max-pool branch (0 = absent).
 MODULES: dict[int, list[tuple]] = {
-    3: [("3a", 64, (64, 64), (64, 96, 96), "avg", 32, 1),
+    3: [
+        ("3a", 64, (64, 64), (64, 96, 96), "avg", 32, 1),
         ("3b", 64, (64, 96), (64, 96, 96), "avg", 64, 1),
-        ("3c", 0, (128, 160), (64, 96, 96), "max", 0, 2)],
-    4: [("4a", 224, (64, 96), (96, 128, 128), "avg", 128, 1),
+        ("3c", 0, (128, 160), (64, 96, 96), "max", 0, 2),
+    ],
+    4: [
+        ("4a", 224, (64, 96), (96, 128, 128), "avg", 128, 1),
         ("4b", 192, (96, 128), (96, 128, 128), "avg", 128, 1),
         ("4c", 160, (128, 160), (128, 160, 160), "avg", 128, 1),
         ("4d", 96, (128, 192), (160, 192, 192), "avg", 128, 1),
-        ("4e", 0, (128, 192), (192, 256, 256), "max", 0, 2)],
-    5: [("5a", 352, (192, 320), (160, 224, 224), "avg", 128, 1),
-        ("5b", 352, (192, 320), (192, 224, 224), "max", 128, 1)],
+        ("4e", 0, (128, 192), (192, 256, 256), "max", 0, 2),
+    ],
+    5: [
+        ("5a", 352, (192, 320), (160, 224, 224), "avg", 128, 1),
+        ("5b", 352, (192, 320), (192, 224, 224), "max", 128, 1),
+    ],
 }
 
 
@@ -83,8 +90,19 @@ class StridedMaxPool(nn.Module):
 class InceptionModule(nn.Module):
     """Branches [1x1] [1x1 -> 3x3] [1x1 -> 3x3 -> 3x3] [pool (-> 1x1)], concatenated in that order."""
 
-    def __init__(self, cin: int, c1: int, c3: tuple[int, int], cd: tuple[int, int, int], pool: str, proj: int,
-                 stride: int, se: SESpec | None, stage: int, index: int):
+    def __init__(
+        self,
+        cin: int,
+        c1: int,
+        c3: tuple[int, int],
+        cd: tuple[int, int, int],
+        pool: str,
+        proj: int,
+        stride: int,
+        se: SESpec | None,
+        stage: int,
+        index: int,
+    ):
         super().__init__()
         cbr = lambda i, o, k, s=1: conv_bn(i, o, k, s, relu=True)  # noqa: E731 - conv + BN + ReLU
         branches = []
@@ -117,14 +135,17 @@ class BNInception(Backbone):
         check_classes(num_classes)
         se_stages = se.resolve_stages(self.stage_ids) if se is not None else ()
         self.stem = nn.Sequential(
-            conv_bn(3, 64, 7, 2, relu=True), caffe_max_pool(),
-            conv_bn(64, 64, 1, relu=True), conv_bn(64, 192, 3, relu=True), caffe_max_pool())
+            conv_bn(3, 64, 7, 2, relu=True),
+            caffe_max_pool(),
+            conv_bn(64, 64, 1, relu=True),
+            conv_bn(64, 192, 3, relu=True),
+            caffe_max_pool(),
+        )
         stages, cin = [], 192
         for sid, modules in MODULES.items():
             units = OrderedDict()
             for k, (label, c1, c3, cd, pool, proj, stride) in enumerate(modules, 1):
-                unit = InceptionModule(cin, c1, c3, cd, pool, proj, stride, se if sid in se_stages else None,
-                                       sid, k)
+                unit = InceptionModule(cin, c1, c3, cd, pool, proj, stride, se if sid in se_stages else None, sid, k)
                 units[f"inception_{label}"] = unit
                 cin = unit.out_channels
             stages.append(nn.Sequential(units))

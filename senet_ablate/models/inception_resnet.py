@@ -27,6 +27,7 @@ ported weights give the same logits.
 Complexity: at 299 px this layout costs 13.16 GMACs against the paper's 11.75 (not reproducible, see
 ``backbones.md`` Sec. 1 and 5); we keep 299 and report the gap.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -68,14 +69,24 @@ class ResidualInception(nn.Module):
     SE sites: input (the branch input), branch (the linear 1x1 output, before the scale), identity
     (the shortcut x) and output (after the add and its ReLU)."""
 
-    def __init__(self, channels: int, paths: Sequence[nn.Module], width: int, scale: float, relu: bool,
-                 se: SESpec | None, stage: int, index: int):
+    def __init__(
+        self,
+        channels: int,
+        paths: Sequence[nn.Module],
+        width: int,
+        scale: float,
+        relu: bool,
+        se: SESpec | None,
+        stage: int,
+        index: int,
+    ):
         super().__init__()
         self.branches = nn.ModuleList(paths)
         self.linear = nn.Conv2d(width, channels, 1, bias=True)
         self.scale, self.relu = scale, relu
-        self.se = SESite(se, dict(input=channels, branch=channels, identity=channels, output=channels), stage=stage,
-                         index=index)
+        self.se = SESite(
+            se, dict(input=channels, branch=channels, identity=channels, output=channels), stage=stage, index=index
+        )
 
     def forward(self, x):
         u = self.se(x, "input")
@@ -91,56 +102,89 @@ class ResidualInception(nn.Module):
 
 def block35(se, stage, index, scale=0.17) -> ResidualInception:
     """35x35 block: [1x1 32 | 1x1 32 -> 3x3 32 | 1x1 32 -> 3x3 48 -> 3x3 64] = 128 -> 320."""
-    return ResidualInception(320, [
-        path(unit(320, 32, 1)),
-        path(unit(320, 32, 1), unit(32, 32, 3)),
-        path(unit(320, 32, 1), unit(32, 48, 3), unit(48, 64, 3)),
-    ], 128, scale, True, se, stage, index)
+    return ResidualInception(
+        320,
+        [
+            path(unit(320, 32, 1)),
+            path(unit(320, 32, 1), unit(32, 32, 3)),
+            path(unit(320, 32, 1), unit(32, 48, 3), unit(48, 64, 3)),
+        ],
+        128,
+        scale,
+        True,
+        se,
+        stage,
+        index,
+    )
 
 
 def block17(se, stage, index, scale=0.10) -> ResidualInception:
     """17x17 block: [1x1 192 | 1x1 128 -> 1x7 160 -> 7x1 192] = 384 -> 1088."""
-    return ResidualInception(1088, [
-        path(unit(1088, 192, 1)),
-        path(unit(1088, 128, 1), unit(128, 160, (1, 7)), unit(160, 192, (7, 1))),
-    ], 384, scale, True, se, stage, index)
+    return ResidualInception(
+        1088,
+        [
+            path(unit(1088, 192, 1)),
+            path(unit(1088, 128, 1), unit(128, 160, (1, 7)), unit(160, 192, (7, 1))),
+        ],
+        384,
+        scale,
+        True,
+        se,
+        stage,
+        index,
+    )
 
 
 def block8(se, stage, index, scale=0.20, relu=True) -> ResidualInception:
     """8x8 block: [1x1 192 | 1x1 192 -> 1x3 224 -> 3x1 256] = 448 -> 2080."""
-    return ResidualInception(2080, [
-        path(unit(2080, 192, 1)),
-        path(unit(2080, 192, 1), unit(192, 224, (1, 3)), unit(224, 256, (3, 1))),
-    ], 448, scale, relu, se, stage, index)
+    return ResidualInception(
+        2080,
+        [
+            path(unit(2080, 192, 1)),
+            path(unit(2080, 192, 1), unit(192, 224, (1, 3)), unit(224, 256, (3, 1))),
+        ],
+        448,
+        scale,
+        relu,
+        se,
+        stage,
+        index,
+    )
 
 
 def mixed_5b() -> Mixed:
     """35x35x192 -> 320: [1x1 96 | 1x1 48 -> 5x5 64 | 1x1 64 -> 3x3 96 -> 3x3 96 | avg 3x3 -> 1x1 64]."""
-    return Mixed([
-        path(unit(192, 96, 1)),
-        path(unit(192, 48, 1), unit(48, 64, 5)),
-        path(unit(192, 64, 1), unit(64, 96, 3), unit(96, 96, 3)),
-        path(nn.AvgPool2d(3, 1, 1, count_include_pad=False), unit(192, 64, 1)),  # TF "same": pads not averaged
-    ])
+    return Mixed(
+        [
+            path(unit(192, 96, 1)),
+            path(unit(192, 48, 1), unit(48, 64, 5)),
+            path(unit(192, 64, 1), unit(64, 96, 3), unit(96, 96, 3)),
+            path(nn.AvgPool2d(3, 1, 1, count_include_pad=False), unit(192, 64, 1)),  # TF "same": pads not averaged
+        ]
+    )
 
 
 def mixed_6a() -> Mixed:
     """35 -> 17, 320 -> 1088: [3x3/2 384 | 1x1 256 -> 3x3 256 -> 3x3/2 384 | max 3x3/2]."""
-    return Mixed([
-        path(unit(320, 384, 3, 2, 0)),
-        path(unit(320, 256, 1), unit(256, 256, 3), unit(256, 384, 3, 2, 0)),
-        path(nn.MaxPool2d(3, 2)),
-    ])
+    return Mixed(
+        [
+            path(unit(320, 384, 3, 2, 0)),
+            path(unit(320, 256, 1), unit(256, 256, 3), unit(256, 384, 3, 2, 0)),
+            path(nn.MaxPool2d(3, 2)),
+        ]
+    )
 
 
 def mixed_7a() -> Mixed:
     """17 -> 8, 1088 -> 2080: [1x1 256 -> 3x3/2 384 | 1x1 256 -> 3x3/2 288 | 1x1 256 -> 3x3 288 -> 3x3/2 320 | max]."""
-    return Mixed([
-        path(unit(1088, 256, 1), unit(256, 384, 3, 2, 0)),
-        path(unit(1088, 256, 1), unit(256, 288, 3, 2, 0)),
-        path(unit(1088, 256, 1), unit(256, 288, 3), unit(288, 320, 3, 2, 0)),
-        path(nn.MaxPool2d(3, 2)),
-    ])
+    return Mixed(
+        [
+            path(unit(1088, 256, 1), unit(256, 384, 3, 2, 0)),
+            path(unit(1088, 256, 1), unit(256, 288, 3, 2, 0)),
+            path(unit(1088, 256, 1), unit(256, 288, 3), unit(288, 320, 3, 2, 0)),
+            path(nn.MaxPool2d(3, 2)),
+        ]
+    )
 
 
 class InceptionResNetV2(Backbone):
@@ -164,10 +208,15 @@ class InceptionResNetV2(Backbone):
             unit(80, 192, 3, 1, 0),  # 71
             nn.MaxPool2d(3, 2),  # 35
         )
-        stages = [nn.Sequential(mixed_5b(), *[block35(spec(3), 3, k) for k in range(1, 11)]),
-                  nn.Sequential(mixed_6a(), *[block17(spec(4), 4, k) for k in range(1, 21)]),
-                  nn.Sequential(mixed_7a(), *[block8(spec(5), 5, k) for k in range(1, 10)],
-                                block8(spec(5), 5, 10, scale=1.0, relu=False))]
+        stages = [
+            nn.Sequential(mixed_5b(), *[block35(spec(3), 3, k) for k in range(1, 11)]),
+            nn.Sequential(mixed_6a(), *[block17(spec(4), 4, k) for k in range(1, 21)]),
+            nn.Sequential(
+                mixed_7a(),
+                *[block8(spec(5), 5, k) for k in range(1, 10)],
+                block8(spec(5), 5, 10, scale=1.0, relu=False),
+            ),
+        ]
         self.finish(stages, 1536, num_classes, dropout, head=unit(2080, 1536, 1))
 
 

@@ -1,5 +1,6 @@
 """What every backbone shares: conv + BN (+ ReLU), the He initialisation, the stage loop, option
 checks, and the :class:`Port` record that maps published weights onto a backbone."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -13,8 +14,17 @@ from ..errors import ConfigError
 from ..se import SESpec
 
 
-def conv_bn(cin: int, cout: int, k: int | tuple[int, int], stride: int = 1, padding=None, groups: int = 1,
-            relu: bool = False, bias: bool = False, eps: float = 1e-5) -> nn.Sequential:
+def conv_bn(
+    cin: int,
+    cout: int,
+    k: int | tuple[int, int],
+    stride: int = 1,
+    padding=None,
+    groups: int = 1,
+    relu: bool = False,
+    bias: bool = False,
+    eps: float = 1e-5,
+) -> nn.Sequential:
     """conv -> BN (-> ReLU); ``padding`` defaults to "same" for odd kernels at stride 1."""
     if padding is None:
         padding = (k // 2) if isinstance(k, int) else (k[0] // 2, k[1] // 2)
@@ -53,8 +63,15 @@ class Backbone(nn.Module):
         return self.fc(self.dropout(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)))
 
 
-def make_stages(stage_ids: Sequence[int], depths: Sequence[int], widths: Sequence[int], cin: int,
-                se: SESpec | None, unit: Callable[..., nn.Module], expansion: int = 1) -> tuple[list, int]:
+def make_stages(
+    stage_ids: Sequence[int],
+    depths: Sequence[int],
+    widths: Sequence[int],
+    cin: int,
+    se: SESpec | None,
+    unit: Callable[..., nn.Module],
+    expansion: int = 1,
+) -> tuple[list, int]:
     """The stages of a residual net: for each stage id (the paper's; Table 13 picks among them),
     ``depth`` units ``unit(cin, width, stride, spec, stage, index)``, with stride 2 on the first unit
     of every stage but the first, ``spec`` = ``se`` in the stages it chooses (else None) and
@@ -96,5 +113,11 @@ class Port:
 
 
 # the released SE models: r = 16, FC biases, sigmoid gate, average squeeze, on the branch
-PAPER_SE = {"squeeze": "avg", "gate": "sigmoid", "reduction": 16, "bias": True, "integration": "standard",
-            "stages": "all"}
+PAPER_SE = {
+    "squeeze": "avg",
+    "gate": "sigmoid",
+    "reduction": 16,
+    "bias": True,
+    "integration": "standard",
+    "stages": "all",
+}

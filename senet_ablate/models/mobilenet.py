@@ -15,6 +15,7 @@ this backbone's analogue of Table 15's SE 3x3) and ``branch`` (after the pointwi
 act: the paper's placement, from the authors' SE-MobileNet prototxt; 13 sites). The blocks have
 no shortcut, so the identity and post integrations fail at build.
 """
+
 from __future__ import annotations
 
 from torch import nn
@@ -37,8 +38,9 @@ STAGES = {
 class DepthwiseSeparable(nn.Module):
     """dw 3x3 (stride s) + BN + act -> pw 1x1 + BN + act, one row pair of Howard et al.'s Table 1."""
 
-    def __init__(self, cin: int, cout: int, stride: int, act: type[nn.Module], se: SESpec | None, stage: int,
-                 index: int):
+    def __init__(
+        self, cin: int, cout: int, stride: int, act: type[nn.Module], se: SESpec | None, stage: int, index: int
+    ):
         super().__init__()
         self.dw = conv_bn(cin, cin, 3, stride, padding=1, groups=cin)
         self.pw = conv_bn(cin, cout, 1)
@@ -80,9 +82,16 @@ def mobilenet_v1(*, se=None, num_classes=1000, activation="relu") -> MobileNetV1
 # ---------------------------------------------------------------------------- weight ports
 # timm's mobilenetv1_100 groups its 13 blocks like our stages (1, 2, 2, 6, 2): blocks.S.B is
 # stages.S.B; conv_dw/bn1 are our dw conv/BN, conv_pw/bn2 our pw conv/BN. Trained with ReLU6.
-TIMM_KEYS = [(r"^conv_stem\.", "stem.0."), (r"^bn1\.", "stem.1."), (r"^blocks\.", "stages."),
-             (r"\.conv_dw\.", ".dw.0."), (r"\.bn1\.", ".dw.1."), (r"\.conv_pw\.", ".pw.0."), (r"\.bn2\.", ".pw.1."),
-             (r"^classifier\.", "fc.")]
+TIMM_KEYS = [
+    (r"^conv_stem\.", "stem.0."),
+    (r"^bn1\.", "stem.1."),
+    (r"^blocks\.", "stages."),
+    (r"\.conv_dw\.", ".dw.0."),
+    (r"\.bn1\.", ".dw.1."),
+    (r"\.conv_pw\.", ".pw.0."),
+    (r"\.bn2\.", ".pw.1."),
+    (r"^classifier\.", "fc."),
+]
 
 PORTS = {
     "timm:mobilenetv1_100": Port("mobilenet_v1", TIMM_KEYS, {"activation": "relu6"}),

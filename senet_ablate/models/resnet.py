@@ -13,6 +13,7 @@ prototxts; pytorch: the 3x3, as in ResNeXt, SENet-154, torchvision and timm) and
 (ceil: Caffe's 3x3/2 max pool in ceil mode without padding; pad: PyTorch's padding 1). They give
 the same map sizes at 224 px, so the counts agree; weights trained with one need it.
 """
+
 from __future__ import annotations
 
 from functools import partial
@@ -63,8 +64,9 @@ class BasicBlock(nn.Module):
         self.conv1 = conv_bn(cin, planes, 3, stride)
         self.conv2 = conv_bn(planes, cout, 3)
         self.shortcut = shortcut(shortcut_kind, cin, cout, stride)
-        self.se = SESite(se, dict(input=cin, mid=planes, branch=cout, identity=cout, output=cout), stage=stage,
-                         index=index)
+        self.se = SESite(
+            se, dict(input=cin, mid=planes, branch=cout, identity=cout, output=cout), stage=stage, index=index
+        )
 
     def forward(self, x):
         identity = self.shortcut(x)
@@ -81,8 +83,20 @@ class Bottleneck(nn.Module):
 
     expansion = 4
 
-    def __init__(self, cin, planes, stride, se, stage, index, shortcut_kind="projection", stride_style="caffe",
-                 groups=1, reduce=1, mid=1):
+    def __init__(
+        self,
+        cin,
+        planes,
+        stride,
+        se,
+        stage,
+        index,
+        shortcut_kind="projection",
+        stride_style="caffe",
+        groups=1,
+        reduce=1,
+        mid=1,
+    ):
         super().__init__()
         cout, w1, w2 = planes * self.expansion, planes * reduce, planes * mid
         s1, s3 = (stride, 1) if stride_style == "caffe" else (1, stride)
@@ -90,8 +104,7 @@ class Bottleneck(nn.Module):
         self.conv2 = conv_bn(w1, w2, 3, s3, groups=groups)
         self.conv3 = conv_bn(w2, cout, 1)
         self.shortcut = shortcut(shortcut_kind, cin, cout, stride)
-        self.se = SESite(se, dict(input=cin, mid=w2, branch=cout, identity=cout, output=cout), stage=stage,
-                         index=index)
+        self.se = SESite(se, dict(input=cin, mid=w2, branch=cout, identity=cout, output=cout), stage=stage, index=index)
 
     def forward(self, x):
         identity = self.shortcut(x)
@@ -105,9 +118,21 @@ class Bottleneck(nn.Module):
 class ResNet(Backbone):
     """stem -> stages (ids ``stage_ids``) -> global average pool -> (dropout) -> fc."""
 
-    def __init__(self, block, depths: Sequence[int], widths: Sequence[int], stem: nn.Module, stem_channels: int,
-                 stage_ids: Sequence[int], se: SESpec | None, num_classes: int, shortcut_kind: str = "projection",
-                 stride_style: str = "caffe", dropout: float = 0.0, block_options: dict | None = None):
+    def __init__(
+        self,
+        block,
+        depths: Sequence[int],
+        widths: Sequence[int],
+        stem: nn.Module,
+        stem_channels: int,
+        stage_ids: Sequence[int],
+        se: SESpec | None,
+        num_classes: int,
+        shortcut_kind: str = "projection",
+        stride_style: str = "caffe",
+        dropout: float = 0.0,
+        block_options: dict | None = None,
+    ):
         super().__init__()
         check_choice("model.stride_style", stride_style, STRIDE_STYLES)
         check_classes(num_classes)
@@ -123,22 +148,50 @@ def max_pool(stem_pool: str) -> nn.MaxPool2d:
     return nn.MaxPool2d(3, 2, 0, ceil_mode=True) if stem_pool == "ceil" else nn.MaxPool2d(3, 2, 1)
 
 
-def imagenet_resnet(block, depths, *, se=None, num_classes=1000, stride_style="caffe", stem_pool="ceil",
-                    groups=1, reduce=1, mid=1) -> ResNet:
+def imagenet_resnet(
+    block, depths, *, se=None, num_classes=1000, stride_style="caffe", stem_pool="ceil", groups=1, reduce=1, mid=1
+) -> ResNet:
     """The ImageNet ResNet / ResNeXt: 7x7/2 conv + 3x3/2 max pool, four stages with ids 2..5."""
     options = dict(groups=groups, reduce=reduce, mid=mid) if block is Bottleneck else None
     stem = nn.Sequential(conv_bn(3, 64, 7, 2, relu=True), max_pool(stem_pool))
-    return ResNet(block, depths, (64, 128, 256, 512), stem, 64, (2, 3, 4, 5), se, num_classes,
-                  "projection", stride_style, block_options=options)
+    return ResNet(
+        block,
+        depths,
+        (64, 128, 256, 512),
+        stem,
+        64,
+        (2, 3, 4, 5),
+        se,
+        num_classes,
+        "projection",
+        stride_style,
+        block_options=options,
+    )
 
 
 def senet154(*, se=None, num_classes=1000, stride_style="pytorch", stem_pool="ceil", dropout=0.2) -> ResNet:
     """SENet-154 (paper appendix, Table 8): a 64x4d ResNeXt-152 (3, 8, 36, 3) with half-width first
     1x1s, a three-conv 3x3 stem to 128 channels, 3x3/2 projections and dropout before the fc."""
-    stem = nn.Sequential(conv_bn(3, 64, 3, 2, relu=True), conv_bn(64, 64, 3, relu=True),
-                         conv_bn(64, 128, 3, relu=True), max_pool(stem_pool))
-    return ResNet(Bottleneck, (3, 8, 36, 3), (64, 128, 256, 512), stem, 128, (2, 3, 4, 5), se, num_classes,
-                  "projection3x3", stride_style, dropout, dict(groups=64, reduce=2, mid=4))
+    stem = nn.Sequential(
+        conv_bn(3, 64, 3, 2, relu=True),
+        conv_bn(64, 64, 3, relu=True),
+        conv_bn(64, 128, 3, relu=True),
+        max_pool(stem_pool),
+    )
+    return ResNet(
+        Bottleneck,
+        (3, 8, 36, 3),
+        (64, 128, 256, 512),
+        stem,
+        128,
+        (2, 3, 4, 5),
+        se,
+        num_classes,
+        "projection3x3",
+        stride_style,
+        dropout,
+        dict(groups=64, reduce=2, mid=4),
+    )
 
 
 def cifar_resnet(depth: int, *, se=None, num_classes=10, stride_style="caffe") -> ResNet:
@@ -146,36 +199,51 @@ def cifar_resnet(depth: int, *, se=None, num_classes=10, stride_style="caffe") -
     parameter-free shortcuts (option A). ``stride_style`` has no effect on basic blocks."""
     n = (depth - 2) // 6
     stem = nn.Sequential(conv_bn(3, 16, 3, relu=True))
-    return ResNet(BasicBlock, (n, n, n), (16, 32, 64), stem, 16, (2, 3, 4), se, num_classes,
-                  "pad", stride_style)
+    return ResNet(BasicBlock, (n, n, n), (16, 32, 64), stem, 16, (2, 3, 4), se, num_classes, "pad", stride_style)
 
 
 # ---------------------------------------------------------------------------- weight ports
 # source key -> our key, applied in order (weights.py). timm's ResNet / legacy SENet names and
 # torchvision's ResNet names all follow the layerN.B.convK / bnK pattern.
-_STAGES = [(r"^layer([1-4])\.", lambda m: f"stages.{int(m[1]) - 1}."),
-           (r"\.conv(\d)\.", r".conv\1.0."), (r"\.bn(\d)\.", r".conv\1.1."),
-           (r"\.downsample\.", ".shortcut."), (r"\.se(_module)?\.", ".se.block.")]
+_STAGES = [
+    (r"^layer([1-4])\.", lambda m: f"stages.{int(m[1]) - 1}."),
+    (r"\.conv(\d)\.", r".conv\1.0."),
+    (r"\.bn(\d)\.", r".conv\1.1."),
+    (r"\.downsample\.", ".shortcut."),
+    (r"\.se(_module)?\.", ".se.block."),
+]
 RESNET_KEYS = [(r"^conv1\.", "stem.0.0."), (r"^bn1\.", "stem.0.1."), *_STAGES]
-LEGACY_KEYS = [(r"^layer0\.conv(\d)\.", lambda m: f"stem.{int(m[1]) - 1}.0."),
-               (r"^layer0\.bn(\d)\.", lambda m: f"stem.{int(m[1]) - 1}.1."),
-               (r"^last_linear\.", "fc."), *_STAGES]
+LEGACY_KEYS = [
+    (r"^layer0\.conv(\d)\.", lambda m: f"stem.{int(m[1]) - 1}.0."),
+    (r"^layer0\.bn(\d)\.", lambda m: f"stem.{int(m[1]) - 1}.1."),
+    (r"^last_linear\.", "fc."),
+    *_STAGES,
+]
 
 _TIMM = {"stride_style": "pytorch", "stem_pool": "pad"}  # timm's and torchvision's ResNet / ResNeXt
 _CAFFE_RESNET = {"stride_style": "caffe", "stem_pool": "ceil"}  # the official SE-ResNet (timm legacy_*)
 _CAFFE_RESNEXT = {"stride_style": "pytorch", "stem_pool": "ceil"}  # official SE-ResNeXt / SENet-154
 _RESNEXT = {"groups": 32, "reduce": 2, "mid": 2}
 PORTS = {
-    **{f"{lib}:resnet{d}": Port(f"resnet{d}", RESNET_KEYS, _TIMM) for d in (18, 34, 50, 101, 152)
-       for lib in ("timm", "torchvision")},
+    **{
+        f"{lib}:resnet{d}": Port(f"resnet{d}", RESNET_KEYS, _TIMM)
+        for d in (18, 34, 50, 101, 152)
+        for lib in ("timm", "torchvision")
+    },
     **{f"timm:seresnet{d}": Port(f"resnet{d}", RESNET_KEYS, _TIMM, PAPER_SE) for d in (50, 101, 152)},
     # (not timm's legacy_seresnet18/34: no official model exists, and timm's blocks have a ReLU before the SE)
     **{f"timm:legacy_seresnet{d}": Port(f"resnet{d}", LEGACY_KEYS, _CAFFE_RESNET, PAPER_SE) for d in (50, 101, 152)},
     **{f"timm:resnext{d}_32x4d": Port(f"resnext{d}_32x4d", RESNET_KEYS, {**_TIMM, **_RESNEXT}) for d in (50, 101)},
     "torchvision:resnext50_32x4d": Port("resnext50_32x4d", RESNET_KEYS, {**_TIMM, **_RESNEXT}),
-    **{f"timm:seresnext{d}_32x4d": Port(f"resnext{d}_32x4d", RESNET_KEYS, {**_TIMM, **_RESNEXT}, PAPER_SE)
-       for d in (50, 101)},
-    **{f"timm:legacy_seresnext{d}_32x4d": Port(f"resnext{d}_32x4d", LEGACY_KEYS, {**_CAFFE_RESNEXT, **_RESNEXT},
-                                               PAPER_SE) for d in (50, 101)},
+    **{
+        f"timm:seresnext{d}_32x4d": Port(f"resnext{d}_32x4d", RESNET_KEYS, {**_TIMM, **_RESNEXT}, PAPER_SE)
+        for d in (50, 101)
+    },
+    **{
+        f"timm:legacy_seresnext{d}_32x4d": Port(
+            f"resnext{d}_32x4d", LEGACY_KEYS, {**_CAFFE_RESNEXT, **_RESNEXT}, PAPER_SE
+        )
+        for d in (50, 101)
+    },
     "timm:legacy_senet154": Port("senet154", LEGACY_KEYS, _CAFFE_RESNEXT, PAPER_SE),
 }

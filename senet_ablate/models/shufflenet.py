@@ -30,6 +30,7 @@ Documented choices (no official SE-ShuffleNet exists):
   add / concat and ReLU). Blocks are named ``SE_{stage}_{k}``.
 - The classifier has a bias (megvii's has none: 1,000 parameters fewer).
 """
+
 from __future__ import annotations
 
 import torch
@@ -53,8 +54,17 @@ def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
 class ShuffleUnit(nn.Module):
     """One ShuffleNet v1 unit (stride 1: residual add; stride 2: concat with a pooled shortcut)."""
 
-    def __init__(self, cin: int, cout: int, stride: int, se: SESpec | None, stage: int, index: int,
-                 groups: int = GROUPS, group_first: bool = True):
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        stride: int,
+        se: SESpec | None,
+        stage: int,
+        index: int,
+        groups: int = GROUPS,
+        group_first: bool = True,
+    ):
         super().__init__()
         mid = cout // 4
         branch = cout - cin if stride == 2 else cout
@@ -63,8 +73,9 @@ class ShuffleUnit(nn.Module):
         self.conv2 = conv_bn(mid, mid, 3, stride, groups=mid)  # depthwise, no ReLU
         self.conv3 = conv_bn(mid, branch, 1, groups=groups)
         self.shortcut = nn.AvgPool2d(3, 2, 1) if stride == 2 else nn.Identity()
-        self.se = SESite(se, dict(input=cin, mid=mid, branch=branch, identity=cin, output=cout), stage=stage,
-                         index=index)
+        self.se = SESite(
+            se, dict(input=cin, mid=mid, branch=branch, identity=cin, output=cout), stage=stage, index=index
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = self.shortcut(x)
@@ -91,8 +102,17 @@ class ShuffleNetV1(Backbone):
         for i, (sid, units, cout) in enumerate(STAGES):
             blocks = []
             for k in range(units):
-                blocks.append(ShuffleUnit(cin, cout, 2 if k == 0 else 1, se if sid in se_stages else None, sid, k + 1,
-                                          group_first=not (i == 0 and k == 0)))
+                blocks.append(
+                    ShuffleUnit(
+                        cin,
+                        cout,
+                        2 if k == 0 else 1,
+                        se if sid in se_stages else None,
+                        sid,
+                        k + 1,
+                        group_first=not (i == 0 and k == 0),
+                    )
+                )
                 cin = cout
             stages.append(nn.Sequential(*blocks))
         self.finish(stages, cin, num_classes)

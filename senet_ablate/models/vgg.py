@@ -13,6 +13,7 @@ SE (§3.3): "after the non-linearity following each convolution", so every conv 
 only SE place is ``branch``, after its ReLU and (at a stage end) before the max pool: 13 SE blocks
 named ``SE_{stage}_{k}``. Only the standard integration exists here; the others fail at build.
 """
+
 from __future__ import annotations
 
 import torch
@@ -93,8 +94,12 @@ _FEATURES = [(r"^features\.(\d+)\.", lambda m: _SLOTS[int(m[1])])]
 # timm's head is a ConvMlp whose fc1 is a 7x7 conv (4096, 512, 7, 7): its flattening equals our
 # fc6's (C, H, W) order, so weights.prepare reshapes it onto the Linear; fc2 is a 1x1 conv.
 TIMM_KEYS = [*_FEATURES, (r"^pre_logits\.fc1\.", "fc6."), (r"^pre_logits\.fc2\.", "fc7."), (r"^head\.fc\.", "fc.")]
-TORCHVISION_KEYS = [*_FEATURES, (r"^classifier\.0\.", "fc6."), (r"^classifier\.3\.", "fc7."),
-                    (r"^classifier\.6\.", "fc.")]
+TORCHVISION_KEYS = [
+    *_FEATURES,
+    (r"^classifier\.0\.", "fc6."),
+    (r"^classifier\.3\.", "fc7."),
+    (r"^classifier\.6\.", "fc."),
+]
 
 PORTS = {
     "timm:vgg16_bn": Port("vgg16_bn", TIMM_KEYS),

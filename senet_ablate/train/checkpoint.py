@@ -2,6 +2,7 @@
 global random state), written whole after every epoch and at a preemption, read on resume.
 Resume is exact on the CPU: the data order depends only on (seed, epoch), the schedule only on
 the epoch, and the rest is here."""
+
 from __future__ import annotations
 
 import logging
@@ -63,11 +64,21 @@ def save_checkpoint(path: Path, state: dict) -> None:
 
 def save(path: Path, model, opt, progress: Progress, fingerprint: str, rt: Runtime) -> None:
     """``last.pt`` for ``progress`` (the caller writes on rank 0 only)."""
-    save_checkpoint(path, {
-        "epoch": progress.epoch, "step": progress.step, "partial": list(progress.partial),
-        "model": model.state_dict(), "optimizer": opt.state_dict(), "history": progress.history,
-        "train_time_s": progress.train_time, "fingerprint": fingerprint, "rng": rng_state(rt.device),
-        "amp": rt.precision})
+    save_checkpoint(
+        path,
+        {
+            "epoch": progress.epoch,
+            "step": progress.step,
+            "partial": list(progress.partial),
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "history": progress.history,
+            "train_time_s": progress.train_time,
+            "fingerprint": fingerprint,
+            "rng": rng_state(rt.device),
+            "amp": rt.precision,
+        },
+    )
 
 
 def resume(path: Path, model, opt, fingerprint: str, rt: Runtime, main: bool, epochs: int) -> Progress:
@@ -77,8 +88,10 @@ def resume(path: Path, model, opt, fingerprint: str, rt: Runtime, main: bool, ep
         raise ConfigError(f"{path} belongs to a different config; delete it (or the run dir) to start afresh")
     was = state.get("amp", rt.precision)  # last.pt before it said: as the machine says now
     if was != rt.precision:
-        raise ConfigError(f"{path} was trained in {was}, this relaunch would go on in {rt.precision}: relaunch "
-                          f"with train.amp={str(was == 'bf16').lower()} to resume it as it was")
+        raise ConfigError(
+            f"{path} was trained in {was}, this relaunch would go on in {rt.precision}: relaunch "
+            f"with train.amp={str(was == 'bf16').lower()} to resume it as it was"
+        )
     model.load_state_dict(state["model"])
     opt.load_state_dict(state["optimizer"])
     step = state.get("step", 0)

@@ -1,5 +1,6 @@
 """``train.compile``: a cache every job of a sweep shares, the warm-up that compiles before the
 clock starts, and the count of graphs compiled while timed."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """Top-1 and top-5 error over an eval split: the error columns of the paper's tables."""
+
 from __future__ import annotations
 
 import torch

@@ -8,6 +8,7 @@ on the device (:class:`EpochMeter`) and read every ``CHECK_EVERY`` steps and at 
 epoch (a NaN fails the run there, naming its step); ranks agree on a preemption stop through a
 CPU group. A preemption signal or Ctrl-C checkpoints after the current step.
 """
+
 from __future__ import annotations
 
 import logging
@@ -92,8 +93,9 @@ class EpochMeter:
             self.loss += b
             self.wrong += (logits.argmax(1) != y).sum()
             first_bad = (self.bad[0] == 0) & ~torch.isfinite(b)
-            self.bad.copy_(torch.where(first_bad, torch.stack([torch.full_like(self.bad[0], i + 1), b.double()]),
-                                       self.bad))
+            self.bad.copy_(
+                torch.where(first_bad, torch.stack([torch.full_like(self.bad[0], i + 1), b.double()]), self.bad)
+            )
         self.seen += len(y)
         self.bar.update()
 
@@ -106,8 +108,11 @@ class EpochMeter:
             raise Diverged(f"non-finite loss ({value}) {where}" if step else f"non-finite loss {where}")
         if not self.bar.disable:
             seen = max(self.seen, 1)
-            self.bar.set_postfix(loss=f"{self.loss.item() / seen:.3f}", err=f"{100 * self.wrong.item() / seen:.1f}%",
-                                 ips=f"{self.seen * dist.world / self.elapsed():.0f}")
+            self.bar.set_postfix(
+                loss=f"{self.loss.item() / seen:.3f}",
+                err=f"{100 * self.wrong.item() / seen:.1f}%",
+                ips=f"{self.seen * dist.world / self.elapsed():.0f}",
+            )
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.t0
@@ -131,8 +136,16 @@ def train_step(nets: Nets, x, y, i: int, r, rt: Runtime, data, dist: Dist):
     return batch_loss, logits, y
 
 
-def run_epoch(cfg, nets: Nets, data, rt: Runtime, dist: Dist, guard: PreemptionGuard, at: Progress,
-              save: Callable[[Progress], None]) -> EpochMeter:
+def run_epoch(
+    cfg,
+    nets: Nets,
+    data,
+    rt: Runtime,
+    dist: Dist,
+    guard: PreemptionGuard,
+    at: Progress,
+    save: Callable[[Progress], None],
+) -> EpochMeter:
     """Train one epoch from ``at`` (a mid-epoch resume starts at ``at.step``). A preemption
     signal checkpoints after the current step and raises ``Preempted``."""
     r, epoch, steps = cfg.recipe, at.epoch, len(data.train)
@@ -167,15 +180,34 @@ def end_epoch(cfg, nets: Nets, data, rt: Runtime, dist: Dist, meter: EpochMeter,
             torch.distributed.broadcast(b, 0)
     top1, top5 = evaluate(nets.eval_model, data.eval, rt, dist)
     epoch = at.epoch
-    history = [*at.history, {"epoch": epoch + 1, "lr": lr_at(cfg.recipe, epoch), "train_loss": loss_total / seen,
-                             "train_err": 100 * wrong_total / seen, "top1_err": top1, "top5_err": top5,
-                             "epoch_time_s": epoch_time, "images_per_s": seen / epoch_time, "images": int(seen)}]
+    history = [
+        *at.history,
+        {
+            "epoch": epoch + 1,
+            "lr": lr_at(cfg.recipe, epoch),
+            "train_loss": loss_total / seen,
+            "train_err": 100 * wrong_total / seen,
+            "top1_err": top1,
+            "top5_err": top5,
+            "epoch_time_s": epoch_time,
+            "images_per_s": seen / epoch_time,
+            "images": int(seen),
+        },
+    ]
     return Progress(epoch + 1, 0, (0.0, 0.0, 0.0, 0.0), history, at.train_time + epoch_time)
 
 
 def _log_epoch(h: dict, epochs: int) -> None:
-    log.info("epoch %d/%d  loss %.4f  train err %.2f%%  top-1 err %.2f%%  top-5 err %.2f%%  %.0f img/s",
-             h["epoch"], epochs, h["train_loss"], h["train_err"], h["top1_err"], h["top5_err"], h["images_per_s"])
+    log.info(
+        "epoch %d/%d  loss %.4f  train err %.2f%%  top-1 err %.2f%%  top-5 err %.2f%%  %.0f img/s",
+        h["epoch"],
+        epochs,
+        h["train_loss"],
+        h["train_err"],
+        h["top1_err"],
+        h["top5_err"],
+        h["images_per_s"],
+    )
 
 
 def _warm_up(nets: Nets, data, rt: Runtime) -> dict:
@@ -191,12 +223,24 @@ def _count_recompiles(compiled: dict, graphs: int, epoch: int) -> None:
     recompiled = compiled_graphs() - graphs
     if compiled and recompiled:
         compiled["graphs_compiled_while_timed"] += recompiled
-        log.warning("torch.compile compiled %d graph(s) during the timed steps of epoch %d: its images/s "
-                    "includes that compile time", recompiled, epoch)
+        log.warning(
+            "torch.compile compiled %d graph(s) during the timed steps of epoch %d: its images/s "
+            "includes that compile time",
+            recompiled,
+            epoch,
+        )
 
 
-def train(cfg, model: nn.Module, data, out_dir: Path, on_epoch: Callable[[dict, list[dict]], None],
-          fingerprint: str, dist: Dist = Dist(), rt: Runtime | None = None) -> dict:
+def train(
+    cfg,
+    model: nn.Module,
+    data,
+    out_dir: Path,
+    on_epoch: Callable[[dict, list[dict]], None],
+    fingerprint: str,
+    dist: Dist = Dist(),
+    rt: Runtime | None = None,
+) -> dict:
     """Train ``model`` per ``cfg.recipe``; ``on_epoch(summary, history)`` runs after every epoch.
 
     Under torchrun the model is wrapped in DDP and every rank trains on its part of each global
@@ -228,7 +272,9 @@ def train(cfg, model: nn.Module, data, out_dir: Path, on_epoch: Callable[[dict, 
                 raise guard.preempted(f"after epoch {at.epoch}")
     result = {**summarise(at.history, at.train_time), **compiled}
     if dist.active:
-        result["rank_param_spread"] = dist.spread(sum(float(p.detach().double().sum()) for p in nets.model.parameters()))
+        result["rank_param_spread"] = dist.spread(
+            sum(float(p.detach().double().sum()) for p in nets.model.parameters())
+        )
     return result
 
 
@@ -236,7 +282,13 @@ def summarise(history: list[dict], train_time: float) -> dict:
     last = history[-1]
     best = min(history, key=lambda h: h["top1_err"])
     n_img = sum(h["images_per_s"] * h["epoch_time_s"] for h in history)
-    return {"top1_err": last["top1_err"], "top5_err": last["top5_err"], "best_top1_err": best["top1_err"],
-            "best_top5_err": min(h["top5_err"] for h in history), "best_epoch": best["epoch"],
-            "epochs_done": last["epoch"], "train_time_s": train_time,
-            "images_per_s": n_img / train_time if train_time else None}
+    return {
+        "top1_err": last["top1_err"],
+        "top5_err": last["top5_err"],
+        "best_top1_err": best["top1_err"],
+        "best_top5_err": min(h["top5_err"] for h in history),
+        "best_epoch": best["epoch"],
+        "epochs_done": last["epoch"],
+        "train_time_s": train_time,
+        "images_per_s": n_img / train_time if train_time else None,
+    }

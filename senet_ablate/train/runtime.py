@@ -1,5 +1,6 @@
 """Where and in what precision a job computes: the device, bf16 autocast, channels_last and
 torch.compile, decided once per job from ``device``, ``train.*`` and ``eval.amp``."""
+
 from __future__ import annotations
 
 import os
@@ -32,9 +33,13 @@ class Runtime:
 
     def setup(self) -> dict:
         """What a timing depends on, for every training record: tables never mix setups silently."""
-        return {"device_name": device_name(self.device), "amp": self.precision,
-                "eval_amp": "bf16" if self.eval_bf16 else "fp32",
-                "channels_last": self.channels_last, "compile": self.compile or False}
+        return {
+            "device_name": device_name(self.device),
+            "amp": self.precision,
+            "eval_amp": "bf16" if self.eval_bf16 else "fp32",
+            "channels_last": self.channels_last,
+            "compile": self.compile or False,
+        }
 
     def to(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """A batch on this device, in this memory format."""
@@ -53,8 +58,9 @@ def native_bf16(dev: torch.device) -> bool:
     if dev.type in ("cuda", "mps"):
         return True
     cpu = getattr(torch, "cpu", None)
-    return any(bool(getattr(cpu, probe, lambda: False)()) for probe in ("_is_avx512_bf16_supported",
-                                                                          "_is_amx_tile_supported"))
+    return any(
+        bool(getattr(cpu, probe, lambda: False)()) for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    )
 
 
 def pick_device(want: str) -> torch.device:

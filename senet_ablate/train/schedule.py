@@ -1,5 +1,6 @@
 """The recipe (``recipe=``): its checks, the learning rate at any point of training (linear
 batch scaling, warm-up, the schedule) and the paper's optimiser."""
+
 from __future__ import annotations
 
 import inspect
@@ -25,10 +26,13 @@ def check_recipe(r) -> None:
         raise ConfigError(f"recipe.schedule={r.schedule!r} is not valid; valid values: {', '.join(SCHEDULES)}")
     if r.schedule == "step" and not (r.step_epochs or 0) > 0:
         raise ConfigError("recipe.schedule=step needs recipe.step_epochs > 0")
-    if r.schedule == "multistep" and not all(isinstance(m, (int, float)) and not isinstance(m, bool) and 0 < m < 1
-                                             for m in r.milestones):
-        raise ConfigError(f"recipe.milestones={list(r.milestones)!r} must be fractions of recipe.epochs, each in "
-                          "(0, 1): e.g. [0.5, 0.75] drops the lr at 50% and 75% of the epochs")
+    if r.schedule == "multistep" and not all(
+        isinstance(m, (int, float)) and not isinstance(m, bool) and 0 < m < 1 for m in r.milestones
+    ):
+        raise ConfigError(
+            f"recipe.milestones={list(r.milestones)!r} must be fractions of recipe.epochs, each in "
+            "(0, 1): e.g. [0.5, 0.75] drops the lr at 50% and 75% of the epochs"
+        )
     if r.get("warmup", "linear") not in WARMUPS:
         raise ConfigError(f"recipe.warmup={r.warmup!r} is not valid; valid values: {', '.join(WARMUPS)}")
 
@@ -51,5 +55,11 @@ def lr_at(r, epoch: float) -> float:
 def make_optimizer(model: nn.Module, r, rt) -> torch.optim.Optimizer:
     """SGD with momentum (the paper's optimiser); on CUDA the fused kernel where torch has it."""
     fused = rt.device.type == "cuda" and "fused" in inspect.signature(torch.optim.SGD).parameters
-    return torch.optim.SGD(model.parameters(), lr=lr_at(r, 0), momentum=r.momentum, nesterov=r.nesterov,
-                           weight_decay=r.weight_decay, **({"fused": True} if fused else {}))
+    return torch.optim.SGD(
+        model.parameters(),
+        lr=lr_at(r, 0),
+        momentum=r.momentum,
+        nesterov=r.nesterov,
+        weight_decay=r.weight_decay,
+        **({"fused": True} if fused else {}),
+    )

@@ -11,6 +11,7 @@ processes that torchrun and submitit start) and set
 The job then waits until a preemption signal has been caught (its PreemptionGuard saw it) or
 the file ``DIR/go`` exists, and goes on. Nothing here changes what the job computes.
 """
+
 import os
 
 if os.environ.get("SENET_TEST_PAUSE"):
