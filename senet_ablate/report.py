@@ -128,7 +128,7 @@ A --by/--filter table is written to a sub-dir of the runs' common dir (by-.../wh
 """
 
 
-def main(argv=None) -> int:
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="senet-report",
         description=__doc__.split("\n")[0],
@@ -164,7 +164,11 @@ def main(argv=None) -> int:
         action="store_true",
         help="per sweep: jobs completed / running / failed / missing, and how to relaunch the rest",
     )
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     try:
         out = (
