@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from .atomic import write_atomic
 from .errors import ConfigError
 from .se import ChannelAttention
 
@@ -111,6 +112,4 @@ def draw(result: dict, out_dir: Path, channels: int, seed: int, title: str) -> l
 
 
 def write(result: dict, out_dir: Path) -> Path:
-    path = out_dir / "excitation.json"
-    path.write_text(json.dumps(result))
-    return path
+    return write_atomic(out_dir / "excitation.json", json.dumps(result))

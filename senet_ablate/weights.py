@@ -6,6 +6,7 @@ key layout, or ``timm:<name>`` / ``torchvision:<name>`` (downloaded by that libr
 
 from __future__ import annotations
 
+import inspect
 import re
 from pathlib import Path
 
@@ -114,8 +115,6 @@ def check_fit(model_cfg: dict, se: dict | None, source: str) -> None:
 
 
 def _defaults(name: str) -> dict:
-    import inspect
-
     sig = inspect.signature(MODELS[name]) if name in MODELS else None
     return {k: p.default for k, p in sig.parameters.items()} if sig else {}
 
