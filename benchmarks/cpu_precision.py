@@ -18,7 +18,7 @@ import torch
 from hydra import compose, initialize_config_dir
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_loop import CONF, framework  # noqa: E402
+from train_loop import CONF, bench_overrides, framework  # noqa: E402
 
 from senet_ablate.train import native_bf16, runtime  # noqa: E402
 
@@ -39,20 +39,7 @@ def main() -> int:
     cfgs = {}
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         for name, extra in SETTINGS.items():
-            cfgs[name] = compose(
-                config_name="config",
-                overrides=[
-                    f"model={args.model}",
-                    "data=synthetic",
-                    "recipe=cifar",
-                    "recipe.epochs=1",
-                    "recipe.batch_size=128",
-                    "train.progress=false",
-                    "train.preempt_signals=[]",
-                    "cache_dir=null",
-                    *extra,
-                ],
-            )
+            cfgs[name] = compose(config_name="config", overrides=[*bench_overrides(args.model), *extra])
     rt = runtime(cfgs["defaults (auto)"])
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, {rt.setup()['device_name']}; native bf16: "

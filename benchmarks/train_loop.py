@@ -27,6 +27,20 @@ from senet_ablate.train import runtime, train
 CONF = Path(__file__).resolve().parent.parent / "conf"
 
 
+def bench_overrides(model: str) -> list[str]:
+    """One epoch of synthetic 32 px data at batch 128, nothing else running (shared with cpu_precision.py)."""
+    return [
+        f"model={model}",
+        "data=synthetic",
+        "recipe=cifar",
+        "recipe.epochs=1",
+        "recipe.batch_size=128",
+        "train.progress=false",
+        "train.preempt_signals=[]",
+        "cache_dir=null",
+    ]
+
+
 def framework(cfg, seed: int) -> float:
     d = data.build(cfg.data, cfg.recipe.batch_size, cfg.recipe.eval_batch_size, torch.device("cpu"), seed)
     torch.manual_seed(seed)
@@ -61,18 +75,7 @@ def main() -> int:
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(
             config_name="config",
-            overrides=[
-                f"model={args.model}",
-                "data=synthetic",
-                "recipe=cifar",
-                "recipe.epochs=1",
-                "recipe.batch_size=128",
-                "train.progress=false",
-                "train.preempt_signals=[]",
-                "cache_dir=null",
-                "train.amp=false",
-                "train.channels_last=false",
-            ],
+            overrides=[*bench_overrides(args.model), "train.amp=false", "train.channels_last=false"],
         )  # the hand loop is plain fp32: compare loops, not precisions
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, {runtime(cfg).setup()['device_name']}; "
