@@ -24,7 +24,7 @@ log = logging.getLogger("senet_ablate")
 
 COMPLEXITY = ("params", "macs", "elementwise_ops", "gflops", "params_m", "input_size", "mflops")
 TRAINING = ("top1_err", "top5_err", "best_top1_err", "best_top5_err", "epochs_done", "train_time_s", "images_per_s")
-METRICS = (*COMPLEXITY, "latency_ms_cpu_b1", *TRAINING)
+METRICS = (*COMPLEXITY, "unreported_blocks", "latency_ms_cpu_b1", *TRAINING)
 # what a completed record of each task must hold
 REQUIRED = {
     "profile": COMPLEXITY[:4],

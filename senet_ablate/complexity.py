@@ -6,7 +6,8 @@ The paper's "GFLOPs" are multiply-adds. The convention that reproduces its ResNe
     gflops = (conv + linear multiply-adds  +  SE elementwise ops) / 1e9
 
 where SE elementwise ops count one op per input element for the squeeze pooling (none for
-NoSqueeze) and one per element for the channel rescale. Multiply-adds come from
+NoSqueeze) and one per element for the channel rescale; a user's module (``se.module``) reports
+its own through ``elementwise_ops(x)``, and ``unreported_blocks`` counts the blocks that do not. Multiply-adds come from
 ``torch.utils.flop_counter.FlopCounterMode`` (which reports 2 FLOPs per MAC and ignores
 pooling, BN and other elementwise work), run on the meta device: shapes only, no arithmetic.
 """
@@ -22,7 +23,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from .errors import ConfigError
-from .se import ChannelAttention
+from .se import ChannelAttention, PluggedAttention
 
 
 @dataclass(frozen=True)
@@ -31,13 +32,18 @@ class Complexity:
     macs: int
     elementwise_ops: int
     input_size: int
+    unreported_blocks: int = 0  # se.module blocks without an elementwise_ops method: their ops are not in gflops
 
     @property
     def gflops(self) -> float:
         return (self.macs + self.elementwise_ops) / 1e9
 
     def as_dict(self) -> dict:
-        return {**asdict(self), "gflops": self.gflops, "mflops": self.gflops * 1e3, "params_m": self.params / 1e6}
+        """The record's complexity fields (``unreported_blocks`` only where a module did not report)."""
+        d = {**asdict(self), "gflops": self.gflops, "mflops": self.gflops * 1e3, "params_m": self.params / 1e6}
+        if not self.unreported_blocks:
+            del d["unreported_blocks"]
+        return d
 
 
 def count_params(model: nn.Module) -> int:
@@ -52,7 +58,7 @@ def count(model: nn.Module, input_size: int) -> Complexity:
     hooks = [
         m.register_forward_pre_hook(lambda m, args: se_ops.append(m.elementwise_ops(args[0])))
         for m in model.modules()
-        if isinstance(m, ChannelAttention)
+        if isinstance(m, (ChannelAttention, PluggedAttention))
     ]
     was_training = model.training
     model.eval()
@@ -68,7 +74,8 @@ def count(model: nn.Module, input_size: int) -> Complexity:
         for h in hooks:
             h.remove()
         model.train(was_training)
-    return Complexity(count_params(model), counter.get_total_flops() // 2, sum(se_ops), input_size)
+    ops = [n for n in se_ops if n is not None]
+    return Complexity(count_params(model), counter.get_total_flops() // 2, sum(ops), input_size, len(se_ops) - len(ops))
 
 
 def cpu_latency_ms(model: nn.Module, input_size: int, runs: int = 20, warmup: int = 5) -> float:

@@ -22,13 +22,17 @@ ALL = "all runs"  # the label of the one row of runs that share their config
 
 
 def fmt(v) -> str:
-    """A config value as a Hydra override writes it (``[2,3,4]``, ``null``, ``true``)."""
+    """A config value as a Hydra override writes it (``[2,3,4]``, ``null``, ``true``); a ``_target_``
+    node (``se.module``) as its class and arguments, ``ChannelGate(k=5)``."""
     if v is None:
         return "null"
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, (list, tuple)):
         return "[" + ",".join(fmt(x) for x in v) + "]"
+    if isinstance(v, dict) and isinstance(v.get("_target_"), str):  # se.module: its class and arguments
+        args = ", ".join(f"{k}={fmt(x)}" for k, x in v.items() if k != "_target_")
+        return f"{v['_target_'].rpartition('.')[2]}({args})"
     if isinstance(v, dict):
         return "{" + ",".join(f"{k}:{fmt(x)}" for k, x in v.items()) + "}"
     return repr(v) if isinstance(v, float) else str(v)
@@ -39,7 +43,7 @@ def flatten(config: dict, prefix: str = "") -> dict[str, str]:
     defaults where an older record lacks them."""
     out = {} if prefix else {k: fmt(v) for k, v in ADDED_LATER.items()}
     for k, v in config.items():
-        if isinstance(v, dict) and v:
+        if isinstance(v, dict) and v and "_target_" not in v:
             out.update(flatten(v, f"{prefix}{k}."))
         else:
             out[f"{prefix}{k}"] = fmt(v)

@@ -40,6 +40,7 @@ ADDED_LATER = {
     "data.cutout": None,
     "recipe.warmup": "linear",
     "eval.amp": "auto",
+    "se.module": None,
 }
 
 # keys left out of a run dir's name (conf/config.yaml reads this through ${senet_not_in_dirname:}): what does not

@@ -104,6 +104,7 @@ def study_table(runs: pd.DataFrame, spec: dict) -> pd.DataFrame:
             "failed": int((mine["status"] == "failed").sum()),
             "running": int(mine["status"].isin(["running", "preempted"]).sum()),
             "interrupted": int((mine["status"] == "interrupted").sum()),
+            "unreported_blocks": _unreported(last),
         }
         for col in ERRORS:
             s = summary(values[key][col])
@@ -131,6 +132,12 @@ def study_table(runs: pd.DataFrame, spec: dict) -> pd.DataFrame:
     timed = trained[trained["row"].isin(list(spec["rows"])) & trained["images_per_s"].notna()]
     table.attrs["speed_setups"] = sorted(timed["speed_setup"].dropna().unique()) if "speed_setup" in timed else []
     return table
+
+
+def _unreported(run) -> int:
+    """Blocks of a user's module (se.module) that did not report their elementwise ops."""
+    n = None if run is None else run.get("unreported_blocks")
+    return 0 if n is None or pd.isna(n) else int(n)
 
 
 def _fmt(v: float, digits: int, signed: bool = False) -> str:
@@ -212,6 +219,12 @@ def notes(table: pd.DataFrame, spec: dict) -> list[str]:
         out.append(
             f"n < 3 in {', '.join(map(str, few))}: a CI from 1 degree of freedom is wide and its spread "
             "a guess; run more seeds before reading Δ."
+        )
+    unreported = table.loc[table["unreported_blocks"] > 0, "label"].tolist() if "unreported_blocks" in table else []
+    if unreported:
+        out.append(
+            f"GFLOPs of {', '.join(map(str, unreported))} leave out the elementwise ops (poolings, rescales) of its "
+            "se.module, which has no elementwise_ops(x) method; its multiply-adds are counted."
         )
     for col, name in ERRORS.items():
         need = [

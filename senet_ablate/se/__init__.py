@@ -5,6 +5,7 @@ Tables 10-16; ECA, CBAM, GC, GE, SRM).
     squeeze.py     the squeeze modules          excitation.py  one block class per kind of excitation
     spatial.py     CBAM's spatial gate          block.py       ChannelAttention, the frame they share
     build.py       spec -> block                site.py        SESite: where a block sits in a unit
+    plugin.py      se.module: your own module (a _target_ node), placed and counted like ours
 
 ``isinstance(m, ChannelAttention)`` finds every block of a model; ``build_block(C, spec)`` makes one.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 from .block import ChannelAttention
 from .build import BLOCKS, SQUEEZE_MODULES, build_block
 from .excitation import ECABlock, GCBlock, GEBlock, SEBlock, SRMBlock, eca_kernel
+from .plugin import PluggedAttention, import_target
 from .site import SESite, SiteMissing, block_name, integrations_for
 from .spatial import SpatialGate
 from .spec import EXCITATIONS, FUSIONS, GATES, INTEGRATIONS, SPATIALS, SQUEEZES, Excitation, SESpec, Squeeze
@@ -36,6 +38,7 @@ __all__ = [
     "INTEGRATIONS",
     "LocalAvg",
     "NoSqueeze",
+    "PluggedAttention",
     "SEBlock",
     "SESite",
     "SESpec",
@@ -49,5 +52,6 @@ __all__ = [
     "block_name",
     "build_block",
     "eca_kernel",
+    "import_target",
     "integrations_for",
 ]

@@ -10,6 +10,7 @@ from torch import nn
 from ..errors import ConfigError
 from .block import ChannelAttention
 from .excitation import ECABlock, GCBlock, GEBlock, SEBlock, SRMBlock
+from .plugin import PluggedAttention
 from .spec import GATES, SPATIALS, SQUEEZES, SESpec
 from .squeeze import AttentionPool, DepthwiseGather, GlobalGather, GlobalStats, LocalAvg, NoSqueeze
 
@@ -34,9 +35,13 @@ BLOCKS: dict[str, type[ChannelAttention]] = {
 }
 
 
-def build_block(channels: int, spec: SESpec, name: str = "SE", stage: int = 0, index: int = 0) -> ChannelAttention:
+def build_block(
+    channels: int, spec: SESpec, name: str = "SE", stage: int = 0, index: int = 0
+) -> ChannelAttention | PluggedAttention:
     """The block ``spec`` describes, on a ``channels``-wide map. The spec is validated once per model
     (``SESpec.from_config``, ``build_model``), not here; what depends on the site (the hidden width) is."""
+    if spec.module is not None:
+        return PluggedAttention(channels, spec.module, name, stage, index)
     squeeze = SQUEEZES[spec.squeeze]
     parts = dict(
         squeeze=SQUEEZE_MODULES[spec.squeeze](channels, spec.extent),

@@ -75,6 +75,7 @@ EXCITATIONS: dict[str, Excitation] = {
     "context": Excitation(_FC_KEYS),  # GC
     "identity": Excitation(on_maps=True),  # GE
 }
+MODULE_KEYS = ("module", "integration", "stages")  # the keys that apply to a user's own module (se.module)
 _EXCITATION_KEYS = ("reduction", "min_hidden", "hidden_divisor", "bias", "kernel_size")
 
 GATES: dict[str, type[nn.Module]] = {  # Table 12, plus hard_sigmoid and identity
@@ -127,6 +128,7 @@ class SESpec:
     extent: int = 0
     integration: str = "standard"
     stages: str | tuple[int, ...] = "all"
+    module: dict | None = None  # your own module, a _target_ node (plugin.py); then only integration and stages apply
 
     @classmethod
     def from_config(cls, cfg) -> "SESpec":
@@ -158,6 +160,9 @@ class SESpec:
 
     def validate(self) -> None:
         """Raise ConfigError naming the key and what is valid, for any point outside the space."""
+        if self.module is not None:
+            self._check_module()
+            return
         _choice("se.squeeze", self.squeeze, SQUEEZES)
         _choice("se.excitation", self.excitation, EXCITATIONS)
         _choice("se.gate", self.gate, GATES)
@@ -218,6 +223,23 @@ class SESpec:
                 raise ConfigError(
                     f"se.kernel_size={self.kernel_size!r} must be 'adaptive' (ECA's rule) or an odd integer >= 1"
                 )
+
+    def _check_module(self) -> None:
+        """With ``se.module`` only integration and stages apply: every other key must be null or stay at
+        the paper's default (what ``se: se`` sets), so that a key set for it fails instead of meaning nothing."""
+        if not isinstance(self.module, dict) or not isinstance(self.module.get("_target_"), str):
+            raise ConfigError(
+                f"se.module={self.module!r} must be a node with a _target_, e.g. {{_target_: my_pkg.MyGate, k: 3}}"
+            )
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name not in MODULE_KEYS and value is not None and value != f.default:
+                raise ConfigError(
+                    f"se.{f.name}={value!r} does not apply to se.module ({self.module['_target_']}): only "
+                    f"se.integration and se.stages do; set se.{f.name}=null or leave it at its default ({f.default!r})"
+                )
+        _choice("se.integration", self.integration, INTEGRATIONS)
+        self._check_stages()
 
     def _check_stages(self) -> None:
         if isinstance(self.stages, str):

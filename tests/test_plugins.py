@@ -1,0 +1,129 @@
+"""Your own attention module as a point of the space (``se.module``, issue 20): placed at every
+site the integration and stages choose, counted exactly, fingerprinted, labelled, and rejected at
+config time with a clear message when it cannot work."""
+
+import textwrap
+
+import pytest
+import torch
+from conftest import record, run_cli
+
+from senet_ablate.complexity import count
+from senet_ablate.errors import ConfigError
+from senet_ablate.models import build_model
+from senet_ablate.se import PluggedAttention, SESpec
+
+GATES = '''
+import torch
+from torch import nn
+
+
+class ChannelGate(nn.Module):
+    """k weights: a 1-D conv over the channel means, no bias; sigmoid; rescale."""
+
+    def __init__(self, channels, k=3):
+        super().__init__()
+        self.conv = nn.Conv1d(1, 1, k, padding=k // 2, bias=False)
+
+    def forward(self, x):
+        s = x.mean((2, 3))[:, None]
+        return x * torch.sigmoid(self.conv(s))[:, 0, :, None, None]
+
+    def elementwise_ops(self, x):  # one pooling and one rescale per input element
+        return 2 * x[0].numel()
+
+
+class Silent(ChannelGate):
+    elementwise_ops = None  # reports no elementwise ops
+
+
+class Squash(nn.Module):
+    def __init__(self, channels):
+        super().__init__()
+        self.fc = nn.Linear(channels, channels // 2)
+
+    def forward(self, x):
+        return self.fc(x.mean((2, 3)))
+
+
+class NoChannels(nn.Module):  # takes no channel count
+    def __init__(self):
+        super().__init__()
+'''
+
+# ResNet-50's 16 bottleneck units and their output widths (the SE sites of the standard integration)
+R50_UNITS = [(3, 256), (4, 512), (6, 1024), (3, 2048)]
+R50_PARAMS, R50_MACS = 25_557_032, 3_857_973_248  # torchvision / the paper (test_complexity.py)
+
+
+@pytest.fixture
+def gates(tmp_path, monkeypatch):
+    (tmp_path / "user_gates.py").write_text(textwrap.dedent(GATES))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return tmp_path
+
+
+def spec(target: str, **kwargs) -> SESpec:
+    return SESpec.from_config({"module": {"_target_": f"user_gates.{target}", **kwargs}})
+
+
+def test_module_at_every_site_counted_exactly(gates):
+    k = 5
+    model = build_model("resnet50", spec("ChannelGate", k=k), 1000, device="meta")
+    blocks = [m for m in model.modules() if isinstance(m, PluggedAttention)]
+    assert [b.name for b in blocks][:4] == ["SE_2_1", "SE_2_2", "SE_2_3", "SE_3_1"] and len(blocks) == 16
+    c = count(model, 224)
+    assert c.params == R50_PARAMS + 16 * k  # k conv weights per unit
+    assert c.macs == R50_MACS + k * sum(n * ch for n, ch in R50_UNITS)  # k MACs per channel per unit
+    # its own count: 2 ops per element of each unit's output map (56, 28, 14, 7 px)
+    assert c.elementwise_ops == sum(2 * n * ch * s * s for (n, ch), s in zip(R50_UNITS, (56, 28, 14, 7)))
+    assert c.unreported_blocks == 0 and "unreported_blocks" not in c.as_dict()
+    silent = count(build_model("resnet50", spec("Silent"), 1000, device="meta"), 224)
+    assert silent.elementwise_ops == 0 and silent.unreported_blocks == 16
+
+
+@pytest.mark.parametrize("integration, stages", [("pre", "all"), ("post", [3, 4]), ("identity", [2])])
+def test_module_follows_integration_and_stages(gates, integration, stages):
+    s = SESpec.from_config(
+        {"module": {"_target_": "user_gates.ChannelGate"}, "integration": integration, "stages": stages}
+    )
+    model = build_model("cifar_resnet20", s, 10).eval()
+    sites = [m for m in model.modules() if hasattr(m, "site") and getattr(m, "block", None) is not None]
+    assert {m.block.stage for m in sites} == ({2, 3, 4} if stages == "all" else set(stages))
+    assert all(isinstance(m.block, PluggedAttention) for m in sites)
+    out = model(torch.randn(2, 3, 32, 32))
+    out.sum().backward()
+    assert all(m.block.module.conv.weight.grad is not None for m in sites)
+
+
+@pytest.mark.parametrize(
+    "node, extra, match",
+    [
+        ({"_target_": "user_gates.Nope"}, {}, r"se.module._target_='user_gates.Nope' cannot be imported"),
+        ({"_target_": "no_such_pkg.Gate"}, {}, r"No module named 'no_such_pkg'.*installed"),
+        ({"_target_": "user_gates.NoChannels"}, {}, r"first positional argument of an attention module"),
+        ({"_target_": "user_gates.ChannelGate", "q": 1}, {}, r"unexpected keyword argument 'q'"),
+        ({"_target_": "user_gates.Squash"}, {}, r"turns a \(2, 16, 7, 7\) map into \(2, 8\)"),
+        ({"_target_": "user_gates.ChannelGate"}, {"reduction": 8}, r"se.reduction=8 does not apply to se.module"),
+        ({"k": 3}, {}, r"se.module=.* must be a node with a _target_"),
+    ],
+)
+def test_bad_modules_fail_at_build_naming_the_key(gates, node, extra, match):
+    with pytest.raises(ConfigError, match=match):
+        build_model("cifar_resnet20", SESpec.from_config({"module": node, **extra}), 10, device="meta")
+
+
+def test_cli_profile_labels_fingerprints_and_records_failures(gates, tmp_path):
+    env = {"PYTHONPATH": str(gates)}
+    good, bad = "{_target_: user_gates.ChannelGate, k: 3}", "{_target_: user_gates.Squash}"
+    args = ["-m", "task=profile", "model=cifar_resnet20", f"se.module={good},{bad}", "runs_dir=runs"]
+    out = run_cli("app", *args, cwd=tmp_path, env=env, check=False)
+    assert out.returncode != 0  # one job failed
+    assert "| se.module=ChannelGate(k=3) | 0.270 |" in out.stdout
+    sweep = tmp_path / "runs" / "adhoc"
+    recs = {r["status"]: r for r in (record(d) for d in sweep.iterdir() if (d / "metrics.json").exists())}
+    assert recs["completed"]["params"] == 269_722 + 9 * 3  # plain ResNet-20 (test_complexity) + 9 units x k
+    assert recs["failed"]["reason"].startswith("se.module user_gates.Squash at SE_2_1 turns")
+    again = run_cli("app", *args, cwd=tmp_path, env=env, check=False)  # the same sweep again
+    assert "skipping" in again.stderr + again.stdout and "already completed" in again.stderr + again.stdout
+    assert len(list(sweep.glob("*/metrics.json"))) == 2  # no new run dir: the module's node names the same dir
