@@ -32,7 +32,8 @@ def make_model(cfg: DictConfig, device=None, num_classes: int | None = None, sta
             "set data.num_classes or model.num_classes"
         )
     options = {k: v for k, v in OmegaConf.to_container(m, resolve=True).items() if k not in NOT_OPTIONS}
-    model = build_model(m.name, se_spec(cfg), classes, device=device, input_size=m.input_size, **options)
+    name = m.get("_target_") or m.name  # your own builder (model._target_), else ours by name
+    model = build_model(name, se_spec(cfg), classes, device=device, input_size=m.input_size, **options)
     if state is not None:
         model.load_state_dict(state)
     return model

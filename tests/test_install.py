@@ -88,8 +88,10 @@ def _has(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def run(venv: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess:
+def run(venv: Path, cwd: Path, *args: str, pythonpath: Path | None = None) -> subprocess.CompletedProcess:
     env = {k: v for k, v in clean_env().items() if k != "VIRTUAL_ENV"}  # clean_env drops PYTHONPATH
+    if pythonpath is not None:
+        env["PYTHONPATH"] = str(pythonpath)  # the user's own package, outside this repository
     proc = subprocess.run(
         [str(venv / "bin/senet-ablate"), *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=600
     )
@@ -137,3 +139,102 @@ def test_installed_wheel_profiles_a_paper_preset_and_a_user_experiment_from_an_e
         venv, tmp_path, f"hydra.searchpath=[file://{mine}]", "experiment=se_vs_plain", "row=se", "--cfg", "job"
     ).stdout
     assert "  reduction: 8\n" in shown  # the same study through hydra.searchpath, its row applied
+
+
+USER_PACKAGE = {
+    "my_attention/__init__.py": """
+import torch
+from torch import nn
+
+
+class ChannelGate(nn.Module):
+    \"\"\"k weights: a 1-D conv over the channel means, sigmoid, rescale.\"\"\"
+
+    def __init__(self, channels, k=3):
+        super().__init__()
+        self.conv = nn.Conv1d(1, 1, k, padding=k // 2, bias=False)
+
+    def forward(self, x):
+        return x * torch.sigmoid(self.conv(x.mean((2, 3))[:, None]))[:, 0, :, None, None]
+
+    def elementwise_ops(self, x):
+        return 2 * x[0].numel()
+""",
+    "my_nets.py": """
+from torch import nn
+
+from senet_ablate.models.layers import Backbone, conv_bn, make_stages
+from senet_ablate.se import SESite
+
+
+class Unit(nn.Module):
+    def __init__(self, cin, width, stride, se, stage, index):
+        super().__init__()
+        self.a, self.b = conv_bn(cin, width, 3, stride, relu=True), conv_bn(width, width, 3)
+        self.short = conv_bn(cin, width, 1, stride) if (stride, cin) != (1, width) else nn.Identity()
+        self.se = SESite(se, {"branch": width, "output": width}, stage=stage, index=index)
+
+    def forward(self, x):
+        return self.se(self.se.add(self.b(self.a(x)), self.short(x)).relu(), "output")
+
+
+class TwoStages(Backbone):
+    def __init__(self, se, num_classes, width):
+        super().__init__()
+        self.stem = conv_bn(3, width, 3, relu=True)
+        stages, out = make_stages((2, 3), (1, 1), (width, 2 * width), width, se, Unit)
+        self.finish(stages, out, num_classes)
+
+
+def two_stages(*, se=None, num_classes=10, width=8):
+    return TwoStages(se, num_classes, width)
+""",
+    "my_data.py": """
+import torch
+
+
+def blobs(root=None, n=128, size=12, classes=3):
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(0, classes, (2 * n,), generator=g)
+    x = (torch.rand(2 * n, 3, size, size, generator=g) * 60 + y[:, None, None, None] * 60).to(torch.uint8)
+    return {"train": (x[:n], y[:n]), "test": (x[n:], y[n:]), "num_classes": classes}
+""",
+}
+
+
+@pytest.mark.slow
+def test_installed_wheel_runs_a_users_own_module_backbone_and_dataset(installed, tmp_path):
+    """Issue 20: the user's attention module, backbone and dataset, in their own package outside
+    this repository, with the wheel installed: a profile sweep beside SE, a train sweep with its
+    table, and a relaunch that trains nothing."""
+    venv, _ = installed
+    pkg = tmp_path / "user_code"
+    for name, text in USER_PACKAGE.items():
+        (pkg / name).parent.mkdir(parents=True, exist_ok=True)
+        (pkg / name).write_text(text.lstrip())
+    work = tmp_path / "work"
+    work.mkdir()
+    gate = "{_target_: my_attention.ChannelGate, k: 5}"
+    profile = run(venv, work, "-m", "task=profile", "model=resnet50", f"se.module={gate},null", pythonpath=pkg).stdout
+    # ResNet-50 (25,557,032) plus 5 conv weights in each of its 16 units; SE-ResNet-50 (28,088,024) beside it
+    assert f"| se.module=ChannelGate(k=5) | {(25_557_032 + 16 * 5) / 1e6:.3f} |" in profile
+    assert "| se.module=null | 28.088 |" in profile
+
+    train = [
+        "-m",
+        "task=train",
+        "model=custom",
+        "model._target_=my_nets.two_stages",
+        "data=custom",
+        "data._target_=my_data.blobs",
+        "data.image_size=12",
+        f"se.module={gate}",
+        "recipe=quick",
+        "recipe.epochs=1",
+        "seed=0,1",
+        "study=mine",
+    ]
+    out = run(venv, work, *train, pythonpath=pkg).stdout
+    assert "| Row |" in out and "2 done" in out and (work / "runs/mine/table.md").is_file()
+    again = run(venv, work, *train, pythonpath=pkg)
+    assert (again.stdout + again.stderr).count("already completed") == 2  # nothing trains again

@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 import torch
-from conftest import record, run_cli
+from conftest import ROOT, record, run_cli
 
 from senet_ablate.complexity import count
 from senet_ablate.errors import ConfigError
@@ -127,3 +127,74 @@ def test_cli_profile_labels_fingerprints_and_records_failures(gates, tmp_path):
     again = run_cli("app", *args, cwd=tmp_path, env=env, check=False)  # the same sweep again
     assert "skipping" in again.stderr + again.stdout and "already completed" in again.stderr + again.stdout
     assert len(list(sweep.glob("*/metrics.json"))) == 2  # no new run dir: the module's node names the same dir
+
+
+@pytest.fixture
+def user_code(tmp_path, monkeypatch):
+    """The user package of the wheel test (attention module, two-stage backbone, dataset), on sys.path."""
+    from test_install import USER_PACKAGE
+
+    for name, text in USER_PACKAGE.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text.lstrip())
+    (tmp_path / "bad_data.py").write_text(
+        "import torch\n\n\ndef no_count(root=None):\n"
+        "    x, y = torch.zeros(4, 3, 8, 8, dtype=torch.uint8), torch.zeros(4, dtype=torch.int64)\n"
+        "    return {'train': (x, y), 'test': (x, y)}\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return tmp_path
+
+
+@pytest.mark.parametrize("integration", ["standard", "post"])
+def test_users_backbone_takes_every_integration_its_units_offer(user_code, integration):
+    s = SESpec.from_config({"integration": integration, "stages": [3], "reduction": 4})
+    model = build_model("my_nets.two_stages", s, 3, width=8)
+    blocks = [m for m in model.modules() if hasattr(m, "stage") and hasattr(m, "excitation")]
+    assert [(b.name, b.stage) for b in blocks] == [("SE_3_1", 3)]
+    assert model(torch.randn(2, 3, 12, 12)).shape == (2, 3)
+    with pytest.raises(ConfigError, match=r"se.integration='pre' is not available on my_nets.two_stages"):
+        build_model("my_nets.two_stages", SESpec(integration="pre"), 3)
+    with pytest.raises(ConfigError, match=r"model.depth is not an option of my_nets.two_stages; its options: width"):
+        build_model("my_nets.two_stages", None, 3, depth=2)
+    with pytest.raises(ConfigError, match=r"model._target_='my_nets.nope' cannot be imported"):
+        build_model("my_nets.nope", None, 3)
+
+
+def test_users_dataset_feeds_the_loaders_and_a_missing_class_count_fails(user_code):
+    from omegaconf import OmegaConf
+
+    from senet_ablate import data
+
+    cfg = OmegaConf.load(ROOT / "conf/data/custom.yaml")
+    cfg._target_, cfg.image_size, cfg.augment = "my_data.blobs", 12, "cifar"
+    d = data.build(cfg, 32, 64, torch.device("cpu"), seed=0, rank=1, world=2)
+    assert (d.num_classes, d.image_size, d.train.num_samples) == (3, 12, 128)
+    x, y = next(iter(d.train))
+    assert x.shape == (16, 3, 12, 12) and y.dtype == torch.int64  # rank 1 of 2: half of each global batch of 32
+    cfg._target_ = "bad_data.no_count"
+    with pytest.raises(ConfigError, match=r"gave no class count: return \{'num_classes': K, ...\} or set data.num_c"):
+        data.build(cfg, 32, 64, torch.device("cpu"), seed=0)
+    cfg._target_ = "bad_data.missing"
+    with pytest.raises(ConfigError, match=r"data._target_='bad_data.missing' cannot be imported"):
+        data.build(cfg, 32, 64, torch.device("cpu"), seed=0)
+
+
+def test_cli_dataset_without_class_count_leaves_a_failed_record(user_code, tmp_path):
+    out = run_cli(
+        "app",
+        "task=train",
+        "data=custom",
+        "data._target_=bad_data.no_count",
+        "data.image_size=8",
+        "model=custom",
+        "model._target_=my_nets.two_stages",
+        "se.stages=[]",
+        "runs_dir=runs",
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(user_code)},
+        check=False,
+    )
+    assert out.returncode != 0 and "gave no class count" in out.stderr
+    [rec] = [record(d.parent) for d in (tmp_path / "runs").rglob("metrics.json")]
+    assert rec["status"] == "failed" and "gave no class count" in rec["reason"]

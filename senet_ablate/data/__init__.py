@@ -122,6 +122,8 @@ def check(cfg) -> None:
     check_data_workers(cfg.get("workers", 0))
     if cfg.name not in DATASETS:
         raise ConfigError(f"data.name={cfg.name!r} is not a dataset; valid values: {', '.join(DATASETS)}")
+    if cfg.name == "custom" and not isinstance(cfg.get("_target_"), str):
+        raise ConfigError("data=custom needs data._target_=<your function's dotted path> (README: bring your own)")
     _valid("augment", cfg.augment, AUGMENTS)
     if cfg.in_memory and cfg.augment == "imagenet":
         raise ConfigError("data.augment=imagenet runs per image: use it with data.in_memory=false")
@@ -191,9 +193,13 @@ def build(
 
 
 def _num_classes(cfg, src: Source) -> int:
-    """``data.num_classes``, else the largest train label + 1; every label must be below it."""
+    """``data.num_classes``, else what the source says, else the largest train label + 1; every label
+    must be below it."""
     (_, ytr), (_, yte) = src.train, src.eval
-    num_classes = int(cfg.num_classes) if cfg.get("num_classes") is not None else int(ytr.max()) + 1
+    if cfg.get("num_classes") is not None:
+        num_classes = int(cfg.num_classes)
+    else:
+        num_classes = src.num_classes if src.num_classes is not None else int(ytr.max()) + 1
     if int(max(ytr.max(), yte.max())) >= num_classes:
         raise ConfigError(f"data.num_classes={num_classes} but the labels go up to {int(max(ytr.max(), yte.max()))}")
     return num_classes

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -16,6 +17,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from ..errors import ConfigError
+from ..targets import import_object
 from . import decoded
 from .files import FileDataset, collate_readable
 from .transforms import ToUint8
@@ -37,9 +39,10 @@ class Source:
     eval_split: str
     skipped: tuple[str, ...] = ()
     cache: str | None = None
+    num_classes: int | None = None  # what the source says (data=custom); None: data.num_classes or the labels
 
 
-def _to_chw_uint8(array) -> torch.Tensor:
+def to_chw_uint8(array) -> torch.Tensor:
     t = torch.as_tensor(array)
     if t.ndim == 3:  # N, H, W grey
         t = t[:, None].expand(-1, 3, -1, -1)
@@ -58,7 +61,7 @@ def load_digits_split(cfg=None) -> tuple[Split, Split, str]:
     images = (torch.as_tensor(d.images) * (255 / 16)).round()
     labels = torch.as_tensor(d.target, dtype=torch.int64)
     tr, te = train_test_split(range(len(labels)), test_size=0.25, stratify=d.target, random_state=0)
-    grey = _to_chw_uint8(images)
+    grey = to_chw_uint8(images)
     return (grey[tr], labels[tr]), (grey[te], labels[te]), "test"
 
 
@@ -89,7 +92,7 @@ def cifar_source(cfg, cache_dir=None, processes: int = 0) -> Source:
                 f"python-version archive on another machine and unpack it into data.root (torchvision layout), "
                 f"or point data=imagefolder (e.g. data=cifar10_jpeg) at a class-folder copy."
             ) from None
-        splits.append((_to_chw_uint8(ds.data), torch.as_tensor(ds.targets, dtype=torch.int64)))
+        splits.append((to_chw_uint8(ds.data), torch.as_tensor(ds.targets, dtype=torch.int64)))
     return Source(splits[0], splits[1], "test")
 
 
@@ -177,6 +180,53 @@ def synthetic_source(cfg, cache_dir=None, processes: int = 0) -> Source:
     return Source(make(cfg.train_size), make(cfg.eval_size), "test")
 
 
+# ---------------------------------------------------------------- your own dataset (data=custom)
+# data._target_ names a function in your package, called as fn(root=data.root, **data.args), that returns
+# {"train": (images, labels), "test": (images, labels), "num_classes": K}: uint8 images (N, 3, H, W),
+# (N, H, W, 3) or grey (N, H, W), integer labels in 0..K-1 (or data.num_classes set). Held in memory like
+# the digits: the same seeded batches, DDP shards and batch augmentations as the built-in datasets.
+def _split(result: Mapping, name: str, target: str, size) -> tuple[torch.Tensor, torch.Tensor]:
+    pair = result.get(name)
+    if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+        raise ConfigError(
+            f"data._target_={target} must return {name!r}: (images, labels); it gave {type(pair).__name__}"
+        )
+    images, labels = to_chw_uint8(pair[0]), torch.as_tensor(pair[1], dtype=torch.int64)
+    if images.ndim != 4 or images.shape[1] != 3 or len(images) != len(labels):
+        raise ConfigError(
+            f"data._target_={target}: {name} images {tuple(images.shape)} and labels {tuple(labels.shape)} must be "
+            "(N, 3, H, W) or (N, H, W[, 3]) images and N labels"
+        )
+    if size is not None and images.shape[-2:] != (size, size):
+        raise ConfigError(
+            f"data.image_size={size} but data._target_={target} gave {name} images of {tuple(images.shape[-2:])} px"
+        )
+    return images, labels
+
+
+def custom_source(cfg, cache_dir=None, processes: int = 0) -> Source:
+    """Call the user's function and check what it returns (a ConfigError names what is wrong)."""
+    target = cfg.get("_target_")
+    fn = import_object(target, "data._target_")
+    args = dict(cfg.get("args") or {})
+    result = fn(root=cfg.get("root"), **args)
+    if not isinstance(result, Mapping):
+        raise ConfigError(f"data._target_={target} must return a dict with train, test and num_classes")
+    classes = result.get("num_classes", cfg.get("num_classes"))
+    if classes is None:
+        raise ConfigError(
+            f"data._target_={target} gave no class count: return {{'num_classes': K, ...}} or set data.num_classes"
+        )
+    if cfg.get("num_classes") is not None and result.get("num_classes") not in (None, cfg.num_classes):
+        raise ConfigError(f"data.num_classes={cfg.num_classes} but data._target_={target} says {result['num_classes']}")
+    size = cfg.get("image_size")
+    train, test = (_split(result, s, target, size) for s in ("train", "test"))
+    top = int(max(train[1].max(), test[1].max()))
+    if top >= int(classes):
+        raise ConfigError(f"data._target_={target}: num_classes={classes} but the labels go up to {top}")
+    return Source(train, test, "test", num_classes=int(classes))
+
+
 # data.name -> (cfg, cache_dir, processes) -> Source, for data.in_memory=true
 SOURCES: dict[str, Callable[..., Source]] = {
     "digits": digits_source,
@@ -184,6 +234,7 @@ SOURCES: dict[str, Callable[..., Source]] = {
     "cifar100": cifar_source,
     "imagefolder": imagefolder_source,
     "synthetic": synthetic_source,
+    "custom": custom_source,
 }
 STREAMED = ("imagefolder",)  # the names that may also stream from disk (data.in_memory=false)
 DATASETS = tuple(dict.fromkeys([*SOURCES, *STREAMED]))  # every valid data.name

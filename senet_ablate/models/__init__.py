@@ -16,6 +16,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..se import SESpec, SiteMissing
+from ..targets import import_object
 from . import cifar, inception, inception_resnet, mobilenet, resnet, shufflenet, vgg
 from .resnet import BasicBlock, Bottleneck, cifar_resnet, imagenet_resnet
 
@@ -44,12 +45,28 @@ MODELS = {
 PORTS = {**resnet.PORTS, **vgg.PORTS, **mobilenet.PORTS, **inception_resnet.PORTS}
 
 # model config keys that are not layout options of the builder
-NOT_OPTIONS = ("name", "num_classes", "input_size", "native", "weights", "weights_file")
+NOT_OPTIONS = ("name", "_target_", "num_classes", "input_size", "native", "weights", "weights_file")
+
+
+def builder_of(name: str):
+    """The builder of backbone ``name``: ours (``MODELS``), or yours by its dotted path
+    (``model._target_: my_pkg.nets.tiny_net``), called as ``builder(se=..., num_classes=..., **options)``."""
+    if name in MODELS:
+        return MODELS[name]
+    if "." not in name:
+        raise ConfigError(
+            f"model.name={name!r} is not a known backbone; valid values: {', '.join(MODELS)} "
+            "(or model._target_=<your builder's dotted path>)"
+        )
+    builder = import_object(name, "model._target_")
+    if not callable(builder):
+        raise ConfigError(f"model._target_={name!r} is {builder!r}, not a function or class that builds a model")
+    return builder
 
 
 def options_of(name: str) -> list[str]:
-    """The layout options ``model.<key>`` that backbone ``name`` accepts."""
-    sig = inspect.signature(MODELS[name])
+    """The layout options ``model.<key>`` that backbone ``name`` accepts (its keyword-only arguments)."""
+    sig = inspect.signature(builder_of(name))
     return [k for k, p in sig.parameters.items() if p.kind == p.KEYWORD_ONLY and k not in ("se", "num_classes")]
 
 
@@ -67,8 +84,7 @@ def build_model(
     A block whose weights take the shape of its site's map (GE-theta's global gather) gets it from
     one dry forward pass of a ``3 x input_size x input_size`` image.
     """
-    if name not in MODELS:
-        raise ConfigError(f"model.name={name!r} is not a known backbone; valid values: {', '.join(MODELS)}")
+    builder = builder_of(name)
     valid = options_of(name)
     extra = sorted(set(options) - set(valid))
     if extra:
@@ -77,7 +93,7 @@ def build_model(
         se.validate()  # once per model: its blocks do not check it again
     try:
         with torch.device(device) if device is not None else nullcontext():
-            model = MODELS[name](se=se, num_classes=num_classes, **options)
+            model = builder(se=se, num_classes=num_classes, **options)
     except SiteMissing as e:
         raise ConfigError(
             f"se.integration={e.integration!r} is not available on {name} (its {e.unit} has no such "

@@ -12,26 +12,17 @@ a table marks a module without it. Plain Python: the import is ``importlib``, no
 from __future__ import annotations
 
 import copy
-import importlib
 
 import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..targets import import_object
 
 
 def import_target(path) -> type:
-    """The class ``path`` names (``package.module.Class``), or a ConfigError that says why not."""
-    if not isinstance(path, str) or "." not in path:
-        raise ConfigError(f"se.module._target_={path!r} must be a dotted path such as my_pkg.attention.MyGate")
-    module_name, _, attr = path.rpartition(".")
-    try:
-        found = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as e:
-        raise ConfigError(
-            f"se.module._target_={path!r} cannot be imported ({type(e).__name__}: {e}); is your package "
-            "installed (pip install -e .) or on PYTHONPATH?"
-        ) from None
+    """The nn.Module class ``path`` names (``package.module.Class``), or a ConfigError that says why not."""
+    found = import_object(path, "se.module._target_")
     if not (isinstance(found, type) and issubclass(found, nn.Module)):
         raise ConfigError(f"se.module._target_={path!r} is {found!r}, not an nn.Module class")
     return found
