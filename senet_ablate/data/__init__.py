@@ -123,7 +123,7 @@ def check(cfg) -> None:
     if cfg.name not in DATASETS:
         raise ConfigError(f"data.name={cfg.name!r} is not a dataset; valid values: {', '.join(DATASETS)}")
     if cfg.name == "custom" and not isinstance(cfg.get("_target_"), str):
-        raise ConfigError("data=custom needs data._target_=<your function's dotted path> (README: bring your own)")
+        raise ConfigError("data=custom needs data._target_=<your function's dotted path> (docs/bring-your-own.md)")
     _valid("augment", cfg.augment, AUGMENTS)
     if cfg.in_memory and cfg.augment == "imagenet":
         raise ConfigError("data.augment=imagenet runs per image: use it with data.in_memory=false")

@@ -77,7 +77,7 @@ class ChannelAttention(nn.Module):
 
     def elementwise_ops(self, x: torch.Tensor) -> int:
         """Paper-convention extra ops per sample: one per input element for each pooling and for each
-        rescale (README: the table per module); convs and matmuls are counted as multiply-adds."""
+        rescale (docs/complexity.md: the table per module); convs and matmuls are counted as multiply-adds."""
         return self.ops_per_element * x[0].numel()
 
     def extra_repr(self) -> str:
