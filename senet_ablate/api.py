@@ -80,8 +80,8 @@ def create_model(
     if not weights:
         return build_model(name, spec, num_classes, device=device, input_size=size, **layout_options)
     meta = build_model(name, spec, num_classes, device="meta", input_size=size, **layout_options)
-    _weights.check_fit({"name": name, **layout_options}, None if spec is None else asdict(spec), str(weights))
-    state = _weights.prepare(meta, str(weights), weights_file)
+    se_cfg = None if spec is None else asdict(spec)
+    state = _weights.fitted(meta, {"name": name, **layout_options}, se_cfg, str(weights), weights_file)
     model = build_model(name, spec, num_classes, device=device, input_size=size, **layout_options)
     model.load_state_dict(state)
     return model

@@ -46,12 +46,10 @@ def prepare_weights(cfg: DictConfig, meta_model) -> dict | None:
     if not source:
         return None
     spec = se_spec(cfg)
-    weights.check_fit(
-        OmegaConf.to_container(cfg.model, resolve=True),
-        None if spec is None else OmegaConf.to_container(cfg.se, resolve=True),
-        str(source),
+    model_cfg, se = OmegaConf.to_container(cfg.model, resolve=True), OmegaConf.to_container(cfg.se, resolve=True)
+    state = weights.fitted(
+        meta_model, model_cfg, None if spec is None else se, str(source), cfg.model.get("weights_file")
     )
-    state = weights.prepare(meta_model, str(source), cfg.model.get("weights_file"))
     log.info("weights: %s (%d tensors) fit %s", source, len(state), cfg.model.name)
     return state
 

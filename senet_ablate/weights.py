@@ -114,6 +114,13 @@ def check_fit(model_cfg: dict, se: dict | None, source: str) -> None:
         raise ConfigError(f"model.weights={source} was trained with a different layout; add: {' '.join(wrong)}")
 
 
+def fitted(meta_model: nn.Module, model_cfg: dict, se: dict | None, source: str, weights_file=None) -> dict:
+    """:func:`check_fit`, then :func:`prepare`: our state dict for ``meta_model`` from ``source``, every
+    mismatch named before any work (the app's ``model.weights`` and ``create_model(weights=...)``)."""
+    check_fit(model_cfg, se, source)
+    return prepare(meta_model, source, weights_file)
+
+
 def _defaults(name: str) -> dict:
     sig = inspect.signature(MODELS[name]) if name in MODELS else None
     return {k: p.default for k, p in sig.parameters.items()} if sig else {}

@@ -1,4 +1,5 @@
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,30 @@ if "SENET_ABLATE_CACHE" not in os.environ:
     os.environ["SENET_ABLATE_CACHE"] = tempfile.mkdtemp(prefix="senet-ablate-test-cache-")
     atexit.register(shutil.rmtree, os.environ["SENET_ABLATE_CACHE"], True)
 CONF = ROOT / "conf"
+
+# a docs example: a fenced block after <!-- docs-test: file NAME --> (saved as NAME) or <!-- docs-test: run -->
+# (run), and the output block right after a run, if any (tests/test_docs.py)
+DOCS_MARK = re.compile(r"<!-- docs-test: (file (\S+)|run) -->\n```(\w*)\n(.*?)```\n(?:\n```\n(.*?)```\n)?", re.S)
+
+
+def doc_steps(page: Path) -> list[tuple[str, str | None, str, str, str]]:
+    """(kind, file name, language, code, expected output) for each marked block of ``page``."""
+    return [(m[1].split()[0], m[2], m[3], m[4], m[5] or "") for m in DOCS_MARK.finditer(page.read_text())]
+
+
+def user_package() -> dict[str, str]:
+    """The user's own package of docs/bring-your-own.md (my_gates.py, my_nets.py, my_data.py): the
+    one copy of it that the docs test, the plug-in tests and the wheel test all use."""
+    return {name: code for kind, name, _, code, _ in doc_steps(ROOT / "docs/bring-your-own.md") if kind == "file"}
+
+
+def write_files(where: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        (where / name).parent.mkdir(parents=True, exist_ok=True)
+        (where / name).write_text(text)
+    return where
+
+
 EXPERIMENTS = sorted(
     p.relative_to(ROOT / "experiments").with_suffix("").as_posix() for p in (ROOT / "experiments").rglob("*.yaml")
 )

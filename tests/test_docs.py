@@ -4,27 +4,20 @@ after ``<!-- docs-test: file NAME -->`` is saved as NAME in a fresh directory, a
 table rows of an output block right after a run must appear in what it printed. The site itself
 builds with ``mkdocs build --strict`` (a broken link or a page missing from the nav fails)."""
 
-import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, clean_env
+from conftest import ROOT, clean_env, doc_steps
 
-MARK = re.compile(r"<!-- docs-test: (file (\S+)|run) -->\n```(\w*)\n(.*?)```\n(?:\n```\n(.*?)```\n)?", re.S)
 PAGES = sorted(p for p in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")] if "docs-test:" in p.read_text())
-
-
-def steps(page: Path) -> list[tuple[str, str | None, str, str, str]]:
-    """(kind, file name, language, code, expected output) for each marked block of ``page``."""
-    return [(m[1].split()[0], m[2], m[3], m[4], m[5] or "") for m in MARK.finditer(page.read_text())]
 
 
 def test_every_marker_is_read():
     for page in PAGES:
-        assert page.read_text().count("docs-test:") == len(steps(page)), page
+        assert page.read_text().count("docs-test:") == len(doc_steps(page)), page
 
 
 @pytest.mark.slow
@@ -32,7 +25,7 @@ def test_every_marker_is_read():
 def test_the_examples_run_as_written(page, tmp_path):
     env = clean_env(PYTHONPATH=str(tmp_path))
     env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"  # this venv's senet-ablate
-    for kind, name, lang, code, expected in steps(page):
+    for kind, name, lang, code, expected in doc_steps(page):
         if kind == "file":
             (tmp_path / name).write_text(code)
             continue

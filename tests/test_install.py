@@ -8,7 +8,7 @@ import sysconfig
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, clean_env
+from conftest import ROOT, clean_env, user_package, write_files
 
 SKIP = shutil.ignore_patterns(
     ".git",
@@ -141,80 +141,16 @@ def test_installed_wheel_profiles_a_paper_preset_and_a_user_experiment_from_an_e
     assert "  reduction: 8\n" in shown  # the same study through hydra.searchpath, its row applied
 
 
-USER_PACKAGE = {
-    "my_attention/__init__.py": """
-import torch
-from torch import nn
-
-
-class ChannelGate(nn.Module):
-    \"\"\"k weights: a 1-D conv over the channel means, sigmoid, rescale.\"\"\"
-
-    def __init__(self, channels, k=3):
-        super().__init__()
-        self.conv = nn.Conv1d(1, 1, k, padding=k // 2, bias=False)
-
-    def forward(self, x):
-        return x * torch.sigmoid(self.conv(x.mean((2, 3))[:, None]))[:, 0, :, None, None]
-
-    def elementwise_ops(self, x):
-        return 2 * x[0].numel()
-""",
-    "my_nets.py": """
-from torch import nn
-
-from senet_ablate.models.layers import Backbone, conv_bn, make_stages
-from senet_ablate.se import SESite
-
-
-class Unit(nn.Module):
-    def __init__(self, cin, width, stride, se, stage, index):
-        super().__init__()
-        self.a, self.b = conv_bn(cin, width, 3, stride, relu=True), conv_bn(width, width, 3)
-        self.short = conv_bn(cin, width, 1, stride) if (stride, cin) != (1, width) else nn.Identity()
-        self.se = SESite(se, {"branch": width, "output": width}, stage=stage, index=index)
-
-    def forward(self, x):
-        return self.se(self.se.add(self.b(self.a(x)), self.short(x)).relu(), "output")
-
-
-class TwoStages(Backbone):
-    def __init__(self, se, num_classes, width):
-        super().__init__()
-        self.stem = conv_bn(3, width, 3, relu=True)
-        stages, out = make_stages((2, 3), (1, 1), (width, 2 * width), width, se, Unit)
-        self.finish(stages, out, num_classes)
-
-
-def two_stages(*, se=None, num_classes=10, width=8):
-    return TwoStages(se, num_classes, width)
-""",
-    "my_data.py": """
-import torch
-
-
-def blobs(root=None, n=128, size=12, classes=3):
-    g = torch.Generator().manual_seed(0)
-    y = torch.randint(0, classes, (2 * n,), generator=g)
-    x = (torch.rand(2 * n, 3, size, size, generator=g) * 60 + y[:, None, None, None] * 60).to(torch.uint8)
-    return {"train": (x[:n], y[:n]), "test": (x[n:], y[n:]), "num_classes": classes}
-""",
-}
-
-
 @pytest.mark.slow
 def test_installed_wheel_runs_a_users_own_module_backbone_and_dataset(installed, tmp_path):
     """Issue 20: the user's attention module, backbone and dataset, in their own package outside
     this repository, with the wheel installed: a profile sweep beside SE, a train sweep with its
     table, and a relaunch that trains nothing."""
     venv, _ = installed
-    pkg = tmp_path / "user_code"
-    for name, text in USER_PACKAGE.items():
-        (pkg / name).parent.mkdir(parents=True, exist_ok=True)
-        (pkg / name).write_text(text.lstrip())
+    pkg = write_files(tmp_path / "user_code", user_package())  # docs/bring-your-own.md's my_gates, my_nets, my_data
     work = tmp_path / "work"
     work.mkdir()
-    gate = "{_target_: my_attention.ChannelGate, k: 5}"
+    gate = "{_target_: my_gates.ChannelGate, k: 5}"
     profile = run(venv, work, "-m", "task=profile", "model=resnet50", f"se.module={gate},null", pythonpath=pkg).stdout
     # ResNet-50 (25,557,032) plus 5 conv weights in each of its 16 units; SE-ResNet-50 (28,088,024) beside it
     assert f"| se.module=ChannelGate(k=5) | {(25_557_032 + 16 * 5) / 1e6:.3f} |" in profile

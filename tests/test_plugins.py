@@ -2,35 +2,20 @@
 site the integration and stages choose, counted exactly, fingerprinted, labelled, and rejected at
 config time with a clear message when it cannot work."""
 
-import textwrap
-
 import pytest
 import torch
-from conftest import ROOT, record, run_cli
+from conftest import ROOT, history, record, run_cli, user_package, write_files
 
 from senet_ablate.complexity import count
 from senet_ablate.errors import ConfigError
 from senet_ablate.models import build_model
 from senet_ablate.se import PluggedAttention, SESpec
 
-GATES = '''
-import torch
+# beside the docs' ChannelGate (k weights, 2 elementwise ops per element): modules that report no ops or cannot work
+GATES = """
 from torch import nn
 
-
-class ChannelGate(nn.Module):
-    """k weights: a 1-D conv over the channel means, no bias; sigmoid; rescale."""
-
-    def __init__(self, channels, k=3):
-        super().__init__()
-        self.conv = nn.Conv1d(1, 1, k, padding=k // 2, bias=False)
-
-    def forward(self, x):
-        s = x.mean((2, 3))[:, None]
-        return x * torch.sigmoid(self.conv(s))[:, 0, :, None, None]
-
-    def elementwise_ops(self, x):  # one pooling and one rescale per input element
-        return 2 * x[0].numel()
+from my_gates import ChannelGate
 
 
 class Silent(ChannelGate):
@@ -49,7 +34,7 @@ class Squash(nn.Module):
 class NoChannels(nn.Module):  # takes no channel count
     def __init__(self):
         super().__init__()
-'''
+"""
 
 # ResNet-50's 16 bottleneck units and their output widths (the SE sites of the standard integration)
 R50_UNITS = [(3, 256), (4, 512), (6, 1024), (3, 2048)]
@@ -58,7 +43,7 @@ R50_PARAMS, R50_MACS = 25_557_032, 3_857_973_248  # torchvision / the paper (tes
 
 @pytest.fixture
 def gates(tmp_path, monkeypatch):
-    (tmp_path / "user_gates.py").write_text(textwrap.dedent(GATES))
+    write_files(tmp_path, {**user_package(), "user_gates.py": GATES})
     monkeypatch.syspath_prepend(str(tmp_path))
     return tmp_path
 
@@ -131,12 +116,8 @@ def test_cli_profile_labels_fingerprints_and_records_failures(gates, tmp_path):
 
 @pytest.fixture
 def user_code(tmp_path, monkeypatch):
-    """The user package of the wheel test (attention module, two-stage backbone, dataset), on sys.path."""
-    from test_install import USER_PACKAGE
-
-    for name, text in USER_PACKAGE.items():
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_text(text.lstrip())
+    """The user package of docs/bring-your-own.md (attention module, two-stage backbone, dataset), on sys.path."""
+    write_files(tmp_path, user_package())
     (tmp_path / "bad_data.py").write_text(
         "import torch\n\n\ndef no_count(root=None):\n"
         "    x, y = torch.zeros(4, 3, 8, 8, dtype=torch.uint8), torch.zeros(4, dtype=torch.int64)\n"
@@ -198,3 +179,30 @@ def test_cli_dataset_without_class_count_leaves_a_failed_record(user_code, tmp_p
     assert out.returncode != 0 and "gave no class count" in out.stderr
     [rec] = [record(d.parent) for d in (tmp_path / "runs").rglob("metrics.json")]
     assert rec["status"] == "failed" and "gave no class count" in rec["reason"]
+
+
+def test_users_dataset_same_seed_same_metrics(user_code, tmp_path):
+    """A seed determines a result on the data=custom path too: two runs of the same config and seed
+    (in two run dirs) give the same history; another seed gives another."""
+    args = [
+        "task=train",
+        "model=custom",
+        "model._target_=my_nets.two_stages",
+        "data=custom",
+        "data._target_=my_data.blobs",
+        "data.image_size=12",
+        "data.augment=cifar",
+        "se.reduction=4",
+        "recipe=quick",
+        "recipe.epochs=2",
+    ]
+    env = {"PYTHONPATH": str(user_code)}
+    runs = {}
+    for name, seed in (("a", 0), ("b", 0), ("c", 1)):
+        run_cli("app", *args, f"seed={seed}", f"runs_dir={name}", cwd=tmp_path, env=env)
+        [done] = list((tmp_path / name).rglob("history.csv"))
+        runs[name] = [
+            {k: v for k, v in h.items() if "time" not in k and k != "images_per_s"} for h in history(done.parent)
+        ]
+    assert runs["a"] == runs["b"] and len(runs["a"]) == 2
+    assert runs["a"] != runs["c"]
