@@ -18,11 +18,12 @@ from . import weights as _weights
 from .complexity import count
 from .errors import ConfigError
 from .models import MODELS, build_model
+from .models.mbconv import NATIVE as _MBCONV_NATIVE
 from .se import SESpec
 
 # the native input side of the CIFAR-style backbones (conf/model/*.yaml's native.image_size)
 _CIFAR_PREFIXES = ("cifar_", "preact_", "wrn", "shake")
-_NATIVE = {"inception_resnet_v2": 299}
+_NATIVE = {"inception_resnet_v2": 299, **_MBCONV_NATIVE}
 
 
 def native_size(name: str) -> int:

@@ -27,7 +27,8 @@ NOT_FINGERPRINTED = (
     "model.weights_file",
 )
 
-# keys added after runs were recorded: left out of the fingerprint at this value, so those runs still match
+# keys added after runs were recorded: left out of the fingerprint at this value (or any of a tuple of values: a
+# key that does not apply is null), so those runs still match
 ADDED_LATER = {
     "se.min_hidden": 0,
     "se.excitation": "fc",
@@ -41,6 +42,9 @@ ADDED_LATER = {
     "recipe.warmup": "linear",
     "eval.amp": "auto",
     "se.module": None,
+    "se.round_limit": (0.0, None),
+    "se.hidden_from": ("site", None),
+    "se.hidden_act": ("relu", None),
 }
 
 # keys left out of a run dir's name (conf/config.yaml reads this through ${senet_not_in_dirname:}): what does not
@@ -60,11 +64,15 @@ def fingerprint(config: dict) -> str:
         node = c
         for p in parents:
             node = node.get(p) or {}
-        if key in NOT_FINGERPRINTED or node.get(leaf, ADDED_LATER[key]) == ADDED_LATER[key]:
+        if key in NOT_FINGERPRINTED or leaf not in node or node[leaf] in _values(ADDED_LATER[key]):
             node.pop(leaf, None)
     if isinstance(c.get("table"), dict) and not c["table"].get("rows"):
         c["table"] = None  # what it was before table.baseline existed: those runs still match
     return hashlib.sha256(json.dumps(c, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _values(v) -> tuple:
+    return v if isinstance(v, tuple) else (v,)
 
 
 def row_key(key: str) -> bool:

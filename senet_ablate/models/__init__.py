@@ -17,7 +17,7 @@ from torch import nn
 from ..errors import ConfigError
 from ..se import SESpec, SiteMissing
 from ..targets import import_object
-from . import cifar, inception, inception_resnet, mobilenet, resnet, shufflenet, vgg
+from . import cifar, inception, inception_resnet, mbconv, mbconv_ports, mobilenet, resnet, shufflenet, vgg
 from .resnet import BasicBlock, Bottleneck, cifar_resnet, imagenet_resnet
 
 MODELS = {
@@ -34,6 +34,7 @@ MODELS = {
     "inception_resnet_v2": inception_resnet.inception_resnet_v2,
     "vgg16_bn": vgg.vgg16_bn,
     "mobilenet_v1": mobilenet.mobilenet_v1,
+    **mbconv.MODELS,
     **{f"cifar_resnet{d}": partial(cifar_resnet, d) for d in (20, 32, 44, 56, 110)},
     "preact_resnet110": cifar.preact_resnet110,
     "preact_resnet164": cifar.preact_resnet164,
@@ -42,10 +43,11 @@ MODELS = {
     "shake_even29_2x4x64d": cifar.shake_even29_2x4x64d,
 }
 
-PORTS = {**resnet.PORTS, **vgg.PORTS, **mobilenet.PORTS, **inception_resnet.PORTS}
+PORTS = {**resnet.PORTS, **vgg.PORTS, **mobilenet.PORTS, **inception_resnet.PORTS, **mbconv_ports.ports()}
 
 # model config keys that are not layout options of the builder
-NOT_OPTIONS = ("name", "_target_", "num_classes", "input_size", "native", "weights", "weights_file")
+# (se_stages: the se.stages a model's config starts from, conf/se/se.yaml)
+NOT_OPTIONS = ("name", "_target_", "num_classes", "input_size", "native", "weights", "weights_file", "se_stages")
 
 
 def builder_of(name: str):

@@ -48,19 +48,31 @@ def he_init(model: nn.Module) -> nn.Module:
 
 class Backbone(nn.Module):
     """The frame the backbones share: stem -> stages -> head (a last conv, if any) -> global average
-    pool (adaptive: any input size) -> dropout -> fc. A subclass builds ``stem`` and its stages,
-    then calls :meth:`finish`."""
+    pool (adaptive: any input size) [-> pre-logits (MobileNetV3's linear layer)] -> dropout -> fc. A
+    subclass builds ``stem`` and its stages, then calls :meth:`finish`."""
 
-    def finish(self, stages, width: int, num_classes: int, dropout: float = 0.0, head: nn.Module | None = None):
+    def finish(
+        self,
+        stages,
+        width: int,
+        num_classes: int,
+        dropout: float = 0.0,
+        head: nn.Module | None = None,
+        pre_logits: nn.Module | None = None,
+    ):
         self.stages = nn.Sequential(*stages)
         self.head = head if head is not None else nn.Identity()
+        if pre_logits is not None:
+            self.pre_logits = pre_logits
         self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()
         self.fc = nn.Linear(width, num_classes)
         he_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.head(self.stages(self.stem(x)))
-        return self.fc(self.dropout(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)))
+        x = torch.flatten(F.adaptive_avg_pool2d(self.head(self.stages(self.stem(x))), 1), 1)
+        if hasattr(self, "pre_logits"):
+            x = self.pre_logits(x)
+        return self.fc(self.dropout(x))
 
 
 def make_stages(
@@ -117,6 +129,8 @@ PAPER_SE = {
     "squeeze": "avg",
     "gate": "sigmoid",
     "reduction": 16,
+    "hidden_from": "site",
+    "hidden_act": "relu",
     "bias": True,
     "integration": "standard",
     "stages": "all",

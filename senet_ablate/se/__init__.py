@@ -18,7 +18,19 @@ from .excitation import ECABlock, GCBlock, GEBlock, SEBlock, SRMBlock, eca_kerne
 from .plugin import PluggedAttention, import_target
 from .site import SESite, SiteMissing, block_name, integrations_for
 from .spatial import SpatialGate
-from .spec import EXCITATIONS, FUSIONS, GATES, INTEGRATIONS, SPATIALS, SQUEEZES, Excitation, SESpec, Squeeze
+from .spec import (
+    EXCITATIONS,
+    FUSIONS,
+    GATES,
+    HIDDEN_ACTS,
+    HIDDEN_FROM,
+    INTEGRATIONS,
+    SPATIALS,
+    SQUEEZES,
+    Excitation,
+    SESpec,
+    Squeeze,
+)
 from .squeeze import AttentionPool, DepthwiseGather, GlobalGather, GlobalStats, LocalAvg, NoSqueeze
 
 __all__ = [
@@ -35,6 +47,8 @@ __all__ = [
     "GEBlock",
     "GlobalGather",
     "GlobalStats",
+    "HIDDEN_ACTS",
+    "HIDDEN_FROM",
     "INTEGRATIONS",
     "LocalAvg",
     "NoSqueeze",

@@ -11,7 +11,7 @@ from ..errors import ConfigError
 from .block import ChannelAttention
 from .excitation import ECABlock, GCBlock, GEBlock, SEBlock, SRMBlock
 from .plugin import PluggedAttention
-from .spec import GATES, SPATIALS, SQUEEZES, SESpec
+from .spec import GATES, HIDDEN_ACTS, SPATIALS, SQUEEZES, SESpec
 from .squeeze import AttentionPool, DepthwiseGather, GlobalGather, GlobalStats, LocalAvg, NoSqueeze
 
 # se.squeeze -> (channels, extent) -> its module (the names and their metadata: spec.SQUEEZES)
@@ -36,10 +36,11 @@ BLOCKS: dict[str, type[ChannelAttention]] = {
 
 
 def build_block(
-    channels: int, spec: SESpec, name: str = "SE", stage: int = 0, index: int = 0
+    channels: int, spec: SESpec, name: str = "SE", stage: int = 0, index: int = 0, unit_input: int | None = None
 ) -> ChannelAttention | PluggedAttention:
     """The block ``spec`` describes, on a ``channels``-wide map. The spec is validated once per model
-    (``SESpec.from_config``, ``build_model``), not here; what depends on the site (the hidden width) is."""
+    (``SESpec.from_config``, ``build_model``), not here; what depends on the site (the hidden width) is.
+    ``unit_input``: the channels of the unit's input, the C of C // r under ``se.hidden_from=input``."""
     if spec.module is not None:
         return PluggedAttention(channels, spec.module, name, stage, index)
     squeeze = SQUEEZES[spec.squeeze]
@@ -56,7 +57,8 @@ def build_block(
     )
     kind = BLOCKS[spec.excitation]
     if kind in (SEBlock, GCBlock):
-        return kind(channels, _hidden(channels, spec, name), spec.bias, **parts)
+        hidden = _hidden(_hidden_base(channels, unit_input, spec, name), spec, name)
+        return kind(channels, hidden, spec.bias, HIDDEN_ACTS[spec.hidden_act], **parts)
     if kind is ECABlock:
         k = None if spec.kernel_size == "adaptive" else spec.kernel_size
         return kind(channels, k, squeeze.descriptors, **parts)
@@ -65,11 +67,23 @@ def build_block(
     return kind(**parts)
 
 
+def _hidden_base(channels: int, unit_input: int | None, spec: SESpec, name: str) -> int:
+    if spec.hidden_from == "site":
+        return channels
+    if unit_input is None:
+        raise ConfigError(
+            f"se.hidden_from=input needs the unit's input width, which {name} does not give "
+            "(its unit has no input site); valid here: se.hidden_from=site"
+        )
+    return unit_input
+
+
 def _hidden(channels: int, spec: SESpec, name: str) -> int:
     hidden = spec.hidden_width(channels)
     if hidden < 1:
         raise ConfigError(
-            f"se.reduction={spec.reduction} is too large for {name}: it has C={channels} channels, "
+            f"se.reduction={spec.reduction} is too large for {name}: its C={channels} "
+            f"(se.hidden_from={spec.hidden_from}), "
             f"so C // r = {hidden}; use r <= {channels}, or se.min_hidden=1 to keep at least one hidden "
             f"unit (integration={spec.integration!r})"
         )

@@ -44,16 +44,25 @@ def start_as_identity(fc: nn.Module) -> None:
 
 
 class SEBlock(ChannelAttention):
-    """SE's excitation: ``fc1`` to ``hidden`` units (Table 10: C // r), ReLU, ``fc2`` back to C. On a
-    squeeze that keeps a map (NoSqueeze, Table 16; GE-theta+'s gather) the two layers are 1x1 convs,
-    applied per position."""
+    """SE's excitation: ``fc1`` to ``hidden`` units (Table 10: C // r), ``act`` (ReLU; EfficientNet's
+    SiLU), ``fc2`` back to C. On a squeeze that keeps a map (NoSqueeze, Table 16; GE-theta+'s gather)
+    the two layers are 1x1 convs, applied per position."""
 
-    def __init__(self, channels: int, hidden: int, bias: bool = True, *, keeps_map: bool = False, **parts):
+    def __init__(
+        self,
+        channels: int,
+        hidden: int,
+        bias: bool = True,
+        act: type[nn.Module] = nn.ReLU,
+        *,
+        keeps_map: bool = False,
+        **parts,
+    ):
         layer = partial(nn.Conv2d, kernel_size=1) if keeps_map else nn.Linear
         super().__init__(
             dict(
                 fc1=layer(channels, hidden, bias=bias),
-                relu=nn.ReLU(inplace=True),
+                act=act(inplace=True),
                 fc2=layer(hidden, channels, bias=bias),
             ),
             keeps_map=keeps_map,
@@ -63,19 +72,19 @@ class SEBlock(ChannelAttention):
             start_as_identity(self.fc2)
 
     def excite(self, s):
-        return self.fc2(self.relu(self.fc1(s)))
+        return self.fc2(self.act(self.fc1(s)))
 
 
 class GCBlock(ChannelAttention):
-    """GC's transform on the context vector: ``fc1`` to ``hidden`` units, LayerNorm, ReLU, ``fc2``
-    (GC itself: squeeze AttentionPool, fusion add)."""
+    """GC's transform on the context vector: ``fc1`` to ``hidden`` units, LayerNorm, ``act`` (ReLU),
+    ``fc2`` (GC itself: squeeze AttentionPool, fusion add)."""
 
-    def __init__(self, channels: int, hidden: int, bias: bool = True, **parts):
+    def __init__(self, channels: int, hidden: int, bias: bool = True, act: type[nn.Module] = nn.ReLU, **parts):
         super().__init__(
             dict(
                 fc1=nn.Linear(channels, hidden, bias=bias),
                 norm=nn.LayerNorm(hidden),
-                relu=nn.ReLU(inplace=True),
+                act=act(inplace=True),
                 fc2=nn.Linear(hidden, channels, bias=bias),
             ),
             **parts,
@@ -84,7 +93,7 @@ class GCBlock(ChannelAttention):
             start_as_identity(self.fc2)
 
     def excite(self, s):
-        return self.fc2(self.relu(self.norm(self.fc1(s))))
+        return self.fc2(self.act(self.norm(self.fc1(s))))
 
 
 class ECABlock(ChannelAttention):

@@ -48,7 +48,8 @@ class SESite(nn.Module):
 
     A unit calls ``self.se(x, site)`` at each place it offers; only the place chosen by the
     integration strategy transforms ``x``, every other call returns ``x`` unchanged.
-    ``widths`` maps each site name the unit offers to the channel count it has there. With
+    ``widths`` maps each site name the unit offers to the channel count it has there (``input``'s is
+    also the C of C // r under ``se.hidden_from=input``). With
     ``required=False`` a unit of several parts lets another part hold the block.
     """
 
@@ -69,7 +70,9 @@ class SESite(nn.Module):
             if required:
                 raise SiteMissing(spec.integration, self.name, integrations_for(widths))
             self.site = None  # a unit of several parts (the Shake nets' branches): another part holds it
-        self.block = build_block(widths[self.site], spec, self.name, stage, index) if self.site is not None else None
+        self.block = None
+        if self.site is not None:
+            self.block = build_block(widths[self.site], spec, self.name, stage, index, widths.get("input"))
 
     def forward(self, x: torch.Tensor, site: str) -> torch.Tensor:
         if site != self.site:

@@ -14,13 +14,18 @@ axis is a registry of names with what the builders and the checks need to know o
     fusion       scale (x * gate) | add (x + gate: GC's fusion)
     spatial      none | cbam (CBAM's spatial gate after the channel one: 7x7 conv over [mean, max])
     reduction    Table 10 (r) for fc and context; hidden_divisor 1 keeps C // r (the paper), 8 rounds
-                 like timm; min_hidden floors it (Table 10's r = 32 on CIFAR's 16-channel stage)
+                 like timm (round_limit 0.9: never more than 10% down, as MobileNetV3's make_divisible);
+                 min_hidden floors it (Table 10's r = 32 on CIFAR's 16-channel stage)
+    hidden_from  the C of C // r: site (the channels the block recalibrates: the paper) or input (the
+                 unit's input: EfficientNet's 0.25 x block input, although SE acts on the expanded map)
+    hidden_act   the hidden layer's activation: relu (the paper), silu (EfficientNet), hard_swish
     kernel_size  conv1d's kernel: adaptive (ECA: the odd integer nearest (log2 C + 1) / 2, ties up) or an
                  odd integer
     extent       0 = global; for avg and gather, the gather extent (GE)
     bias         the fc/context layers' biases: dropped in the paper's ablations, kept in its models
     integration  Table 14 (standard | pre | post | identity) and Table 15 (conv3x3)
-    stages       Table 13 (paper stage ids; [] = the plain baseline, "all" = SE All)
+    stages       Table 13 (paper stage ids; [] = the plain baseline, "all" = SE All); "published" = the
+                 blocks the backbone's published SE net has (MobileNetV3's; every unit of the others)
 
 A key that does not apply to the chosen squeeze/excitation must be null (extent: 0), so that
 ``attention=eca se.reduction=8`` fails instead of silently meaning nothing. Published modules are
@@ -67,7 +72,7 @@ class Excitation:
     on_maps: bool = False  # it can run per position, on a squeeze that keeps a map
 
 
-_FC_KEYS = ("reduction", "min_hidden", "hidden_divisor", "bias")
+_FC_KEYS = ("reduction", "min_hidden", "hidden_divisor", "round_limit", "hidden_from", "hidden_act", "bias")
 EXCITATIONS: dict[str, Excitation] = {
     "fc": Excitation(_FC_KEYS, on_maps=True),  # SE (Sec. 3.2, Table 10)
     "conv1d": Excitation(("kernel_size",)),  # ECA
@@ -76,7 +81,9 @@ EXCITATIONS: dict[str, Excitation] = {
     "identity": Excitation(on_maps=True),  # GE
 }
 MODULE_KEYS = ("module", "integration", "stages")  # the keys that apply to a user's own module (se.module)
-_EXCITATION_KEYS = ("reduction", "min_hidden", "hidden_divisor", "bias", "kernel_size")
+_EXCITATION_KEYS = (*_FC_KEYS, "kernel_size")
+HIDDEN_FROM = ("site", "input")  # the C of C // r: the site's channels (the paper) | the unit's input (EfficientNet)
+HIDDEN_ACTS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "silu": nn.SiLU, "hard_swish": nn.Hardswish}
 
 GATES: dict[str, type[nn.Module]] = {  # Table 12, plus hard_sigmoid and identity
     "sigmoid": nn.Sigmoid,
@@ -123,6 +130,9 @@ class SESpec:
     reduction: int | None = 16
     min_hidden: int | None = 0
     hidden_divisor: int | None = 1
+    round_limit: float | None = 0.0
+    hidden_from: str | None = "site"
+    hidden_act: str | None = "relu"
     bias: bool | None = True
     kernel_size: int | str | None = None
     extent: int = 0
@@ -153,9 +163,12 @@ class SESpec:
 
     def hidden_width(self, channels: int) -> int:
         """Table 10's C // r; with hidden_divisor d > 1, timm's rounding: the nearest multiple of d, at
-        least d; at least min_hidden."""
-        d = self.hidden_divisor
-        h = channels // self.reduction if d == 1 else max(d, int(channels / self.reduction + d / 2) // d * d)
+        least d, and one d more where that lost more than 1 - round_limit of C / r (timm's and
+        torchvision's make_divisible: 0.9); at least min_hidden. ``channels``: the C that hidden_from names."""
+        d, exact = self.hidden_divisor, channels / self.reduction
+        h = channels // self.reduction if d == 1 else max(d, int(exact + d / 2) // d * d)
+        if d > 1 and h < self.round_limit * exact:
+            h += d
         return max(h, self.min_hidden)
 
     def validate(self) -> None:
@@ -211,6 +224,9 @@ class SESpec:
             _int("se.reduction", self.reduction, 1, "the paper uses 2..32")
             _int("se.min_hidden", self.min_hidden, 0, "0: no floor on C // r")
             _int("se.hidden_divisor", self.hidden_divisor, 1, "1: C // r as in the paper; 8: timm's rounding")
+            self._check_rounding()
+            _choice("se.hidden_from", self.hidden_from, HIDDEN_FROM)
+            _choice("se.hidden_act", self.hidden_act, HIDDEN_ACTS)
             if not isinstance(self.bias, bool):
                 raise ConfigError(f"se.bias={self.bias!r} must be true or false")
         if "kernel_size" in ex.keys and self.kernel_size != "adaptive":
@@ -223,6 +239,16 @@ class SESpec:
                 raise ConfigError(
                     f"se.kernel_size={self.kernel_size!r} must be 'adaptive' (ECA's rule) or an odd integer >= 1"
                 )
+
+    def _check_rounding(self) -> None:
+        r = self.round_limit
+        if isinstance(r, bool) or not isinstance(r, (int, float)) or not 0 <= r < 1:
+            raise ConfigError(f"se.round_limit={r!r} must be a number in [0, 1): 0 = none, 0.9 = MobileNetV3's")
+        if r and self.hidden_divisor == 1:
+            raise ConfigError(
+                f"se.round_limit={r} applies only to rounding to a multiple (se.hidden_divisor > 1, e.g. 8); "
+                "with se.hidden_divisor=1 set se.round_limit=0"
+            )
 
     def _check_module(self) -> None:
         """With ``se.module`` only integration and stages apply: every other key must be null or stay at
@@ -243,14 +269,23 @@ class SESpec:
 
     def _check_stages(self) -> None:
         if isinstance(self.stages, str):
-            if self.stages != "all":
-                raise ConfigError(f"se.stages={self.stages!r} must be 'all' or a list of stage ids such as [2, 3]")
+            if self.stages not in ("all", "published"):
+                raise ConfigError(
+                    f"se.stages={self.stages!r} must be 'all', 'published' or a list of stage ids such as [2, 3]"
+                )
         elif not all(isinstance(s, int) and not isinstance(s, bool) for s in self.stages):
             raise ConfigError(f"se.stages={list(self.stages)!r} must be a list of integer stage ids")
 
+    @property
+    def published(self) -> bool:
+        """``se.stages=published``: the backbone's published per-block placement, not a uniform one."""
+        return self.stages == "published"
+
     def resolve_stages(self, available: Sequence[int]) -> tuple[int, ...]:
-        """The stage ids that get SE on a backbone offering ``available`` (errors name the valid ids)."""
-        if self.stages == "all":
+        """The stage ids that get SE on a backbone offering ``available`` (errors name the valid ids);
+        "published" names them all here, and a backbone with a published per-block placement (MobileNetV3)
+        keeps only its published blocks (:meth:`published`)."""
+        if self.stages in ("all", "published"):
             return tuple(available)
         bad = [s for s in self.stages if s not in available]
         if bad:
