@@ -19,6 +19,7 @@ from .complexity import count
 from .errors import ConfigError
 from .models import MODELS, build_model
 from .models.mbconv import NATIVE as _MBCONV_NATIVE
+from .models.mbconv import PUBLISHED_SE
 from .se import SESpec
 
 # the native input side of the CIFAR-style backbones (conf/model/*.yaml's native.image_size)
@@ -37,23 +38,27 @@ def list_models(pattern: str = "*") -> list[str]:
     return sorted(fnmatch.filter(MODELS, pattern))
 
 
-def se_spec(se) -> SESpec | None:
+def se_spec(se, name: str | None = None) -> SESpec | None:
     """An :class:`SESpec` from ``create_model``'s ``se``, or None for the plain backbone.
 
     None/False: no SE. True: the paper's SE block (Sec. 3; ``conf/se/se.yaml``: average squeeze,
     FC excitation with r = 16 and biases, sigmoid gate, on the residual branch of every stage).
-    A mapping: keys of the ``se:`` config node over those defaults. ``stages=[]``: no SE.
+    "published": backbone ``name``'s published SE (EfficientNet's, MobileNetV3's: ``models/mbconv.py``;
+    the paper's block for the others). A mapping: keys of the ``se:`` config node over those defaults
+    (the paper's). ``stages=[]``: no SE.
     """
     if se is None or se is False:
         return None
     if se is True:
         spec = SESpec()
+    elif se == "published":
+        spec = SESpec.from_config({**asdict(SESpec()), **PUBLISHED_SE.get(name, {})})
     elif isinstance(se, SESpec):
         spec = se
     elif isinstance(se, Mapping):
         spec = SESpec.from_config({**asdict(SESpec()), **se})
     else:
-        raise ConfigError(f"se={se!r} must be None, True, a dict of se.* keys or an SESpec")
+        raise ConfigError(f"se={se!r} must be None, True, 'published', a dict of se.* keys or an SESpec")
     return None if spec.stages == () else spec
 
 
@@ -68,7 +73,8 @@ def create_model(
     device: str | torch.device | None = None,
     **layout_options,
 ) -> nn.Module:
-    """Build backbone ``name`` (see :func:`list_models`), with SE as ``se`` says (:func:`se_spec`).
+    """Build backbone ``name`` (see :func:`list_models`), with SE as ``se`` says (:func:`se_spec`;
+    ``se="published"``: the SE of the published net, e.g. EfficientNet-B0's).
 
     ``layout_options``: the backbone's ``model.<key>`` options (e.g. ``stride_style``).
     ``weights``: what ``model.weights`` takes (``timm:<name>``, ``torchvision:<name>`` or a state-dict
@@ -76,7 +82,7 @@ def create_model(
     it is loaded. ``input_size``: only for blocks sized by their map (GE-theta's global gather);
     default :func:`native_size`. ``device="meta"``: shapes only.
     """
-    spec = se_spec(se)
+    spec = se_spec(se, name)
     size = input_size if input_size is not None else native_size(name)
     if not weights:
         return build_model(name, spec, num_classes, device=device, input_size=size, **layout_options)

@@ -42,6 +42,7 @@ ADDED_LATER = {
     "recipe.warmup": "linear",
     "eval.amp": "auto",
     "se.module": None,
+    "recipe.optimizer": "sgd",
     "se.round_limit": (0.0, None),
     "se.hidden_from": ("site", None),
     "se.hidden_act": ("relu", None),

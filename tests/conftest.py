@@ -26,6 +26,14 @@ CONF = ROOT / "conf"
 DOCS_MARK = re.compile(r"<!-- docs-test: (file (\S+)|run) -->\n```(\w*)\n(.*?)```\n(?:\n```\n(.*?)```\n)?", re.S)
 
 
+def se_yaml(model: dict | None = None) -> dict:
+    """conf/se/se.yaml's keys, resolved against a model node (``se.stages`` starts from ``model.se_stages``)."""
+    from omegaconf import OmegaConf
+
+    raw = OmegaConf.create({"model": model or {}, "se": OmegaConf.load(CONF / "se" / "se.yaml")})
+    return OmegaConf.to_container(raw, resolve=True)["se"]
+
+
 def doc_steps(page: Path) -> list[tuple[str, str | None, str, str, str]]:
     """(kind, file name, language, code, expected output) for each marked block of ``page``."""
     return [(m[1].split()[0], m[2], m[3], m[4], m[5] or "") for m in DOCS_MARK.finditer(page.read_text())]

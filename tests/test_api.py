@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 import yaml
-from conftest import CONF, ROOT, clean_env, record, run_cli
+from conftest import CONF, ROOT, clean_env, record, run_cli, se_yaml
 
 import senet_ablate
 from senet_ablate.api import native_size
@@ -82,7 +82,7 @@ def test_list_models():
 
 
 def test_se_true_is_the_papers_block_of_conf_se():
-    assert SESpec.from_config(yaml.safe_load((CONF / "se/se.yaml").read_text())) == SESpec()
+    assert SESpec.from_config(se_yaml()) == SESpec()
     assert senet_ablate.api.se_spec(True) == SESpec()
     assert senet_ablate.api.se_spec({"stages": []}) is None and senet_ablate.api.se_spec(False) is None
     assert senet_ablate.api.se_spec({"squeeze": "max"}) == SESpec(squeeze="max")

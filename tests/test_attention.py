@@ -11,13 +11,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 import yaml
-from conftest import CONF, f32_tol, run_cli
+from conftest import CONF, f32_tol, run_cli, se_yaml
 from omegaconf import OmegaConf
 
 from senet_ablate.complexity import count, count_params
 from senet_ablate.errors import ConfigError
 from senet_ablate.models import build_model
 from senet_ablate.se import EXCITATIONS, INTEGRATIONS, SQUEEZES, ChannelAttention, SESpec, build_block, eca_kernel
+from senet_ablate.se.spec import EXCITATION_KEYS
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
@@ -26,7 +27,7 @@ PRESETS = sorted(p.stem for p in (CONF / "attention").glob("*.yaml"))
 
 def preset(name: str, **over) -> SESpec:
     """The SESpec ``attention=<name>`` gives (the preset file over se.yaml's defaults)."""
-    base = yaml.safe_load((CONF / "se" / "se.yaml").read_text())
+    base = se_yaml()
     return SESpec.from_config({**base, **yaml.safe_load((CONF / "attention" / f"{name}.yaml").read_text()), **over})
 
 
@@ -265,7 +266,7 @@ def _specs():
     """Every squeeze x excitation x fusion x spatial the space allows, and the ones it refuses."""
     for sq, ex, fusion, spatial in itertools.product(SQUEEZES, EXCITATIONS, ("scale", "add"), ("none", "cbam")):
         keys = EXCITATIONS[ex].keys
-        over = {k: None for k in ("reduction", "min_hidden", "hidden_divisor", "bias", "kernel_size") if k not in keys}
+        over = {k: None for k in EXCITATION_KEYS if k not in keys}
         if ex == "conv1d":
             over["kernel_size"] = "adaptive"
         if sq == "gather":

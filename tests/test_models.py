@@ -12,6 +12,7 @@ from senet_ablate.se import GATES, INTEGRATIONS, SEBlock, SESpec, build_block
 
 # tests/test_backbone_*.py run these through every integration and squeeze at the input sizes they need
 OWN_FILES = {"vgg16_bn", "mobilenet_v1", "bn_inception", "shufflenet_v1_g3", "inception_resnet_v2"}
+OWN_FILES |= {m for m in MODELS if m.startswith(("mobilenet_v2", "mobilenet_v3", "efficientnet"))}
 RESNETS = [m for m in MODELS if m not in OWN_FILES]  # ResNets, ResNeXts, SENet-154, CIFAR ResNets
 
 

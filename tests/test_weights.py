@@ -51,7 +51,7 @@ def reference(source: str, **kwargs):
 def ported(source: str, ref: torch.nn.Module, num_classes: int = 1000):
     """Our model for ``source``, built with the layout options and SE its port needs."""
     port = PORTS[source]
-    se = SESpec(**{**port.se, "stages": "all"}) if port.se else None
+    se = SESpec(**port.se) if port.se else None
     ours = build_model(port.model, se, num_classes, device="meta", **port.needs).to_empty(device="cpu")
     ours.load_state_dict(weights.prepare(ours, source, state=ref.state_dict()))
     return ours.eval()
@@ -86,7 +86,9 @@ def test_resnet_family_logits_equal_the_library_model(source):
 
 def test_every_port_has_a_logits_test():
     others = {"timm:vgg16_bn", "torchvision:vgg16_bn", "timm:mobilenetv1_100", "timm:inception_resnet_v2"}
-    assert set(PORTS) == set(FAMILY) | others
+    mbconv = {k for k, p in PORTS.items() if p.model.startswith(("mobilenet_v2", "mobilenet_v3", "efficientnet"))}
+    assert len(mbconv) == 14  # tests/test_backbone_mbconv.py
+    assert set(PORTS) == set(FAMILY) | others | mbconv
 
 
 def test_a_port_with_the_wrong_stem_pool_gives_other_logits():

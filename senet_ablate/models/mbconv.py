@@ -7,8 +7,11 @@ A unit (:class:`InvertedResidual`): [1x1 expansion + BN + act] -> kxk depthwise 
 sites (``se/site.py``; the integration that picks each):
 
     input     before the expansion (pre)          mid       after the depthwise conv + BN + act
-    branch    the projection output, before the   identity  the identity path (residual units only)
-              add (standard: the SE paper's place) output    after the add (post; residual units only)
+    branch    the projection output, before the   identity  the identity path
+              add (standard: the SE paper's place) output    after the add (post)
+
+identity and post exist only in the units with a residual (stride 1, equal widths): with them, the
+other units carry no block, and a stage listed in se.stages without any residual unit fails at build.
 
 The published nets put SE at ``mid`` (conv3x3: the analogue of Table 15's SE 3x3) and size it from the
 unit's input (EfficientNet) or the expanded channels (MobileNetV3): ``PUBLISHED_SE`` holds each net's,
@@ -24,8 +27,9 @@ from functools import partial
 
 from torch import nn
 
+from ..errors import ConfigError
 from ..se import SESite, SESpec
-from .layers import Backbone, check_classes, conv_bn
+from .layers import Backbone, check_choice, check_classes, conv_bn
 
 
 @dataclass(frozen=True)
@@ -76,7 +80,8 @@ class InvertedResidual(nn.Module):
         widths = dict(input=u.cin, mid=u.mid, branch=u.cout)
         if self.residual:
             widths.update(identity=u.cout, output=u.cout)
-        self.se = SESite(se, widths, stage=u.stage, index=u.index)
+        # identity and post exist where the unit has its residual: the others carry no block there
+        self.se = SESite(se, widths, stage=u.stage, index=u.index, required=self.residual)
 
     def forward(self, x):
         y = self.se(x, "input")
@@ -93,20 +98,25 @@ class MBConvNet(Backbone):
     -> global average pool [-> MobileNetV3's pre-logits linear + act] -> dropout -> fc.
 
     ``se.stages=published`` keeps SE in the units the published net has it (``Unit.se``); ``all`` or a
-    list of stage ids puts it in every unit of those stages."""
+    list of stage ids puts it in every unit of those stages. ``stem_stride`` 1: the CIFAR adaptation
+    (32 px inputs end at 2x2, not 1x1); the stage ids stay the ImageNet net's."""
 
-    def __init__(self, units, stem, head, se, num_classes, *, act, dropout=0.2, pre_logits=None, bn_eps=1e-5):
+    def __init__(
+        self, units, stem, head, se, num_classes, *, act, dropout=0.2, pre_logits=None, bn_eps=1e-5, stem_stride=2
+    ):
         super().__init__()
         check_classes(num_classes)
+        check_choice("model.stem_stride", stem_stride, (2, 1))
         units = placed(units)
         self.stage_ids = tuple(dict.fromkeys(u.stage for u in units))
         chosen = se.resolve_stages(self.stage_ids) if se is not None else ()
         published = se is not None and se.published
-        self.stem = nn.Sequential(*conv_bn(3, stem, 3, 2, eps=bn_eps), act(inplace=True))
+        self.stem = nn.Sequential(*conv_bn(3, stem, 3, stem_stride, eps=bn_eps), act(inplace=True))
         stages = {sid: [] for sid in self.stage_ids}
         for u in units:
             spec = se if u.stage in chosen and (u.se or not published) else None
             stages[u.stage].append(InvertedResidual(u, spec, bn_eps))
+        _check_placed(se, chosen, stages)
         cin = units[-1].cout
         head_layer = nn.Sequential(*conv_bn(cin, head, 1, eps=bn_eps), act(inplace=True))
         extra = None  # MobileNetV3: a linear layer after the pool (Howard et al., Sec. 5.4)
@@ -114,6 +124,20 @@ class MBConvNet(Backbone):
             extra = nn.Sequential(nn.Linear(head, pre_logits), nn.Hardswish(inplace=True))
         stages = [nn.Sequential(*s) for s in stages.values()]
         self.finish(stages, pre_logits or head, num_classes, dropout, head_layer, extra)
+
+
+def _check_placed(se: SESpec | None, chosen, stages: dict) -> None:
+    """identity and post sit only in residual units: a stage named in a list where none has one is an
+    error (``all`` and ``published`` mean every unit that has the place)."""
+    if se is None or se.integration not in ("identity", "post") or isinstance(se.stages, str):
+        return
+    empty = [sid for sid in chosen if not any(unit.se.block is not None for unit in stages[sid])]
+    if empty:
+        raise ConfigError(
+            f"se.integration={se.integration!r} needs a residual unit (identity path, add), and no unit of "
+            f"stage(s) {empty} has one (se.stages={list(se.stages)}); choose other stages, or an integration "
+            "every unit has: standard, pre, conv3x3"
+        )
 
 
 # ---------------------------------------------------------------------------- MobileNetV2
@@ -130,9 +154,9 @@ def v2_units(rows=V2_ROWS, stem: int = 32) -> list[Unit]:
     return units
 
 
-def mobilenet_v2(*, se=None, num_classes=1000, bn_eps=1e-5) -> MBConvNet:
+def mobilenet_v2(*, se=None, num_classes=1000, bn_eps=1e-5, stem_stride=2) -> MBConvNet:
     """MobileNetV2 1.0 (3,504,872 params at 1,000 classes); no published SE (se.stages=[] by default)."""
-    return MBConvNet(v2_units(), 32, 1280, se, num_classes, act=nn.ReLU6, bn_eps=bn_eps)
+    return MBConvNet(v2_units(), 32, 1280, se, num_classes, act=nn.ReLU6, bn_eps=bn_eps, stem_stride=stem_stride)
 
 
 # ---------------------------------------------------------------------------- MobileNetV3
@@ -161,18 +185,16 @@ def v3_units(rows, stem: int = 16) -> list[Unit]:
     return units
 
 
-def mobilenet_v3_large(*, se=None, num_classes=1000, bn_eps=1e-5) -> MBConvNet:
+def mobilenet_v3_large(*, se=None, num_classes=1000, bn_eps=1e-5, stem_stride=2) -> MBConvNet:
     """MobileNetV3-Large 1.0 (5,483,032 params); its published SE: ``PUBLISHED_SE``."""
-    return MBConvNet(
-        v3_units(V3_LARGE), 16, 960, se, num_classes, act=nn.Hardswish, pre_logits=1280, bn_eps=bn_eps
-    )
+    options = dict(act=nn.Hardswish, pre_logits=1280, bn_eps=bn_eps, stem_stride=stem_stride)
+    return MBConvNet(v3_units(V3_LARGE), 16, 960, se, num_classes, **options)
 
 
-def mobilenet_v3_small(*, se=None, num_classes=1000, bn_eps=1e-5) -> MBConvNet:
+def mobilenet_v3_small(*, se=None, num_classes=1000, bn_eps=1e-5, stem_stride=2) -> MBConvNet:
     """MobileNetV3-Small 1.0 (2,542,856 params); its published SE: ``PUBLISHED_SE``."""
-    return MBConvNet(
-        v3_units(V3_SMALL), 16, 576, se, num_classes, act=nn.Hardswish, pre_logits=1024, bn_eps=bn_eps
-    )
+    options = dict(act=nn.Hardswish, pre_logits=1024, bn_eps=bn_eps, stem_stride=stem_stride)
+    return MBConvNet(v3_units(V3_SMALL), 16, 576, se, num_classes, **options)
 
 
 # ---------------------------------------------------------------------------- EfficientNet
@@ -180,7 +202,12 @@ def mobilenet_v3_small(*, se=None, num_classes=1000, bn_eps=1e-5) -> MBConvNet:
 B0_ROWS = [(1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3), (6, 5, 1, 112, 3),
            (6, 5, 2, 192, 4), (6, 3, 1, 320, 1)]  # fmt: skip
 # (width, depth, resolution, dropout) multipliers of B0..B3 (the authors' code's efficientnet_params)
-SCALES = {"b0": (1.0, 1.0, 224, 0.2), "b1": (1.0, 1.1, 240, 0.2), "b2": (1.1, 1.2, 260, 0.3), "b3": (1.2, 1.4, 300, 0.3)}
+SCALES = {
+    "b0": (1.0, 1.0, 224, 0.2),
+    "b1": (1.0, 1.1, 240, 0.2),
+    "b2": (1.1, 1.2, 260, 0.3),
+    "b3": (1.2, 1.4, 300, 0.3),
+}
 
 
 def efficientnet_units(width: float, depth: float) -> list[Unit]:
@@ -193,12 +220,13 @@ def efficientnet_units(width: float, depth: float) -> list[Unit]:
     return units
 
 
-def efficientnet(size: str, *, se=None, num_classes=1000, bn_eps=1e-5) -> MBConvNet:
+def efficientnet(size: str, *, se=None, num_classes=1000, bn_eps=1e-5, stem_stride=2) -> MBConvNet:
     """EfficientNet-``size`` (B0: 5,288,548 params, 4,652,008 without SE); SE in every unit."""
     width, depth, _, dropout = SCALES[size]
     units = efficientnet_units(width, depth)
     stem, head = make_divisible(32 * width), make_divisible(1280 * width)
-    return MBConvNet(units, stem, head, se, num_classes, act=nn.SiLU, dropout=dropout, bn_eps=bn_eps)
+    options = dict(act=nn.SiLU, dropout=dropout, bn_eps=bn_eps, stem_stride=stem_stride)
+    return MBConvNet(units, stem, head, se, num_classes, **options)
 
 
 def units_of(name: str) -> list[Unit]:

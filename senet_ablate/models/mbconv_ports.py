@@ -73,7 +73,8 @@ def _pairs_timm(name: str) -> list[tuple[str, str]]:
         for part, (conv, bn) in _TIMM_PARTS["ds" if g == 0 else "ir"].items():
             if part in parts:
                 pairs += [(theirs + conv + ".", f"{ours}{part}.0."), (theirs + bn + ".", f"{ours}{part}.1.")]
-        pairs += [(theirs + "se.conv_reduce.", ours + "se.block.fc1."), (theirs + "se.conv_expand.", ours + "se.block.fc2.")]
+        se = ours + "se.block."
+        pairs += [(theirs + "se.conv_reduce.", se + "fc1."), (theirs + "se.conv_expand.", se + "fc2.")]
     if "v3" in name:
         last = f"blocks.{len(sizes)}.0."
         pairs += [(last + "conv.", "head.0."), (last + "bn1.", "head.1."), ("conv_head.", "pre_logits.0.")]

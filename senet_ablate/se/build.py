@@ -82,8 +82,8 @@ def _hidden(channels: int, spec: SESpec, name: str) -> int:
     hidden = spec.hidden_width(channels)
     if hidden < 1:
         raise ConfigError(
-            f"se.reduction={spec.reduction} is too large for {name}: its C={channels} "
-            f"(se.hidden_from={spec.hidden_from}), "
+            f"se.reduction={spec.reduction} is too large for {name}: it has C={channels} channels"
+            f"{' at its unit input (se.hidden_from=input)' if spec.hidden_from == 'input' else ''}, "
             f"so C // r = {hidden}; use r <= {channels}, or se.min_hidden=1 to keep at least one hidden "
             f"unit (integration={spec.integration!r})"
         )

@@ -81,7 +81,7 @@ EXCITATIONS: dict[str, Excitation] = {
     "identity": Excitation(on_maps=True),  # GE
 }
 MODULE_KEYS = ("module", "integration", "stages")  # the keys that apply to a user's own module (se.module)
-_EXCITATION_KEYS = (*_FC_KEYS, "kernel_size")
+EXCITATION_KEYS = (*_FC_KEYS, "kernel_size")
 HIDDEN_FROM = ("site", "input")  # the C of C // r: the site's channels (the paper) | the unit's input (EfficientNet)
 HIDDEN_ACTS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "silu": nn.SiLU, "hard_swish": nn.Hardswish}
 
@@ -210,7 +210,7 @@ class SESpec:
             )
 
     def _check_excitation_keys(self, ex: Excitation) -> None:
-        for key in _EXCITATION_KEYS:
+        for key in EXCITATION_KEYS:
             value = getattr(self, key)
             if key not in ex.keys and value is not None:
                 users = [k for k, e in EXCITATIONS.items() if key in e.keys]

@@ -13,7 +13,7 @@ from .compiled import compile_warm_up, compiled_graphs, share_compile_cache
 from .evaluate import evaluate, topk_errors
 from .loop import CHECK_EVERY, Diverged, end_epoch, run_epoch, set_up, summarise, train
 from .runtime import COMPILE_MODES, Runtime, device_name, native_bf16, pick_device, runtime
-from .schedule import SCHEDULES, WARMUPS, check_recipe, lr_at, make_optimizer
+from .schedule import OPTIMIZERS, SCHEDULES, WARMUPS, check_recipe, lr_at, make_optimizer
 
 __all__ = [
     "CHECKPOINT",
@@ -22,6 +22,7 @@ __all__ = [
     "Diverged",
     "Progress",
     "Runtime",
+    "OPTIMIZERS",
     "SCHEDULES",
     "WARMUPS",
     "check_recipe",
