@@ -9,7 +9,7 @@ import sys
 
 import pytest
 import torch
-from conftest import clean_env, history, pause_env, record, run_cli, wait_paused
+from conftest import ROOT, clean_env, history, pause_env, record, run_cli, wait_paused
 from wandb_offline import history_and_summary
 
 SHORT = ["recipe.epochs=2"]
@@ -320,3 +320,29 @@ def test_the_attention_keys_leave_old_fingerprints_unchanged_at_their_defaults(c
     ) == fingerprint(before)
     eca = OmegaConf.to_container(compose_cfg("model=cifar_resnet20", "attention=eca"), resolve=True)
     assert fingerprint(eca) != fingerprint(before)
+
+
+def test_the_mbconv_keys_leave_old_fingerprints_unchanged(compose_cfg):
+    """se.round_limit, hidden_from, hidden_act and recipe.optimizer came with the MBConv nets: a config at
+    their defaults fingerprints as before they existed, and so does ECA's (null: they do not apply); the
+    committed CPU Table 11 records still match what their configs fingerprint to now."""
+    import json
+
+    from omegaconf import OmegaConf
+
+    from senet_ablate.app import fingerprint
+
+    def without_new(c):
+        se = {k: v for k, v in c["se"].items() if k not in ("round_limit", "hidden_from", "hidden_act")}
+        return {**c, "se": se, "recipe": {k: v for k, v in c["recipe"].items() if k != "optimizer"}}
+
+    for attention in ("se", "eca", "srm"):
+        now = OmegaConf.to_container(compose_cfg("model=cifar_resnet20", f"attention={attention}"), resolve=True)
+        assert fingerprint(now) == fingerprint(without_new(now)), attention
+    silu = OmegaConf.to_container(compose_cfg("model=cifar_resnet20", "se.hidden_act=silu"), resolve=True)
+    assert fingerprint(silu) != fingerprint(without_new(silu))
+    records = sorted((ROOT / "results" / "cpu_table11").rglob("metrics.json"))
+    assert len(records) == 9
+    for path in records:
+        rec = json.loads(path.read_text())
+        assert "optimizer" not in rec["config"]["recipe"] and fingerprint(rec["config"]) == rec["fingerprint"]
