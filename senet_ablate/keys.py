@@ -46,6 +46,8 @@ ADDED_LATER = {
     "se.round_limit": (0.0, None),
     "se.hidden_from": ("site", None),
     "se.hidden_act": ("relu", None),
+    "se.groups": None,
+    "se.energy_lambda": None,
 }
 
 # keys left out of a run dir's name (conf/config.yaml reads this through ${senet_not_in_dirname:}): what does not

@@ -9,20 +9,42 @@ from torch import nn
 
 from ..errors import ConfigError
 from .block import ChannelAttention
-from .excitation import ECABlock, GCBlock, GEBlock, SEBlock, SRMBlock
+from .excitation import (
+    CoordBlock,
+    ECABlock,
+    GCBlock,
+    GEBlock,
+    GroupwiseBlock,
+    SEBlock,
+    SRMBlock,
+    TripletBlock,
+)
 from .plugin import PluggedAttention
-from .spec import GATES, HIDDEN_ACTS, SPATIALS, SQUEEZES, SESpec
-from .squeeze import AttentionPool, DepthwiseGather, GlobalGather, GlobalStats, LocalAvg, NoSqueeze
+from .spec import EXCITATIONS, GATES, HIDDEN_ACTS, SPATIALS, SQUEEZES, SESpec
+from .squeeze import (
+    AttentionPool,
+    CoordPool,
+    DepthwiseGather,
+    Energy,
+    GlobalGather,
+    GlobalStats,
+    GroupSimilarity,
+    LocalAvg,
+    NoSqueeze,
+)
 
-# se.squeeze -> (channels, extent) -> its module (the names and their metadata: spec.SQUEEZES)
-SQUEEZE_MODULES: dict[str, Callable[[int, int], nn.Module]] = {
-    "avg": lambda c, extent: LocalAvg(extent) if extent else GlobalStats("avg"),
-    "max": lambda c, extent: GlobalStats("max"),
-    "none": lambda c, extent: NoSqueeze(),
-    "avgmax": lambda c, extent: GlobalStats("avg", "max"),
-    "avgstd": lambda c, extent: GlobalStats("avg", "std"),
-    "attention": lambda c, extent: AttentionPool(c),
-    "gather": lambda c, extent: DepthwiseGather(c, extent) if extent else GlobalGather(c),
+# se.squeeze -> (channels, spec) -> its module (the names and their metadata: spec.SQUEEZES)
+SQUEEZE_MODULES: dict[str, Callable[[int, SESpec], nn.Module]] = {
+    "avg": lambda c, s: LocalAvg(s.extent) if s.extent else GlobalStats("avg"),
+    "max": lambda c, s: GlobalStats("max"),
+    "none": lambda c, s: NoSqueeze(),
+    "avgmax": lambda c, s: GlobalStats("avg", "max"),
+    "avgstd": lambda c, s: GlobalStats("avg", "std"),
+    "attention": lambda c, s: AttentionPool(c),
+    "gather": lambda c, s: DepthwiseGather(c, s.extent) if s.extent else GlobalGather(c),
+    "coord": lambda c, s: CoordPool(),
+    "energy": lambda c, s: Energy(s.energy_lambda),
+    "group": lambda c, s: GroupSimilarity(s.groups),
 }
 
 # se.excitation -> its block class (the names and the keys each takes: spec.EXCITATIONS)
@@ -32,6 +54,9 @@ BLOCKS: dict[str, type[ChannelAttention]] = {
     "channelwise": SRMBlock,
     "context": GCBlock,
     "identity": GEBlock,
+    "coord": CoordBlock,
+    "groupwise": GroupwiseBlock,
+    "triplet": TripletBlock,
 }
 
 
@@ -45,18 +70,21 @@ def build_block(
         return PluggedAttention(channels, spec.module, name, stage, index)
     squeeze = SQUEEZES[spec.squeeze]
     parts = dict(
-        squeeze=SQUEEZE_MODULES[spec.squeeze](channels, spec.extent),
+        squeeze=SQUEEZE_MODULES[spec.squeeze](channels, spec),
         gate=GATES[spec.gate],
         fusion=spec.fusion,
         spatial=spec.spatial != "none",
         keeps_map=spec.keeps_map,
-        ops_per_element=squeeze.ops_per_element + 1 + SPATIALS[spec.spatial],
+        ops_per_element=squeeze.ops_per_element
+        + 1
+        + SPATIALS[spec.spatial]
+        + EXCITATIONS[spec.excitation].ops_per_element,
         name=name,
         stage=stage,
         index=index,
     )
     kind = BLOCKS[spec.excitation]
-    if kind in (SEBlock, GCBlock):
+    if kind in (SEBlock, GCBlock, CoordBlock):
         hidden = _hidden(_hidden_base(channels, unit_input, spec, name), spec, name)
         return kind(channels, hidden, spec.bias, HIDDEN_ACTS[spec.hidden_act], **parts)
     if kind is ECABlock:
@@ -64,7 +92,20 @@ def build_block(
         return kind(channels, k, squeeze.descriptors, **parts)
     if kind is SRMBlock:
         return kind(channels, squeeze.descriptors, **parts)
+    if kind is GroupwiseBlock:
+        return kind(channels, _groups(channels, spec, name), **parts)
+    if kind is TripletBlock:
+        return kind(spec.kernel_size, **parts)
     return kind(**parts)
+
+
+def _groups(channels: int, spec: SESpec, name: str) -> int:
+    if channels % spec.groups:
+        raise ConfigError(
+            f"se.groups={spec.groups} does not divide the {channels} channels of {name}; "
+            f"use a divisor of every site's width (SGE's 64 suits ResNets, integration={spec.integration!r})"
+        )
+    return spec.groups
 
 
 def _hidden_base(channels: int, unit_input: int | None, spec: SESpec, name: str) -> int:

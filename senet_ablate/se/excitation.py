@@ -133,3 +133,63 @@ class GEBlock(ChannelAttention):
 
     def excite(self, s):
         return s
+
+
+class CoordBlock(ChannelAttention):
+    """CA's excitation (Hou et al., CVPR 2021) on CoordPool's strip: ``conv1`` to ``hidden`` channels
+    (max(C // r, min_hidden): r = 32, at least 8) + BN + ``act`` (hard-swish), then ``conv_h`` and
+    ``conv_w`` back to C, each gated; the gate map is the product of the row and column gates."""
+
+    def __init__(self, channels: int, hidden: int, bias: bool = True, act: type[nn.Module] = nn.Hardswish, **parts):
+        super().__init__(
+            dict(
+                conv1=nn.Conv2d(channels, hidden, 1, bias=bias),
+                bn1=nn.BatchNorm2d(hidden),
+                act=act(inplace=True),
+                conv_h=nn.Conv2d(hidden, channels, 1, bias=bias),
+                conv_w=nn.Conv2d(hidden, channels, 1, bias=bias),
+            ),
+            **parts,
+        )
+
+    def excitation(self, x):
+        h, w = x.shape[-2:]
+        y_h, y_w = self.act(self.bn1(self.conv1(self.squeeze(x)))).split([h, w], 2)
+        return self.gate(self.conv_h(y_h)) * self.gate(self.conv_w(y_w.transpose(-1, -2)))
+
+
+class GroupwiseBlock(ChannelAttention):
+    """SGE's excitation (Li et al., 2019): the group similarity map times a ``weight`` plus a ``bias`` per
+    group (0 and 1 at start, as SGE's code), the same for every channel of a group."""
+
+    def __init__(self, channels: int, groups: int, **parts):
+        layers = dict(weight=nn.Parameter(torch.zeros(groups)), bias=nn.Parameter(torch.ones(groups)))
+        super().__init__(layers, **parts)
+        self.per_group = channels // groups
+
+    def excite(self, s):
+        return (s * self.weight[:, None, None] + self.bias[:, None, None]).repeat_interleave(self.per_group, 1)
+
+
+def z_pool_gate(kernel_size: int) -> nn.Sequential:
+    """Triplet's gate body: a kxk conv from [max, mean] (2 maps) to 1, no bias, then BN."""
+    return nn.Sequential(nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=False), nn.BatchNorm2d(1))
+
+
+def z_pool(x: torch.Tensor, dim: int) -> torch.Tensor:
+    return torch.stack([x.amax(dim), x.mean(dim)], 1)
+
+
+class TripletBlock(ChannelAttention):
+    """Triplet attention (Misra et al., WACV 2021): three gates from Z-pools (max and mean) across H (a
+    C x W map: ``cw``), across W (H x C: ``hc``) and across C (H x W: ``hw``), each a kxk conv + BN + gate;
+    the gate map is their mean, so the output is the mean of the three gated branches."""
+
+    def __init__(self, kernel_size: int = 7, **parts):
+        super().__init__({n: z_pool_gate(kernel_size) for n in ("cw", "hc", "hw")}, **parts)
+
+    def excitation(self, x):
+        g_cw = self.gate(self.cw(z_pool(x, 2))).permute(0, 2, 1, 3)  # (N, 1, C, W) -> (N, C, 1, W)
+        g_hc = self.gate(self.hc(z_pool(x, 3).transpose(-1, -2))).permute(0, 3, 2, 1)  # (N, 1, H, C) -> (N, C, H, 1)
+        g_hw = self.gate(self.hw(z_pool(x, 1)))  # (N, 1, H, W)
+        return (g_cw + g_hc + g_hw) / 3

@@ -5,11 +5,14 @@ axis is a registry of names with what the builders and the checks need to know o
     squeeze      avg | max (Table 11), none = NoSqueeze (Table 16); avgmax (CBAM: both pools through
                  one shared excitation, summed), avgstd (SRM's style pooling), attention (GC's softmax
                  pooling), gather (GE-theta: depthwise convs, strided or over the whole map); avg with
-                 extent > 0 is GE-theta-'s local average. A squeeze gives per-channel vectors, or a map
-                 (none, gather, local avg).
+                 extent > 0 is GE-theta-'s local average; coord (CA: strips along W and H), energy (SimAM's
+                 per-position energy, lambda = energy_lambda), group (SGE: each position's similarity to its
+                 group's mean, groups = groups). A squeeze gives per-channel vectors, or a map.
     excitation   fc (two layers, hidden C // r), conv1d (ECA: one 1-D conv across channels, kernel
                  adaptive to C), channelwise (SRM: a weight per channel and statistic, then BN),
-                 context (GC: fc with LayerNorm on the hidden layer), identity (GE: no parameters)
+                 context (GC: fc with LayerNorm on the hidden layer), identity (GE, SimAM: no parameters),
+                 coord (CA: shared 1x1 conv + BN + act, a 1x1 conv and gate per axis), groupwise (SGE: a
+                 weight and bias per group), triplet (Triplet: three Z-pool + kxk conv + BN gates, averaged)
     gate         Table 12 (sigmoid | tanh | relu), plus hard_sigmoid and identity
     fusion       scale (x * gate) | add (x + gate: GC's fusion)
     spatial      none | cbam (CBAM's spatial gate after the channel one: 7x7 conv over [mean, max])
@@ -20,7 +23,7 @@ axis is a registry of names with what the builders and the checks need to know o
                  unit's input: EfficientNet's 0.25 x block input, although SE acts on the expanded map)
     hidden_act   the hidden layer's activation: relu (the paper), silu (EfficientNet), hard_swish
     kernel_size  conv1d's kernel: adaptive (ECA: the odd integer nearest (log2 C + 1) / 2, ties up) or an
-                 odd integer
+                 odd integer; triplet's (7)
     extent       0 = global; for avg and gather, the gather extent (GE)
     bias         the fc/context layers' biases: dropped in the paper's ablations, kept in its models
     integration  Table 14 (standard | pre | post | identity) and Table 15 (conv3x3)
@@ -50,6 +53,8 @@ class Squeeze:
     descriptors: int  # D per channel for vectors; 0: the squeeze keeps a map (per-position excitation)
     ops_per_element: int  # paper-convention elementwise ops per input element (convs/matmuls count as MACs)
     extent: bool = False  # takes se.extent
+    keys: tuple[str, ...] = ()  # the other spec keys it takes (SQUEEZE_KEYS)
+    only: tuple[str, ...] = ()  # the one excitation(s) it works with, if not every one the rules allow
 
 
 SQUEEZES: dict[str, Squeeze] = {
@@ -60,7 +65,11 @@ SQUEEZES: dict[str, Squeeze] = {
     "avgstd": Squeeze(2, 2),  # SRM
     "attention": Squeeze(1, 0),  # GC (its 1x1 conv and weighted sum count as MACs)
     "gather": Squeeze(0, 0, extent=True),  # GE-theta (depthwise convs: MACs)
+    "coord": Squeeze(0, 2, only=("coord",)),  # CA: strips pooled along W and along H
+    "energy": Squeeze(0, 4, keys=("energy_lambda",), only=("identity",)),  # SimAM: mean, d², variance, energy
+    "group": Squeeze(0, 3, keys=("groups",), only=("groupwise",)),  # SGE: channel means, product, group sum
 }
+SQUEEZE_KEYS = ("groups", "energy_lambda")
 
 
 @dataclass(frozen=True)
@@ -70,6 +79,8 @@ class Excitation:
 
     keys: tuple[str, ...] = ()  # the spec keys it uses
     on_maps: bool = False  # it can run per position, on a squeeze that keeps a map
+    only: tuple[str, ...] = ()  # the one squeeze(s) it works with, if not every one the rules allow
+    ops_per_element: int = 0  # its own paper-convention elementwise ops per input element (Triplet's Z-pools)
 
 
 _FC_KEYS = ("reduction", "min_hidden", "hidden_divisor", "round_limit", "hidden_from", "hidden_act", "bias")
@@ -79,6 +90,9 @@ EXCITATIONS: dict[str, Excitation] = {
     "channelwise": Excitation(),  # SRM
     "context": Excitation(_FC_KEYS),  # GC
     "identity": Excitation(on_maps=True),  # GE
+    "coord": Excitation(_FC_KEYS, on_maps=True, only=("coord",)),  # CA: shared 1x1 conv + BN + act, a gate per axis
+    "groupwise": Excitation(on_maps=True, only=("group",)),  # SGE: a weight and a bias per group
+    "triplet": Excitation(("kernel_size",), on_maps=True, only=("none",), ops_per_element=6),  # three Z-pool gates
 }
 MODULE_KEYS = ("module", "integration", "stages")  # the keys that apply to a user's own module (se.module)
 EXCITATION_KEYS = (*_FC_KEYS, "kernel_size")
@@ -136,6 +150,8 @@ class SESpec:
     bias: bool | None = True
     kernel_size: int | str | None = None
     extent: int = 0
+    groups: int | None = None
+    energy_lambda: float | None = None
     integration: str = "standard"
     stages: str | tuple[int, ...] = "all"
     module: dict | None = None  # your own module, a _target_ node (plugin.py); then only integration and stages apply
@@ -183,9 +199,11 @@ class SESpec:
         _choice("se.spatial", self.spatial, SPATIALS)
         _choice("se.integration", self.integration, INTEGRATIONS)
         self._check_extent()
+        self._check_pairing()
+        self._check_squeeze_keys()
         ex = EXCITATIONS[self.excitation]
         if self.keeps_map and not ex.on_maps:
-            ok = [k for k, e in EXCITATIONS.items() if e.on_maps]
+            ok = [k for k, e in EXCITATIONS.items() if e.on_maps and (not e.only or self.squeeze in e.only)]
             raise ConfigError(
                 f"se.excitation={self.excitation!r} needs per-channel vectors, but "
                 f"se.squeeze={self.squeeze!r}{' with se.extent=%d' % self.extent if self.extent else ''} "
@@ -193,6 +211,36 @@ class SESpec:
             )
         self._check_excitation_keys(ex)
         self._check_stages()
+
+    def _check_pairing(self) -> None:
+        sq, ex = SQUEEZES[self.squeeze], EXCITATIONS[self.excitation]
+        if sq.only and self.excitation not in sq.only:
+            raise ConfigError(
+                f"se.squeeze={self.squeeze!r} works only with se.excitation={' or '.join(sq.only)} "
+                f"(not {self.excitation!r}); attention=<name> sets both (conf/attention)"
+            )
+        if ex.only and self.squeeze not in ex.only:
+            raise ConfigError(
+                f"se.excitation={self.excitation!r} works only with se.squeeze={' or '.join(ex.only)} "
+                f"(not {self.squeeze!r}); attention=<name> sets both (conf/attention)"
+            )
+
+    def _check_squeeze_keys(self) -> None:
+        for key in SQUEEZE_KEYS:
+            value, takes = getattr(self, key), key in SQUEEZES[self.squeeze].keys
+            if not takes and value is not None:
+                users = [k for k, q in SQUEEZES.items() if key in q.keys]
+                raise ConfigError(
+                    f"se.{key}={value!r} does not apply to se.squeeze={self.squeeze!r} "
+                    f"(it applies to: {', '.join(users)}); set se.{key}=null"
+                )
+            if takes and value is None:
+                raise ConfigError(f"se.squeeze={self.squeeze!r} needs se.{key} (it is null)")
+        if self.groups is not None:
+            _int("se.groups", self.groups, 1, "SGE's groups: 64 in its paper")
+        lam = self.energy_lambda
+        if lam is not None and (isinstance(lam, bool) or not isinstance(lam, (int, float)) or lam <= 0):
+            raise ConfigError(f"se.energy_lambda={lam!r} must be a number > 0 (SimAM's lambda: 1e-4)")
 
     def _check_extent(self) -> None:
         if not self.extent:
@@ -229,6 +277,8 @@ class SESpec:
             _choice("se.hidden_act", self.hidden_act, HIDDEN_ACTS)
             if not isinstance(self.bias, bool):
                 raise ConfigError(f"se.bias={self.bias!r} must be true or false")
+        if "kernel_size" in ex.keys and self.kernel_size == "adaptive" and self.excitation != "conv1d":
+            raise ConfigError(f"se.kernel_size=adaptive is ECA's rule (conv1d); {self.excitation} takes an odd integer")
         if "kernel_size" in ex.keys and self.kernel_size != "adaptive":
             if (
                 isinstance(self.kernel_size, bool)

@@ -107,3 +107,47 @@ class GlobalGather(nn.modules.lazy.LazyModuleMixin, nn.Module):
                 f"{tuple(x.shape[-2:])}: train and evaluate at model.input_size"
             )
         return self.bn(F.conv2d(x, self.weight, groups=self.channels))
+
+
+class CoordPool(nn.Module):
+    """CA's coordinate pooling (Hou et al., CVPR 2021): the map averaged along W (one value per row) and
+    along H (one per column), stacked as one strip: (N, C, H, W) -> (N, C, H + W, 1)."""
+
+    def forward(self, x):
+        return torch.cat([x.mean(3, keepdim=True), x.mean(2, keepdim=True).transpose(-1, -2)], 2)
+
+
+class Energy(nn.Module):
+    """SimAM's inverse energy of each position (Yang et al., ICML 2021, Eq. 5): (x - mu)² / (4 (var + lambda))
+    + 1/2, mu and var (over n - 1) per channel over the map; parameter-free, a map of x's shape out."""
+
+    def __init__(self, lam: float):
+        super().__init__()
+        self.lam = lam
+
+    def forward(self, x):
+        n = x.shape[2] * x.shape[3] - 1
+        d = (x - x.mean((2, 3), keepdim=True)).pow(2)
+        return d / (4 * (d.sum((2, 3), keepdim=True) / max(n, 1) + self.lam)) + 0.5
+
+    def extra_repr(self):
+        return f"lambda={self.lam}"
+
+
+class GroupSimilarity(nn.Module):
+    """SGE's similarity (Li et al., 2019): channels in ``groups`` groups; each position's dot product with
+    its group's mean channel vector, normalised over the map: (N, C, H, W) -> (N, groups, H, W)."""
+
+    def __init__(self, groups: int):
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        g = x.reshape(n * self.groups, c // self.groups, h, w)
+        t = (g * g.mean((2, 3), keepdim=True)).sum(1).reshape(n * self.groups, h * w)
+        std = t.std(1, keepdim=True, correction=1 if h * w > 1 else 0)  # a 1x1 map: 0, not NaN
+        return ((t - t.mean(1, keepdim=True)) / (std + 1e-5)).reshape(n, self.groups, h, w)
+
+    def extra_repr(self):
+        return f"groups={self.groups}"

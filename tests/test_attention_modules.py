@@ -1,0 +1,211 @@
+"""Coordinate Attention, SimAM, SGE and Triplet attention (issue 22) as points of the ablation space: CA
+equals timm's CoordAttn with copied weights; SimAM, SGE and Triplet equal direct implementations of their
+papers' equations (written out here, independent of our frame); params on ResNet-50 by arithmetic; every
+module runs forward and backward on every backbone family at every integration it offers; bad values
+fail at config time naming the key."""
+
+import pytest
+import torch
+from conftest import CONF, f32_tol, se_yaml
+from test_attention import copy_in_order, randomise
+from torch import nn
+
+from senet_ablate.complexity import count
+from senet_ablate.errors import ConfigError
+from senet_ablate.models import build_model
+from senet_ablate.se import ChannelAttention, SESpec, build_block
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
+
+NEW = ["coord", "simam", "sge", "triplet"]
+
+
+def preset(name: str, **over) -> SESpec:
+    import yaml
+
+    return SESpec.from_config(
+        {**se_yaml(), **yaml.safe_load((CONF / "attention" / f"{name}.yaml").read_text()), **over}
+    )
+
+
+def x_of(channels=64, size=9, n=4):
+    return torch.randn(n, channels, size, size, generator=torch.Generator().manual_seed(1))
+
+
+def assert_close(a, b, n):
+    tol = f32_tol(a, b, n=n)
+    assert torch.allclose(a, b, rtol=0, atol=tol), ((a - b).abs().max(), tol)
+
+
+# ---------------------------------------------------------------------------- against references
+@pytest.mark.parametrize("channels", [64, 256, 512])
+def test_coord_attention_equals_timm(channels):
+    pytest.importorskip("timm")
+    hidden = max(8, channels // 32)  # the authors' mip = max(8, inp // reduction), reduction 32
+    from timm.layers.coord_attn import CoordAttn
+
+    ref = CoordAttn(channels, rd_channels=hidden, bias=True, act_layer=nn.Hardswish)
+    ours = build_block(channels, preset("coord"))
+    assert ours.conv1.out_channels == hidden
+    randomise(ref)
+    copy_in_order(ref, ours.eval())
+    x = x_of(channels)
+    with torch.no_grad():
+        assert_close(ref(x), ours(x), channels)
+
+
+def simam_reference(x, lam=1e-4):
+    """Yang et al., Eq. 5: e_t* = 4 (var + lam) / ((t - mu)² + 2 var + 2 lam); out = x * sigmoid(1 / e_t*)."""
+    n = x.shape[2] * x.shape[3] - 1
+    mu = x.mean((2, 3), keepdim=True)
+    var = ((x - mu) ** 2).sum((2, 3), keepdim=True) / n
+    energy = 4 * (var + lam) / ((x - mu) ** 2 + 2 * var + 2 * lam)
+    return x * torch.sigmoid(1 / energy)
+
+
+def test_simam_equals_its_energy_equation_and_has_no_parameters():
+    block = build_block(32, preset("simam")).eval()
+    assert sum(p.numel() for p in block.parameters()) == 0
+    x = x_of(32)
+    with torch.no_grad():
+        assert_close(block(x), simam_reference(x), 81)
+        assert_close(build_block(32, preset("simam", energy_lambda=0.1))(x), simam_reference(x, 0.1), 81)
+
+
+def sge_reference(x, weight, bias, groups):
+    """SGE's forward as its code writes it (grouped view, per-group weight/bias)."""
+    b, c, h, w = x.shape
+    g = x.view(b * groups, -1, h, w)
+    xn = (g * g.mean((2, 3), keepdim=True)).sum(1, keepdim=True)
+    t = xn.view(b * groups, -1)
+    t = (t - t.mean(1, keepdim=True)) / (t.std(1, keepdim=True) + 1e-5)
+    t = t.view(b, groups, h, w) * weight.view(1, groups, 1, 1) + bias.view(1, groups, 1, 1)
+    return (g * torch.sigmoid(t.view(b * groups, 1, h, w))).view(b, c, h, w)
+
+
+def test_sge_equals_its_code_and_has_two_parameters_a_group():
+    block = build_block(64, preset("sge", groups=8)).eval()
+    assert sum(p.numel() for p in block.parameters()) == 2 * 8
+    with torch.no_grad():
+        block.weight.copy_(torch.randn(8))
+        block.bias.copy_(torch.randn(8))
+        x = x_of(64)
+        assert_close(block(x), sge_reference(x, block.weight, block.bias, 8), 81)
+
+
+def triplet_reference(x, cw, hc, hw):
+    """Triplet attention as its code writes it: permute, Z-pool over dim 1, conv + BN, sigmoid, permute back."""
+
+    def gate(body, t):
+        z = torch.cat([t.amax(1, keepdim=True), t.mean(1, keepdim=True)], 1)
+        return t * torch.sigmoid(body(z))
+
+    out1 = gate(cw, x.permute(0, 2, 1, 3)).permute(0, 2, 1, 3)
+    out2 = gate(hc, x.permute(0, 3, 2, 1)).permute(0, 3, 2, 1)
+    return (gate(hw, x) + out1 + out2) / 3
+
+
+def test_triplet_equals_its_code_and_has_300_parameters():
+    block = build_block(32, preset("triplet"))
+    assert sum(p.numel() for p in block.parameters()) == 3 * (2 * 7 * 7 + 2)
+    randomise(block)
+    x = torch.randn(2, 32, 9, 11, generator=torch.Generator().manual_seed(2))  # H != W: the axes can't mix
+    with torch.no_grad():
+        assert_close(block(x), triplet_reference(x, block.cw, block.hc, block.hw), 7 * 7 * 2)
+
+
+# ---------------------------------------------------------------------------- params by arithmetic
+RESNET50_SITES = [256] * 3 + [512] * 4 + [1024] * 6 + [2048] * 3  # the standard site of every unit
+
+
+def extra_params(name):
+    plain = count(build_model("resnet50", None, 1000, device="meta"), 224).params
+    return count(build_model("resnet50", preset(name), 1000, device="meta"), 224).params - plain
+
+
+def test_params_on_resnet50_by_arithmetic():
+    assert extra_params("simam") == 0
+    assert extra_params("sge") == 16 * 2 * 64  # 2 per group per unit
+    assert extra_params("triplet") == 16 * 3 * (2 * 49 + 2)
+    ca = sum(c * m + m + 2 * m + 2 * (m * c + c) for c in RESNET50_SITES for m in [max(8, c // 32)])
+    assert extra_params("coord") == ca == 1_917_832
+
+
+# ---------------------------------------------------------------------------- the zoo
+FAMILIES = {  # one backbone per family, at an input its layout accepts
+    "cifar_resnet20": 32,
+    "resnet18": 64,
+    "resnext50_32x4d": 64,
+    "vgg16_bn": 32,
+    "bn_inception": 64,
+    "inception_resnet_v2": 75,
+    "mobilenet_v1": 64,
+    "shufflenet_v1_g3": 64,
+    "mobilenet_v2": 64,
+    "mobilenet_v3_small": 64,
+    "efficientnet_b0": 64,
+    "preact_resnet110": 32,
+    "wrn16_8": 32,
+    "shake_shake26_2x96d": 32,
+}
+
+
+def offered(name):
+    valid = []
+    for integration in ("standard", "pre", "post", "identity", "conv3x3"):
+        try:
+            build_model(name, SESpec(integration=integration, reduction=4, min_hidden=1), 5, device="meta")
+            valid.append(integration)
+        except ConfigError:
+            pass
+    return valid
+
+
+@pytest.mark.parametrize("module", NEW)
+@pytest.mark.parametrize("name", list(FAMILIES))
+def test_every_module_runs_on_every_family_at_every_integration(name, module):
+    size = FAMILIES[name]
+    over = {"groups": 2} if module == "sge" else {}  # 64 groups do not divide CIFAR's 16 channels (next test)
+    for integration in offered(name):
+        torch.manual_seed(0)
+        model = build_model(name, preset(module, integration=integration, **over), 5)
+        model(torch.randn(2, 3, size, size)).logsumexp(1).sum().backward()
+        blocks = [m for m in model.modules() if isinstance(m, ChannelAttention)]
+        assert blocks, (name, integration)
+        for b in blocks:
+            assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in b.parameters()), b.name
+
+
+# ---------------------------------------------------------------------------- bad values
+@pytest.mark.parametrize(
+    "over, match",
+    [
+        ({"squeeze": "group", "groups": 64}, r"se.squeeze='group' works only with se.excitation=groupwise"),
+        ({"excitation": "coord"}, r"se.excitation='coord' works only with se.squeeze=coord"),
+        ({"groups": 8}, r"se.groups=8 does not apply to se.squeeze='avg' \(it applies to: group\)"),
+        ({"energy_lambda": 0.1}, r"se.energy_lambda=0.1 does not apply to se.squeeze='avg'"),
+    ],
+)
+def test_bad_combinations_name_the_key(over, match):
+    with pytest.raises(ConfigError, match=match):
+        SESpec(**over).validate()
+
+
+def test_bad_values_of_the_new_presets_name_the_key():
+    with pytest.raises(ConfigError, match=r"se.groups=0 must be an integer >= 1"):
+        preset("sge", groups=0)
+    with pytest.raises(ConfigError, match=r"se.energy_lambda=-1 must be a number > 0"):
+        preset("simam", energy_lambda=-1)
+    with pytest.raises(ConfigError, match=r"se.kernel_size=adaptive is ECA's rule"):
+        preset("triplet", kernel_size="adaptive")
+    with pytest.raises(ConfigError, match=r"se.kernel_size=4 must be 'adaptive'.* or an odd integer"):
+        preset("triplet", kernel_size=4)
+    with pytest.raises(ConfigError, match=r"se.groups=64 does not divide the 16 channels of SE_2_1"):
+        build_model("cifar_resnet20", preset("sge"), 10, device="meta")
+
+
+def test_attention_presets_compose_on_the_command_line(compose_cfg):
+    from senet_ablate.assemble import se_spec
+
+    for name in NEW:
+        assert se_spec(compose_cfg("model=resnet50", f"attention={name}")) == preset(name)
