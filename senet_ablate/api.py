@@ -59,7 +59,7 @@ def se_spec(se, name: str | None = None) -> SESpec | None:
         spec = SESpec.from_config({**asdict(SESpec()), **se})
     else:
         raise ConfigError(f"se={se!r} must be None, True, 'published', a dict of se.* keys or an SESpec")
-    return None if spec.stages == () else spec
+    return None if spec.plain else spec
 
 
 def create_model(

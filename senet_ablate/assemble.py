@@ -19,7 +19,7 @@ log = logging.getLogger("senet_ablate")
 
 def se_spec(cfg: DictConfig) -> SESpec | None:
     spec = SESpec.from_config(OmegaConf.to_container(cfg.se, resolve=True))
-    return None if spec.stages == () else spec
+    return None if spec.plain else spec
 
 
 def make_model(cfg: DictConfig, device=None, num_classes: int | None = None, state: dict | None = None):

@@ -24,6 +24,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from .errors import ConfigError
 from .se import ChannelAttention, PluggedAttention
+from .se.between import BETWEEN
+
+BETWEEN_MODULES = tuple(m for m in BETWEEN.values() if m is not None)  # BAM: between stages, counted alike
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,7 @@ def count(model: nn.Module, input_size: int) -> Complexity:
     hooks = [
         m.register_forward_pre_hook(lambda m, args: se_ops.append(m.elementwise_ops(args[0])))
         for m in model.modules()
-        if isinstance(m, (ChannelAttention, PluggedAttention))
+        if isinstance(m, (ChannelAttention, PluggedAttention, *BETWEEN_MODULES))
     ]
     was_training = model.training
     model.eval()

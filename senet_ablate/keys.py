@@ -47,6 +47,7 @@ ADDED_LATER = {
     "se.hidden_from": ("site", None),
     "se.hidden_act": ("relu", None),
     "se.groups": None,
+    "se.between": "none",
     "se.energy_lambda": None,
 }
 

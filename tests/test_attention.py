@@ -23,7 +23,7 @@ from senet_ablate.se.spec import EXCITATION_KEYS
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 # SE and its successors up to GC; CA, SimAM, SGE and Triplet (issue 22): tests/test_attention_modules.py
-ISSUE22 = ("coord", "simam", "sge", "triplet")
+ISSUE22 = ("coord", "simam", "sge", "triplet", "bam")
 PRESETS = sorted(p.stem for p in (CONF / "attention").glob("*.yaml") if p.stem not in ISSUE22)
 
 

@@ -17,7 +17,7 @@ from senet_ablate.se import ChannelAttention, SESpec, build_block
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
-NEW = ["coord", "simam", "sge", "triplet"]
+NEW = ["coord", "simam", "sge", "triplet"]  # unit-level; BAM (between stages) below
 
 
 def preset(name: str, **over) -> SESpec:
@@ -209,3 +209,53 @@ def test_attention_presets_compose_on_the_command_line(compose_cfg):
 
     for name in NEW:
         assert se_spec(compose_cfg("model=resnet50", f"attention={name}")) == preset(name)
+
+
+# ---------------------------------------------------------------------------- BAM, between the stages
+def bam_params(c, r=16):
+    """Park et al.'s BAM on a C-channel stage output: channel MLP (fc, BN1d, fc) + spatial branch (1x1,
+    BN, two dilated 3x3 + BN, 1x1 to one map); all convs and fcs with biases, as the authors' code."""
+    h = c // r
+    channel = c * h + h + 2 * h + h * c + c
+    spatial = c * h + h + 2 * h + 2 * (9 * h * h + h + 2 * h) + h + 1
+    return channel + spatial
+
+
+def test_bam_sits_after_every_stage_but_the_last_with_its_papers_params(compose_cfg):
+    from senet_ablate.assemble import make_model
+
+    model = make_model(compose_cfg("model=resnet50", "attention=bam", "data=imagenet"), device="meta")
+    assert list(model.between) == ["0", "1", "2"]  # after conv2_x, conv3_x, conv4_x
+    plain = count(build_model("resnet50", None, 1000, device="meta"), 224)
+    ours = count(model, 224)
+    assert ours.params - plain.params == sum(bam_params(c) for c in (256, 512, 1024)) == 358_067
+    assert round(ours.params / 1e6, 2) == 25.92  # PytorchInsight's BAM-ResNet50: 25.92M
+    assert ours.elementwise_ops == 4 * (256 * 56 * 56 + 512 * 28 * 28 + 1024 * 14 * 14)
+    assert not [m for m in model.modules() if isinstance(m, ChannelAttention)]  # no unit-level block
+
+
+def test_bam_equals_its_equation():
+    from senet_ablate.se.between import BAM
+
+    block = randomise(BAM(64))
+    x = x_of(64)
+    with torch.no_grad():
+        mc = block.channel(x.mean((2, 3)))[:, :, None, None]
+        ms = block.spatial(x)
+        assert_close(block(x), x + x * torch.sigmoid(mc + ms), 81)
+
+
+@pytest.mark.parametrize("name", [n for n in FAMILIES if n != "vgg16_bn"])
+def test_bam_runs_on_every_family_of_the_stage_frame(name):
+    torch.manual_seed(0)
+    model = build_model(name, SESpec(stages=(), between="bam"), 5, input_size=FAMILIES[name])
+    assert len(model.between) == len(model.stages) - 1
+    model(torch.randn(2, 3, FAMILIES[name], FAMILIES[name])).logsumexp(1).sum().backward()
+    assert all(p.grad is not None for p in model.between.parameters())
+
+
+def test_bam_fails_where_there_is_no_stage_frame_and_bad_values_name_the_key():
+    with pytest.raises(ConfigError, match=r"vgg16_bn has no such frame; valid here: se.between=none"):
+        build_model("vgg16_bn", SESpec(stages=(), between="bam"), 10, device="meta")
+    with pytest.raises(ConfigError, match=r"se.between='cbam' is not a valid choice; valid values: none, bam"):
+        SESpec(between="cbam").validate()

@@ -16,8 +16,10 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..se import SESpec, SiteMissing
+from ..se.between import BETWEEN
 from ..targets import import_object
 from . import cifar, inception, inception_resnet, mbconv, mbconv_ports, mobilenet, resnet, shufflenet, vgg
+from .layers import Backbone
 from .resnet import BasicBlock, Bottleneck, cifar_resnet, imagenet_resnet
 
 MODELS = {
@@ -72,6 +74,24 @@ def options_of(name: str) -> list[str]:
     return [k for k, p in sig.parameters.items() if p.kind == p.KEYWORD_ONLY and k not in ("se", "num_classes")]
 
 
+def stage_widths(name: str, meta_net: nn.Module, input_size: int) -> list[int]:
+    """The output channels of each stage of a backbone of the stage frame (``Backbone``), from a dry pass
+    of a meta build: what ``se.between`` sizes its modules by."""
+    if not isinstance(meta_net, Backbone):
+        raise ConfigError(
+            f"se.between places a module between the stages of our backbones (layers.Backbone); {name} has no "
+            "such frame; valid here: se.between=none"
+        )
+    widths, x = [], torch.zeros(1, 3, input_size, input_size, device="meta")
+    meta_net.eval()  # BN of a batch of one 1x1 map
+    with torch.no_grad():
+        x = meta_net.stem(x)
+        for stage in meta_net.stages:
+            x = stage(x)
+            widths.append(x.shape[1])
+    return widths
+
+
 def build_model(
     name: str,
     se: SESpec | None,
@@ -101,6 +121,12 @@ def build_model(
             f"se.integration={e.integration!r} is not available on {name} (its {e.unit} has no such "
             f"place); valid integrations for {name}: {', '.join(e.offered)}"
         ) from None
+    if se is not None and se.between != "none":
+        with torch.device("meta"):
+            meta_net = builder(se=None, num_classes=num_classes, **options)
+        widths = stage_widths(name, meta_net, input_size or 224)
+        with torch.device(device) if device is not None else nullcontext():
+            model.between = nn.ModuleDict({str(i): BETWEEN[se.between](w) for i, w in enumerate(widths[:-1])})
     if any(isinstance(p, nn.parameter.UninitializedParameter) for p in model.parameters()):
         if input_size is None:
             raise ConfigError(

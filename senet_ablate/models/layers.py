@@ -69,7 +69,12 @@ class Backbone(nn.Module):
         he_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = torch.flatten(F.adaptive_avg_pool2d(self.head(self.stages(self.stem(x))), 1), 1)
+        x = self.stem(x)
+        for i, stage in enumerate(self.stages):
+            x = stage(x)
+            if hasattr(self, "between") and str(i) in self.between:  # se.between (se/between.py)
+                x = self.between[str(i)](x)
+        x = torch.flatten(F.adaptive_avg_pool2d(self.head(x), 1), 1)
         if hasattr(self, "pre_logits"):
             x = self.pre_logits(x)
         return self.fc(self.dropout(x))

@@ -27,6 +27,7 @@ axis is a registry of names with what the builders and the checks need to know o
     extent       0 = global; for avg and gather, the gather extent (GE)
     bias         the fc/context layers' biases: dropped in the paper's ablations, kept in its models
     integration  Table 14 (standard | pre | post | identity) and Table 15 (conv3x3)
+    between      none | bam: a module between stages, after each but the last (BAM; between.py)
     stages       Table 13 (paper stage ids; [] = the plain baseline, "all" = SE All); "published" = the
                  blocks the backbone's published SE net has (MobileNetV3's; every unit of the others)
 
@@ -107,6 +108,7 @@ GATES: dict[str, type[nn.Module]] = {  # Table 12, plus hard_sigmoid and identit
     "identity": nn.Identity,
 }
 FUSIONS = ("scale", "add")
+BETWEENS = ("none", "bam")  # se.between: modules between stages (between.py)
 
 # spatial gate -> its paper-convention ops per input element (CBAM: two channel poolings and the rescale)
 SPATIALS: dict[str, int] = {"none": 0, "cbam": 3}
@@ -154,6 +156,7 @@ class SESpec:
     energy_lambda: float | None = None
     integration: str = "standard"
     stages: str | tuple[int, ...] = "all"
+    between: str = "none"
     module: dict | None = None  # your own module, a _target_ node (plugin.py); then only integration and stages apply
 
     @classmethod
@@ -198,6 +201,7 @@ class SESpec:
         _choice("se.fusion", self.fusion, FUSIONS)
         _choice("se.spatial", self.spatial, SPATIALS)
         _choice("se.integration", self.integration, INTEGRATIONS)
+        _choice("se.between", self.between, BETWEENS)
         self._check_extent()
         self._check_pairing()
         self._check_squeeze_keys()
@@ -325,6 +329,11 @@ class SESpec:
                 )
         elif not all(isinstance(s, int) and not isinstance(s, bool) for s in self.stages):
             raise ConfigError(f"se.stages={list(self.stages)!r} must be a list of integer stage ids")
+
+    @property
+    def plain(self) -> bool:
+        """No block anywhere: no stage chosen and nothing between the stages."""
+        return self.stages == () and self.between == "none"
 
     @property
     def published(self) -> bool:
