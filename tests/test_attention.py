@@ -443,7 +443,7 @@ def test_cifar_attention_proxy_trains_on_digits_and_draws_the_extra_cost_figures
     )
     study = tmp_path / "runs/attention/cifar_proxy"
     records = [json.loads(p.read_text()) for p in study.rglob("metrics.json")]
-    assert len(records) == 12 and all(r["status"] == "completed" for r in records)
+    assert len(records) == 13 and all(r["status"] == "completed" for r in records)
     for name in ("extra_params", "extra_gflops"):
         assert (study / "figures" / f"{name}.png").stat().st_size > 10_000
     assert "| ResNet-56 |" in proc.stdout and "| SRM |" in proc.stdout  # the proxy's row labels
