@@ -14,7 +14,7 @@ import re
 
 import pandas as pd
 
-from .keys import ADDED_LATER, row_key
+from .keys import ADDED_LATER, added_later_default, row_key
 
 log = logging.getLogger("senet_ablate")
 
@@ -41,7 +41,7 @@ def fmt(v) -> str:
 def flatten(config: dict, prefix: str = "") -> dict[str, str]:
     """A nested config as {dotted key: formatted value}, with the keys added later at their
     defaults where an older record lacks them."""
-    out = {} if prefix else {k: fmt(v[0] if isinstance(v, tuple) else v) for k, v in ADDED_LATER.items()}
+    out = {} if prefix else {k: fmt(added_later_default(k)) for k in ADDED_LATER}
     for k, v in config.items():
         if isinstance(v, dict) and v and "_target_" not in v:
             out.update(flatten(v, f"{prefix}{k}."))

@@ -79,6 +79,11 @@ def _values(v) -> tuple:
     return v if isinstance(v, tuple) else (v,)
 
 
+def added_later_default(key: str):
+    """The value an older record that lacks ``key`` ran with (the first of ADDED_LATER's values)."""
+    return _values(ADDED_LATER[key])[0]
+
+
 def row_key(key: str) -> bool:
     """Whether ``key`` (a dotted config path or a config group) may tell table rows apart."""
     return not any(key == k or key.startswith(k + ".") for k in NOT_ROW_KEYS)

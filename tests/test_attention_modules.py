@@ -6,8 +6,8 @@ fail at config time naming the key."""
 
 import pytest
 import torch
-from conftest import CONF, f32_tol, se_yaml
-from test_attention import copy_in_order, randomise
+from conftest import f32_tol
+from test_attention import copy_in_order, preset, randomise
 from torch import nn
 
 from senet_ablate.complexity import count
@@ -18,14 +18,6 @@ from senet_ablate.se import ChannelAttention, SESpec, build_block
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 NEW = ["coord", "simam", "sge", "triplet"]  # unit-level; BAM (between stages) below
-
-
-def preset(name: str, **over) -> SESpec:
-    import yaml
-
-    return SESpec.from_config(
-        {**se_yaml(), **yaml.safe_load((CONF / "attention" / f"{name}.yaml").read_text()), **over}
-    )
 
 
 def x_of(channels=64, size=9, n=4):

@@ -29,6 +29,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..se import SESite, SESpec
+from ..se.spec import make_divisible
 from .layers import Backbone, check_choice, check_classes, conv_bn
 
 
@@ -48,11 +49,9 @@ class Unit:
     index: int = 0
 
 
-def make_divisible(v: float, divisor: int = 8) -> int:
-    """The nearest multiple of ``divisor`` (at least it), one more where that lost over 10% (the
-    MobileNet/EfficientNet code bases' channel rounding)."""
-    new = max(divisor, int(v + divisor / 2) // divisor * divisor)
-    return new + divisor if new < 0.9 * v else new
+def channels(v: float) -> int:
+    """A width multiplier's channel count: the MobileNet/EfficientNet code bases' rounding to 8."""
+    return make_divisible(v, 8, 0.9)
 
 
 def placed(units: list[Unit], stem_stride: int = 2) -> list[Unit]:
@@ -211,9 +210,9 @@ SCALES = {
 
 
 def efficientnet_units(width: float, depth: float) -> list[Unit]:
-    units, cin = [], make_divisible(32 * width)
+    units, cin = [], channels(32 * width)
     for e, k, s, c, n in B0_ROWS:
-        c = make_divisible(c * width)
+        c = channels(c * width)
         for i in range(math.ceil(n * depth)):
             units.append(Unit(cin, cin * e, c, k, s if i == 0 else 1, nn.SiLU))
             cin = c
@@ -224,7 +223,7 @@ def efficientnet(size: str, *, se=None, num_classes=1000, bn_eps=1e-5, stem_stri
     """EfficientNet-``size`` (B0: 5,288,548 params, 4,652,008 without SE); SE in every unit."""
     width, depth, _, dropout = SCALES[size]
     units = efficientnet_units(width, depth)
-    stem, head = make_divisible(32 * width), make_divisible(1280 * width)
+    stem, head = channels(32 * width), channels(1280 * width)
     options = dict(act=nn.SiLU, dropout=dropout, bn_eps=bn_eps, stem_stride=stem_stride)
     return MBConvNet(units, stem, head, se, num_classes, **options)
 

@@ -1,6 +1,6 @@
 """Modules that sit between a backbone's stages, not inside its units: BAM (Park, Woo, Lee & Kweon, BMVC
 2018), at the end of every stage but the last (``se.between=bam``). ``Backbone`` runs ``between[i]`` after
-stage i; ``attach_between`` sizes them by the stages' output widths."""
+stage i; ``models.build_model`` sizes them by the stages' output widths (``models.stage_widths``)."""
 
 from __future__ import annotations
 

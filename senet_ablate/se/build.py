@@ -69,16 +69,14 @@ def build_block(
     if spec.module is not None:
         return PluggedAttention(channels, spec.module, name, stage, index)
     squeeze = SQUEEZES[spec.squeeze]
+    ops = squeeze.ops_per_element + 1 + SPATIALS[spec.spatial] + EXCITATIONS[spec.excitation].ops_per_element
     parts = dict(
         squeeze=SQUEEZE_MODULES[spec.squeeze](channels, spec),
         gate=GATES[spec.gate],
         fusion=spec.fusion,
         spatial=spec.spatial != "none",
         keeps_map=spec.keeps_map,
-        ops_per_element=squeeze.ops_per_element
-        + 1
-        + SPATIALS[spec.spatial]
-        + EXCITATIONS[spec.excitation].ops_per_element,
+        ops_per_element=ops,  # the pooling(s), the rescale, the spatial gate, the excitation's own
         name=name,
         stage=stage,
         index=index,

@@ -123,6 +123,13 @@ INTEGRATIONS: dict[str, str] = {
 }
 
 
+def make_divisible(v: float, divisor: int, round_limit: float = 0.0) -> int:
+    """The nearest multiple of ``divisor`` to ``v`` (at least ``divisor``), one more where that lost more than
+    1 - ``round_limit`` of ``v``: timm's and torchvision's channel rounding (0.9 in the MBConv nets)."""
+    new = max(divisor, int(v + divisor / 2) // divisor * divisor)
+    return new + divisor if new < round_limit * v else new
+
+
 def _choice(key: str, value, valid) -> None:
     if value not in valid:
         raise ConfigError(f"{key}={value!r} is not a valid choice; valid values: {', '.join(map(str, valid))}")
@@ -184,10 +191,8 @@ class SESpec:
         """Table 10's C // r; with hidden_divisor d > 1, timm's rounding: the nearest multiple of d, at
         least d, and one d more where that lost more than 1 - round_limit of C / r (timm's and
         torchvision's make_divisible: 0.9); at least min_hidden. ``channels``: the C that hidden_from names."""
-        d, exact = self.hidden_divisor, channels / self.reduction
-        h = channels // self.reduction if d == 1 else max(d, int(exact + d / 2) // d * d)
-        if d > 1 and h < self.round_limit * exact:
-            h += d
+        d = self.hidden_divisor
+        h = channels // self.reduction if d == 1 else make_divisible(channels / self.reduction, d, self.round_limit)
         return max(h, self.min_hidden)
 
     def validate(self) -> None:
