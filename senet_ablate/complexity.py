@@ -23,10 +23,13 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from .errors import ConfigError
+from .models.sk import SKConv
 from .se import ChannelAttention, PluggedAttention
 from .se.between import BETWEEN
 
-BETWEEN_MODULES = tuple(m for m in BETWEEN.values() if m is not None)  # BAM: between stages, counted alike
+# blocks that report their paper-convention elementwise ops: SE-space blocks, the modules between stages
+# (BAM) and selective-kernel convs (model.sk)
+COUNTED = (ChannelAttention, PluggedAttention, SKConv, *(m for m in BETWEEN.values() if m is not None))
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,7 @@ def count(model: nn.Module, input_size: int) -> Complexity:
     hooks = [
         m.register_forward_pre_hook(lambda m, args: se_ops.append(m.elementwise_ops(args[0])))
         for m in model.modules()
-        if isinstance(m, (ChannelAttention, PluggedAttention, *BETWEEN_MODULES))
+        if isinstance(m, COUNTED)
     ]
     was_training = model.training
     model.eval()

@@ -89,7 +89,7 @@ def study_table(runs: pd.DataFrame, spec: dict) -> pd.DataFrame:
     values = {
         key: {c: trained.loc[trained["row"] == key, c].astype(float).tolist() for c in ERRORS} for key in spec["rows"]
     }
-    out = []
+    out, digits = [], paper_digits(spec)
     for key, row in spec["rows"].items():
         mine = runs[runs["row"] == key]
         last = done[done["row"] == key].sort_values("finished_at", na_position="first")
@@ -116,10 +116,10 @@ def study_table(runs: pd.DataFrame, spec: dict) -> pd.DataFrame:
                 seeds_needed(rec[f"{col}_delta"], s["std"], summary(ref)["std"]) if key != base and ref else math.nan
             )
             rec[f"{col}_paper"] = _num(paper.get(col))
-        for col, (_, paper_digits, _) in COMPARED.items():
+        for col, printed in digits.items():
             ours, ref = _num(last[col] if last is not None else None), _num(paper.get(col))
             rec[col], rec[f"{col}_paper"] = ours, ref
-            rec[f"{col}_delta"] = round(round(ours, paper_digits) - ref, paper_digits)
+            rec[f"{col}_delta"] = round(round(ours, printed) - ref, printed)
         for col, (_, scale, _) in EXTRA.items():
             src = (
                 trained.loc[trained["row"] == key, col]
@@ -129,9 +129,20 @@ def study_table(runs: pd.DataFrame, spec: dict) -> pd.DataFrame:
             rec[col] = _num(src.astype(float).mean() if len(src) else None) * scale
         out.append(rec)
     table = pd.DataFrame(out)
+    table.attrs["paper_digits"] = digits
     timed = trained[trained["row"].isin(list(spec["rows"])) & trained["images_per_s"].notna()]
     table.attrs["speed_setups"] = sorted(timed["speed_setup"].dropna().unique()) if "speed_setup" in timed else []
     return table
+
+
+def paper_digits(spec: dict) -> dict[str, int]:
+    """Decimals the source prints for each compared column: the SE paper's (``COMPARED``) unless the
+    table says otherwise (``table.paper_digits``, e.g. {params_m: 2, gflops: 3} for a table printing 26.15M)."""
+    given = spec.get("paper_digits") or {}
+    unknown = sorted(set(given) - set(COMPARED))
+    if unknown:
+        raise ValueError(f"table.paper_digits.{unknown[0]}: valid keys: {', '.join(COMPARED)}")
+    return {col: int(given.get(col, d)) for col, (_, d, _) in COMPARED.items()}
 
 
 def _unreported(run) -> int:
@@ -169,11 +180,12 @@ def cells(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
                 "–" if math.isnan(r[f"{col}_delta"]) else _fmt(r[f"{col}_delta"], 2, True) + marker(r[f"{col}_p"]),
                 _fmt(r[f"{col}_paper"], 2),
             ]
-        for col, (_, paper_digits, our_digits) in COMPARED.items():
+        for col, (_, printed, our_digits) in COMPARED.items():
+            printed = table.attrs.get("paper_digits", {}).get(col, printed)
             row += [
                 _fmt(r[col], our_digits),
-                _fmt(r[f"{col}_paper"], paper_digits),
-                _fmt(r[f"{col}_delta"], paper_digits, signed=True),
+                _fmt(r[f"{col}_paper"], printed),
+                _fmt(r[f"{col}_delta"], printed, signed=True),
             ]
         row += [_fmt(r[col], digits) for col, (_, _, digits) in EXTRA.items()]
         runs = [f"{r['completed']} done"] + [f"{r[k]} {k}" for k in ("failed", "running", "interrupted") if r[k]]

@@ -23,7 +23,7 @@ from senet_ablate.se.spec import EXCITATION_KEYS
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 # SE and its successors up to GC; CA, SimAM, SGE and Triplet (issue 22): tests/test_attention_modules.py
-ISSUE22 = ("coord", "simam", "sge", "triplet", "bam")
+ISSUE22 = ("coord", "simam", "sge", "triplet", "bam", "sk")
 PRESETS = sorted(p.stem for p in (CONF / "attention").glob("*.yaml") if p.stem not in ISSUE22)
 
 
@@ -413,7 +413,7 @@ def test_attention_preset_composes_and_a_wrong_axis_fails_before_any_work(tmp_pa
 # ---------------------------------------------------------------------------- the studies
 def test_resnet50_attention_study_profiles_every_module_and_prints_its_table(tmp_path):
     proc = run_cli("app", "-m", "experiment=attention/resnet50_imagenet", "task=profile", cwd=tmp_path)
-    for label in ("ResNet-50", "SE", "ECA", "CBAM", "GE-θ⁻", "GE-θ", "SRM", "GC"):
+    for label in ("ResNet-50", "SE", "ECA", "CBAM", "GE-θ⁻", "GE-θ", "SRM", "GC", "CA", "SimAM", "SGE", "BAM", "SK"):
         assert f"| {label} |" in proc.stdout, label
     assert "Sources:" in proc.stdout and "BangguWu/ECANet" in proc.stdout
     import pandas as pd
@@ -443,7 +443,7 @@ def test_cifar_attention_proxy_trains_on_digits_and_draws_the_extra_cost_figures
     )
     study = tmp_path / "runs/attention/cifar_proxy"
     records = [json.loads(p.read_text()) for p in study.rglob("metrics.json")]
-    assert len(records) == 13 and all(r["status"] == "completed" for r in records)
+    assert len(records) == 14 and all(r["status"] == "completed" for r in records)
     for name in ("extra_params", "extra_gflops"):
         assert (study / "figures" / f"{name}.png").stat().st_size > 10_000
     assert "| ResNet-56 |" in proc.stdout and "| SRM |" in proc.stdout  # the proxy's row labels

@@ -227,7 +227,7 @@ def test_bam_sits_after_every_stage_but_the_last_with_its_papers_params(compose_
 
 
 def test_bam_equals_its_equation():
-    from senet_ablate.se.between import BAM
+    from senet_ablate.se.between import BAM, BAMProduct
 
     block = randomise(BAM(64))
     x = x_of(64)
@@ -235,6 +235,9 @@ def test_bam_equals_its_equation():
         mc = block.channel(x.mean((2, 3)))[:, :, None, None]
         ms = block.spatial(x)
         assert_close(block(x), x + x * torch.sigmoid(mc + ms), 81)
+        product = randomise(BAMProduct(64))  # the authors' code: Mc * Ms
+        mc, ms = product.channel(x.mean((2, 3)))[:, :, None, None], product.spatial(x)
+        assert_close(product(x), x + x * torch.sigmoid(mc * ms), 81)
 
 
 @pytest.mark.parametrize("name", [n for n in FAMILIES if n != "vgg16_bn"])
@@ -249,5 +252,7 @@ def test_bam_runs_on_every_family_of_the_stage_frame(name):
 def test_bam_fails_where_there_is_no_stage_frame_and_bad_values_name_the_key():
     with pytest.raises(ConfigError, match=r"vgg16_bn has no such frame; valid here: se.between=none"):
         build_model("vgg16_bn", SESpec(stages=(), between="bam"), 10, device="meta")
-    with pytest.raises(ConfigError, match=r"se.between='cbam' is not a valid choice; valid values: none, bam"):
+    with pytest.raises(
+        ConfigError, match=r"se.between='cbam' is not a valid choice; valid values: none, bam, bam_product"
+    ):
         SESpec(between="cbam").validate()

@@ -24,11 +24,13 @@ def conv_bn(
     relu: bool = False,
     bias: bool = False,
     eps: float = 1e-5,
+    dilation: int = 1,
 ) -> nn.Sequential:
     """conv -> BN (-> ReLU); ``padding`` defaults to "same" for odd kernels at stride 1."""
     if padding is None:
         padding = (k // 2) if isinstance(k, int) else (k[0] // 2, k[1] // 2)
-    layers = [nn.Conv2d(cin, cout, k, stride, padding, groups=groups, bias=bias), nn.BatchNorm2d(cout, eps=eps)]
+    conv = nn.Conv2d(cin, cout, k, stride, padding, dilation=dilation, groups=groups, bias=bias)
+    layers = [conv, nn.BatchNorm2d(cout, eps=eps)]
     return nn.Sequential(*layers, nn.ReLU(inplace=True)) if relu else nn.Sequential(*layers)
 
 

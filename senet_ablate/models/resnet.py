@@ -25,6 +25,7 @@ from torch import nn
 
 from ..se import SESite, SESpec
 from .layers import PAPER_SE, Backbone, Port, check_choice, check_classes, conv_bn, make_stages
+from .sk import SKConv, SKSpec
 
 STRIDE_STYLES = ("caffe", "pytorch")  # caffe: stride-2 in the first 1x1 conv; pytorch: in the 3x3
 STEM_POOLS = ("ceil", "pad")  # ceil: Caffe 3x3/2 max pool, ceil mode, no padding; pad: padding 1
@@ -53,15 +54,23 @@ def shortcut(kind: str, cin: int, cout: int, stride: int) -> nn.Module:
     return conv_bn(cin, cout, k, stride)
 
 
+def conv3x3_relu(cin: int, cout: int, stride: int, groups: int = 1, sk: SKSpec | None = None) -> nn.Module:
+    """The unit's 3x3 conv + BN + ReLU, or with ``model.sk`` its selective-kernel variant (models/sk.py)."""
+    return SKConv(cin, cout, stride, sk) if sk is not None else conv_bn(cin, cout, 3, stride, groups=groups, relu=True)
+
+
 class BasicBlock(nn.Module):
-    """Two 3x3 convs (ResNet-18/34 and the CIFAR ResNets)."""
+    """Two 3x3 convs (ResNet-18/34 and the CIFAR ResNets); ``sk``: the first one selective-kernel (our
+    choice: SKNet defines SK for bottlenecks only; this 3x3 is the one with the stride and the ReLU)."""
 
     expansion = 1
 
-    def __init__(self, cin, planes, stride, se, stage, index, shortcut_kind="projection", stride_style="caffe"):
+    def __init__(
+        self, cin, planes, stride, se, stage, index, shortcut_kind="projection", stride_style="caffe", sk=None
+    ):
         super().__init__()
         cout = planes * self.expansion
-        self.conv1 = conv_bn(cin, planes, 3, stride)
+        self.conv1 = conv3x3_relu(cin, planes, stride, sk=sk)
         self.conv2 = conv_bn(planes, cout, 3)
         self.shortcut = shortcut(shortcut_kind, cin, cout, stride)
         self.se = SESite(
@@ -70,7 +79,7 @@ class BasicBlock(nn.Module):
 
     def forward(self, x):
         identity = self.shortcut(x)
-        out = F.relu(self.conv1(self.se(x, "input")), inplace=True)
+        out = self.conv1(self.se(x, "input"))
         out = self.conv2(self.se(out, "mid"))
         out = F.relu(self.se.add(out, identity), inplace=True)
         return self.se(out, "output")
@@ -79,7 +88,8 @@ class BasicBlock(nn.Module):
 class Bottleneck(nn.Module):
     """1x1 reduce -> 3x3 (``groups``) -> 1x1 expand to 4 x planes; the stride sits where
     ``stride_style`` says. ``reduce``/``mid`` scale planes to the widths of the first 1x1 and the
-    3x3: (1, 1) ResNet, (2, 2) ResNeXt 32x4d, (2, 4) SENet-154 (64 groups)."""
+    3x3: (1, 1) ResNet, (2, 2) ResNeXt 32x4d, (2, 4) SENet-154 (64 groups). ``sk``: the 3x3 is a
+    selective-kernel conv (SKNet's SK unit, models/sk.py)."""
 
     expansion = 4
 
@@ -96,12 +106,13 @@ class Bottleneck(nn.Module):
         groups=1,
         reduce=1,
         mid=1,
+        sk=None,
     ):
         super().__init__()
         cout, w1, w2 = planes * self.expansion, planes * reduce, planes * mid
         s1, s3 = (stride, 1) if stride_style == "caffe" else (1, stride)
         self.conv1 = conv_bn(cin, w1, 1, s1)
-        self.conv2 = conv_bn(w1, w2, 3, s3, groups=groups)
+        self.conv2 = conv3x3_relu(w1, w2, s3, groups, sk)
         self.conv3 = conv_bn(w2, cout, 1)
         self.shortcut = shortcut(shortcut_kind, cin, cout, stride)
         self.se = SESite(se, dict(input=cin, mid=w2, branch=cout, identity=cout, output=cout), stage=stage, index=index)
@@ -109,8 +120,7 @@ class Bottleneck(nn.Module):
     def forward(self, x):
         identity = self.shortcut(x)
         out = F.relu(self.conv1(self.se(x, "input")), inplace=True)
-        out = F.relu(self.conv2(out), inplace=True)
-        out = self.conv3(self.se(out, "mid"))
+        out = self.conv3(self.se(self.conv2(out), "mid"))
         out = F.relu(self.se.add(out, identity), inplace=True)
         return self.se(out, "output")
 
@@ -149,10 +159,23 @@ def max_pool(stem_pool: str) -> nn.MaxPool2d:
 
 
 def imagenet_resnet(
-    block, depths, *, se=None, num_classes=1000, stride_style="caffe", stem_pool="ceil", groups=1, reduce=1, mid=1
+    block,
+    depths,
+    *,
+    se=None,
+    num_classes=1000,
+    stride_style="caffe",
+    stem_pool="ceil",
+    groups=1,
+    reduce=1,
+    mid=1,
+    sk=None,
 ) -> ResNet:
-    """The ImageNet ResNet / ResNeXt: 7x7/2 conv + 3x3/2 max pool, four stages with ids 2..5."""
-    options = dict(groups=groups, reduce=reduce, mid=mid) if block is Bottleneck else None
+    """The ImageNet ResNet / ResNeXt: 7x7/2 conv + 3x3/2 max pool, four stages with ids 2..5.
+    ``sk``: selective-kernel units (``model.sk``, models/sk.py; SKNet-50 = resnext50_32x4d + SK)."""
+    options = {"sk": SKSpec.from_option(sk)}
+    if block is Bottleneck:
+        options.update(groups=groups, reduce=reduce, mid=mid)
     stem = nn.Sequential(conv_bn(3, 64, 7, 2, relu=True), max_pool(stem_pool))
     return ResNet(
         block,
@@ -194,12 +217,26 @@ def senet154(*, se=None, num_classes=1000, stride_style="pytorch", stem_pool="ce
     )
 
 
-def cifar_resnet(depth: int, *, se=None, num_classes=10, stride_style="caffe") -> ResNet:
+def cifar_resnet(depth: int, *, se=None, num_classes=10, stride_style="caffe", sk=None) -> ResNet:
     """He et al.'s 6n+2 CIFAR ResNet: 3x3 stem, three stages (ids 2, 3, 4) of widths 16/32/64,
-    parameter-free shortcuts (option A). ``stride_style`` has no effect on basic blocks."""
+    parameter-free shortcuts (option A). ``stride_style`` has no effect on basic blocks; ``sk``: as
+    :func:`imagenet_resnet`'s."""
     n = (depth - 2) // 6
     stem = nn.Sequential(conv_bn(3, 16, 3, relu=True))
-    return ResNet(BasicBlock, (n, n, n), (16, 32, 64), stem, 16, (2, 3, 4), se, num_classes, "pad", stride_style)
+    options = {"sk": SKSpec.from_option(sk)}
+    return ResNet(
+        BasicBlock,
+        (n, n, n),
+        (16, 32, 64),
+        stem,
+        16,
+        (2, 3, 4),
+        se,
+        num_classes,
+        "pad",
+        stride_style,
+        block_options=options,
+    )
 
 
 # ---------------------------------------------------------------------------- weight ports

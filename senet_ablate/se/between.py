@@ -13,7 +13,9 @@ BAM_REDUCTION, BAM_DILATION = 16, 4  # the paper's r and d (Sec. 3)
 class BAM(nn.Module):
     """F + F * sigmoid(Mc(F) + Ms(F)) (the paper's Eq. 1-2): Mc = global average pool -> fc to C/r -> BN ->
     ReLU -> fc to C; Ms = 1x1 conv to C/r -> BN -> ReLU -> two 3x3 convs at dilation d (each + BN + ReLU)
-    -> 1x1 conv to one map."""
+    -> 1x1 conv to one map. ``product``: sigmoid(Mc * Ms) instead (:class:`BAMProduct`)."""
+
+    product = False
 
     def __init__(self, channels: int, reduction: int = BAM_REDUCTION, dilation: int = BAM_DILATION):
         super().__init__()
@@ -36,11 +38,20 @@ class BAM(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         mc = self.channel(x.mean((2, 3)))[:, :, None, None]
-        return torch.addcmul(x, x, torch.sigmoid(mc + self.spatial(x)))
+        ms = self.spatial(x)
+        return torch.addcmul(x, x, torch.sigmoid(mc * ms if self.product else mc + ms))
 
     def elementwise_ops(self, x: torch.Tensor) -> int:
         """Paper-convention ops per sample: the pooling, the sum of the two maps, the rescale and the add."""
         return 4 * x[0].numel()
 
 
-BETWEEN: dict[str, type[nn.Module] | None] = {"none": None, "bam": BAM}
+class BAMProduct(BAM):
+    """BAM as its authors' code (Jongchan/attention-module, MODELS/bam.py) and PytorchInsight's copy of it
+    compute it: F + F * sigmoid(Mc * Ms), the product the paper's Table 2b ablates against its sum.
+    Same parameters as :class:`BAM`; PytorchInsight's BAM-ResNet-50 figures were trained with this one."""
+
+    product = True
+
+
+BETWEEN: dict[str, type[nn.Module] | None] = {"none": None, "bam": BAM, "bam_product": BAMProduct}

@@ -27,7 +27,7 @@ axis is a registry of names with what the builders and the checks need to know o
     extent       0 = global; for avg and gather, the gather extent (GE)
     bias         the fc/context layers' biases: dropped in the paper's ablations, kept in its models
     integration  Table 14 (standard | pre | post | identity) and Table 15 (conv3x3)
-    between      none | bam: a module between stages, after each but the last (BAM; between.py)
+    between      none | bam | bam_product: a module between stages, after each but the last (BAM; between.py)
     stages       Table 13 (paper stage ids; [] = the plain baseline, "all" = SE All); "published" = the
                  blocks the backbone's published SE net has (MobileNetV3's; every unit of the others)
 
@@ -108,7 +108,7 @@ GATES: dict[str, type[nn.Module]] = {  # Table 12, plus hard_sigmoid and identit
     "identity": nn.Identity,
 }
 FUSIONS = ("scale", "add")
-BETWEENS = ("none", "bam")  # se.between: modules between stages (between.py)
+BETWEENS = ("none", "bam", "bam_product")  # se.between: modules between stages (between.py)
 
 # spatial gate -> its paper-convention ops per input element (CBAM: two channel poolings and the rescale)
 SPATIALS: dict[str, int] = {"none": 0, "cbam": 3}
