@@ -23,6 +23,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from . import data, launch
 from .assemble import make_model, prepare_weights
+from .detect.task import check as check_detection
+from .detect.task import is_detection
 from .errors import ConfigError
 from .keys import fingerprint
 from .records import Job, provenance, read_record
@@ -83,16 +85,22 @@ def validate(cfg: DictConfig):
     size = cfg.model.get("input_size")
     if not isinstance(size, int) or isinstance(size, bool) or size < 1:
         raise ConfigError(f"model.input_size={size!r} must be a positive integer (224 for ImageNet, 32 for CIFAR)")
-    data.check(cfg.data)
+    detection = is_detection(cfg)
+    if not detection:
+        data.check(cfg.data)
     launch.job_threads(cfg.threads)
     if cfg.task == "eval" and not cfg.model.get("weights"):
         raise ConfigError(
             "task=eval needs model.weights (a state-dict file, timm:<name> or torchvision:<name>); "
             "to evaluate a run of ours, pass its last.pt"
         )
-    if cfg.task == "train":
+    if cfg.task in ("train", "detect"):
         check_recipe(cfg.recipe)
         launch.PreemptionGuard(cfg.train.preempt_signals)  # checks the signal names
+    if detection or cfg.task == "detect":
+        meta = make_model(cfg, device="meta", num_classes=cfg.model.get("num_classes") or 1)
+        check_detection(cfg, meta)  # the trunk's four strided stages, the detect.* values
+        return meta
     if cfg.task != "profile" and cfg.model.get("num_classes") is None:
         # from the data: an ImageFolder's class folders, else (train) a placeholder; the loaded data decides
         classes = data.count_classes(cfg.data) or (2 if cfg.task == "train" else None)

@@ -47,8 +47,13 @@ def prepare_weights(cfg: DictConfig, meta_model) -> dict | None:
         return None
     spec = se_spec(cfg)
     model_cfg, se = OmegaConf.to_container(cfg.model, resolve=True), OmegaConf.to_container(cfg.se, resolve=True)
+    keep = None
+    if (cfg.get("data") or {}).get("kind") == "detection":  # a detector's trunk: the weights less their head
+        from .detect.model import TRUNK_KEYS, Trunk, taps
+
+        meta_model, keep = Trunk(meta_model, taps(meta_model, cfg.model.name)[0]), lambda k: k.startswith(TRUNK_KEYS)
     state = weights.fitted(
-        meta_model, model_cfg, None if spec is None else se, str(source), cfg.model.get("weights_file")
+        meta_model, model_cfg, None if spec is None else se, str(source), cfg.model.get("weights_file"), keep
     )
     log.info("weights: %s (%d tensors) fit %s", source, len(state), cfg.model.name)
     return state

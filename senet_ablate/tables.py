@@ -27,6 +27,11 @@ EXTRA = {
 }
 # error columns -> header
 ERRORS = {"top1_err": "top-1 err. (%)", "top5_err": "top-5 err. (%)"}
+# detection scores (task=detect, Table 7): the paper's AP and AP50 with their CI, Δ and paper cells; the rest
+# as mean ± std. Columns empty in every row are left out, so a classification table is unchanged.
+SCORES = {"ap": "AP", "ap50": "AP50"}
+SCORES_BRIEF = {"ap75": "AP75", "ap_small": "AP_S", "ap_medium": "AP_M", "ap_large": "AP_L"}
+MEASURED = {**ERRORS, **SCORES, **SCORES_BRIEF}
 TEST = "Welch's t-test vs the baseline row"
 
 
@@ -85,9 +90,10 @@ def _num(v) -> float:
 def study_table(runs: pd.DataFrame, spec: dict) -> pd.DataFrame:
     """One row per table row of ``spec``, in the paper's order."""
     done = runs[runs["status"] == "completed"]
-    trained = done[done["task"].isin(["train", "eval"])]  # errors: trained runs and evaluated weights
+    trained = done[done["task"].isin(["train", "eval", "detect"])]  # trained runs, evaluated weights, detectors
     values = {
-        key: {c: trained.loc[trained["row"] == key, c].astype(float).tolist() for c in ERRORS} for key in spec["rows"]
+        key: {c: trained.loc[trained["row"] == key, c].astype(float).tolist() for c in MEASURED if c in trained}
+        for key in spec["rows"]
     }
     out, digits = [], paper_digits(spec)
     for key, row in spec["rows"].items():
@@ -106,12 +112,12 @@ def study_table(runs: pd.DataFrame, spec: dict) -> pd.DataFrame:
             "interrupted": int((mine["status"] == "interrupted").sum()),
             "unreported_blocks": _unreported(last),
         }
-        for col in ERRORS:
-            s = summary(values[key][col])
+        for col in MEASURED:
+            s = summary(values[key].get(col, []))
             rec.update({f"{col}_{k}": v for k, v in s.items()})
             ref = values.get(base, {}).get(col, [])
             rec[f"{col}_delta"] = s["mean"] - summary(ref)["mean"] if key != base and ref else math.nan
-            rec[f"{col}_p"] = welch_p(values[key][col], ref) if key != base else math.nan
+            rec[f"{col}_p"] = welch_p(values[key].get(col, []), ref) if key != base else math.nan
             rec[f"{col}_seeds_needed"] = (
                 seeds_needed(rec[f"{col}_delta"], s["std"], summary(ref)["std"]) if key != base and ref else math.nan
             )
@@ -162,24 +168,25 @@ def _fmt(v: float, digits: int, signed: bool = False) -> str:
 def cells(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     """Header and body as text; columns empty in every row are left out."""
     head = ["Row"]
-    for name in ERRORS.values():
+    for name in {**ERRORS, **SCORES}.values():
         head += [name, "n", "95% CI", "Δ", f"{name} paper"]
+    head += list(SCORES_BRIEF.values())
     for name, _, _ in COMPARED.values():
         head += [name, f"{name} paper", f"Δ {name}"]
     head += [name for name, _, _ in EXTRA.values()] + ["runs"]
     body = []
     for _, r in table.iterrows():
         row = [str(r["label"])]
-        for col in ERRORS:
-            mean, std = _fmt(r[f"{col}_mean"], 2), _fmt(r[f"{col}_std"], 2)
+        for col in {**ERRORS, **SCORES}:
             ci = r[f"{col}_ci95"]
             row += [
-                mean if std == "–" else f"{mean} ± {std}",
+                _mean_std(r, col),
                 str(r[f"{col}_n"]) if r[f"{col}_n"] else "–",
                 "–" if math.isnan(ci) else "[{:.2f}, {:.2f}]".format(*ci_bounds(r[f"{col}_mean"], ci)),
                 "–" if math.isnan(r[f"{col}_delta"]) else _fmt(r[f"{col}_delta"], 2, True) + marker(r[f"{col}_p"]),
                 _fmt(r[f"{col}_paper"], 2),
             ]
+        row += [_mean_std(r, col) for col in SCORES_BRIEF]
         for col, (_, printed, our_digits) in COMPARED.items():
             printed = table.attrs.get("paper_digits", {}).get(col, printed)
             row += [
@@ -197,6 +204,11 @@ def cells(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     other = {"GFLOPs": "MFLOPs", "MFLOPs": "GFLOPs"}[unit]
     keep = [j for j in keep if not head[j].endswith(other) and not head[j].startswith(other)]
     return [head[j] for j in keep], [[c[j] for j in keep] for c in body]
+
+
+def _mean_std(r, col: str) -> str:
+    mean, std = _fmt(r[f"{col}_mean"], 2), _fmt(r[f"{col}_std"], 2)
+    return mean if std == "–" else f"{mean} ± {std}"
 
 
 def ci_bounds(mean: float, half: float) -> tuple[float, float]:
@@ -223,9 +235,9 @@ def notes(table: pd.DataFrame, spec: dict) -> list[str]:
     """The table's notes: what its rows share and which mix configs (any sweep), CIs clipped, rows
     with n < 3, and the seeds each Δ would need (Welch's test at p < 0.05 with 80% power)."""
     out = list(spec.get("remarks") or [])
-    if any((table[f"{col}_n"] >= 2).any() for col in ERRORS):
-        out.append("95% CIs are clipped to [0, 100], an error rate's bounds; n < 2 gives no CI.")
-    n = table["top1_err_n"]
+    if any((table[f"{col}_n"] >= 2).any() for col in {**ERRORS, **SCORES}):
+        out.append("95% CIs are clipped to [0, 100], a rate's bounds; n < 2 gives no CI.")
+    n = table[["top1_err_n", "ap_n"]].max(axis=1)
     few = table.loc[(n > 0) & (n < 3), "label"].tolist()
     if few:
         out.append(
@@ -238,7 +250,7 @@ def notes(table: pd.DataFrame, spec: dict) -> list[str]:
             f"GFLOPs of {', '.join(map(str, unreported))} leave out the elementwise ops (poolings, rescales) of its "
             "se.module, which has no elementwise_ops(x) method; its multiply-adds are counted."
         )
-    for col, name in ERRORS.items():
+    for col, name in {**ERRORS, **SCORES}.items():
         need = [
             (r["label"], r[f"{col}_seeds_needed"])
             for _, r in table.iterrows()

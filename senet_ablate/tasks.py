@@ -1,6 +1,7 @@
 """The tasks a job runs (``task=``): each takes the job's config and its :class:`Job` record and
 returns the metrics its record gets. ``profile``: complexity (Tables 2-5, 10-16's params and
-GFLOPs); ``train``: the error columns; ``excitation``: Figs. 6/7; ``eval``: published weights."""
+GFLOPs); ``train``: the error columns; ``excitation``: Figs. 6/7; ``eval``: published weights;
+``detect``: Table 7's COCO AP (``detect/``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from . import data, excitation, launch, tracking
 from .assemble import eval_preprocessing, load_data, make_model
 from .complexity import count, cpu_latency_ms
+from .detect import task as detect
 from .errors import ConfigError
 from .records import Job, read_record, write_history
 from .train import CHECKPOINT, evaluate, runtime, seed_everything, train
@@ -22,7 +24,19 @@ log = logging.getLogger("senet_ablate")
 
 
 def profile(cfg: DictConfig, job: Job) -> dict:
-    """Params, MACs, SE elementwise ops and paper-convention GFLOPs; no data touched."""
+    """Params, MACs, SE elementwise ops and paper-convention GFLOPs; no data touched. On detection data:
+    the detector's (``detect.task.profile``)."""
+    if detect.is_detection(cfg):
+        metrics = detect.profile(cfg)
+        log.info(
+            "%s detector at %d px square, %d proposals: params %.3fM  GFLOPs %.2f",
+            cfg.get("row") or cfg.model.name,
+            cfg.data.image_size,
+            metrics["proposals"],
+            metrics["params_m"],
+            metrics["gflops"],
+        )
+        return metrics
     metrics = {**count(job.meta_model, cfg.model.input_size).as_dict(), "num_classes": cfg.model.num_classes}
     if cfg.profile.latency:
         metrics["latency_ms_cpu_b1"] = cpu_latency_ms(make_model(cfg), cfg.model.input_size, cfg.profile.latency_runs)
@@ -190,4 +204,10 @@ def eval_task(cfg: DictConfig, job: Job) -> dict:
     }
 
 
-TASKS = {"profile": profile, "train": train_task, "excitation": excitation_task, "eval": eval_task}
+TASKS = {
+    "profile": profile,
+    "train": train_task,
+    "excitation": excitation_task,
+    "eval": eval_task,
+    "detect": detect.detect_task,
+}

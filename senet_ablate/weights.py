@@ -114,11 +114,11 @@ def check_fit(model_cfg: dict, se: dict | None, source: str) -> None:
         raise ConfigError(f"model.weights={source} was trained with a different layout; add: {' '.join(wrong)}")
 
 
-def fitted(meta_model: nn.Module, model_cfg: dict, se: dict | None, source: str, weights_file=None) -> dict:
+def fitted(meta_model: nn.Module, model_cfg: dict, se: dict | None, source: str, weights_file=None, keep=None) -> dict:
     """:func:`check_fit`, then :func:`prepare`: our state dict for ``meta_model`` from ``source``, every
     mismatch named before any work (the app's ``model.weights`` and ``create_model(weights=...)``)."""
     check_fit(model_cfg, se, source)
-    return prepare(meta_model, source, weights_file)
+    return prepare(meta_model, source, weights_file, keep=keep)
 
 
 def _defaults(name: str) -> dict:
@@ -134,12 +134,17 @@ def source_state(source: str, weights_file: str | None = None) -> dict:
     return _read_file(weights_file, "model.weights_file") if weights_file else download(lib, name)
 
 
-def prepare(model: nn.Module, source: str, weights_file: str | None = None, state: dict | None = None) -> dict:
+def prepare(
+    model: nn.Module, source: str, weights_file: str | None = None, state: dict | None = None, keep=None
+) -> dict:
     """Our state dict for ``model`` (a meta model is enough) from ``source``: renamed by the port and
     checked; every missing, unexpected and mis-shaped key is named. Reshapes only between equal
-    sizes (a 1x1 conv's weight onto a linear layer's)."""
+    sizes (a 1x1 conv's weight onto a linear layer's). ``keep(key)``: only those of the renamed keys
+    (a detector's trunk takes a classifier's weights without its head)."""
     port = port_of(source)
     state = rename(state if state is not None else source_state(source, weights_file), port.keys if port else ())
+    if keep is not None:
+        state = {k: v for k, v in state.items() if keep(k)}
     ours = model.state_dict()
     missing = [k for k in ours if k not in state]
     unexpected = [k for k in state if k not in ours]

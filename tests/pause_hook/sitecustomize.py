@@ -67,3 +67,6 @@ if os.environ.get("SENET_TEST_PAUSE"):
 
     _wrap(data.TensorLoader)
     _wrap(data.StreamLoader)
+    from senet_ablate.detect import loop as detect_loop
+
+    _wrap(detect_loop.DetLoader)  # task=detect
