@@ -122,6 +122,41 @@ def test_detector_equals_torchvision_fasterrcnn_resnet50_fpn():
     assert la.keys() == lb.keys() and all(torch.allclose(la[k], lb[k], atol=1e-6) for k in la), (la, lb)
 
 
+@pytest.mark.parametrize(
+    "name, se",
+    [
+        ("resnet18", {"squeeze": "avgmax", "spatial": "cbam"}),  # CBAM in basic units
+        ("mobilenet_v3_small", "published"),  # its own SE, hard-sigmoid
+        ("efficientnet_b0", {"stages": [], "between": "bam"}),  # BAM between the MBConv stages
+        ("resnet50", {"stages": []}),  # SK units through model.sk
+    ],
+)
+def test_trunks_of_every_family_train_in_the_detector(name, se):
+    from senet_ablate.api import se_spec
+
+    spec = se_spec(se, name)
+    opts = {"sk": {"paths": [[1, 1], [32, 1]], "min_hidden": 0}} if name == "resnet50" else {}
+    torch.manual_seed(0)
+    net = build_model(name, spec, 10, input_size=128, **opts)
+    meta = build_model(name, spec, 10, device="meta", input_size=128, **opts)
+    model = detector(
+        net,
+        taps(meta, name),
+        6,
+        trainable_stages=5,
+        min_size=96,
+        max_size=128,
+        proposals_train=50,
+        proposals_test=20,
+        rois_per_image=32,
+    )
+    images = [torch.rand(3, 96, 128), torch.rand(3, 128, 96)]
+    targets = [{"boxes": torch.tensor([[8.0, 8.0, 60.0, 70.0]]), "labels": torch.tensor([2])}] * 2
+    sum(model.train()(images, targets).values()).backward()
+    trunk = [p for p in model.backbone.body.parameters()]
+    assert trunk and all(p.grad is not None and torch.isfinite(p.grad).all() for p in trunk if p.requires_grad)
+
+
 # ---------------------------------------------------------------------------- training, resume, AP
 ARGS = [
     "task=detect",
