@@ -101,7 +101,8 @@ def train_detector(
     dist: Dist,
     rt: Runtime,
 ) -> dict:
-    """Train per ``cfg.recipe``, then score COCO AP on ``val`` (rank 0's model; every rank computes it)."""
+    """Train per ``cfg.recipe`` (``detect.train=false``: not at all, the untrained baseline), then score COCO
+    AP on ``val`` (rank 0's model; every rank computes it)."""
     model = model.to(rt.device)
     opt = make_optimizer(model, cfg.recipe, rt)
     net = DistributedDataParallel(model) if dist.active else model
@@ -114,7 +115,7 @@ def train_detector(
             ckpt_io.save(path, model, opt, progress, fingerprint, rt)
 
     with PreemptionGuard(cfg.train.preempt_signals) as guard:
-        while at.epoch < cfg.recipe.epochs:
+        while cfg.detect.train and at.epoch < cfg.recipe.epochs:
             h = run_epoch(cfg, net, opt, train, rt, dist, guard, at, save)
             at = Progress(at.epoch + 1, 0, (0.0, 0.0, 0.0, 0.0), [*at.history, h], at.train_time + h["epoch_time_s"])
             save(at)

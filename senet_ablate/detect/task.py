@@ -43,6 +43,8 @@ def check(cfg: DictConfig, meta_model) -> tuple[list[int], list[int]]:
         raise ConfigError(f"detect.max_size={d.max_size} must be >= data.image_size ({cfg.data.image_size})")
     if cfg.task == "detect" and not cfg.data.get("root"):
         raise ConfigError("task=detect needs data.root (a COCO-format directory; senet-detset makes one offline)")
+    if not isinstance(d.train, bool):
+        raise ConfigError(f"detect.train={d.train!r} must be true or false")
     if isinstance(d.trainable_stages, bool) or d.trainable_stages not in range(6):
         raise ConfigError(f"detect.trainable_stages={d.trainable_stages!r} must be an integer from 0 to 5")
     return taps(meta_model, cfg.model.name)
