@@ -60,6 +60,8 @@ def run_epoch(cfg, net, opt, split: CocoSplit, rt, dist: Dist, guard, at: Progre
     raises ``Preempted`` after the current step; a non-finite loss raises ``Diverged``."""
     r, epoch = cfg.recipe, at.epoch
     batches = grouped_batches(split, r.batch_size, cfg.seed, epoch)
+    if dist.active:  # every rank needs an image of each batch: a last batch smaller than the world is left out
+        batches = [b for b in batches if len(b) >= dist.world]
     data = Batches(split, batches, cfg.seed, epoch, cfg.data.flip, (dist.rank, dist.world))
     loss, images, t0 = at.partial[0] if at.step else 0.0, at.partial[2] if at.step else 0, time.perf_counter()
     elapsed0 = at.partial[3] if at.step else 0.0
@@ -68,10 +70,10 @@ def run_epoch(cfg, net, opt, split: CocoSplit, rt, dist: Dist, guard, at: Progre
         for group in opt.param_groups:
             group["lr"] = lr_at(r, epoch + i / len(batches))
         losses = step(net, opt, xs, ts, rt)
-        if not math.isfinite(losses["loss"]):
+        bad, stop = dist.host_sum(float(not math.isfinite(losses["loss"])), float(guard.signum is not None))
+        if bad:  # every rank stops together
             raise Diverged(f"non-finite loss ({losses['loss']}) at epoch {epoch + 1}, step {i + 1}")
         loss, images = loss + losses["loss"], images + len(batches[i])
-        stop = dist.host_sum(float(guard.signum is not None))[0] > 0 if dist.active else guard.signum is not None
         if stop:
             save(
                 Progress(
@@ -130,6 +132,9 @@ def train_detector(
             if dist.any(guard.signum is not None) and at.epoch < cfg.recipe.epochs:
                 raise guard.preempted(f"after epoch {at.epoch}")
     t0 = time.perf_counter()
+    spread = {}
+    if dist.active:
+        spread["rank_param_spread"] = dist.spread(sum(float(p.detach().double().sum()) for p in model.parameters()))
     ap = evaluate_ap(model, val, rt.device, cfg.recipe.get("eval_batch_size", 8))
     log.info(
         "COCO AP %.2f  AP50 %.2f  AP75 %.2f on %d %s images",
@@ -141,6 +146,7 @@ def train_detector(
     )
     return {
         **ap,
+        **spread,
         "epochs_done": at.epoch,
         "train_time_s": at.train_time,
         "eval_time_s": time.perf_counter() - t0,
