@@ -13,6 +13,7 @@ import pytest
 import torch
 from conftest import history, pause_env, record, run_cli, wait_paused
 
+from senet_ablate.api import se_spec
 from senet_ablate.detect import coco, synth
 from senet_ablate.detect.model import detector, taps
 from senet_ablate.errors import ConfigError
@@ -132,7 +133,6 @@ def test_detector_equals_torchvision_fasterrcnn_resnet50_fpn():
     ],
 )
 def test_trunks_of_every_family_train_in_the_detector(name, se):
-    from senet_ablate.api import se_spec
 
     spec = se_spec(se, name)
     opts = {"sk": {"paths": [[1, 1], [32, 1]], "min_hidden": 0}} if name == "resnet50" else {}
@@ -280,3 +280,57 @@ def test_table7_preset_profiles_its_four_detectors(tmp_path):
     se_extra = (t.loc["se_resnet50", "params_m"] - t.loc["resnet50", "params_m"]) * 1e6
     assert round(se_extra) == 2_530_992  # SE-ResNet-50's blocks, as in the classifier (README, Complexity)
     assert (t["gflops"] > 100).all() and "800 x 800" in proc.stdout
+
+
+@pytest.mark.slow
+def test_detect_under_torchrun_keeps_the_replicas_identical_and_records_ap(det_set, tmp_path):
+    """2 gloo processes, 2 images each of every global batch of 4: one record, identical replicas, AP."""
+    from conftest import clean_env
+    from test_scaleout import torchrun
+
+    args = [*ARGS[:-2], "recipe.epochs=1", f"data.root={det_set}", "runs_dir=ddp", "device=cpu"]
+    env = clean_env(OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    proc = subprocess.run(torchrun(*args), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    [run] = [p.parent for p in (tmp_path / "ddp").rglob("metrics.json")]
+    rec = record(run)
+    assert rec["status"] == "completed" and rec["world_size"] == 2 and rec["rank_param_spread"] == 0.0
+    assert rec["epochs_done"] == 1 and 0 <= rec["ap"] <= 100
+
+
+def test_trunk_takes_a_classifiers_weights_less_its_head(compose_cfg, det_set, tmp_path):
+    """model.weights: a classifier's state dict (here 1,000 classes, as a published one) initialises the
+    detector's trunk; its fc is left out, a trunk key it lacks is named before any work."""
+    from senet_ablate.app import validate
+    from senet_ablate.assemble import prepare_weights
+    from senet_ablate.detect.task import build
+
+    torch.manual_seed(1)
+    classifier = build_model("resnet18", se_spec(True), 1000)
+    torch.save(classifier.state_dict(), tmp_path / "cls.pt")
+    cfg = compose_cfg(
+        "task=detect",
+        "data=cifar_det",
+        f"data.root={det_set}",
+        "model=resnet18",
+        f"model.weights={tmp_path / 'cls.pt'}",
+    )
+    state = prepare_weights(cfg, validate(cfg))
+    assert not [k for k in state if k.startswith("fc.")] and "stages.3.1.se.block.fc1.weight" in state
+    model = build(cfg, 10, weights=state)
+    ours = model.backbone.body.state_dict()
+    assert torch.equal(
+        ours["stages.3.1.se.block.fc1.weight"], classifier.state_dict()["stages.3.1.se.block.fc1.weight"]
+    )
+    assert torch.equal(ours["stem.0.1.running_var"], classifier.state_dict()["stem.0.1.running_var"])  # frozen BN
+    plain = {k: v for k, v in classifier.state_dict().items() if ".se." not in k}
+    torch.save(plain, tmp_path / "plain.pt")
+    cfg = compose_cfg(
+        "task=detect",
+        "data=cifar_det",
+        f"data.root={det_set}",
+        "model=resnet18",
+        f"model.weights={tmp_path / 'plain.pt'}",
+    )
+    with pytest.raises(ConfigError, match=r"does not fit this model: \d+ missing: stages.0.0.se.block"):
+        prepare_weights(cfg, validate(cfg))
