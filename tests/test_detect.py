@@ -171,11 +171,13 @@ ARGS = [
 
 @pytest.mark.slow
 def test_detect_trains_an_se_trunk_resumes_after_ctrl_c_to_the_same_state_and_records_ap(det_set, tmp_path):
+    """The interrupted run also reads its images in a worker process (data.workers=1): neither the resume nor
+    the worker count changes what is trained."""
     root = f"data.root={det_set}"
     run_cli("app", *ARGS, root, "runs_dir=whole", cwd=tmp_path)
     marks = tmp_path / "marks"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "senet_ablate.app", *ARGS, root, "runs_dir=cut"],
+        [sys.executable, "-m", "senet_ablate.app", *ARGS, root, "runs_dir=cut", "data.workers=1"],
         cwd=tmp_path,
         text=True,
         stdout=subprocess.PIPE,
@@ -188,7 +190,7 @@ def test_detect_trains_an_se_trunk_resumes_after_ctrl_c_to_the_same_state_and_re
     assert proc.returncode == 130, out + err
     [cut] = [p.parent for p in (tmp_path / "cut").rglob("metrics.json")]
     assert record(cut)["status"] == "interrupted" and "epoch 2, step 3 of" in record(cut)["reason"]
-    again = run_cli("app", *ARGS, root, "runs_dir=cut", cwd=tmp_path)
+    again = run_cli("app", *ARGS, root, "runs_dir=cut", "data.workers=1", cwd=tmp_path)
     assert "step 3 of epoch 2" in again.stdout + again.stderr
     [whole] = [p.parent for p in (tmp_path / "whole").rglob("metrics.json")]
     a, b = record(whole), record(cut)

@@ -40,7 +40,12 @@ class DetLoader:
 
     def __iter__(self):
         rest = torch.utils.data.Subset(self.data, range(self.start, len(self.data)))
-        yield from torch.utils.data.DataLoader(rest, batch_size=None, shuffle=False, num_workers=self.workers)
+        # a generator of its own: a DataLoader draws its workers' base seed from the global one otherwise, which
+        # would move the RPN's and box head's sampling when a resumed run starts its loader mid-epoch
+        seeds = torch.Generator().manual_seed(self.epoch)
+        yield from torch.utils.data.DataLoader(
+            rest, batch_size=None, shuffle=False, num_workers=self.workers, generator=seeds
+        )
 
 
 def step(net: nn.Module, opt, images, targets, rt: Runtime) -> dict:
