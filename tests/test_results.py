@@ -136,6 +136,46 @@ def test_statistics_match_scipy_on_known_numbers(sweep):
     assert r"\toprule" in tex and r"12.00 $\pm$ 2.00" in tex and r"\bottomrule" in tex
 
 
+def test_detection_runs_give_ap_columns_and_a_classification_table_has_none(sweep, tmp_path):
+    """task=detect records (Table 7): AP and AP50 with n, CI, Δ and the paper's cell, the other COCO scores as
+    mean ± std; no error column. The classification sweep's table has no AP column."""
+    spec = {
+        "title": "det",
+        "baseline": "base",
+        "rows": {"base": {"label": "R50", "paper": {"ap": 38.0}}, "se": {"label": "SE-R50", "paper": {"ap": 40.4}}},
+    }
+    root = tmp_path / "runs/det"
+    for row, aps in {"base": [30.0, 32.0, 34.0], "se": [36.0, 37.0, 38.0]}.items():
+        for seed, ap in enumerate(aps):
+            rec = trained(
+                row,
+                seed,
+                0.0,
+                ap=ap,
+                ap50=ap + 20,
+                ap75=ap - 5,
+                ap_small=float("nan"),
+                ap_medium=ap,
+                ap_large=ap + 1,
+                task="detect",
+                study="det",
+                config={"table": spec, "model": {"name": "m"}},
+            )
+            del rec["top1_err"], rec["top5_err"]
+            write_record(root / f"row={row},seed={seed}", rec)
+    df, specs = collect([root])
+    t = study_table(df, specs["det"]).set_index("row")
+    # by hand: SE mean 37, std 1; base mean 32, std 2; Δ +5
+    assert (t.loc["se", "ap_mean"], t.loc["se", "ap_std"], t.loc["se", "ap_delta"]) == (37.0, 1.0, 5.0)
+    assert t.loc["se", "ap_p"] == pytest.approx(stats.ttest_ind([36, 37, 38], [30, 32, 34], equal_var=False).pvalue)
+    md = to_markdown(study_table(df, specs["det"]), specs["det"])
+    assert "| Row | AP | n | 95% CI | Δ | AP paper | AP50 | n | 95% CI | Δ | AP75 | AP_M | AP_L |" in md
+    assert "| SE-R50 | 37.00 ± 1.00 | 3 | [34.52, 39.48] | +5.00* | 40.40 | 57.00 ± 1.00 |" in md
+    assert "top-1" not in md.split("\n\n")[1] and "AP_S" not in md  # no error column; AP_S all NaN
+    df, specs = collect([sweep])
+    assert "| AP " not in to_markdown(study_table(df, specs["toy"]), specs["toy"])
+
+
 def test_single_run_cells_show_no_ci():
     s = summary([5.0])
     assert s["n"] == 1 and s["mean"] == 5.0 and math.isnan(s["ci95"]) and math.isnan(s["std"])
