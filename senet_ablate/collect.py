@@ -156,8 +156,8 @@ def collect(paths: Iterable[str | Path]) -> tuple[pd.DataFrame, dict[str, dict]]
     """Load every run under ``paths``: (DataFrame, one row per run; {study: table spec})."""
     rows = [r for r in map(load, _candidates(paths)) if r is not None]
     specs = {}
-    for r in rows:
-        if r.get("study") and r["_spec"] and r["_spec"].get("rows") and r["study"] not in specs:
+    for r in sorted(rows, key=lambda r: str(r.get("finished_at") or "")):  # the newest record's spec wins:
+        if r.get("study") and r["_spec"] and r["_spec"].get("rows"):  # a preset that gained a row shows it
             specs[r["study"]] = r["_spec"]
     if not rows:
         return pd.DataFrame(columns=COLUMNS + INTERNAL), specs

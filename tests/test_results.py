@@ -176,6 +176,17 @@ def test_detection_runs_give_ap_columns_and_a_classification_table_has_none(swee
     assert "| AP " not in to_markdown(study_table(df, specs["toy"]), specs["toy"])
 
 
+def test_a_preset_that_gained_a_row_shows_it_beside_the_older_runs(sweep):
+    """Runs of an older version of the preset keep their rows; the newest record's table spec decides."""
+    spec = {**SPEC, "rows": {**SPEC["rows"], "sk": {"label": "SK", "set": ["attention=sk"]}}}
+    rec = trained("sk", 0, 9.0, finished="2026-02-01T00:00:00", config={"table": spec, "model": {"name": "m"}})
+    write_record(sweep / "row=sk,seed=0", rec)
+    df, specs = collect([sweep])
+    t = study_table(df, specs["toy"]).set_index("row")
+    assert list(t.index) == ["base", "se", "sk"] and t.loc["sk", "top1_err_mean"] == 9.0
+    assert t.loc["se", "top1_err_n"] == 3
+
+
 def test_single_run_cells_show_no_ci():
     s = summary([5.0])
     assert s["n"] == 1 and s["mean"] == 5.0 and math.isnan(s["ci95"]) and math.isnan(s["std"])
