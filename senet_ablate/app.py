@@ -21,7 +21,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import CompactHydraException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from . import data, launch
+from . import data, inference, launch
 from .assemble import make_model, prepare_weights
 from .detect.task import check as check_detection
 from .detect.task import is_detection
@@ -89,6 +89,10 @@ def validate(cfg: DictConfig):
     if not detection:
         data.check(cfg.data)
     launch.job_threads(cfg.threads)
+    try:
+        inference.settings(OmegaConf.to_container(cfg.get("table") or {}, resolve=True))
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     if cfg.task == "eval" and not cfg.model.get("weights"):
         raise ConfigError(
             "task=eval needs model.weights (a state-dict file, timm:<name> or torchvision:<name>); "

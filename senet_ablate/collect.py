@@ -23,7 +23,17 @@ from .records import RECORD, STATUSES
 log = logging.getLogger("senet_ablate")
 
 COMPLEXITY = ("params", "macs", "elementwise_ops", "gflops", "params_m", "input_size", "mflops")
-TRAINING = ("top1_err", "top5_err", "best_top1_err", "best_top5_err", "epochs_done", "train_time_s", "images_per_s")
+TRAINING = (
+    "top1_err",
+    "top5_err",
+    "best_top1_err",
+    "best_top5_err",
+    "epochs_done",
+    "train_time_s",
+    "images_per_s",
+    "eval_images",
+    "num_classes",
+)
 DETECTION = ("ap", "ap50", "ap75", "ap_small", "ap_medium", "ap_large")  # task=detect: COCO AP (%)
 METRICS = (*COMPLEXITY, "unreported_blocks", "latency_ms_cpu_b1", *TRAINING, *DETECTION)
 # what a completed record of each task must hold

@@ -33,7 +33,7 @@ def _page(title: str, body: str) -> str:
 
 
 def table_html(table: pd.DataFrame) -> str:
-    head, body = cells(table)
+    head, body = cells(table, extended=True)
     rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>\n" for r in body)
     return (
         "<table class='study'><thead><tr>"

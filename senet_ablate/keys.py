@@ -25,6 +25,11 @@ NOT_FINGERPRINTED = (
     "data.workers",
     "data.skip_bad_images",
     "model.weights_file",
+    "table.alpha",  # the inference keys shape the report, not the run
+    "table.margin",
+    "table.correction",
+    "table.test",
+    "table.resamples",
 )
 
 # keys added after runs were recorded: left out of the fingerprint at this value (or any of a tuple of values: a

@@ -1,13 +1,11 @@
 """Run DataFrame + a study's table spec -> the paper-shaped table (Markdown, LaTeX, CSV).
 
-Per row, over its completed training runs (seeds) or weight evaluations (task=eval): mean ± sample std, n, a 95%
-confidence interval (Student t, n - 1 degrees of freedom, clipped to an error rate's bounds [0, 100]),
-Δ = mean - the baseline row's mean, and Welch's unequal-variance t-test against the baseline
-(``*`` p < 0.05, ``**`` p < 0.01), with the seeds per row that Δ would need to be resolved
-(``seeds_needed``). A cell with n < 2 shows its value without a CI. Our params/GFLOPs stand
-beside the paper's: Δ = ours rounded to the paper's printed digits minus the paper's figure
-(0 = the printed cell reproduced). Serves every table: a preset's (its spec from experiments/)
-and any sweep's (its spec from grouping.py).
+Per row, over its completed runs that trained (seeds) or weight evaluations (task=eval): mean ± sample std, n,
+a 95% CI, Δ vs the row's baseline with its 95% CI, p, and a verdict (better / worse / equivalent within
+±``table.margin`` / unresolved), by the method of ``inference.py`` (seeds and test images; ``compare.py``
+assembles it); runs that did not train are counted and left out. Our params/GFLOPs stand beside the paper's:
+Δ = ours rounded to the paper's printed digits minus the paper's figure (0 = the printed cell reproduced).
+Serves every table: a preset's (its spec from experiments/) and any sweep's (its spec from grouping.py).
 """
 
 from __future__ import annotations
@@ -16,6 +14,9 @@ import math
 
 import numpy as np
 import pandas as pd
+
+from . import compare
+from . import inference as inf
 
 # measured column -> (header, digits the paper prints, digits we print)
 COMPARED = {"params_m": ("Params (M)", 1, 3), "gflops": ("GFLOPs", 2, 4), "mflops": ("MFLOPs", 0, 1)}
@@ -32,95 +33,65 @@ ERRORS = {"top1_err": "top-1 err. (%)", "top5_err": "top-5 err. (%)"}
 SCORES = {"ap": "AP", "ap50": "AP50"}
 SCORES_BRIEF = {"ap75": "AP75", "ap_small": "AP_S", "ap_medium": "AP_M", "ap_large": "AP_L"}
 MEASURED = {**ERRORS, **SCORES, **SCORES_BRIEF}
-TEST = "Welch's t-test vs the baseline row"
 
 
 def summary(values) -> dict:
-    """n, mean, sample std and the 95% CI half-width of ``values``."""
+    """n, mean, sample std and the 95% CI half-width (Student t, seeds only) of ``values``."""
     v = np.asarray([x for x in values if x is not None and not math.isnan(x)], dtype=float)
-    n = len(v)
-    mean = float(v.mean()) if n else math.nan
-    std = float(v.std(ddof=1)) if n > 1 else math.nan
-    if n < 2:
-        return {"n": n, "mean": mean, "std": std, "ci95": math.nan}
-    from scipy import stats  # imported only when there is something to test (keeps profile sweeps fast)
-
-    ci = float(stats.t.ppf(0.975, n - 1) * std / math.sqrt(n))
-    return {"n": n, "mean": mean, "std": std, "ci95": ci}
-
-
-def welch_p(a, b) -> float:
-    """Two-sided p of Welch's t-test; NaN when either side has fewer than 2 values or no spread."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    if len(a) < 2 or len(b) < 2 or (a.std() == 0 and b.std() == 0):
-        return math.nan
-    from scipy import stats
-
-    return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
-
-
-def seeds_needed(
-    delta: float, s1: float, s2: float, alpha: float = 0.05, power: float = 0.8, most: int = 1000
-) -> float:
-    """Runs per row (equal in both rows) for a two-sided Welch t-test at ``alpha`` to detect a true
-    difference ``delta`` between rows whose sample stds are ``s1`` and ``s2`` with ``power``, by the
-    noncentral t (Welch-Satterthwaite degrees of freedom); NaN when it cannot be said, inf above
-    ``most``. Cohen's d = 1 (delta 1, stds 1) needs 17, d = 0.5 needs 64."""
-    if any(math.isnan(v) for v in (delta, s1, s2)) or delta == 0 or s1 + s2 == 0:
-        return math.nan
-    from scipy import stats
-
-    var = s1**2 + s2**2
-    for n in range(2, most + 1):
-        df = (n - 1) * var**2 / (s1**4 + s2**4)
-        ncp, crit = abs(delta) / math.sqrt(var / n), stats.t.ppf(1 - alpha / 2, df)
-        if stats.nct.sf(crit, df, ncp) + stats.nct.cdf(-crit, df, ncp) >= power:
-            return float(n)
-    return math.inf
-
-
-def marker(p: float) -> str:
-    return "" if math.isnan(p) else "**" if p < 0.01 else "*" if p < 0.05 else ""
+    est = inf.row_estimate(inf.Sample(v, tuple(range(len(v)))))
+    return {
+        "n": len(v),
+        "mean": est.mean,
+        "std": float(v.std(ddof=1)) if len(v) > 1 else math.nan,
+        "ci95": est.half_width(0.95) if len(v) > 1 else math.nan,
+    }
 
 
 def _num(v) -> float:
     return float(v) if v is not None and not (isinstance(v, float) and math.isnan(v)) else math.nan
 
 
+def table_baseline(spec: dict) -> tuple[str | None, str]:
+    """(the table's baseline row, why): ``baseline`` of the spec, else the row with SE off, else the first."""
+    rows = spec.get("rows") or {}
+    if spec.get("baseline") in rows:
+        return spec["baseline"], "table.baseline"
+    off = [k for k, r in rows.items() if "se.stages=[]" in [str(o).replace(" ", "") for o in r.get("set") or []]]
+    if off:
+        return off[0], "no table.baseline: the row with SE off"
+    return (next(iter(rows)), "no table.baseline: the first row") if rows else (None, "")
+
+
 def study_table(runs: pd.DataFrame, spec: dict) -> pd.DataFrame:
     """One row per table row of ``spec``, in the paper's order."""
     done = runs[runs["status"] == "completed"]
     trained = done[done["task"].isin(["train", "eval", "detect"])]  # trained runs, evaluated weights, detectors
-    values = {
-        key: {c: trained.loc[trained["row"] == key, c].astype(float).tolist() for c in MEASURED if c in trained}
-        for key in spec["rows"]
+    trained = trained[trained["row"].isin(list(spec["rows"]))]
+    st = inf.settings({**_newest_table(runs), **spec})
+    base, why = table_baseline(spec)
+    bases = {
+        k: row.get("baseline", base) if row.get("baseline") in spec["rows"] else base for k, row in spec["rows"].items()
     }
+    stats, info = compare.statistics(trained, spec["rows"], bases, st)
     out, digits = [], paper_digits(spec)
     for key, row in spec["rows"].items():
         mine = runs[runs["row"] == key]
         last = done[done["row"] == key].sort_values("finished_at", na_position="first")
         last = last.iloc[-1] if len(last) else None
         paper = row.get("paper") or {}
-        base = row.get("baseline", spec.get("baseline"))
         rec = {
-            "row": key,
             "label": row.get("label", key),
-            "baseline": base,
+            **stats[key],
             "completed": int((mine["status"] == "completed").sum()),
             "failed": int((mine["status"] == "failed").sum()),
             "running": int(mine["status"].isin(["running", "preempted"]).sum()),
             "interrupted": int((mine["status"] == "interrupted").sum()),
             "unreported_blocks": _unreported(last),
         }
-        for col in MEASURED:
-            s = summary(values[key].get(col, []))
+        for col in SCORES_BRIEF:
+            s = summary(trained.loc[trained["row"] == key, col].astype(float).tolist() if col in trained else [])
             rec.update({f"{col}_{k}": v for k, v in s.items()})
-            ref = values.get(base, {}).get(col, [])
-            rec[f"{col}_delta"] = s["mean"] - summary(ref)["mean"] if key != base and ref else math.nan
-            rec[f"{col}_p"] = welch_p(values[key].get(col, []), ref) if key != base else math.nan
-            rec[f"{col}_seeds_needed"] = (
-                seeds_needed(rec[f"{col}_delta"], s["std"], summary(ref)["std"]) if key != base and ref else math.nan
-            )
+        for col in MEASURED:
             rec[f"{col}_paper"] = _num(paper.get(col))
         for col, printed in digits.items():
             ours, ref = _num(last[col] if last is not None else None), _num(paper.get(col))
@@ -133,12 +104,30 @@ def study_table(runs: pd.DataFrame, spec: dict) -> pd.DataFrame:
                 else pd.Series([last[col] if last is not None else None])
             )
             rec[col] = _num(src.astype(float).mean() if len(src) else None) * scale
-        out.append(rec)
+        out.append({"row": key, **rec})
     table = pd.DataFrame(out)
-    table.attrs["paper_digits"] = digits
-    timed = trained[trained["row"].isin(list(spec["rows"])) & trained["images_per_s"].notna()]
+    for col in MEASURED:  # a metric no run has: empty columns, so that every table has the same shape
+        for part in ("n", "mean", "std", "ci95", "delta", "p"):
+            if f"{col}_{part}" not in table:
+                table[f"{col}_{part}"] = 0 if part == "n" else math.nan
+    table.attrs.update(paper_digits=digits, settings=st, baseline=base, baseline_why=why, **info)
+    table.attrs["labels"] = {k: r.get("label", k) for k, r in spec["rows"].items()}
+    timed = trained[trained["images_per_s"].notna()]
     table.attrs["speed_setups"] = sorted(timed["speed_setup"].dropna().unique()) if "speed_setup" in timed else []
     return table
+
+
+def _newest_table(runs: pd.DataFrame) -> dict:
+    """The ``table.*`` inference keys of the newest run's config (an ad-hoc study's spec has none)."""
+    if not len(runs) or "_flat" not in runs:
+        return {}
+    flat = runs.sort_values("finished_at", na_position="first").iloc[-1]["_flat"] or {}
+    out = {}
+    for key in inf.DEFAULTS:
+        v = flat.get(f"table.{key}")
+        if v not in (None, "null"):
+            out[key] = v if key in ("correction", "test") else float(v)
+    return out
 
 
 def paper_digits(spec: dict) -> dict[str, int]:
@@ -165,11 +154,61 @@ def _fmt(v: float, digits: int, signed: bool = False) -> str:
     return f"{v:+.{digits}f}" if signed else f"{v:.{digits}f}"
 
 
-def cells(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
-    """Header and body as text; columns empty in every row are left out."""
+SHORT = {"top1_err": "top-1", "top5_err": "top-5", "ap": "AP", "ap50": "AP50"}
+
+
+def _p(p: float) -> str:
+    return "–" if p is None or math.isnan(p) else "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _delta(r, col: str, table: pd.DataFrame) -> str:
+    """Δ, with the row it is measured against when that is not the table's baseline."""
+    d = r.get(f"{col}_delta", math.nan)
+    if d is None or math.isnan(d):
+        return "–"
+    base = r.get("baseline")
+    other = base != table.attrs.get("baseline") and base is not None
+    return _fmt(d, 2, True) + (f" vs {table.attrs['labels'].get(base, base)}" if other else "")
+
+
+def _delta_ci(r, col: str) -> str:
+    d, h = r.get(f"{col}_delta", math.nan), r.get(f"{col}_delta_ci95", math.nan)
+    if d is None or h is None or math.isnan(d) or math.isnan(h):
+        return "–"
+    return f"[{d - h:+.2f}, {d + h:+.2f}]"
+
+
+def _metric_cells(r, col: str, table: pd.DataFrame, extended: bool) -> list[str]:
+    ci = r[f"{col}_ci95"]
+    out = [
+        _mean_std(r, col),
+        str(int(r[f"{col}_n"])) if r[f"{col}_n"] else "–",
+        "–" if math.isnan(ci) else "[{:.2f}, {:.2f}]".format(*ci_bounds(r[f"{col}_mean"], ci)),
+        _delta(r, col, table),
+        _delta_ci(r, col),
+        _p(r.get(f"{col}_p_adj", math.nan)),
+        r.get(f"{col}_verdict") if isinstance(r.get(f"{col}_verdict"), str) else "–",
+    ]
+    if extended:
+        pb, lo, hi = (r.get(f"{col}_prob_better{x}", math.nan) for x in ("", "_lo", "_hi"))
+        ci = "" if math.isnan(lo) else f" [{lo:.2f}, {hi:.2f}]"
+        out.append("–" if pb is None or math.isnan(pb) else f"{pb:.2f}{ci}")
+    return out + [_fmt(r[f"{col}_paper"], 2)]
+
+
+def _metric_head(table: pd.DataFrame, col: str, name: str, extended: bool) -> list[str]:
+    holm = table.attrs.get("settings", inf.DEFAULTS)["correction"] == "holm"
+    second = "" if col == table.attrs.get("primary") else " (secondary)"
+    head = [name, "n", "95% CI", "Δ", "Δ 95% CI", "p (Holm)" if holm else "p", f"{SHORT[col]} verdict{second}"]
+    return head + (["P(better) [95% CI]"] if extended else []) + [f"{name} paper"]
+
+
+def cells(table: pd.DataFrame, extended: bool = False) -> tuple[list[str], list[list[str]]]:
+    """Header and body as text; columns empty in every row are left out. ``extended`` (the dashboard): also
+    P(better) with its CI."""
     head = ["Row"]
-    for name in {**ERRORS, **SCORES}.values():
-        head += [name, "n", "95% CI", "Δ", f"{name} paper"]
+    for col, name in {**ERRORS, **SCORES}.items():
+        head += _metric_head(table, col, name, extended)
     head += list(SCORES_BRIEF.values())
     for name, _, _ in COMPARED.values():
         head += [name, f"{name} paper", f"Δ {name}"]
@@ -178,14 +217,7 @@ def cells(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     for _, r in table.iterrows():
         row = [str(r["label"])]
         for col in {**ERRORS, **SCORES}:
-            ci = r[f"{col}_ci95"]
-            row += [
-                _mean_std(r, col),
-                str(r[f"{col}_n"]) if r[f"{col}_n"] else "–",
-                "–" if math.isnan(ci) else "[{:.2f}, {:.2f}]".format(*ci_bounds(r[f"{col}_mean"], ci)),
-                "–" if math.isnan(r[f"{col}_delta"]) else _fmt(r[f"{col}_delta"], 2, True) + marker(r[f"{col}_p"]),
-                _fmt(r[f"{col}_paper"], 2),
-            ]
+            row += _metric_cells(r, col, table, extended)
         row += [_mean_std(r, col) for col in SCORES_BRIEF]
         for col, (_, printed, our_digits) in COMPARED.items():
             printed = table.attrs.get("paper_digits", {}).get(col, printed)
@@ -195,8 +227,7 @@ def cells(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
                 _fmt(r[f"{col}_delta"], printed, signed=True),
             ]
         row += [_fmt(r[col], digits) for col, (_, _, digits) in EXTRA.items()]
-        runs = [f"{r['completed']} done"] + [f"{r[k]} {k}" for k in ("failed", "running", "interrupted") if r[k]]
-        row.append(", ".join(runs) if r["completed"] or r["failed"] or r["running"] or r["interrupted"] else "not run")
+        row.append(_runs(r))
         body.append(row)
     keep = [j for j in range(len(head)) if j in (0, len(head) - 1) or any(c[j] != "–" for c in body)]
     # complexity in the paper's unit only: MFLOPs where the paper prints MFLOPs (Table 3), else GFLOPs
@@ -204,6 +235,13 @@ def cells(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     other = {"GFLOPs": "MFLOPs", "MFLOPs": "GFLOPs"}[unit]
     keep = [j for j in keep if not head[j].endswith(other) and not head[j].startswith(other)]
     return [head[j] for j in keep], [[c[j] for j in keep] for c in body]
+
+
+def _runs(r) -> str:
+    bad = int(r.get("did_not_train") or 0)
+    done = f"{r['completed']} done" + (f" ({bad} did not train)" if bad else "")
+    runs = [done] + [f"{r[k]} {k}" for k in ("failed", "running", "interrupted") if r[k]]
+    return ", ".join(runs) if r["completed"] or r["failed"] or r["running"] or r["interrupted"] else "not run"
 
 
 def _mean_std(r, col: str) -> str:
@@ -217,25 +255,55 @@ def ci_bounds(mean: float, half: float) -> tuple[float, float]:
     return max(0.0, mean - half), min(100.0, mean + half)
 
 
-FOOTNOTE = (
-    "Errors: mean ± sample std over completed training runs (seeds), n runs, 95% CI (Student t). "
-    f"Δ: vs the baseline row; * p < 0.05, ** p < 0.01 ({TEST}). GFLOPs = (conv + linear multiply-adds "
-    "+ SE pooling/rescale elementwise ops) / 1e9, the paper's convention, at the run's input size"
+GFLOPS = (
+    "GFLOPs = (conv + linear multiply-adds + SE pooling/rescale elementwise ops) / 1e9, the paper's convention, "
+    "at the run's input size"
 )
 VS_PAPER = "; Δ = ours rounded to the paper's printed digits minus the paper."
+
+
+def _measured(table: pd.DataFrame) -> bool:
+    return any((table[f"{c}_n"].fillna(0) > 0).any() for c in {**ERRORS, **SCORES})
+
+
+def method(table: pd.DataFrame) -> str:
+    """How the table's CIs and p-values were computed, in a phrase."""
+    joint = any((table.get(f"{c}_method") == "seeds+images").any() for c in ERRORS if f"{c}_method" in table)
+    if joint:
+        return (
+            "from the seeds and the test images together (seeds × images variance, Welch–Satterthwaite df, "
+            "Student t; docs/reports.md)"
+        )
+    return "from the seeds only (Student t; Δ: Welch's or, for the same seeds, the paired t-test)"
 
 
 def footnote(table: pd.DataFrame) -> str:
     """What the columns mean; the sentence on Δ vs the paper only under a table with paper cells."""
     paper = [c for c in table.columns if c.endswith("_paper")]
-    return FOOTNOTE + (VS_PAPER if table[paper].notna().any().any() else ".")
+    tail = GFLOPS + (VS_PAPER if table[paper].notna().any().any() else ".")
+    if not _measured(table):
+        return tail
+    st = table.attrs.get("settings", inf.DEFAULTS)
+    adj = ", Holm-adjusted across the rows compared with one baseline" if st["correction"] == "holm" else ""
+    return (
+        "Errors (and AP): mean ± sample std over the completed runs that trained, n such runs; 95% CIs "
+        f"{method(table)}. Δ: the row minus its baseline, with its 95% CI; p: two-sided, of Δ = 0{adj}. "
+        f"Verdict at α = {st['alpha']:g}: better / worse when p < α, equivalent when two one-sided tests show "
+        f"|Δ| < {st['margin']:g} (table.margin) at α, else unresolved; the primary metric is "
+        f"{SHORT.get(table.attrs.get('primary'), 'top-1')}, the others are secondary (own families). " + tail
+    )
 
 
 def notes(table: pd.DataFrame, spec: dict) -> list[str]:
-    """The table's notes: what its rows share and which mix configs (any sweep), CIs clipped, rows
-    with n < 3, and the seeds each Δ would need (Welch's test at p < 0.05 with 80% power)."""
+    """The table's notes: what its rows share and which mix configs (any sweep), the baseline, pairing, the
+    test sample, runs that did not train, CIs clipped, rows with n < 3, and the seeds an open Δ would need."""
     out = list(spec.get("remarks") or [])
-    if any((table[f"{col}_n"] >= 2).any() for col in {**ERRORS, **SCORES}):
+    labels = table.attrs.get("labels", {})
+    if not spec.get("adhoc") and table.attrs.get("baseline") and len(table) > 1 and _measured(table):
+        base = labels.get(table.attrs["baseline"])
+        out.append(f"Δ is vs {base} ({table.attrs['baseline_why']}) unless a cell names another row.")
+    out += _pairing_notes(table) + _untrained_notes(table)
+    if _measured(table):
         out.append("95% CIs are clipped to [0, 100], a rate's bounds; n < 2 gives no CI.")
     n = table[["top1_err_n", "ap_n"]].max(axis=1)
     few = table.loc[(n > 0) & (n < 3), "label"].tolist()
@@ -250,19 +318,80 @@ def notes(table: pd.DataFrame, spec: dict) -> list[str]:
             f"GFLOPs of {', '.join(map(str, unreported))} leave out the elementwise ops (poolings, rescales) of its "
             "se.module, which has no elementwise_ops(x) method; its multiply-adds are counted."
         )
-    for col, name in {**ERRORS, **SCORES}.items():
-        need = [
-            (r["label"], r[f"{col}_seeds_needed"])
-            for _, r in table.iterrows()
-            if not math.isnan(r[f"{col}_seeds_needed"])
-        ]
-        if need:
-            said = "; ".join(f"{label} {'> 1000' if math.isinf(v) else int(v)}" for label, v in need)
-            out.append(
-                f"{name}: seeds per row its Δ would need to be resolved at p < 0.05 with 80% power "
-                f"(two-sided Welch t-test, from the observed spreads): {said}."
-            )
+    return out + _seeds_notes(table)
+
+
+def _pairing_notes(table: pd.DataFrame) -> list[str]:
+    col = table.attrs.get("primary")
+    if not col or f"{col}_paired" not in table:
+        return []
+    labels, out = table.attrs["labels"], []
+    pairs = table[table[f"{col}_delta"].notna() & table[f"{col}_p"].notna()]
+    for flag, what in ((True, "paired by seed (both rows ran the same seeds)"), (False, "unpaired")):
+        mine = pairs[pairs[f"{col}_paired"] == flag]
+        if len(mine):
+            said = "; ".join(f"{r['label']} vs {labels.get(r['baseline'], r['baseline'])}" for _, r in mine.iterrows())
+            out.append(f"Comparisons {what}: {said}.")
+    seeds_only = table[(table[f"{col}_n"] > 1) & (table.get(f"{col}_method") == "seeds")]["label"].tolist()
+    if seeds_only and len(seeds_only) < (table[f"{col}_n"] > 1).sum():
+        out.append(
+            f"{', '.join(map(str, seeds_only))}: without predictions.npz (older records, or another eval set): "
+            "uncertainty from the seeds only, which leaves out the test sample."
+        )
+    elif seeds_only and table.attrs.get("settings", {}).get("test") != "welch":
+        out.append(
+            "No run has predictions.npz (records older than per-image predictions): the uncertainty leaves out "
+            "the test sample, so the CIs describe this test set, not the population."
+        )
     return out
+
+
+def _untrained_notes(table: pd.DataFrame) -> list[str]:
+    bad = table.attrs.get("untrained")
+    if bad is None or not len(bad):
+        return []
+    labels = table.attrs["labels"]
+    runs = "; ".join(
+        f"{labels.get(r['row'], r['row'])} seed {r['seed']} ({float(r['top1_err']):.2f}%)" for _, r in bad.iterrows()
+    )
+    out = [
+        f"Did not train (top-1 error not distinguishable from chance, 1 − 1/K, by a one-sided binomial test "
+        f"at α): {runs}. Counted in runs, left out of means, CIs and verdicts."
+    ]
+    most = table.loc[table["mostly_untrained"].fillna(False).astype(bool), "label"].tolist()
+    if most:
+        out.append(f"{', '.join(map(str, most))}: most runs did not train; no verdict for it or against it.")
+    return out
+
+
+def _seeds_notes(table: pd.DataFrame) -> list[str]:
+    """For the primary metric's unresolved rows: the seeds per row for 80% power at the observed Δ."""
+    col = table.attrs.get("primary")
+    if not col or f"{col}_seeds_needed" not in table:
+        return []
+    said = []
+    for _, r in table[table[f"{col}_verdict"] == inf.UNRESOLVED].iterrows():
+        need, lo, hi = (r.get(f"{col}_seeds_needed{x}", math.nan) for x in ("", "_lo", "_hi"))
+        if need is None or math.isnan(need):
+            continue
+        if math.isinf(need) and r.get(f"{col}_image_se", math.nan) == r.get(f"{col}_image_se", math.nan):
+            text = "more seeds alone cannot resolve it (the test images' part stays)" if math.isinf(lo) else "> 1000"
+        else:
+            text = _count(need)
+        if not math.isnan(lo):
+            text += f" (from {_count(lo)} to {_count(hi)} over the 95% CI of the seed spread)"
+        said.append(f"{r['label']} {text}")
+    if not said:
+        return []
+    alpha = table.attrs.get("settings", inf.DEFAULTS)["alpha"]
+    return [
+        f"{SHORT[col]}: runs per row at which the observed Δ would be found with 80% power (two-sided, "
+        f"α = {alpha:g}, by the table's method; a guess from the spread so far): " + "; ".join(said) + "."
+    ]
+
+
+def _count(v: float) -> str:
+    return "> 1000" if math.isinf(v) else f"{int(v)}"
 
 
 def to_markdown(table: pd.DataFrame, spec: dict) -> str:

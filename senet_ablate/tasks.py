@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from . import data, excitation, launch, tracking
+from . import data, excitation, launch, predictions, tracking
 from .assemble import eval_preprocessing, load_data, make_model
 from .complexity import count, cpu_latency_ms
 from .detect import task as detect
@@ -86,6 +86,8 @@ def train_task(cfg: DictConfig, job: Job) -> dict:
     metrics.update(
         **d.load_record(),
         **rt.setup(),
+        eval_images=d.eval.num_samples,
+        num_classes=d.num_classes,
         world_size=dist.world,
         batch_per_process=-(-cfg.recipe.batch_size // dist.world),
         data_workers=d.workers,
@@ -170,7 +172,8 @@ def eval_task(cfg: DictConfig, job: Job) -> dict:
     try:
         model = make_model(cfg, num_classes=d.num_classes, state=job.weights).to(rt.device)
         t0 = time.perf_counter()
-        top1, top5 = evaluate(model, d.eval, rt)
+        top1, top5, (labels, top) = evaluate(model, d.eval, rt, keep=True)
+        predictions.write(job.out_dir, labels, top, d.eval_order())
     finally:
         d.close()
     plain = OmegaConf.to_container(dcfg, resolve=True)
@@ -195,6 +198,7 @@ def eval_task(cfg: DictConfig, job: Job) -> dict:
         "top1_err": top1,
         "top5_err": top5,
         "eval_images": d.eval.num_samples,
+        "num_classes": d.num_classes,
         "eval_split": d.eval_split,
         "eval_time_s": time.perf_counter() - t0,
         "preprocess": pre,

@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
 from ..errors import ConfigError
 from ..launch import check_data_workers
+from ..predictions import digest
 from .augment import AUGMENTS, BATCH_AUGMENT, PAD_MODES, _pad, crop_flip, cutout, flip_only
 from .files import IMAGE_SUFFIXES, FileDataset, Seeded, Unreadable, collate_readable, read_rgb
 from .loaders import StreamLoader, TensorLoader
@@ -99,6 +101,14 @@ class Data:
     def load_record(self) -> dict:
         """What a run record says about this data step: ``data_load_s`` and ``data_cache``."""
         return {"data_load_s": self.load_s, **({"data_cache": self.cache} if self.cache else {})}
+
+    def eval_order(self) -> str:
+        """A fingerprint of the eval images in their order (``predictions.npz``): of the pixels of an in-memory
+        split, of the class folder and file name of each streamed image (not of data.root, which may move)."""
+        if isinstance(self.eval, TensorLoader):
+            return digest(self.eval.images.cpu().numpy().tobytes())
+        samples = self.eval.loader.dataset.dataset.samples
+        return digest("\n".join(f"{Path(p).parent.name}/{Path(p).name}" for p, _ in samples).encode())
 
     def skipped_images(self) -> list[str]:
         """Every unreadable image left out so far (data.skip_bad_images=true)."""

@@ -25,6 +25,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
+from .. import predictions
 from ..launch import Dist, PreemptionGuard
 from . import checkpoint
 from .checkpoint import CHECKPOINT, Progress
@@ -171,15 +172,24 @@ def run_epoch(
     return meter
 
 
-def end_epoch(cfg, nets: Nets, data, rt: Runtime, dist: Dist, meter: EpochMeter, at: Progress) -> Progress:
-    """Evaluate, append the epoch to the history; returns the progress after this epoch."""
+def end_epoch(
+    cfg, nets: Nets, data, rt: Runtime, dist: Dist, meter: EpochMeter, at: Progress, out_dir: Path | None = None
+) -> Progress:
+    """Evaluate, append the epoch to the history; returns the progress after this epoch. After the last
+    epoch, the predictions of every eval image go to ``out_dir``/predictions.npz (before the checkpoint that
+    says the run is done, so a run resumed after it still writes them)."""
     epoch_time = meter.time
     loss_total, wrong_total, seen = meter.totals(dist)
     if dist.active:  # every rank scores with rank 0's BatchNorm statistics
         for b in nets.model.buffers():
             torch.distributed.broadcast(b, 0)
-    top1, top5 = evaluate(nets.eval_model, data.eval, rt, dist)
     epoch = at.epoch
+    if out_dir is not None and epoch + 1 == cfg.recipe.epochs:
+        top1, top5, (labels, top) = evaluate(nets.eval_model, data.eval, rt, dist, keep=True)
+        if dist.main:
+            predictions.write(out_dir, labels, top, data.eval_order())
+    else:
+        top1, top5 = evaluate(nets.eval_model, data.eval, rt, dist)
     history = [
         *at.history,
         {
@@ -264,7 +274,7 @@ def train(
             graphs = compiled_graphs()
             meter = run_epoch(cfg, nets, data, rt, dist, guard, at, save)
             _count_recompiles(compiled, graphs, at.epoch + 1)
-            at = end_epoch(cfg, nets, data, rt, dist, meter, at)
+            at = end_epoch(cfg, nets, data, rt, dist, meter, at, out_dir)
             save(at)
             _log_epoch(at.history[-1], cfg.recipe.epochs)
             on_epoch({**summarise(at.history, at.train_time), **compiled}, at.history)

@@ -1,0 +1,305 @@
+"""What a study table may conclude (issue 29): every error and Δ with its uncertainty from both of its
+sources, the seeds and the test images, a verdict per row, and the seeds a verdict would need.
+
+The method, "seeds × images": a row's n runs are scored on the same N test images, so its mean error m is
+an average over a crossed design (runs × images). Its variance is estimated as
+
+    Var(m) = s_seed² / n + s_image² / N
+
+where s_seed² is the sample variance of the n run errors and s_image² the sample variance, over the N images,
+of the share of the row's runs that get an image wrong (in %). A Δ between two rows scored on the same images
+takes the same form on differences: paired by seed (the per-seed Δs and the per-image Δs) when both rows ran
+the same seeds, else s_a²/n_a + s_b²/n_b + s_image(Δ)²/N, the images always shared. Each term carries its
+degrees of freedom (n - 1, N - 1) and Welch–Satterthwaite combines them; CIs and p-values come from Student's
+t with those degrees of freedom. The estimate counts the seed × image interaction twice, a small
+conservative bias (tests/test_inference.py measures the coverage by simulation). Without per-image
+predictions the image term is absent, and the CI and test reduce to Student's / Welch's / the paired t-test
+on the seed values, which describe the test set rather than the population.
+
+Verdicts (primary metric top-1 error, AP for detection): ``better`` / ``worse`` when Holm's adjusted p of
+Δ = 0 is below alpha, else ``equivalent`` when the two one-sided tests (TOST) show |Δ| < margin at Holm's
+adjusted level, else ``unresolved``. Holm's family is the rows compared with one baseline in one metric.
+Plain numpy and scipy: the study side never loads torch.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+BETTER, WORSE, EQUIVALENT, UNRESOLVED = "better", "worse", "equivalent", "unresolved"
+BASELINE, DID_NOT_TRAIN = "baseline", "did not train"
+
+
+@dataclass
+class Sample:
+    """One row's trained runs in one metric: ``values`` (%) per run, their ``seeds``, and optionally
+    ``per_image`` (runs × N, in %: 100 where a run is wrong on an image, else 0) on the shared test set."""
+
+    values: np.ndarray
+    seeds: tuple
+    per_image: np.ndarray | None = None
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+
+@dataclass
+class Estimate:
+    """A mean (of a row, or of a Δ) with its standard error, degrees of freedom and the part of the
+    variance that the test images contribute (``image_var``)."""
+
+    mean: float
+    se: float
+    df: float
+    image_var: float = 0.0
+    seed_var: float = math.nan  # the seed part of the variance at this n
+    seed_df: float = math.nan
+    seed_parts: tuple = ()  # the variance of one run per row, per seed term: (s_a², s_b²), or (s_Δ²,) paired
+
+    def half_width(self, level: float = 0.95) -> float:
+        if not (self.se > 0 and self.df > 0):
+            return math.nan if math.isnan(self.se) else 0.0
+        from scipy import stats
+
+        return float(stats.t.ppf(0.5 + level / 2, self.df) * self.se)
+
+    def p_value(self) -> float:
+        """Two-sided p of mean = 0 (no spread at all: 1 when the mean is 0, else 0)."""
+        if math.isnan(self.se) or math.isnan(self.mean):
+            return math.nan
+        if self.se == 0:
+            return 1.0 if self.mean == 0 else 0.0
+        from scipy import stats
+
+        return float(2 * stats.t.sf(abs(self.mean) / self.se, self.df))
+
+    def p_equivalent(self, margin: float) -> float:
+        """TOST: the larger of the two one-sided p-values of |mean| >= margin."""
+        if math.isnan(self.se) or math.isnan(self.mean) or not margin > 0:
+            return math.nan
+        if self.se == 0:
+            return 0.0 if abs(self.mean) < margin else 1.0
+        from scipy import stats
+
+        lower = stats.t.sf((self.mean + margin) / self.se, self.df)
+        upper = stats.t.cdf((self.mean - margin) / self.se, self.df)
+        return float(max(lower, upper))
+
+
+def satterthwaite(terms) -> tuple[float, float]:
+    """(total variance, degrees of freedom) of a sum of independent variance terms [(v, df), ...]."""
+    terms = [(v, d) for v, d in terms if v > 0]
+    total = sum(v for v, _ in terms)
+    if not terms:
+        return 0.0, math.inf
+    denom = sum(v * v / d for v, d in terms)
+    return total, (total * total / denom if denom > 0 else math.inf)
+
+
+def _image_term(per_image: np.ndarray | None) -> tuple[float, float]:
+    """(variance of the mean over images, its df) from per-image values (images along the last axis)."""
+    if per_image is None or per_image.shape[-1] < 2:
+        return 0.0, math.inf
+    n_img = per_image.shape[-1]
+    return float(per_image.var(ddof=1) / n_img), float(n_img - 1)
+
+
+def row_estimate(s: Sample) -> Estimate:
+    """A row's mean with its uncertainty from seeds and, with predictions, test images (n < 2: no CI)."""
+    if s.n == 0:
+        return Estimate(math.nan, math.nan, math.nan)
+    mean = float(np.mean(s.values))
+    if s.n < 2:
+        return Estimate(mean, math.nan, math.nan)
+    seed = float(np.var(s.values, ddof=1)) / s.n
+    img = _image_term(None if s.per_image is None else s.per_image.mean(0))
+    var, df = satterthwaite([(seed, s.n - 1), img])
+    return Estimate(mean, math.sqrt(var), df, img[0], seed, s.n - 1, (seed * s.n,))
+
+
+def paired(a: Sample, b: Sample) -> bool:
+    """Whether two rows ran the same seeds, each once (then Δ is paired by seed)."""
+    return a.n >= 2 and len(set(a.seeds)) == a.n and set(a.seeds) == set(b.seeds) and b.n == a.n
+
+
+def compare(a: Sample, b: Sample) -> Estimate:
+    """Δ = mean(a) - mean(b), paired by seed where the design allows, by image whenever both have predictions."""
+    if a.n < 2 or b.n < 2:
+        return Estimate(float(np.mean(a.values) - np.mean(b.values)) if a.n and b.n else math.nan, math.nan, math.nan)
+    both = a.per_image is not None and b.per_image is not None
+    diff_img = a.per_image.mean(0) - b.per_image.mean(0) if both else None
+    img = _image_term(diff_img)
+    if paired(a, b):
+        order = {s: i for i, s in enumerate(b.seeds)}
+        d = a.values - b.values[[order[s] for s in a.seeds]]
+        parts = (float(np.var(d, ddof=1)),)
+        seed_terms = [(parts[0] / a.n, a.n - 1)]
+    else:
+        parts = tuple(float(np.var(x.values, ddof=1)) for x in (a, b))
+        seed_terms = [(v / x.n, x.n - 1) for v, x in zip(parts, (a, b))]
+    seed_var, seed_df = satterthwaite(seed_terms)
+    var, df = satterthwaite([*seed_terms, img])
+    mean = float(np.mean(a.values) - np.mean(b.values))
+    return Estimate(mean, math.sqrt(var), df, img[0], seed_var, seed_df, parts)
+
+
+def holm(p) -> np.ndarray:
+    """Holm's step-down adjusted p-values; NaN entries are not part of the family and stay NaN."""
+    p = np.asarray(p, dtype=float)
+    out = np.full(p.shape, math.nan)
+    ok = np.flatnonzero(~np.isnan(p))
+    m = len(ok)
+    running = 0.0
+    for rank, i in enumerate(ok[np.argsort(p[ok], kind="stable")]):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        out[i] = running
+    return out
+
+
+def verdict(delta: float, p_diff: float, p_equiv: float, alpha: float, higher_is_better: bool = False) -> str:
+    """better / worse / equivalent / unresolved from (adjusted) p-values of Δ = 0 and of |Δ| >= margin."""
+    if not math.isnan(p_diff) and p_diff < alpha:
+        return BETTER if (delta > 0) == higher_is_better else WORSE
+    if not math.isnan(p_equiv) and p_equiv < alpha:
+        return EQUIVALENT
+    return UNRESOLVED
+
+
+def did_not_train(wrong: int, n_images: int, classes: int, alpha: float = 0.05) -> bool:
+    """A run whose error cannot be told from chance: a one-sided binomial test of ``wrong`` errors in
+    ``n_images`` against the chance rate 1 - 1/``classes`` does not reject at ``alpha``."""
+    if not (n_images and classes and classes > 1):
+        return False
+    from scipy import stats
+
+    return bool(stats.binomtest(int(wrong), int(n_images), 1 - 1 / classes, alternative="less").pvalue >= alpha)
+
+
+def prob_improvement(a, b, higher_is_better: bool = False) -> float:
+    """P(a run of row ``a`` beats a run of ``b``): the Mann–Whitney U of the seed values over n·m, ties
+    counting one half (rliable; Bouthillier et al. 2021)."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if not len(a) or not len(b):
+        return math.nan
+    wins = (a[:, None] > b[None, :]) if higher_is_better else (a[:, None] < b[None, :])
+    return float((wins + 0.5 * (a[:, None] == b[None, :])).mean())
+
+
+def prob_improvement_ci(
+    a: Sample, b: Sample, higher_is_better: bool = False, resamples: int = 1000, seed: int = 0
+) -> tuple[float, float]:
+    """95% percentile interval of ``prob_improvement`` from a seeded bootstrap that resamples each row's seeds
+    (once for both rows when paired) and, with predictions, the test images (one draw shared by every run)."""
+    if a.n < 2 or b.n < 2:
+        return math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    pair = paired(a, b)
+    if pair:  # b's runs in a's seed order
+        order = [{s: i for i, s in enumerate(b.seeds)}[s] for s in a.seeds]
+        b = Sample(b.values[order], a.seeds, None if b.per_image is None else b.per_image[order])
+    images = a.per_image is not None and b.per_image is not None
+    out = []
+    for start in range(0, resamples, 100):
+        k = min(100, resamples - start)
+        if images:
+            n_img = a.per_image.shape[1]
+            counts = np.stack([np.bincount(rng.integers(0, n_img, n_img), minlength=n_img) for _ in range(k)])
+            va, vb = (counts @ a.per_image.T) / n_img, (counts @ b.per_image.T) / n_img
+        else:
+            va, vb = np.broadcast_to(a.values, (k, a.n)), np.broadcast_to(b.values, (k, b.n))
+        ia = rng.integers(0, a.n, (k, a.n))
+        ib = ia if pair else rng.integers(0, b.n, (k, b.n))
+        xa, xb = np.take_along_axis(va, ia, 1), np.take_along_axis(vb, ib, 1)
+        wins = (xa[:, :, None] > xb[:, None, :]) if higher_is_better else (xa[:, :, None] < xb[:, None, :])
+        out.append((wins + 0.5 * (xa[:, :, None] == xb[:, None, :])).mean((1, 2)))
+    lo, hi = np.percentile(np.concatenate(out), [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+# ---------------------------------------------------------------------------------------------- seeds needed
+def power(delta: float, seed_parts, image_var: float, n: int, n_images: float = math.inf, alpha: float = 0.05):
+    """Power of the two-sided t-test of Δ = 0 at ``n`` runs per row, for a true ``delta`` when one run per row
+    gives the seed variances ``seed_parts`` ((s_a², s_b²) unpaired, (s_Δ²,) paired) and the test images add
+    ``image_var`` (which more seeds do not shrink); the noncentral t with Welch–Satterthwaite df. Both tails
+    through ``nct.sf`` (``nct.cdf`` of a large noncentrality is NaN in scipy 1.17)."""
+    from scipy import stats
+
+    var, df = satterthwaite([*((v / n, n - 1) for v in seed_parts), (image_var, n_images - 1)])
+    if var <= 0:
+        return 1.0
+    ncp, crit = abs(delta) / math.sqrt(var), stats.t.ppf(1 - alpha / 2, df)
+    return float(stats.nct.sf(crit, df, ncp) + stats.nct.sf(crit, df, -ncp))
+
+
+def seeds_needed(
+    delta: float,
+    seed_parts,
+    image_var: float = 0.0,
+    n_images: float = math.inf,
+    alpha: float = 0.05,
+    target: float = 0.8,
+    most: int = 1000,
+) -> float:
+    """The fewest runs per row (>= 2) at which ``power`` reaches ``target``: NaN when it cannot be said
+    (Δ = 0, no spread), inf when not within ``most`` (or never: the test images alone leave Δ unresolved).
+    Non-increasing in |Δ|. Cohen's d = 1 (Δ 1, stds of 1: ``seed_parts`` (1, 1)) needs 17, d = 0.5 needs 64."""
+    seed_parts = tuple(seed_parts)
+    if any(math.isnan(v) for v in (delta, *seed_parts, image_var)) or delta == 0 or sum(seed_parts) + image_var == 0:
+        return math.nan
+    if image_var > 0 and power(delta, (), image_var, 2, n_images, alpha) < target:
+        return math.inf  # even infinitely many seeds leave the test sample's part
+    lo, hi = 2, most
+    if power(delta, seed_parts, image_var, hi, n_images, alpha) < target:
+        return math.inf
+    while lo < hi:  # power grows with n: bisect
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if power(delta, seed_parts, image_var, mid, n_images, alpha) >= target else (mid + 1, hi)
+    return float(lo)
+
+
+def seeds_needed_range(delta: float, est: Estimate, n_images: float, alpha: float = 0.05) -> tuple:
+    """(seeds needed, low, high): at the observed seed spread and at the ends of its 95% CI (a chi-square
+    interval on the seed variance's ``seed_df`` degrees of freedom): what the runs so far can support."""
+    if not est.seed_parts or not est.seed_df > 0:
+        return math.nan, math.nan, math.nan
+    from scipy import stats
+
+    df = est.seed_df
+    scale = (df / stats.chi2.ppf(0.975, df), df / stats.chi2.ppf(0.025, df))
+    return tuple(
+        seeds_needed(delta, [v * f for v in est.seed_parts], est.image_var, n_images, alpha) for f in (1.0, *scale)
+    )
+
+
+# ---------------------------------------------------------------------------------------------- settings
+DEFAULTS = {"alpha": 0.05, "margin": 0.5, "correction": "holm", "test": "joint", "resamples": 1000}
+CORRECTIONS, TESTS = ("holm", "none"), ("joint", "welch")
+
+
+def settings(table: dict | None) -> dict:
+    """The inference keys of a study's ``table`` config (``table.alpha``, ``margin``, ``correction``, ``test``,
+    ``resamples``) at their defaults where unset; raises ValueError naming a bad key and its valid values."""
+    given = {k: v for k, v in (table or {}).items() if k in DEFAULTS and v is not None}
+    out = {**DEFAULTS, **given}
+    if out["correction"] not in CORRECTIONS:
+        raise ValueError(f"table.correction={out['correction']!r}: valid values: {', '.join(CORRECTIONS)}")
+    if out["test"] not in TESTS:
+        raise ValueError(
+            f"table.test={out['test']!r}: valid values: joint (seeds and test images), welch (seed values only)"
+        )
+    for key, ok, what in (
+        ("alpha", lambda v: 0 < v < 0.5, "a level in (0, 0.5), e.g. 0.05"),
+        ("margin", lambda v: v > 0, "a positive number of percentage points (AP points for detection), e.g. 0.5"),
+        ("resamples", lambda v: int(v) == v and v >= 100, "an integer >= 100, e.g. 1000"),
+    ):
+        try:
+            valid = not isinstance(out[key], bool) and ok(float(out[key]))
+        except (TypeError, ValueError):
+            valid = False
+        if not valid:
+            raise ValueError(f"table.{key}={out[key]!r} must be {what}")
+    return {**out, "alpha": float(out["alpha"]), "margin": float(out["margin"]), "resamples": int(out["resamples"])}
