@@ -27,7 +27,8 @@ def primary(values: dict) -> str:
 
 
 def _classes(run) -> int | None:
-    for v in (run.get("num_classes"), *(run["_flat"].get(k) for k in ("data.num_classes", "model.num_classes"))):
+    flat = run.get("_flat") if isinstance(run.get("_flat"), dict) else {}
+    for v in (run.get("num_classes"), *(flat.get(k) for k in ("data.num_classes", "model.num_classes"))):
         try:
             if v is not None and not pd.isna(v) and int(float(v)) > 1:
                 return int(float(v))
@@ -76,7 +77,7 @@ def samples(kept: pd.DataFrame, rows, cols, joint: bool) -> dict[str, dict[str, 
             per_image = None
             if full and k is not None and ok.all():
                 per_image = 100.0 * np.stack([p.wrong(k) for p in preds]).astype(float)
-            seeds = tuple(mine["seed"].to_numpy()[ok])
+            seeds = tuple((mine["seed"] if "seed" in mine else pd.Series(range(len(mine)))).to_numpy()[ok])
             out[key][col] = inf.Sample(vals.to_numpy(dtype=float)[ok], seeds, per_image)
     return out
 
@@ -97,14 +98,13 @@ def delta_columns(a: inf.Sample, b: inf.Sample, col: str, st: dict) -> dict:
     """Δ of a row vs its baseline in ``col``, before the correction across rows."""
     higher = WITH_CI[col][1]
     est = inf.compare(a, b)
-    n_img = a.per_image.shape[1] if a.per_image is not None and b.per_image is not None else math.inf
-    need = inf.seeds_needed_range(est.mean, est, n_img, st["alpha"])
+    need = inf.seeds_needed_range(est.mean, est, st["alpha"])
     lo, hi = inf.prob_improvement_ci(a, b, higher, st["resamples"], seed=0)
     return {
         f"{col}_delta": est.mean,
         f"{col}_delta_ci95": est.half_width(0.95),
         f"{col}_delta_ci90": est.half_width(0.90),
-        f"{col}_delta_df": est.df,
+        f"{col}_delta_seed_df": est.seed_df,
         f"{col}_paired": inf.paired(a, b),
         f"{col}_p": est.p_value(),
         f"{col}_p_equiv": est.p_equivalent(st["margin"]),

@@ -47,29 +47,53 @@ class Sample:
         return len(self.values)
 
 
+# the degrees of freedom of a mean's t interval are Welch–Satterthwaite's with the seed variance taken at its
+# one-sided 70% upper bound: plain Welch–Satterthwaite is optimistic at 2 degrees of freedom (its 95% CIs cover
+# 91-93% when seeds and images both count); measured across regimes in tests/test_inference.py
+DF_QUANTILE = 0.3
+
+
 @dataclass
 class Estimate:
-    """A mean (of a row, or of a Δ) with its standard error, degrees of freedom and the part of the
-    variance that the test images contribute (``image_var``)."""
+    """A mean (of a row, or of a Δ) with the two parts of its variance: the seeds' (``seed_var``, on
+    ``seed_df`` degrees of freedom) and the test images' (``image_var``, known to a fraction of a percent for
+    thousands of images, so taken as known). Intervals and tests use Student's t on ``df``."""
 
     mean: float
-    se: float
-    df: float
+    seed_var: float
+    seed_df: float
     image_var: float = 0.0
-    seed_var: float = math.nan  # the seed part of the variance at this n
-    seed_df: float = math.nan
     seed_parts: tuple = ()  # the variance of one run per row, per seed term: (s_a², s_b²), or (s_Δ²,) paired
 
+    @property
+    def se(self) -> float:
+        return math.sqrt(self.seed_var + self.image_var) if not math.isnan(self.seed_var) else math.nan
+
+    @property
+    def df(self) -> float:
+        """Welch–Satterthwaite degrees of freedom of seed + image variance, the seed part at its 70% upper
+        bound (``DF_QUANTILE``); the seeds' own df without an image part, infinite without a seed part."""
+        if math.isnan(self.seed_var) or not self.seed_df > 0:
+            return math.nan
+        if self.seed_var == 0:
+            return math.inf
+        from scipy import stats
+
+        up = self.seed_var * self.seed_df / stats.chi2.ppf(DF_QUANTILE, self.seed_df)
+        return (up + self.image_var) ** 2 / (up * up / self.seed_df)
+
     def half_width(self, level: float = 0.95) -> float:
-        if not (self.se > 0 and self.df > 0):
-            return math.nan if math.isnan(self.se) else 0.0
+        """Half-width of the two-sided ``level`` interval (NaN without a seed spread, n < 2)."""
+        if math.isnan(self.df):
+            return math.nan
         from scipy import stats
 
         return float(stats.t.ppf(0.5 + level / 2, self.df) * self.se)
 
     def p_value(self) -> float:
-        """Two-sided p of mean = 0 (no spread at all: 1 when the mean is 0, else 0)."""
-        if math.isnan(self.se) or math.isnan(self.mean):
+        """Two-sided p of mean = 0 (no spread at all: 1 when the mean is 0, else 0). Without an image part:
+        Student's, Welch's or the paired t-test's p."""
+        if math.isnan(self.df) or math.isnan(self.mean):
             return math.nan
         if self.se == 0:
             return 1.0 if self.mean == 0 else 0.0
@@ -78,8 +102,8 @@ class Estimate:
         return float(2 * stats.t.sf(abs(self.mean) / self.se, self.df))
 
     def p_equivalent(self, margin: float) -> float:
-        """TOST: the larger of the two one-sided p-values of |mean| >= margin."""
-        if math.isnan(self.se) or math.isnan(self.mean) or not margin > 0:
+        """TOST: the larger of the two one-sided p-values of |mean| >= ``margin``."""
+        if math.isnan(self.df) or math.isnan(self.mean) or not margin > 0:
             return math.nan
         if self.se == 0:
             return 0.0 if abs(self.mean) < margin else 1.0
@@ -91,21 +115,48 @@ class Estimate:
 
 
 def satterthwaite(terms) -> tuple[float, float]:
-    """(total variance, degrees of freedom) of a sum of independent variance terms [(v, df), ...]."""
-    terms = [(v, d) for v, d in terms if v > 0]
+    """(total variance, Welch–Satterthwaite degrees of freedom) of a sum of variance terms [(v, df), ...]; a
+    negative term (a mean square subtracted) counts in both; a total that is not positive keeps the positive
+    terms alone (conservative)."""
+    terms = [(v, d) for v, d in terms if v != 0 and d > 0]
     total = sum(v for v, _ in terms)
+    if total <= 0:
+        terms = [(v, d) for v, d in terms if v > 0]
+        total = sum(v for v, _ in terms)
     if not terms:
         return 0.0, math.inf
     denom = sum(v * v / d for v, d in terms)
     return total, (total * total / denom if denom > 0 else math.inf)
 
 
-def _image_term(per_image: np.ndarray | None) -> tuple[float, float]:
-    """(variance of the mean over images, its df) from per-image values (images along the last axis)."""
+def interaction(x: np.ndarray) -> float:
+    """The runs × images interaction mean square of a (runs, images) table: two-way ANOVA, one value a cell."""
+    n, n_img = x.shape
+    if n < 2 or n_img < 2:
+        return 0.0
+    g = x.mean()
+    ss = ((x - g) ** 2).sum() - n_img * ((x.mean(1) - g) ** 2).sum() - n * ((x.mean(0) - g) ** 2).sum()
+    return max(0.0, float(ss) / ((n - 1) * (n_img - 1)))
+
+
+def image_terms(per_image: np.ndarray | None, *tables: np.ndarray) -> list[tuple[float, float]]:
+    """The test images' variance terms of a mean: s²(per-image values) / N, less each runs × images table's
+    interaction mean square / (n N), which s² and the seed terms would otherwise both count."""
     if per_image is None or per_image.shape[-1] < 2:
-        return 0.0, math.inf
+        return []
     n_img = per_image.shape[-1]
-    return float(per_image.var(ddof=1) / n_img), float(n_img - 1)
+    terms = [(float(per_image.var(ddof=1)) / n_img, n_img - 1.0)]
+    for x in tables:
+        n = x.shape[0]
+        if n >= 2:
+            terms.append((-interaction(x) / (n * n_img), (n - 1.0) * (n_img - 1)))
+    return terms
+
+
+def _estimate(mean: float, seed_terms, img_terms, parts) -> Estimate:
+    seed_var, seed_df = satterthwaite(seed_terms)
+    image_var = max(0.0, sum(v for v, _ in img_terms))  # the part more seeds do not shrink
+    return Estimate(mean, seed_var, seed_df, image_var, parts)
 
 
 def row_estimate(s: Sample) -> Estimate:
@@ -115,10 +166,9 @@ def row_estimate(s: Sample) -> Estimate:
     mean = float(np.mean(s.values))
     if s.n < 2:
         return Estimate(mean, math.nan, math.nan)
-    seed = float(np.var(s.values, ddof=1)) / s.n
-    img = _image_term(None if s.per_image is None else s.per_image.mean(0))
-    var, df = satterthwaite([(seed, s.n - 1), img])
-    return Estimate(mean, math.sqrt(var), df, img[0], seed, s.n - 1, (seed * s.n,))
+    one = float(np.var(s.values, ddof=1))
+    img = [] if s.per_image is None else image_terms(s.per_image.mean(0), s.per_image)
+    return _estimate(mean, [(one / s.n, s.n - 1.0)], img, (one,))
 
 
 def paired(a: Sample, b: Sample) -> bool:
@@ -131,20 +181,16 @@ def compare(a: Sample, b: Sample) -> Estimate:
     if a.n < 2 or b.n < 2:
         return Estimate(float(np.mean(a.values) - np.mean(b.values)) if a.n and b.n else math.nan, math.nan, math.nan)
     both = a.per_image is not None and b.per_image is not None
-    diff_img = a.per_image.mean(0) - b.per_image.mean(0) if both else None
-    img = _image_term(diff_img)
-    if paired(a, b):
-        order = {s: i for i, s in enumerate(b.seeds)}
-        d = a.values - b.values[[order[s] for s in a.seeds]]
-        parts = (float(np.var(d, ddof=1)),)
-        seed_terms = [(parts[0] / a.n, a.n - 1)]
-    else:
-        parts = tuple(float(np.var(x.values, ddof=1)) for x in (a, b))
-        seed_terms = [(v / x.n, x.n - 1) for v, x in zip(parts, (a, b))]
-    seed_var, seed_df = satterthwaite(seed_terms)
-    var, df = satterthwaite([*seed_terms, img])
     mean = float(np.mean(a.values) - np.mean(b.values))
-    return Estimate(mean, math.sqrt(var), df, img[0], seed_var, seed_df, parts)
+    if paired(a, b):
+        order = [{s: i for i, s in enumerate(b.seeds)}[s] for s in a.seeds]
+        one = float(np.var(a.values - b.values[order], ddof=1))
+        d = a.per_image - b.per_image[order] if both else None
+        img = image_terms(d.mean(0), d) if both else []
+        return _estimate(mean, [(one / a.n, a.n - 1.0)], img, (one,))
+    parts = tuple(float(np.var(x.values, ddof=1)) for x in (a, b))
+    img = image_terms(a.per_image.mean(0) - b.per_image.mean(0), a.per_image, b.per_image) if both else []
+    return _estimate(mean, [(v / x.n, x.n - 1.0) for v, x in zip(parts, (a, b))], img, parts)
 
 
 def holm(p) -> np.ndarray:
@@ -221,28 +267,26 @@ def prob_improvement_ci(
 
 
 # ---------------------------------------------------------------------------------------------- seeds needed
-def power(delta: float, seed_parts, image_var: float, n: int, n_images: float = math.inf, alpha: float = 0.05):
-    """Power of the two-sided t-test of Δ = 0 at ``n`` runs per row, for a true ``delta`` when one run per row
-    gives the seed variances ``seed_parts`` ((s_a², s_b²) unpaired, (s_Δ²,) paired) and the test images add
-    ``image_var`` (which more seeds do not shrink); the noncentral t with Welch–Satterthwaite df. Both tails
-    through ``nct.sf`` (``nct.cdf`` of a large noncentrality is NaN in scipy 1.17)."""
+def power(delta: float, seed_parts, image_var: float, n: int, alpha: float = 0.05) -> float:
+    """Power of the table's two-sided test of Δ = 0 at ``n`` runs per row, for a true ``delta`` when one run per
+    row gives the seed variances ``seed_parts`` ((s_a², s_b²) unpaired, (s_Δ²,) paired) and the test images
+    add ``image_var`` (which more seeds do not shrink): the noncentral t on the table's degrees of freedom.
+    Both tails through ``nct.sf`` (``nct.cdf`` of a large noncentrality is NaN in scipy 1.17)."""
     from scipy import stats
 
-    var, df = satterthwaite([*((v / n, n - 1) for v in seed_parts), (image_var, n_images - 1)])
-    if var <= 0:
+    seed_var, seed_df = satterthwaite([(v / n, n - 1.0) for v in seed_parts])
+    est = Estimate(0.0, seed_var, seed_df if seed_parts else math.inf, image_var)
+    if est.se == 0:
         return 1.0
-    ncp, crit = abs(delta) / math.sqrt(var), stats.t.ppf(1 - alpha / 2, df)
+    df = est.df if seed_var > 0 else math.inf
+    ncp, crit = abs(delta) / est.se, stats.t.ppf(1 - alpha / 2, df)
+    if math.isinf(df):
+        return float(stats.norm.sf(crit - ncp) + stats.norm.sf(crit + ncp))
     return float(stats.nct.sf(crit, df, ncp) + stats.nct.sf(crit, df, -ncp))
 
 
 def seeds_needed(
-    delta: float,
-    seed_parts,
-    image_var: float = 0.0,
-    n_images: float = math.inf,
-    alpha: float = 0.05,
-    target: float = 0.8,
-    most: int = 1000,
+    delta: float, seed_parts, image_var: float = 0.0, alpha: float = 0.05, target: float = 0.8, most: int = 1000
 ) -> float:
     """The fewest runs per row (>= 2) at which ``power`` reaches ``target``: NaN when it cannot be said
     (Δ = 0, no spread), inf when not within ``most`` (or never: the test images alone leave Δ unresolved).
@@ -250,18 +294,18 @@ def seeds_needed(
     seed_parts = tuple(seed_parts)
     if any(math.isnan(v) for v in (delta, *seed_parts, image_var)) or delta == 0 or sum(seed_parts) + image_var == 0:
         return math.nan
-    if image_var > 0 and power(delta, (), image_var, 2, n_images, alpha) < target:
+    if image_var > 0 and power(delta, (), image_var, 2, alpha) < target:
         return math.inf  # even infinitely many seeds leave the test sample's part
     lo, hi = 2, most
-    if power(delta, seed_parts, image_var, hi, n_images, alpha) < target:
+    if power(delta, seed_parts, image_var, hi, alpha) < target:
         return math.inf
     while lo < hi:  # power grows with n: bisect
         mid = (lo + hi) // 2
-        lo, hi = (lo, mid) if power(delta, seed_parts, image_var, mid, n_images, alpha) >= target else (mid + 1, hi)
+        lo, hi = (lo, mid) if power(delta, seed_parts, image_var, mid, alpha) >= target else (mid + 1, hi)
     return float(lo)
 
 
-def seeds_needed_range(delta: float, est: Estimate, n_images: float, alpha: float = 0.05) -> tuple:
+def seeds_needed_range(delta: float, est: Estimate, alpha: float = 0.05) -> tuple:
     """(seeds needed, low, high): at the observed seed spread and at the ends of its 95% CI (a chi-square
     interval on the seed variance's ``seed_df`` degrees of freedom): what the runs so far can support."""
     if not est.seed_parts or not est.seed_df > 0:
@@ -270,9 +314,7 @@ def seeds_needed_range(delta: float, est: Estimate, n_images: float, alpha: floa
 
     df = est.seed_df
     scale = (df / stats.chi2.ppf(0.975, df), df / stats.chi2.ppf(0.025, df))
-    return tuple(
-        seeds_needed(delta, [v * f for v in est.seed_parts], est.image_var, n_images, alpha) for f in (1.0, *scale)
-    )
+    return tuple(seeds_needed(delta, [v * f for v in est.seed_parts], est.image_var, alpha) for f in (1.0, *scale))
 
 
 # ---------------------------------------------------------------------------------------------- settings

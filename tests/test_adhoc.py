@@ -138,22 +138,14 @@ def test_the_status_hint_of_a_config_dir_study_runs_as_printed(tmp_path):
 
 
 def test_a_presets_table_is_byte_identical_to_before(tmp_path):
-    """tests/golden/: the Table 10 profile table written by the code before any-sweep tables (400951f)."""
+    """tests/golden/: the Table 10 profile table written by the code before any-sweep tables (400951f); its
+    footnote since issue 29 (a table without error columns no longer explains them)."""
     run_cli("app", "-m", "experiment=paper/table10_reduction", "task=profile", cwd=tmp_path)
     got = (tmp_path / "runs/paper/table10_reduction/table.md").read_text()
     assert got == (ROOT / "tests/golden/table10_reduction_profile.md").read_text()
 
 
 # ---------------------------------------------------------------- statistics and grouping, by arithmetic
-def test_seeds_needed_matches_cohens_table():
-    from senet_ablate.tables import seeds_needed
-
-    assert seeds_needed(1.0, 1.0, 1.0) == 17  # d = 1: 17 per group (Cohen 1988, Table 2.4.1)
-    assert seeds_needed(0.5, 1.0, 1.0) == 64  # d = 0.5: 64 per group
-    assert seeds_needed(-0.5, 2.0, 2.0) == seeds_needed(0.25, 1.0, 1.0)  # only |Δ| / spread matters
-    assert math.isnan(seeds_needed(0.0, 1.0, 1.0)) and math.isinf(seeds_needed(0.01, 1.0, 1.0))
-
-
 def test_cis_are_clipped_to_an_error_rates_bounds():
     from senet_ablate.tables import ci_bounds, study_table, to_markdown
 

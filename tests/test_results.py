@@ -12,7 +12,8 @@ from scipy import stats
 from senet_ablate.collect import collect, export
 from senet_ablate.records import write_record
 from senet_ablate.report import report
-from senet_ablate.tables import study_table, summary, to_latex, to_markdown, welch_p
+from senet_ablate.inference import Sample, compare
+from senet_ablate.tables import study_table, summary, to_latex, to_markdown
 
 SPEC = {
     "title": "toy study",
@@ -126,12 +127,16 @@ def test_statistics_match_scipy_on_known_numbers(sweep):
     lo, hi = stats.t.interval(0.95, 2, loc=12.0, scale=stats.sem(ERRS["se"]))
     assert (12 - se["top1_err_ci95"], 12 + se["top1_err_ci95"]) == pytest.approx((lo, hi))
     assert se["top1_err_delta"] == pytest.approx(12.0 - 23.0)
-    assert se["top1_err_p"] == pytest.approx(stats.ttest_ind(ERRS["se"], ERRS["base"], equal_var=False).pvalue)
-    assert se["top1_err_p"] < 0.05
+    # both rows ran seeds 0, 1, 2 and the records have no predictions: the paired t-test on the seed values
+    assert se["top1_err_paired"]
+    assert se["top1_err_p"] == pytest.approx(stats.ttest_rel(ERRS["se"], ERRS["base"]).pvalue)
+    # by hand: per-seed Δ -10, -10, -13: mean -11, std √3, SE 1, CI ± t(0.975, 2) = ± 4.303
+    assert se["top1_err_delta_ci95"] == pytest.approx(4.3027, abs=1e-4)
+    assert se["top1_err_verdict"] == "better" and t.loc["base", "top1_err_verdict"] == "baseline"
     assert math.isnan(t.loc["base", "top1_err_delta"])
     md = to_markdown(study_table(df, specs["toy"]), specs["toy"])
-    assert "| SE | 12.00 ± 2.00 | 3 | [7.03, 16.97] | -11.00* |" in md
-    assert "Welch" in md
+    assert "| SE | 12.00 ± 2.00 | 3 | [7.03, 16.97] | -11.00 | [-15.30, -6.70] | 0.008 | better |" in md
+    assert "paired t-test" in md and "leaves out the test sample" in md and "*" not in md.split("\n\n")[1]
     tex = to_latex(study_table(df, specs["toy"]), specs["toy"])
     assert r"\toprule" in tex and r"12.00 $\pm$ 2.00" in tex and r"\bottomrule" in tex
 
@@ -167,10 +172,12 @@ def test_detection_runs_give_ap_columns_and_a_classification_table_has_none(swee
     t = study_table(df, specs["det"]).set_index("row")
     # by hand: SE mean 37, std 1; base mean 32, std 2; Δ +5
     assert (t.loc["se", "ap_mean"], t.loc["se", "ap_std"], t.loc["se", "ap_delta"]) == (37.0, 1.0, 5.0)
-    assert t.loc["se", "ap_p"] == pytest.approx(stats.ttest_ind([36, 37, 38], [30, 32, 34], equal_var=False).pvalue)
+    assert t.loc["se", "ap_p"] == pytest.approx(stats.ttest_rel([36, 37, 38], [30, 32, 34]).pvalue)
+    assert t.loc["se", "ap_verdict"] == "better"  # higher AP is better
     md = to_markdown(study_table(df, specs["det"]), specs["det"])
-    assert "| Row | AP | n | 95% CI | Δ | AP paper | AP50 | n | 95% CI | Δ | AP75 | AP_M | AP_L |" in md
-    assert "| SE-R50 | 37.00 ± 1.00 | 3 | [34.52, 39.48] | +5.00* | 40.40 | 57.00 ± 1.00 |" in md
+    head = "| Row | AP | n | 95% CI | Δ | Δ 95% CI | p (Holm) | AP verdict | AP paper | AP50 | n | 95% CI | Δ |"
+    assert head in md
+    assert "| SE-R50 | 37.00 ± 1.00 | 3 | [34.52, 39.48] | +5.00 | [+2.52, +7.48] | 0.013 | better | 40.40 |" in md
     assert "top-1" not in md.split("\n\n")[1] and "AP_S" not in md  # no error column; AP_S all NaN
     df, specs = collect([sweep])
     assert "| AP " not in to_markdown(study_table(df, specs["toy"]), specs["toy"])
@@ -190,7 +197,7 @@ def test_a_preset_that_gained_a_row_shows_it_beside_the_older_runs(sweep):
 def test_single_run_cells_show_no_ci():
     s = summary([5.0])
     assert s["n"] == 1 and s["mean"] == 5.0 and math.isnan(s["ci95"]) and math.isnan(s["std"])
-    assert math.isnan(welch_p([1.0], [2.0, 3.0]))
+    assert math.isnan(compare(Sample([1.0], (0,)), Sample([2.0, 3.0], (0, 1))).p_value())
 
 
 def test_report_writes_all_formats_and_is_byte_identical_when_rerun(sweep):

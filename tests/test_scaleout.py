@@ -12,6 +12,8 @@ import pytest
 import torch
 from conftest import clean_env, pause_env, run_cli, wait_paused
 
+from senet_ablate import predictions
+
 TINY = ["model=cifar_resnet20", "data=digits", "recipe.epochs=1"]
 TABLE11 = ["-m", "experiment=paper/table11_squeeze", *TINY]
 SWEEP = "runs/paper/table11_squeeze"
@@ -291,6 +293,10 @@ def test_torchrun_two_cpu_processes_agree_with_one_process(tmp_path):
     assert abs(float(hd[0][2]) / float(ho[0][2]) - 1) < 0.06, (hd[0][2], ho[0][2])
     assert abs(rd["top1_err"] - ro["top1_err"]) < 3.0, (rd["top1_err"], ro["top1_err"])
     assert list((ddp / ".hydra").iterdir()) and len(list(tmp_path.glob("ddp/**/metrics.json"))) == 1
+    # the ranks' predictions, gathered in the eval set's order: the same images and labels as one process's
+    pd_, po = predictions.read(ddp), predictions.read(one)
+    assert pd_.key == po.key and (pd_.label == po.label).all()
+    assert (pd_.error(1), pd_.error(5)) == pytest.approx((rd["top1_err"], rd["top5_err"]))
 
 
 @pytest.mark.parametrize(
