@@ -68,7 +68,11 @@ def samples(kept: pd.DataFrame, rows, cols, joint: bool) -> dict[str, dict[str, 
     for key in rows:
         mine = kept[kept["row"] == key]
         preds = list(mine["_preds"])
-        full = ref is not None and len(preds) > 0 and all(p is not None and p.key == ref for p in preds)
+        full = (
+            ref is not None
+            and len(preds) > 0
+            and all(_matches(p, run, ref) for p, (_, run) in zip(preds, mine.iterrows()))
+        )
         out[key] = {}
         for col in cols:
             vals = pd.to_numeric(mine[col], errors="coerce") if col in mine else pd.Series([], dtype=float)
@@ -80,6 +84,11 @@ def samples(kept: pd.DataFrame, rows, cols, joint: bool) -> dict[str, dict[str, 
             seeds = tuple((mine["seed"] if "seed" in mine else pd.Series(range(len(mine)))).to_numpy()[ok])
             out[key][col] = inf.Sample(vals.to_numpy(dtype=float)[ok], seeds, per_image)
     return out
+
+
+def _matches(p, run, ref) -> bool:
+    """Predictions of the reference eval set that give the record's own top-1 error (not a stale file)."""
+    return p is not None and p.key == ref and abs(p.error(1) - float(run["top1_err"])) < 1e-6
 
 
 def row_columns(s: inf.Sample, col: str) -> dict:

@@ -1,0 +1,164 @@
+"""Issue 29 end to end, on real runs (sklearn digits: 450 test images, 10 classes): every run writes the
+predictions behind its error, a run at chance is set apart, and the table says per row what it may conclude."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import record, run_cli
+
+from senet_ablate import predictions
+from senet_ablate.collect import collect
+from senet_ablate.records import write_record
+from senet_ablate.report import report
+from senet_ablate.tables import study_table, to_latex, to_markdown
+
+
+@pytest.fixture(scope="module")
+def lr_sweep(tmp_path_factory):
+    """Two rows, two seeds, one epoch: lr 0.05 trains (13% error), lr 1e-9 does not (89.8%, chance is 90%)."""
+    where = tmp_path_factory.mktemp("lr")
+    out = run_cli("app", "-m", "recipe.epochs=1", "recipe.lr=0.05,1e-9", "seed=0,1", cwd=where).stdout
+    return where, out
+
+
+def test_every_trained_run_writes_predictions_that_give_its_recorded_errors(lr_sweep):
+    where, _ = lr_sweep
+    dirs = sorted((where / "runs/adhoc").glob("*recipe.lr=*"))
+    assert len(dirs) == 4
+    keys = set()
+    for d in dirs:
+        p, rec = predictions.read(d), record(d)
+        assert p.top5.shape == (450, 5) and p.label.shape == (450,) and rec["eval_images"] == 450
+        assert (p.error(1), p.error(5)) == pytest.approx((rec["top1_err"], rec["top5_err"]), abs=1e-9)
+        assert (d / "predictions.npz").stat().st_size < 10_000
+        keys.add(p.key)
+    assert len(keys) == 1  # the same images in the same order, the same labels
+
+
+def test_a_row_at_chance_did_not_train_and_is_left_out(lr_sweep):
+    where, out = lr_sweep
+    assert "| recipe.lr=1e-09 | – | – | – |" in out and "2 done (2 did not train)" in out
+    assert "did not train |" in out  # its verdict
+    assert "Did not train (top-1 error not distinguishable from chance" in out
+    assert "recipe.lr=1e-09 seed 0 (8" in out  # named, with its error
+    # one row of all four runs (--by a key they share): the mean is over the two that trained
+    md = report([where / "runs/adhoc"], write=False, by=["recipe.epochs"])["adhoc"]
+    trained = [record(d)["top1_err"] for d in sorted((where / "runs/adhoc").glob("*recipe.lr=0.05,*"))]
+    mean = f"{np.mean(trained):.2f} ± {np.std(trained, ddof=1):.2f} | 2 |"
+    assert mean in md and "4 done (2 did not train)" in md
+
+
+def _toy(tmp_path, spec, rows: dict, seeds=(0, 1, 2), n_img=1000, agree=0.95, with_predictions=True):
+    """Records (and predictions) of runs whose per-image errors are drawn so that row r errs on a share
+    rows[r] of the images; runs of one seed share most of their mistakes (``agree``)."""
+    rng = np.random.default_rng(0)
+    label = rng.integers(0, 10, n_img)
+    base_wrong = rng.random(n_img)
+    root = tmp_path / "runs/toy"
+    for seed in seeds:
+        noise = rng.random(n_img)
+        for row, err in rows.items():
+            u = np.where(rng.random(n_img) < agree, base_wrong, noise)
+            wrong = u < err / 100
+            top5 = np.tile(np.arange(5), (n_img, 1))
+            top5[:, 0] = np.where(wrong, (label + 1) % 10, label)
+            top5[:, 1:] = (label[:, None] + np.arange(2, 6)) % 10
+            top5[wrong, 1] = label[wrong]  # top-5 error 0, as the record says
+            d = root / f"row={row},seed={seed}"
+            if with_predictions:
+                predictions.write(d, label, top5, "toy-order")
+            rec = {
+                "status": "completed",
+                "task": "train",
+                "study": "toy",
+                "row": row,
+                "seed": seed,
+                "fingerprint": f"fp-{row}",
+                "finished_at": "2026-01-01T00:00:00",
+                **{"params": 1000, "macs": 5000, "elementwise_ops": 10, "gflops": 5.01e-6, "params_m": 0.001},
+                "input_size": 8,
+                "top1_err": 100 * wrong.mean(),
+                "top5_err": 0.0,
+                "epochs_done": 3,
+                "eval_images": n_img,
+                "num_classes": 10,
+                "config": {"table": spec, "model": {"name": "m"}},
+            }
+            write_record(d, rec)
+    return root
+
+
+def test_a_rows_own_baseline_is_named_in_its_delta_and_the_table_carries_verdicts_in_every_format(tmp_path):
+    spec = {
+        "title": "toy",
+        "baseline": "plain",
+        "rows": {
+            "plain": {"label": "Plain", "set": ["se.stages=[]"]},
+            "avg": {"label": "SE avg", "set": ["se.squeeze=avg"]},
+            "max": {"label": "SE max", "set": ["se.squeeze=max"], "baseline": "avg"},
+        },
+    }
+    root = _toy(tmp_path, spec, {"plain": 20.0, "avg": 10.0, "max": 10.0})
+    report([root])
+    md = (root / "table.md").read_text()
+    t = pd.read_csv(root / "table.csv").set_index("row")
+    assert t.loc["avg", "top1_err_verdict"] == "better" and t.loc["plain", "top1_err_verdict"] == "baseline"
+    assert " vs SE avg |" in md  # SE max's Δ is measured against SE avg, and says so
+    assert t.loc["max", "baseline"] == "avg" and isinstance(t.loc["max", "top1_err_verdict"], str)
+    assert t.loc["avg", "top1_err_method"] == "seeds+images" and t.loc["avg", "top1_err_paired"]
+    assert t.loc["avg", "top1_err_prob_better"] == 1.0 and 0 <= t.loc["avg", "top1_err_prob_better_lo"] <= 1
+    assert "| better |" in md and "*" not in md.split("\n\n")[1]  # the verdict replaces the stars
+    assert "better" in (root / "table.tex").read_text()
+    assert "Comparisons paired by seed" in md and "seeds and the test images together" in md
+
+
+def test_a_preset_without_a_baseline_compares_with_the_row_with_se_off_and_says_so(tmp_path):
+    spec = {
+        "title": "mine",
+        "rows": {
+            "se": {"label": "SE", "set": ["se.squeeze=avg"]},
+            "plain": {"label": "plain", "set": ["se.stages=[]"]},
+            "mine": {"label": "mine", "set": ["se.module=x"]},
+        },
+    }
+    root = _toy(tmp_path, spec, {"se": 10.0, "plain": 20.0, "mine": 12.0})
+    df, specs = collect([root])
+    table = study_table(df, specs["toy"])
+    md = to_markdown(table, specs["toy"])
+    assert "Δ is vs plain (no table.baseline: the row with SE off)" in md
+    assert table.set_index("row").loc["se", "top1_err_delta"] == pytest.approx(-10.0, abs=1.5)
+    assert "Δ 95% CI" in md and r"\toprule" in to_latex(table, specs["toy"])
+
+
+def test_records_without_predictions_still_tabulate_and_say_what_their_uncertainty_leaves_out(tmp_path):
+    spec = {"title": "old", "baseline": "plain", "rows": {"plain": {}, "se": {}}}
+    root = _toy(tmp_path, spec, {"plain": 20.0, "se": 12.0}, with_predictions=False)
+    df, specs = collect([root])
+    table = study_table(df, specs["toy"])
+    md = to_markdown(table, specs["toy"])
+    assert "the uncertainty leaves out the test sample" in md and "from the seeds only" in md
+    assert table.set_index("row").loc["se", "top1_err_method"] == "seeds"
+
+
+def test_holm_changes_a_verdict_in_a_table(tmp_path):
+    """Seven rows vs one baseline, each 1.2 points better with 2 seeds: one comparison alone would be
+    `better` at p < 0.05 for some rows; Holm across the seven leaves fewer (table.correction=none vs holm)."""
+    rows = {"plain": 20.0, **{f"r{i}": 20.0 - 0.25 * i for i in range(7)}}
+    spec = {"title": "seven", "baseline": "plain", "rows": {k: {"label": k} for k in rows}}
+    root = _toy(tmp_path, spec, rows, seeds=(0, 1, 2), n_img=4000, agree=0.9)
+    df, specs = collect([root])
+    holm = study_table(df, {**specs["toy"], "correction": "holm"}).set_index("row")
+    none = study_table(df, {**specs["toy"], "correction": "none"}).set_index("row")
+    raw = none["top1_err_p"].drop("plain")
+    assert (holm["top1_err_p_adj"].drop("plain") >= raw - 1e-12).all()
+    better = lambda t: int((t["top1_err_verdict"] == "better").sum())  # noqa: E731
+    assert better(none) > better(holm), (raw.tolist(), holm["top1_err_p_adj"].tolist())
+
+
+def test_bad_inference_settings_fail_before_any_work_naming_the_key(tmp_path):
+    proc = run_cli("app", "table.correction=bonferroni", cwd=tmp_path, check=False)
+    assert proc.returncode != 0 and "table.correction='bonferroni': valid values: holm, none" in proc.stderr
+    (rec,) = [record(p.parent) for p in (tmp_path / "runs").rglob("metrics.json")]
+    assert rec["status"] == "failed" and "epochs_done" not in rec  # nothing trained, nothing claims success
+    proc = run_cli("app", "table.margin=-1", cwd=tmp_path, check=False)
+    assert proc.returncode != 0 and "table.margin=-1 must be a positive number" in proc.stderr
