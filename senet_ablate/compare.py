@@ -115,6 +115,7 @@ def delta_columns(a: inf.Sample, b: inf.Sample, col: str, st: dict) -> dict:
         f"{col}_delta_ci90": est.half_width(0.90),
         f"{col}_delta_seed_df": est.seed_df,
         f"{col}_paired": inf.paired(a, b),
+        f"{col}_delta_method": "seeds+images" if a.per_image is not None and b.per_image is not None else "seeds",
         f"{col}_p": est.p_value(),
         f"{col}_p_equiv": est.p_equivalent(st["margin"]),
         f"{col}_prob_better": inf.prob_improvement(a.values, b.values, higher),

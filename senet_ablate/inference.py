@@ -1,25 +1,26 @@
 """What a study table may conclude (issue 29): every error and Δ with its uncertainty from both of its
 sources, the seeds and the test images, a verdict per row, and the seeds a verdict would need.
 
-The method, "seeds × images": a row's n runs are scored on the same N test images, so its mean error m is
-an average over a crossed design (runs × images). Its variance is estimated as
+The method, "seeds × images": a row's n runs are scored on the same N test images, a crossed design. The
+variance of its mean error m is estimated without bias by a two-way random-effects decomposition,
 
-    Var(m) = s_seed² / n + s_image² / N
+    Var(m) = s_seed² / n  +  (s_image² - MS_interaction / n) / N
 
-where s_seed² is the sample variance of the n run errors and s_image² the sample variance, over the N images,
-of the share of the row's runs that get an image wrong (in %). A Δ between two rows scored on the same images
-takes the same form on differences: paired by seed (the per-seed Δs and the per-image Δs) when both rows ran
-the same seeds, else s_a²/n_a + s_b²/n_b + s_image(Δ)²/N, the images always shared. Each term carries its
-degrees of freedom (n - 1, N - 1) and Welch–Satterthwaite combines them; CIs and p-values come from Student's
-t with those degrees of freedom. The estimate counts the seed × image interaction twice, a small
-conservative bias (tests/test_inference.py measures the coverage by simulation). Without per-image
-predictions the image term is absent, and the CI and test reduce to Student's / Welch's / the paired t-test
-on the seed values, which describe the test set rather than the population.
+where s_seed² is the sample variance of the n run errors, s_image² the sample variance over the images of the
+share of the row's runs that get an image wrong (in %), and MS_interaction the runs × images residual mean
+square (counted by both other terms). A Δ between two rows scored on the same images takes the same form:
+on the per-seed and per-image differences when both rows ran the same seeds (paired), else with both rows'
+seed terms and the images always shared. The seed part has n - 1 degrees of freedom; the image part is
+known to a fraction of a percent and taken as known. CIs and p-values use Student's t on Welch–Satterthwaite
+degrees of freedom computed with the seed part at its one-sided 70% upper bound (``DF_QUANTILE``): plain
+Welch–Satterthwaite is optimistic at 2-4 seeds. tests/test_inference.py measures the coverage by simulation.
+Without per-image predictions the image part is absent and the tests are Student's, Welch's or the paired
+t-test on the seed values, which describe the test set rather than the population.
 
-Verdicts (primary metric top-1 error, AP for detection): ``better`` / ``worse`` when Holm's adjusted p of
-Δ = 0 is below alpha, else ``equivalent`` when the two one-sided tests (TOST) show |Δ| < margin at Holm's
-adjusted level, else ``unresolved``. Holm's family is the rows compared with one baseline in one metric.
-Plain numpy and scipy: the study side never loads torch.
+Verdicts (primary metric top-1 error, AP for detection): ``better`` / ``worse`` when the (Holm-adjusted) p of
+Δ = 0 is below alpha, else ``equivalent`` when two one-sided tests (TOST) show |Δ| < margin at the adjusted
+level, else ``unresolved``. Holm's family: the rows compared with one baseline in one metric. Plain numpy and
+scipy: the study side never loads torch.
 """
 
 from __future__ import annotations

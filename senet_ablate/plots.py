@@ -7,8 +7,10 @@
 - ``overhead``: SE's wall-clock training overhead against its FLOPs overhead, vs the baseline row;
 - any sweep (rows from grouping.py): ``error_vs_<key>`` per numeric row key (a line per setting of
   the other keys) and ``bars_<key>`` per categorical one.
-Whiskers are 95% CIs clipped to [0, 100]. A figure whose data is absent (nothing trained yet, one
-row only) is skipped.
+Whiskers are the table's 95% CIs (seeds and test images, ``inference.py``) clipped to [0, 100]; runs that
+did not train are drawn apart (grey crosses, left out of the means). A figure that would carry no information
+is not drawn: nothing trained yet, one row only, every row at one cost (Pareto), no row costing more FLOPs
+than the baseline (overhead: its time axis would be timing noise).
 """
 
 from __future__ import annotations
@@ -98,12 +100,15 @@ def pareto(table: pd.DataFrame, spec: dict, dataset, out_dir: Path, extra: bool 
     paths = []
     for col, label in (("gflops", "GFLOPs (multiply-adds + SE elementwise)"), ("params_m", "params (M)")):
         x = t[col] - table.set_index("row").loc[spec["baseline"], col] if extra else t[col]
+        if x.nunique() < 2:  # every row at one cost: the points would stack on one x
+            continue
         if extra:
             label = f"extra {label.split(' (')[0]} over {base} ({label.split(' (')[1]}"
             if x.abs().max() < 0.1:  # on a CIFAR net the modules add thousands of params, MFLOPs
                 x, label = x * 1e3, label.replace("(M)", "(thousands)").replace("GFLOPs", "MFLOPs")
         fig, ax = plt.subplots(figsize=(6, 4))
         ax.errorbar(x, t["top1_err_mean"], yerr=_yerr(t), fmt="o", capsize=4, label="rows (mean, 95% CI)")
+        untrained(ax, table, dict(zip(t["row"], x)))
         for xi, (_, r) in zip(x, t.iterrows()):
             ax.annotate(r["label"], (xi, r["top1_err_mean"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
         t = t.assign(**{col: x})
@@ -160,6 +165,8 @@ def overhead(table: pd.DataFrame, spec: dict, dataset, out_dir: Path) -> list[Pa
     if not others:
         return []
     flops = [100 * (t.loc[r, "gflops"] / t.loc[base, "gflops"] - 1) for r in others]
+    if max(abs(f) for f in flops) < 1e-6:  # no row costs more FLOPs: the time axis would show timing noise
+        return []
     time_ = [100 * (t.loc[base, "images_per_s"] / t.loc[r, "images_per_s"] - 1) for r in others]
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.scatter(flops, time_)
@@ -181,10 +188,20 @@ def _number(v: str) -> float | None:
         return None
 
 
+def untrained(ax, table: pd.DataFrame, xs: dict) -> None:
+    """Runs that did not train, as grey crosses at their row's x (``xs``: {row: x}), apart from the means."""
+    bad = table.attrs.get("untrained")
+    if bad is None or not len(bad):
+        return
+    pts = [(xs[r], float(e)) for r, e in zip(bad["row"], bad["top1_err"]) if r in xs]
+    if pts:
+        ax.scatter(*zip(*pts), marker="x", color="tab:gray", label="did not train (left out)")
+
+
 def by_key(table: pd.DataFrame, spec: dict, dataset, out_dir: Path) -> list[Path]:
     """Any sweep's rows: error against each row key, a line (numeric key) or a bar group
     (categorical key) per setting of the other keys."""
-    t = table[table["top1_err_n"] > 0]
+    t = table[(table["top1_err_n"] > 0) | (table.get("did_not_train", 0) > 0)]  # a row at chance: its crosses
     if not spec.get("adhoc") or len(t) < 2:
         return []
     values = {r: spec["rows"][r]["values"] for r in t["row"]}
@@ -208,6 +225,7 @@ def by_key(table: pd.DataFrame, spec: dict, dataset, out_dir: Path) -> list[Path
             draw = ax.errorbar if numeric else ax.bar
             extra = {"marker": "o", "capsize": 4} if numeric else {"width": 0.8 / len(series), "capsize": 4}
             draw(pos, mine["top1_err_mean"], yerr=_yerr(mine), label=label or "top-1 error", **extra)
+            untrained(ax, table, dict(zip(mine["row"], pos)))
         if not numeric:
             ax.set_xticks(range(len(xs)), xs)
         ax.set_xlabel(key)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from hydra.experimental.callback import Callback
 
-from . import dashboard
+from . import dashboard, inference
 from .atomic import write_atomic
 from .collect import collect, export
 from .grouping import keep, tables_for
@@ -58,12 +58,16 @@ def report(
     filters=None,
     baseline=None,
     out=None,
+    settings: dict | None = None,
 ) -> dict[str, str]:
     """Build every table (and figures, and pages) of the runs under ``paths``; return {name: markdown}.
 
     ``export_runs`` also writes runs.csv / runs.parquet (the end-of-sweep callback skips them);
-    ``by``, ``filters``, ``baseline``, ``out``: as senet-report's options. Raises ValueError on a
-    bad option (an unknown key, a baseline that is no row)."""
+    ``by``, ``filters``, ``baseline``, ``out``, ``settings`` (table.alpha / margin / correction / test /
+    resamples): as senet-report's options. Raises ValueError on a bad option (an unknown key, a baseline that
+    is no row, a bad setting)."""
+    given = {k: v for k, v in (settings or {}).items() if v is not None}
+    inference.settings(given)  # a bad value fails before any record is read
     # pandas & co. load here, not with the module: every job process instantiates the callback below
     runs, specs = collect(paths)
     if filters and len(runs):
@@ -71,12 +75,12 @@ def report(
     out_md, pages = {}, {}
     for name, mine, spec in tables_for(runs, specs, by, baseline) if len(runs) else []:
         where = out_dir(mine, out, by, filters)
-        out_md[name], page = build(mine, spec, name, where, write, html, export_runs)
+        out_md[name], page = build(mine, {**spec, **given}, name, where, write, html, export_runs)
         if page:
             pages[name] = page
     if pages:
-        root = Path(os.path.commonpath([str(Path(p)) for p in paths]))
-        root = root if root.is_dir() else root.parent
+        root = Path(out) if out else Path(os.path.commonpath([str(Path(p)) for p in paths]))
+        root = root if root.is_dir() else root.parent  # --out: the index beside the table, not among the records
         out_md["_index"] = f"dashboard index: {dashboard.index_page(root, pages)}\n"
     return out_md
 
@@ -156,6 +160,15 @@ def _parser() -> argparse.ArgumentParser:
         help="the row Δ compares with: a row label, or KEY=VALUE parts "
         "that single out one row (default: the row with SE off, else the first)",
     )
+    ap.add_argument("--alpha", type=float, help="level of the verdicts (default: table.alpha of the runs, 0.05)")
+    ap.add_argument(
+        "--margin", type=float, help="equivalence margin in points, |Δ| < margin (default: table.margin, 0.5)"
+    )
+    ap.add_argument("--correction", help="holm | none: across the rows compared with one baseline (default: holm)")
+    ap.add_argument(
+        "--test",
+        help="joint: seeds and test images (from predictions.npz) | welch: seed values only (default: joint)",
+    )
     ap.add_argument("--out", metavar="DIR", help="write the table files, figures and dashboard here")
     ap.add_argument("--html", action="store_true", help="also write a static dashboard per study and an index")
     ap.add_argument("--no-write", action="store_true", help="print only; write no files")
@@ -182,6 +195,7 @@ def main(argv=None) -> int:
                 filters=args.filter,
                 baseline=args.baseline,
                 out=args.out,
+                settings={k: getattr(args, k) for k in ("alpha", "margin", "correction", "test")},
             )
         )
     except (FileNotFoundError, ValueError) as e:

@@ -187,13 +187,23 @@ def _metric_cells(r, col: str, table: pd.DataFrame, extended: bool) -> list[str]
         _delta(r, col, table),
         _delta_ci(r, col),
         _p(r.get(f"{col}_p_adj", math.nan)),
-        r.get(f"{col}_verdict") if isinstance(r.get(f"{col}_verdict"), str) else "–",
+        _verdict(r, col, table),
     ]
     if extended:
         pb, lo, hi = (r.get(f"{col}_prob_better{x}", math.nan) for x in ("", "_lo", "_hi"))
         ci = "" if math.isnan(lo) else f" [{lo:.2f}, {hi:.2f}]"
         out.append("–" if pb is None or math.isnan(pb) else f"{pb:.2f}{ci}")
     return out + [_fmt(r[f"{col}_paper"], 2)]
+
+
+def _verdict(r, col: str, table: pd.DataFrame) -> str:
+    """The verdict; one reached without the test sample (no predictions.npz) says so."""
+    v = r.get(f"{col}_verdict")
+    if not isinstance(v, str):
+        return "–"
+    joint = table.attrs.get("settings", inf.DEFAULTS)["test"] == "joint"
+    decided = v in (inf.BETTER, inf.WORSE, inf.EQUIVALENT)
+    return v + (" (seeds only)" if decided and joint and r.get(f"{col}_delta_method") == "seeds" else "")
 
 
 def _metric_head(table: pd.DataFrame, col: str, name: str, extended: bool) -> list[str]:
