@@ -3,7 +3,6 @@ seeds aggregated), senet-report groups and filters any set of run dirs, rows tha
 flagged, every printed command runs as printed, and a preset's table is what it was."""
 
 import json
-import math
 import shlex
 import sys
 from pathlib import Path
