@@ -143,7 +143,7 @@ def verdicts(recs: list[dict], col: str, st: dict, first: str) -> None:
     for r in recs:
         base = by_row.get(r["baseline"])
         if r["row"] == r["baseline"]:
-            v = inf.BASELINE
+            v = inf.BASELINE if r.get(f"{col}_n") else "–"
         elif r.get("mostly_untrained") or (base is not None and base.get("mostly_untrained")):
             v = inf.DID_NOT_TRAIN if r.get("mostly_untrained") else "no verdict"
         elif base is None or math.isnan(r.get(f"{col}_delta", math.nan)):

@@ -12,7 +12,7 @@ square (counted by both other terms). A Δ between two rows scored on the same i
 on the per-seed and per-image differences when both rows ran the same seeds (paired), else with both rows'
 seed terms and the images always shared. The seed part has n - 1 degrees of freedom; the image part is
 known to a fraction of a percent and taken as known. CIs and p-values use Student's t on Welch–Satterthwaite
-degrees of freedom computed with the seed part at its one-sided 70% upper bound (``DF_QUANTILE``): plain
+degrees of freedom computed with the seed part at its one-sided 80% upper bound (``DF_QUANTILE``): plain
 Welch–Satterthwaite is optimistic at 2-4 seeds. tests/test_inference.py measures the coverage by simulation.
 Without per-image predictions the image part is absent and the tests are Student's, Welch's or the paired
 t-test on the seed values, which describe the test set rather than the population.
@@ -49,9 +49,9 @@ class Sample:
 
 
 # the degrees of freedom of a mean's t interval are Welch–Satterthwaite's with the seed variance taken at its
-# one-sided 70% upper bound: plain Welch–Satterthwaite is optimistic at 2 degrees of freedom (its 95% CIs cover
+# one-sided 80% upper bound: plain Welch–Satterthwaite is optimistic at 2 degrees of freedom (its 95% CIs cover
 # 91-93% when seeds and images both count); measured across regimes in tests/test_inference.py
-DF_QUANTILE = 0.3
+DF_QUANTILE = 0.2
 
 
 @dataclass
@@ -72,7 +72,7 @@ class Estimate:
 
     @property
     def df(self) -> float:
-        """Welch–Satterthwaite degrees of freedom of seed + image variance, the seed part at its 70% upper
+        """Welch–Satterthwaite degrees of freedom of seed + image variance, the seed part at its 80% upper
         bound (``DF_QUANTILE``); the seeds' own df without an image part, infinite without a seed part."""
         if math.isnan(self.seed_var) or not self.seed_df > 0:
             return math.nan
