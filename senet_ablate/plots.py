@@ -77,6 +77,7 @@ def error_vs_axis(table: pd.DataFrame, spec: dict, dataset, out_dir: Path) -> li
     y = [t.loc[r, "top1_err_mean"] for r in rows]
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.errorbar(x, y, yerr=_yerr(t.loc[rows]), marker="o", capsize=4, label="top-1 error (mean, 95% CI)")
+    untrained(ax, table, xs)
     ax.set_xscale("log", base=2)
     ax.set_xticks(x, [f"{v:g}" for v in x])
     ax.set_xlabel(key)

@@ -162,3 +162,24 @@ def test_bad_inference_settings_fail_before_any_work_naming_the_key(tmp_path):
     assert rec["status"] == "failed" and "epochs_done" not in rec  # nothing trained, nothing claims success
     proc = run_cli("app", "table.margin=-1", cwd=tmp_path, check=False)
     assert proc.returncode != 0 and "table.margin=-1 must be a positive number" in proc.stderr
+
+
+def test_figures_follow_the_table_runs_at_chance_apart_and_no_figure_without_information(lr_sweep):
+    """Rows that share one params/GFLOPs value get no Pareto plot (every point on one x) and no overhead plot
+    (0 % FLOPs overhead: its time axis is timing noise); the error-by-key plot is drawn."""
+    where, out = lr_sweep
+    figures = {p.name for p in (where / "runs/adhoc/figures").glob("*.png")}
+    assert "error_vs_recipe_lr.png" in figures and "training_curves.png" in figures
+    assert not figures & {"pareto_gflops.png", "pareto_params.png", "overhead.png"}, figures
+
+
+def test_task_eval_writes_predictions_of_the_weights_it_scores(lr_sweep, tmp_path):
+    where, _ = lr_sweep
+    (run,) = [d for d in (where / "runs/adhoc").glob("*recipe.lr=0.05,seed=0")]
+    run_cli("app", "task=eval", f"model.weights='{run / 'last.pt'}'", cwd=tmp_path)
+    (rec_path,) = list((tmp_path / "runs").rglob("metrics.json"))
+    rec, p = record(rec_path.parent), predictions.read(rec_path.parent)
+    assert rec["status"] == "completed" and rec["num_classes"] == 10
+    assert (p.error(1), p.error(5)) == pytest.approx((rec["top1_err"], rec["top5_err"]), abs=1e-9)
+    assert p.key == predictions.read(run).key  # the same digits test images as the trained run's
+    assert p.error(1) == pytest.approx(record(run)["top1_err"], abs=0.5)  # its own weights, scored again
