@@ -110,11 +110,27 @@ def study_table(runs: pd.DataFrame, spec: dict) -> pd.DataFrame:
         for part in ("n", "mean", "std", "ci95", "delta", "p"):
             if f"{col}_{part}" not in table:
                 table[f"{col}_{part}"] = 0 if part == "n" else math.nan
+    table = table[_column_order(table.columns)]
     table.attrs.update(paper_digits=digits, settings=st, baseline=base, baseline_why=why, **info)
     table.attrs["labels"] = {k: r.get("label", k) for k, r in spec["rows"].items()}
     timed = trained[trained["images_per_s"].notna()]
     table.attrs["speed_setups"] = sorted(timed["speed_setup"].dropna().unique()) if "speed_setup" in timed else []
     return table
+
+
+FIRST = ("row", "label", "baseline", "completed", "failed", "running", "interrupted", "did_not_train")
+PARTS = (
+    *("n", "mean", "std", "ci95", "image_se", "method", "verdict", "delta", "delta_ci95", "delta_ci90"),
+    *("p", "p_adj", "p_equiv", "p_equiv_adj", "paired", "delta_method", "delta_seed_df", "prob_better"),
+    *("prob_better_lo", "prob_better_hi", "seeds_needed", "seeds_needed_lo", "seeds_needed_hi", "paper"),
+)
+
+
+def _column_order(columns) -> list[str]:
+    """table.csv's columns: the row and its runs, then each metric's cells together, then the rest."""
+    first = [c for c in FIRST if c in columns]
+    metric = [f"{m}_{p}" for m in MEASURED for p in PARTS if f"{m}_{p}" in columns]
+    return first + metric + [c for c in columns if c not in first and c not in metric]
 
 
 def _newest_table(runs: pd.DataFrame) -> dict:
@@ -281,8 +297,8 @@ def method(table: pd.DataFrame) -> str:
     joint = any((table.get(f"{c}_method") == "seeds+images").any() for c in ERRORS if f"{c}_method" in table)
     if joint:
         return (
-            "from the seeds and the test images together (seeds × images variance, Welch–Satterthwaite df, "
-            "Student t; docs/reports.md)"
+            "from the seeds and the test images together (a seeds × images variance; Student t on "
+            "Welch–Satterthwaite df, conservative for few seeds; docs/reports.md)"
         )
     return "from the seeds only (Student t; Δ: Welch's or, for the same seeds, the paired t-test)"
 
