@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import record, run_cli
+from test_results import trained
 
 from senet_ablate import predictions
 from senet_ablate.collect import collect
@@ -67,23 +68,8 @@ def _toy(tmp_path, spec, rows: dict, seeds=(0, 1, 2), n_img=1000, agree=0.95, wi
             d = root / f"row={row},seed={seed}"
             if with_predictions:
                 predictions.write(d, label, top5, "toy-order")
-            rec = {
-                "status": "completed",
-                "task": "train",
-                "study": "toy",
-                "row": row,
-                "seed": seed,
-                "fingerprint": f"fp-{row}",
-                "finished_at": "2026-01-01T00:00:00",
-                **{"params": 1000, "macs": 5000, "elementwise_ops": 10, "gflops": 5.01e-6, "params_m": 0.001},
-                "input_size": 8,
-                "top1_err": 100 * wrong.mean(),
-                "top5_err": 0.0,
-                "epochs_done": 3,
-                "eval_images": n_img,
-                "num_classes": 10,
-                "config": {"table": spec, "model": {"name": "m"}},
-            }
+            config = {"table": spec, "model": {"name": "m"}}
+            rec = trained(row, seed, 100 * wrong.mean(), top5_err=0.0, eval_images=n_img, num_classes=10, config=config)
             write_record(d, rec)
     return root
 
