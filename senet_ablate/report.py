@@ -126,6 +126,7 @@ EXAMPLES = """examples:
   senet-report runs/a runs/b --by se.reduction   runs of several sweeps and single runs in one table
   senet-report runs --by model,se.squeeze --filter data=cifar10_jpeg --baseline 'se.squeeze=avg'
   senet-report runs/paper/table10_reduction --status   what a sweep still owes, and the commands to relaunch it
+  senet-report runs/adhoc --margin 0.2 --alpha 0.01    verdicts at another equivalence margin and level
 
 Rows aggregate over seeds; keys that do not change a result (data.root, device, threads, ...) are never row keys.
 A --by/--filter table is written to a sub-dir of the runs' common dir (by-.../where-...) unless --out says where.
@@ -135,7 +136,8 @@ A --by/--filter table is written to a sub-dir of the runs' common dir (by-.../wh
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="senet-report",
-        description=__doc__.split("\n")[0],
+        description="Run records -> per study, its table (errors with CIs, Δ, a verdict per row), figures and "
+        "an optional dashboard, written beside the sweep; or (--status) what each sweep still owes.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -164,10 +166,15 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument(
         "--margin", type=float, help="equivalence margin in points, |Δ| < margin (default: table.margin, 0.5)"
     )
-    ap.add_argument("--correction", help="holm | none: across the rows compared with one baseline (default: holm)")
+    ap.add_argument(
+        "--correction",
+        choices=inference.CORRECTIONS,
+        help="across the rows compared with one baseline (default: table.correction, holm)",
+    )
     ap.add_argument(
         "--test",
-        help="joint: seeds and test images (from predictions.npz) | welch: seed values only (default: joint)",
+        choices=inference.TESTS,
+        help="joint: seeds and test images (from predictions.npz); welch: seed values only (default: joint)",
     )
     ap.add_argument("--out", metavar="DIR", help="write the table files, figures and dashboard here")
     ap.add_argument("--html", action="store_true", help="also write a static dashboard per study and an index")

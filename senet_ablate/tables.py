@@ -316,7 +316,9 @@ def footnote(table: pd.DataFrame) -> str:
         f"{method(table)}. Δ: the row minus its baseline, with its 95% CI; p: two-sided, of Δ = 0{adj}. "
         f"Verdict at α = {st['alpha']:g}: better / worse when p < α, equivalent when two one-sided tests show "
         f"|Δ| < {st['margin']:g} (table.margin) at α, else unresolved; the primary metric is "
-        f"{SHORT.get(table.attrs.get('primary'), 'top-1')}, the others are secondary (own families). " + tail
+        f"{SHORT.get(table.attrs.get('primary'), 'top-1')}, the others are secondary (own families). P(better) "
+        "(table.csv, dashboard): the share of run pairs the row wins, its 95% CI from "
+        f"{st['resamples']} seeded bootstrap resamples of seeds and images. " + tail
     )
 
 
