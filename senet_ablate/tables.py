@@ -366,6 +366,8 @@ def _pairing_notes(table: pd.DataFrame) -> list[str]:
             f"{', '.join(map(str, seeds_only))}: without predictions.npz (older records, or another eval set): "
             "uncertainty from the seeds only, which leaves out the test sample."
         )
+    elif seeds_only and col == "ap":
+        out.append("AP has no per-image form: its uncertainty is the seeds' only, which leaves out the val sample.")
     elif seeds_only and table.attrs.get("settings", {}).get("test") != "welch":
         out.append(
             "No run has predictions.npz (records older than per-image predictions): the uncertainty leaves out "

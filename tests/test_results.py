@@ -135,7 +135,7 @@ def test_statistics_match_scipy_on_known_numbers(sweep):
     assert se["top1_err_verdict"] == "better" and t.loc["base", "top1_err_verdict"] == "baseline"
     assert math.isnan(t.loc["base", "top1_err_delta"])
     md = to_markdown(study_table(df, specs["toy"]), specs["toy"])
-    assert "| SE | 12.00 ± 2.00 | 3 | [7.03, 16.97] | -11.00 | [-15.30, -6.70] | 0.008 | better |" in md
+    assert "| SE | 12.00 ± 2.00 | 3 | [7.03, 16.97] | -11.00 | [-15.30, -6.70] | 0.008 | better (seeds only) |" in md
     assert "paired t-test" in md and "leaves out the test sample" in md and "*" not in md.split("\n\n")[1]
     tex = to_latex(study_table(df, specs["toy"]), specs["toy"])
     assert r"\toprule" in tex and r"12.00 $\pm$ 2.00" in tex and r"\bottomrule" in tex
@@ -177,7 +177,10 @@ def test_detection_runs_give_ap_columns_and_a_classification_table_has_none(swee
     md = to_markdown(study_table(df, specs["det"]), specs["det"])
     head = "| Row | AP | n | 95% CI | Δ | Δ 95% CI | p (Holm) | AP verdict | AP paper | AP50 | n | 95% CI | Δ |"
     assert head in md
-    assert "| SE-R50 | 37.00 ± 1.00 | 3 | [34.52, 39.48] | +5.00 | [+2.52, +7.48] | 0.013 | better | 40.40 |" in md
+    row = (
+        "| SE-R50 | 37.00 ± 1.00 | 3 | [34.52, 39.48] | +5.00 | [+2.52, +7.48] | 0.013 | better (seeds only) | 40.40 |"
+    )
+    assert row in md and "AP has no per-image form" in md
     assert "top-1" not in md.split("\n\n")[1] and "AP_S" not in md  # no error column; AP_S all NaN
     df, specs = collect([sweep])
     assert "| AP " not in to_markdown(study_table(df, specs["toy"]), specs["toy"])
