@@ -337,8 +337,8 @@ def notes(table: pd.DataFrame, spec: dict) -> list[str]:
     few = table.loc[(n > 0) & (n < 3), "label"].tolist()
     if few:
         out.append(
-            f"n < 3 in {', '.join(map(str, few))}: a CI from 1 degree of freedom is wide and its spread "
-            "a guess; run more seeds before reading Δ."
+            f"n < 3 in {', '.join(map(str, few))}: fewer than 3 runs give a wide CI (or none) and a spread "
+            "that is a guess; run more seeds before reading Δ."
         )
     unreported = table.loc[table["unreported_blocks"] > 0, "label"].tolist() if "unreported_blocks" in table else []
     if unreported:
