@@ -1,6 +1,8 @@
 """Issue 29 end to end, on real runs (sklearn digits: 450 test images, 10 classes): every run writes the
 predictions behind its error, a run at chance is set apart, and the table says per row what it may conclude."""
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,6 +11,7 @@ from test_results import trained
 
 from senet_ablate import predictions
 from senet_ablate.collect import collect
+from senet_ablate.inference import settings
 from senet_ablate.records import write_record
 from senet_ablate.report import report
 from senet_ablate.tables import study_table, to_latex, to_markdown
@@ -146,8 +149,16 @@ def test_bad_inference_settings_fail_before_any_work_naming_the_key(tmp_path):
     assert proc.returncode != 0 and "table.correction='bonferroni': valid values: holm, none" in proc.stderr
     (rec,) = [record(p.parent) for p in (tmp_path / "runs").rglob("metrics.json")]
     assert rec["status"] == "failed" and "epochs_done" not in rec  # nothing trained, nothing claims success
-    proc = run_cli("app", "table.margin=-1", cwd=tmp_path, check=False)
-    assert proc.returncode != 0 and "table.margin=-1 must be a positive number" in proc.stderr
+    for key, value, said in (
+        ("margin", -1, "table.margin=-1 must be a positive number"),
+        ("alpha", 0.5, "table.alpha=0.5 must be a level in (0, 0.5)"),
+        ("test", "bootstrap", "table.test='bootstrap': valid values: joint"),
+        ("resamples", 10, "table.resamples=10 must be an integer >= 100"),
+    ):  # the same check app.validate runs, without another process
+        with pytest.raises(ValueError, match=re.escape(said)):
+            settings({key: value})
+    with pytest.raises(ValueError, match="table.margin=0.0"):
+        report([tmp_path / "runs"], write=False, settings={"margin": 0.0})  # senet-report --margin 0
 
 
 def test_figures_follow_the_table_runs_at_chance_apart_and_no_figure_without_information(lr_sweep):
