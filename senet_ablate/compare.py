@@ -127,7 +127,7 @@ def delta_columns(a: inf.Sample, b: inf.Sample, col: str, st: dict) -> dict:
     }
 
 
-def verdicts(recs: list[dict], col: str, st: dict, first: str) -> None:
+def verdicts(recs: list[dict], col: str, st: dict) -> None:
     """Adjust the p-values of ``col`` (Holm per baseline) and write each row's verdict into ``recs``."""
     families: dict = {}
     for r in recs:
@@ -174,6 +174,6 @@ def statistics(trained: pd.DataFrame, rows: dict, bases: dict, st: dict) -> tupl
     values = {k: {c: list(data[k][c].values) for c in cols} for k in rows}
     first = primary(values) if cols else None
     for col in cols:
-        verdicts(recs, col, st, first)
+        verdicts(recs, col, st)
     info = {"untrained": untrained, "primary": first, "cols": cols}
     return {r["row"]: r for r in recs}, info
