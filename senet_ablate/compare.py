@@ -21,11 +21,6 @@ from . import predictions
 WITH_CI = {"top1_err": (1, False), "top5_err": (5, False), "ap": (None, True), "ap50": (None, True)}
 
 
-def primary(values: dict) -> str:
-    """The family's metric: top-1 error, AP for a detection table."""
-    return "top1_err" if any(v.get("top1_err") for v in values.values()) else "ap"
-
-
 def _classes(run) -> int | None:
     flat = run.get("_flat") if isinstance(run.get("_flat"), dict) else {}
     for v in (run.get("num_classes"), *(flat.get(k) for k in ("data.num_classes", "model.num_classes"))):
@@ -171,8 +166,7 @@ def statistics(trained: pd.DataFrame, rows: dict, bases: dict, st: dict) -> tupl
             if base is not None and key != base and base in data:
                 rec.update(delta_columns(data[key][col], data[base][col], col, st))
         recs.append(rec)
-    values = {k: {c: list(data[k][c].values) for c in cols} for k in rows}
-    first = primary(values) if cols else None
+    first = ("top1_err" if "top1_err" in cols else "ap") if cols else None  # the family's metric: AP for detection
     for col in cols:
         verdicts(recs, col, st)
     info = {"untrained": untrained, "primary": first, "cols": cols}

@@ -177,6 +177,12 @@ def paired(a: Sample, b: Sample) -> bool:
     return a.n >= 2 and len(set(a.seeds)) == a.n and set(a.seeds) == set(b.seeds) and b.n == a.n
 
 
+def seed_order(s: Sample, seeds) -> list[int]:
+    """Indices of ``s``'s runs in the order of ``seeds`` (rows that ran the same seeds: ``paired``)."""
+    where = {seed: i for i, seed in enumerate(s.seeds)}
+    return [where[seed] for seed in seeds]
+
+
 def compare(a: Sample, b: Sample) -> Estimate:
     """Δ = mean(a) - mean(b), paired by seed where the design allows, by image whenever both have predictions."""
     if a.n < 2 or b.n < 2:
@@ -184,7 +190,7 @@ def compare(a: Sample, b: Sample) -> Estimate:
     both = a.per_image is not None and b.per_image is not None
     mean = float(np.mean(a.values) - np.mean(b.values))
     if paired(a, b):
-        order = [{s: i for i, s in enumerate(b.seeds)}[s] for s in a.seeds]
+        order = seed_order(b, a.seeds)
         one = float(np.var(a.values - b.values[order], ddof=1))
         d = a.per_image - b.per_image[order] if both else None
         img = image_terms(d.mean(0), d) if both else []
@@ -246,7 +252,7 @@ def prob_improvement_ci(
     rng = np.random.default_rng(seed)
     pair = paired(a, b)
     if pair:  # b's runs in a's seed order
-        order = [{s: i for i, s in enumerate(b.seeds)}[s] for s in a.seeds]
+        order = seed_order(b, a.seeds)
         b = Sample(b.values[order], a.seeds, None if b.per_image is None else b.per_image[order])
     images = a.per_image is not None and b.per_image is not None
     out = []
