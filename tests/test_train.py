@@ -12,6 +12,8 @@ import torch
 from conftest import ROOT, clean_env, history, pause_env, record, run_cli, wait_paused
 from wandb_offline import history_and_summary
 
+from senet_ablate import predictions
+
 SHORT = ["recipe.epochs=2"]
 
 
@@ -77,6 +79,8 @@ def test_sigkill_then_relaunch_matches_uninterrupted_run(tmp_path, amp):
         assert a[key] == b[key], key
     same = lambda h: [(r["epoch"], r["lr"], r["train_loss"], r["top1_err"], r["top5_err"]) for r in h]  # noqa
     assert same(history(whole)) == same(history(cut))
+    pw, pc = predictions.read(whole), predictions.read(cut)  # the resumed run predicts every image alike
+    assert pw.key == pc.key and (pw.top5 == pc.top5).all() and (pw.label == pc.label).all()
 
 
 def test_relaunching_a_completed_sweep_trains_nothing(tmp_path):
