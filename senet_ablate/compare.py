@@ -16,6 +16,7 @@ import pandas as pd
 
 from . import inference as inf
 from . import predictions
+from . import sequential as seq
 
 # metrics with CIs and verdicts -> (k of the per-image indicator in predictions.npz, higher is better)
 WITH_CI = {"top1_err": (1, False), "top5_err": (5, False), "ap": (None, True), "ap50": (None, True)}
@@ -151,23 +152,63 @@ def verdicts(recs: list[dict], col: str, st: dict) -> None:
 
 def statistics(trained: pd.DataFrame, rows: dict, bases: dict, st: dict) -> tuple[dict, dict]:
     """({row: its statistics columns}, what the notes say: runs set apart, pairing, method). ``bases``:
-    {row: its baseline row or None}."""
+    {row: its baseline row or None}. With an adaptive plan (``st["plan"]``) each Δ and verdict is the one of
+    the look at which its row stopped (``sequential.py``)."""
     kept, untrained = set_apart(trained, st["alpha"])
     cols = [c for c in WITH_CI if c in trained and pd.to_numeric(trained[c], errors="coerce").notna().any()]
     data = samples(kept, rows, cols, st["test"] == "joint")
+    first = ("top1_err" if "top1_err" in cols else "ap") if cols else None  # the family's metric: AP for detection
+    decisions = _replay(trained, data, rows, bases, st, first)
     recs = []
     for key in rows:
         n_all = int((trained["row"] == key).sum())
         n_bad = int((untrained["row"] == key).sum())
         rec = {"row": key, "baseline": bases[key], "did_not_train": n_bad, "mostly_untrained": n_bad > n_all / 2}
+        seeds = decisions[key].seeds if key in decisions and decisions[key].n >= 2 else None
         for col in cols:
             rec.update(row_columns(data[key][col], col))
             base = bases[key]
             if base is not None and key != base and base in data:
-                rec.update(delta_columns(data[key][col], data[base][col], col, st))
+                a, b = data[key][col], data[base][col]
+                if seeds is not None:
+                    a, b = seq.subset(a, seeds), seq.subset(b, seeds)
+                rec.update(delta_columns(a, b, col, st))
         recs.append(rec)
-    first = ("top1_err" if "top1_err" in cols else "ap") if cols else None  # the family's metric: AP for detection
     for col in cols:
         verdicts(recs, col, st)
+        if decisions:
+            sequential_verdicts(recs, col, decisions)
     info = {"untrained": untrained, "primary": first, "cols": cols}
+    if st.get("plan") is not None:
+        info.update(plan=st["plan"], decisions=decisions, owed=seq.owed(decisions))
     return {r["row"]: r for r in recs}, info
+
+
+def _replay(trained, data, rows, bases, st, first) -> dict:
+    """{row: sequential.Decision} under an adaptive plan, else {}."""
+    if st.get("plan") is None or first is None:
+        return {}
+    done = {k: {int(s) for s in trained.loc[trained["row"] == k, "seed"].dropna()} for k in rows}
+    return seq.replay({k: data[k][first] for k in rows}, bases, done, st["plan"], st, WITH_CI[first][1])
+
+
+def sequential_verdicts(recs: list[dict], col: str, decisions: dict) -> None:
+    """Each compared row's verdict in ``col`` at the nominal levels of the look where it stopped (still open
+    before its first look: unresolved); a row that did not train stops there."""
+    higher = WITH_CI[col][1]
+    for r in recs:
+        d = decisions.get(r["row"])
+        if d is None:
+            continue
+        if r.get(f"{col}_verdict") in (inf.DID_NOT_TRAIN, "no verdict"):
+            d.reason, d.owed = "did not train", []
+            continue
+        p, q = r.get(f"{col}_p", math.nan), r.get(f"{col}_p_equiv", math.nan)
+        r[f"{col}_p_adj"], r[f"{col}_p_equiv_adj"], r[f"{col}_level"] = p, q, d.level
+        if d.n == 0 or math.isnan(d.level):
+            r[f"{col}_verdict"] = inf.UNRESOLVED
+        elif not math.isnan(p) and p < d.level:
+            r[f"{col}_verdict"] = inf.BETTER if (r[f"{col}_delta"] > 0) == higher else inf.WORSE
+        else:
+            r[f"{col}_verdict"] = inf.EQUIVALENT if not math.isnan(q) and q < d.level_equiv else inf.UNRESOLVED
+        r["seeds_used"], r["stopped"] = d.n, seq.stop_text(d)

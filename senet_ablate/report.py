@@ -22,6 +22,7 @@ from .atomic import write_atomic
 from .collect import collect, export
 from .grouping import keep, tables_for
 from .launch import env_rank
+from .sequential import Plan, find_plan
 from .status import find_sweeps, render, sweep_command, sweep_status
 from .tables import study_table, to_latex, to_markdown
 
@@ -75,7 +76,8 @@ def report(
     out_md, pages = {}, {}
     for name, mine, spec in tables_for(runs, specs, by, baseline) if len(runs) else []:
         where = out_dir(mine, out, by, filters)
-        out_md[name], page = build(mine, {**spec, **given}, name, where, write, html, export_runs)
+        plan = find_plan(mine["run_dir"])  # an adaptive sweep's (hydra.sweeper.until=verdict)
+        out_md[name], page = build(mine, {**spec, **given, "plan": plan}, name, where, write, html, export_runs)
         if page:
             pages[name] = page
     if pages:
@@ -115,9 +117,42 @@ def build(mine, spec: dict, name: str, where: Path, write: bool, html: bool, exp
     return md + "\n" + "\n".join(lines) + "\n", page
 
 
+def study_state(sweep_dir: Path, plan) -> tuple[object, object, dict] | None:
+    """An adaptive sweep's study as its records stand: (its table under ``plan``, its runs with their
+    rows, its spec); None before any record. The sweeper and ``--status`` read decisions and what the plan
+    owes from ``table.attrs`` (``decisions``, ``owed``)."""
+    runs, specs = collect([sweep_dir])
+    if not len(runs):
+        return None
+    (name, mine, spec), *_ = tables_for(runs, specs)
+    spec = {**spec, "plan": plan}
+    return study_table(mine, spec), mine, spec
+
+
 def status(dirs) -> dict[str, str]:
-    """Every sweep's status under ``dirs``: {sweep root: text}."""
-    return {str(root): render(sweep_status(root)) for root in find_sweeps(dirs)}
+    """Every sweep's status under ``dirs``: {sweep root: text}; an adaptive sweep's also says where each
+    compared row stands and what its plan still owes."""
+    return {str(root): render(sweep_status(root)) + plan_status(root) for root in find_sweeps(dirs)}
+
+
+def plan_status(root: Path) -> str:
+    """An adaptive sweep's rows (verdict, seeds, why stopped) and the runs its next look needs."""
+    plan = Plan.read(root)
+    state = study_state(root, plan) if plan is not None else None
+    if state is None:
+        return ""
+    table = state[0]
+    lines = [f"adaptive plan (until=verdict, max_seeds={plan.max_seeds}, spending={plan.spending}):"]
+    for _, r in table[table["stopped"].notna()].iterrows() if "stopped" in table else []:
+        lines.append(f"  {r['label']}: {r['stopped']}")
+    owed = table.attrs.get("owed") or []
+    if owed:
+        labels = table.attrs["labels"]
+        lines.append(f"  owes {len(owed)} runs for the next look: " + ", ".join(f"{labels.get(r, r)} seed {s}" for r, s in owed))
+        lines.append(f"  continue the plan (it resumes from the records): {sweep_command(root)}")
+    else:
+        lines.append("  owes nothing: every compared row has stopped")
+    return "\n" + "\n".join(lines)
 
 
 EXAMPLES = """examples:

@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 
 from .records import read_record
 from .rows import expand
+from .sequential import PLAN_FILE
 
 STATES = ("completed", "running", "preempted", "interrupted", "failed", "missing")
 RELAUNCH = ("failed", "missing", "interrupted", "preempted")
@@ -112,7 +113,19 @@ def sweep_status(root: Path) -> SweepStatus:
     for job, name in zip(jobs, names):
         state, note = _state(root / name)
         out.jobs.append(Job(job, root / name, state, note))
+    if (root / PLAN_FILE).is_file():  # an adaptive sweep: the seeds its later rounds added
+        for run_dir in sorted(d for d in root.iterdir() if d.name not in set(names) and (d / ".hydra").is_dir()):
+            state, note = _state(run_dir)
+            out.jobs.append(Job(_overrides(run_dir), run_dir, state, note))
     return out
+
+
+def _overrides(run_dir: Path) -> list[str]:
+    """A job's overrides as Hydra saved them (its row's in front: ``with_row`` keeps them once)."""
+    try:
+        return [str(o) for o in OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")]
+    except OSError:
+        return [run_dir.name]
 
 
 def find_sweeps(paths) -> list[Path]:

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from . import compare
+from . import sequential as seq
 from . import inference as inf
 
 # measured column -> (header, digits the paper prints, digits we print)
@@ -67,7 +68,7 @@ def study_table(runs: pd.DataFrame, spec: dict) -> pd.DataFrame:
     done = runs[runs["status"] == "completed"]
     trained = done[done["task"].isin(["train", "eval", "detect"])]  # trained runs, evaluated weights, detectors
     trained = trained[trained["row"].isin(list(spec["rows"]))]
-    st = inf.settings({**_newest_table(runs), **spec})
+    st = {**inf.settings({**_newest_table(runs), **spec}), "plan": spec.get("plan")}
     base, why = table_baseline(spec)
     bases = {
         k: row.get("baseline", base) if row.get("baseline") in spec["rows"] else base for k, row in spec["rows"].items()
@@ -223,7 +224,7 @@ def _verdict(r, col: str, table: pd.DataFrame) -> str:
 
 
 def _metric_head(table: pd.DataFrame, col: str, name: str, extended: bool) -> list[str]:
-    holm = table.attrs.get("settings", inf.DEFAULTS)["correction"] == "holm"
+    holm = table.attrs.get("settings", inf.DEFAULTS)["correction"] == "holm" and table.attrs.get("plan") is None
     second = "" if col == table.attrs.get("primary") else " (secondary)"
     head = [name, "n", "95% CI", "Δ", "Δ 95% CI", "p (Holm)" if holm else "p", f"{SHORT[col]} verdict{second}"]
     return head + (["P(better) [95% CI]"] if extended else []) + [f"{name} paper"]
@@ -235,6 +236,8 @@ def cells(table: pd.DataFrame, extended: bool = False) -> tuple[list[str], list[
     head = ["Row"]
     for col, name in {**ERRORS, **SCORES}.items():
         head += _metric_head(table, col, name, extended)
+    plan = table.attrs.get("plan") is not None
+    head += ["stopped (until=verdict)"] if plan else []
     head += list(SCORES_BRIEF.values())
     for name, _, _ in COMPARED.values():
         head += [name, f"{name} paper", f"Δ {name}"]
@@ -244,6 +247,7 @@ def cells(table: pd.DataFrame, extended: bool = False) -> tuple[list[str], list[
         row = [str(r["label"])]
         for col in {**ERRORS, **SCORES}:
             row += _metric_cells(r, col, table, extended)
+        row += [r["stopped"] if isinstance(r.get("stopped"), str) else "–"] if plan else []
         row += [_mean_std(r, col) for col in SCORES_BRIEF]
         for col, (_, printed, our_digits) in COMPARED.items():
             printed = table.attrs.get("paper_digits", {}).get(col, printed)
@@ -311,6 +315,8 @@ def footnote(table: pd.DataFrame) -> str:
         return tail
     st = table.attrs.get("settings", inf.DEFAULTS)
     adj = ", Holm-adjusted across the rows compared with one baseline" if st["correction"] == "holm" else ""
+    if table.attrs.get("plan") is not None:
+        return _sequential_footnote(table, st) + " " + tail
     return (
         "Errors (and AP): mean ± sample std over the completed runs that trained, n such runs; 95% CIs "
         f"{method(table)}. Δ: the row minus its baseline, with its 95% CI; p: two-sided, of Δ = 0{adj}. "
@@ -320,6 +326,44 @@ def footnote(table: pd.DataFrame) -> str:
         "(table.csv, dashboard): the share of run pairs the row wins, its 95% CI from "
         f"{st['resamples']} seeded bootstrap resamples of seeds and images. " + tail
     )
+
+
+def _sequential_footnote(table: pd.DataFrame, st: dict) -> str:
+    plan = table.attrs["plan"]
+    split = " split equally across the rows compared with one baseline" if st["correction"] == "holm" else ""
+    return (
+        "Errors (and AP): mean ± sample std over the completed runs that trained, n such runs; 95% CIs "
+        f"{method(table)}. Adaptive study (hydra.sweeper.until=verdict, max_seeds={plan.max_seeds}): after each "
+        "round every compared row is looked at on its first n seeds and gets another seed while unresolved; "
+        "Δ, its 95% CI, p (two-sided, of Δ = 0) and the verdict are those of the look where the row stopped. "
+        f"Each look tests at the nominal level of a group-sequential boundary spending α = {st['alpha']:g}{split} "
+        f"over the looks ({SPENDING_NAMES[plan.spending]} Lan–DeMets function of n / max_seeds): better / worse "
+        f"when p is below it, equivalent when two one-sided tests show |Δ| < {st['margin']:g} (table.margin) at "
+        "its one-sided twin, else unresolved. A row's own error uses all its runs (a baseline may have more "
+        "seeds than the looks of its rows used)."
+    )
+
+
+SPENDING_NAMES = {"obf": "O'Brien–Fleming-type", "pocock": "Pocock-type"}
+
+
+def _sequential_notes(table: pd.DataFrame) -> list[str]:
+    """The nominal levels of each look, and what the plan still owes."""
+    plan = table.attrs.get("plan")
+    if plan is None:
+        return []
+    st = table.attrs.get("settings", inf.DEFAULTS)
+    shares = sorted(set(seq.alpha_each(dict(zip(table["row"], table["baseline"])), st["alpha"], st["correction"]).values()))
+    out = []
+    for a in shares:
+        levels = "; ".join(f"{n}: {two:.2g}" for n, (two, _) in plan.levels(a).items())
+        out.append(f"Two-sided nominal level per look at α = {a:.3g} (seeds: level): {levels}.")
+    owed = table.attrs.get("owed") or []
+    if owed:
+        labels = table.attrs.get("labels", {})
+        runs = ", ".join(f"{labels.get(r, r)} seed {s}" for r, s in owed)
+        out.append(f"The plan owes {len(owed)} runs before the next look: {runs} (relaunch the sweep to continue).")
+    return out
 
 
 def notes(table: pd.DataFrame, spec: dict) -> list[str]:
@@ -346,7 +390,7 @@ def notes(table: pd.DataFrame, spec: dict) -> list[str]:
             f"GFLOPs of {', '.join(map(str, unreported))} leave out the elementwise ops (poolings, rescales) of its "
             "se.module, which has no elementwise_ops(x) method; its multiply-adds are counted."
         )
-    return out + _seeds_notes(table)
+    return out + _sequential_notes(table) + _seeds_notes(table)
 
 
 def _pairing_notes(table: pd.DataFrame) -> list[str]:

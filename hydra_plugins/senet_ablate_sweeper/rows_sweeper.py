@@ -5,16 +5,22 @@
 - the configs the sweeper composes to check a batch before launching it are handed to the
   launcher of this process instead of being composed again.
 
-Jobs, their order, their run dirs and the launchers are exactly the basic sweeper's.
+Jobs, their order, their run dirs and the launchers are exactly the basic sweeper's. With
+``until=verdict`` the sweep is adaptive (``senet_ablate/adaptive.py``): the basic sweep is its first round,
+and rows whose verdict is still open get more seeds (``max_seeds``, ``max_runs``, ``spending``).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Sequence
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import HydraContext
+from omegaconf import OmegaConf
 
+from senet_ablate import adaptive
 from senet_ablate.rows import with_row
 
 
@@ -43,6 +49,22 @@ def _plain(loader):
 
 
 class RowsSweeper(BasicSweeper):
+    def __init__(self, max_batch_size=None, params=None, until=None, max_seeds=10, max_runs=None, spending="obf"):
+        super().__init__(max_batch_size=max_batch_size, params=params)
+        adaptive.check(until, max_seeds, max_runs, spending)  # before any work
+        self.until, self.max_seeds, self.max_runs, self.spending = until, max_seeds, max_runs, spending
+
+    def sweep(self, arguments: list[str]) -> Any:
+        if self.until is None:
+            return super().sweep(arguments)
+        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
+        jobs = self.split_arguments(parser.parse_overrides(self._parse_config() + list(arguments)), None)[0]
+        run = adaptive.AdaptiveSweep(self, jobs)  # checks the plan before writing anything
+        Path(self.config.hydra.sweep.dir).mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.config, Path(self.config.hydra.sweep.dir) / "multirun.yaml")
+        run.run()
+        return []
+
     def setup(self, *, hydra_context: HydraContext, task_function, config) -> None:
         self.reusing = ReusingLoader(hydra_context.config_loader)
         super().setup(

@@ -1,0 +1,182 @@
+"""``hydra.sweeper.until=verdict`` (issue 30): a sweep that adds seeds where a verdict is still open.
+
+Round 1 runs the sweep as the basic sweeper would. After each round the study's table is built from the
+records with the plan's group-sequential levels (``sequential.py``); every compared row whose verdict is
+still ``unresolved`` gets its next seed, and its baseline the same seed (the pair stays paired), through the
+sweep's own launcher. It ends when every row has a verdict, ``max_seeds``, or ``max_runs``.
+
+The decisions are a function of the records, so a sweep interrupted at any point (Ctrl-C, SIGTERM, a killed
+SLURM job) continues when relaunched with the same command: completed runs are not launched again and the
+same looks give the same decisions. ``plan.json`` in the sweep dir keeps the design (seed sequence,
+``max_seeds``, spending function); a relaunch that would change it stops before any work.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+from datetime import datetime
+from pathlib import Path
+
+from hydra.core.utils import JobStatus
+
+from .records import read_record
+from .rows import dir_name, row_of, typed, with_row
+from .sequential import Plan
+
+log = logging.getLogger("senet_ablate")
+UNTIL = ("verdict",)
+
+
+def check(until, max_seeds, max_runs, spending) -> None:
+    """Fail before any work on a bad setting, naming the key and its valid values."""
+    if until not in (None, *UNTIL):
+        raise ValueError(f"hydra.sweeper.until={until!r}: valid values: verdict (add seeds until each row has one), null")
+    if until is not None:
+        Plan.make([0], max_seeds, spending, max_runs)
+
+
+def seed_of(job) -> int | None:
+    vals = [o.split("=", 1)[1] for o in job if o.split("=", 1)[0].lstrip("+") == "seed"]
+    return int(vals[-1]) if vals else None
+
+
+def with_seed(job, seed: int) -> list[str]:
+    """``job`` with its ``seed=`` set to ``seed`` (added when the job had none)."""
+    if seed_of(job) is None:
+        return [*job, f"seed={seed}"]
+    return [f"seed={seed}" if o.split("=", 1)[0].lstrip("+") == "seed" else o for o in job]
+
+
+class AdaptiveSweep:
+    """One adaptive sweep: ``sweeper`` (a RowsSweeper set up by Hydra) and its first round's ``jobs``."""
+
+    def __init__(self, sweeper, jobs: list[list[str]]) -> None:
+        self.sweeper, self.cfg = sweeper, sweeper.config
+        self.table = self.cfg.get("table")
+        self.jobs = jobs
+        self.sweep_dir = Path(str(self.cfg.hydra.sweep.dir))
+        seeds = [seed_of(j) for j in jobs]
+        first = [s if s is not None else int(self.cfg.seed) for s in seeds]
+        self.plan = Plan.make(first, sweeper.max_seeds, sweeper.spending, sweeper.max_runs)
+        if self.plan.max_runs is not None and self.plan.max_runs < len(jobs):
+            raise ValueError(
+                f"hydra.sweeper.max_runs={self.plan.max_runs} is below the first round's {len(jobs)} jobs: "
+                "raise it or sweep fewer rows or seeds"
+            )
+        self.failed: set = set()
+        self.first_error = None
+        self.next_idx = 0
+
+    def run_dir(self, job) -> Path:
+        return self.sweep_dir / dir_name(typed(with_row(job, self.table), self.table), self.cfg.hydra.job.config.override_dirname)
+
+    def _completed(self, job) -> bool:
+        try:
+            return read_record(self.run_dir(job)).get("status") == "completed"
+        except (OSError, ValueError):
+            return False
+
+    def start(self) -> None:
+        """Write the plan (or check a relaunch keeps it) and print the budget."""
+        self.sweep_dir.mkdir(parents=True, exist_ok=True)
+        old = Plan.read(self.sweep_dir)
+        if old is not None and not old.same_design(self.plan):
+            raise ValueError(
+                f"{self.sweep_dir} holds an adaptive sweep planned with seeds {list(old.seeds)}, "
+                f"max_seeds={old.max_seeds}, spending={old.spending}; this launch plans seeds {list(self.plan.seeds)}, "
+                f"max_seeds={self.plan.max_seeds}, spending={self.plan.spending}. Changing the plan after looking "
+                "breaks its error rate: relaunch with the same settings, or use another runs_dir"
+            )
+        self.plan.write(self.sweep_dir)
+        rows = len({row_of(j) or tuple(o for o in j if not o.startswith("seed=")) for j in self.jobs})
+        worst = rows * self.plan.max_seeds
+        cap = f", capped at max_runs={self.plan.max_runs}" if self.plan.max_runs is not None else ""
+        log.info(
+            "adaptive sweep (hydra.sweeper.until=verdict): %d rows, seeds %s first, then one seed a round for rows "
+            "still unresolved (and their baselines), up to max_seeds=%d: at most %d runs%s; looks spend alpha by the "
+            "%s boundary (sequential.py)",
+            rows, ",".join(map(str, self.plan.seeds[: self.plan.first])), self.plan.max_seeds, worst, cap,
+            self.plan.spending,
+        )  # fmt: skip
+
+    def launch(self, jobs: list[list[str]]) -> int:
+        """Launch ``jobs`` (those not completed already) through the sweep's launcher; a failed job is
+        remembered, not relaunched in this sweep, and the sweep goes on."""
+        todo = [with_row(j, self.table) for j in jobs if not self._completed(j)]
+        if not todo:
+            return 0
+        self.sweeper.validate_batch_is_legal(todo)
+        results = self.sweeper.launcher.launch(todo, initial_job_idx=self.next_idx)
+        self.next_idx += len(todo)
+        for job, r in zip(todo, results):
+            if r.status == JobStatus.FAILED:
+                self.failed.add(self.run_dir(job))
+                self.first_error = self.first_error or r._return_value
+                log.error("job failed: %s (%s); the adaptive sweep goes on without it", " ".join(job), r._return_value)
+        return len(todo)
+
+    def templates(self, runs) -> dict:
+        """{table row: a first-round job of it}, matched through the run dirs."""
+        by_dir = {self.run_dir(j).resolve(): j for j in self.jobs}
+        out = {}
+        for _, run in runs.iterrows():
+            job = by_dir.get(Path(run["run_dir"]).resolve())
+            if job is not None:
+                out.setdefault(run["row"], job)
+        return out
+
+    def next_round(self, state) -> list[list[str]]:
+        """The jobs the open comparisons' next looks need, within ``max_runs``."""
+        table, runs, _ = state
+        owed = table.attrs.get("owed") or []
+        tpl = self.templates(runs)
+        jobs = [with_seed(tpl[row], seed) for row, seed in owed if row in tpl]
+        jobs = [j for j in jobs if self.run_dir(j) not in self.failed]
+        if self.plan.max_runs is not None:
+            left = self.plan.max_runs - int(table["completed"].sum())
+            if left < len(jobs):
+                log.info("max_runs=%d: %d of the %d owed runs fit", self.plan.max_runs, max(left, 0), len(jobs))
+            jobs = jobs[: max(left, 0)]
+        return jobs
+
+    def budget(self, table, runs) -> None:
+        """What the plan has run and may still run, with the time per run once one has finished."""
+        done = int(table["completed"].sum())
+        rows = len(table)
+        worst = rows * self.plan.max_seeds
+        if self.plan.max_runs is not None:
+            worst = min(worst, self.plan.max_runs)
+        secs = []
+        for _, r in runs[runs["status"] == "completed"].iterrows():
+            try:
+                secs.append((_time(r["finished_at"]) - _time(r["started_at"])).total_seconds())
+            except (TypeError, ValueError, KeyError):
+                continue
+        each = statistics.median(secs) if secs else None
+        more = max(worst - done, 0)
+        said = f"; a run takes {each / 60:.1f} min (median), the rest at most {more * each / 3600:.1f} h" if each else ""
+        log.info("adaptive sweep: %d runs done, at most %d more%s", done, more, said)
+
+    def run(self) -> None:
+        from .report import study_state
+
+        self.start()
+        self.launch(self.jobs)
+        for _ in range(self.plan.max_seeds + 1):  # a round adds one seed: bounded
+            state = study_state(self.sweep_dir, self.plan)
+            if state is None:
+                break
+            self.budget(state[0], state[1])
+            jobs = self.next_round(state)
+            if not jobs:
+                break
+            log.info("adaptive sweep: next round, %d runs: %s", len(jobs), "; ".join(" ".join(j) for j in jobs))
+            if not self.launch(jobs):
+                break
+        if self.first_error is not None:
+            raise self.first_error
+
+
+def _time(text) -> datetime:
+    return datetime.strptime(str(text), "%Y-%m-%dT%H:%M:%S%z")
