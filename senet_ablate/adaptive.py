@@ -31,7 +31,9 @@ UNTIL = ("verdict",)
 def check(until, max_seeds, max_runs, spending) -> None:
     """Fail before any work on a bad setting, naming the key and its valid values."""
     if until not in (None, *UNTIL):
-        raise ValueError(f"hydra.sweeper.until={until!r}: valid values: verdict (add seeds until each row has one), null")
+        raise ValueError(
+            f"hydra.sweeper.until={until!r}: valid values: verdict (add seeds until each row has one), null"
+        )
     if until is not None:
         Plan.make([0], max_seeds, spending, max_runs)
 
@@ -58,7 +60,7 @@ class AdaptiveSweep:
         self.sweep_dir = Path(str(self.cfg.hydra.sweep.dir))
         seeds = [seed_of(j) for j in jobs]
         first = [s if s is not None else int(self.cfg.seed) for s in seeds]
-        self.plan = Plan.make(first, sweeper.max_seeds, sweeper.spending, sweeper.max_runs)
+        self.plan = Plan.make(first, sweeper.max_seeds, sweeper.spending, sweeper.max_runs, self.table)
         if self.plan.max_runs is not None and self.plan.max_runs < len(jobs):
             raise ValueError(
                 f"hydra.sweeper.max_runs={self.plan.max_runs} is below the first round's {len(jobs)} jobs: "
@@ -69,7 +71,9 @@ class AdaptiveSweep:
         self.next_idx = 0
 
     def run_dir(self, job) -> Path:
-        return self.sweep_dir / dir_name(typed(with_row(job, self.table), self.table), self.cfg.hydra.job.config.override_dirname)
+        return self.sweep_dir / dir_name(
+            typed(with_row(job, self.table), self.table), self.cfg.hydra.job.config.override_dirname
+        )
 
     def _completed(self, job) -> bool:
         try:
@@ -81,12 +85,13 @@ class AdaptiveSweep:
         """Write the plan (or check a relaunch keeps it) and print the budget."""
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
         old = Plan.read(self.sweep_dir)
-        if old is not None and not old.same_design(self.plan):
+        if old is not None and old.design() != self.plan.design():
+            was, now = old.design(), self.plan.design()
+            diff = ", ".join(f"{k}: {was[k]} -> {now[k]}" for k in was if was[k] != now[k])
             raise ValueError(
-                f"{self.sweep_dir} holds an adaptive sweep planned with seeds {list(old.seeds)}, "
-                f"max_seeds={old.max_seeds}, spending={old.spending}; this launch plans seeds {list(self.plan.seeds)}, "
-                f"max_seeds={self.plan.max_seeds}, spending={self.plan.spending}. Changing the plan after looking "
-                "breaks its error rate: relaunch with the same settings, or use another runs_dir"
+                f"{self.sweep_dir} holds an adaptive sweep with another plan ({diff}). Changing the plan after "
+                "looking breaks its error rate: relaunch with the settings it started with (hydra.sweeper.*, "
+                "table.alpha / margin / correction), or use another runs_dir"
             )
         self.plan.write(self.sweep_dir)
         rows = len({row_of(j) or tuple(o for o in j if not o.startswith("seed=")) for j in self.jobs})
@@ -155,7 +160,9 @@ class AdaptiveSweep:
                 continue
         each = statistics.median(secs) if secs else None
         more = max(worst - done, 0)
-        said = f"; a run takes {each / 60:.1f} min (median), the rest at most {more * each / 3600:.1f} h" if each else ""
+        said = (
+            f"; a run takes {each / 60:.1f} min (median), the rest at most {more * each / 3600:.1f} h" if each else ""
+        )
         log.info("adaptive sweep: %d runs done, at most %d more%s", done, more, said)
 
     def run(self) -> None:

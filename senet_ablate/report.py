@@ -148,7 +148,9 @@ def plan_status(root: Path) -> str:
     owed = table.attrs.get("owed") or []
     if owed:
         labels = table.attrs["labels"]
-        lines.append(f"  owes {len(owed)} runs for the next look: " + ", ".join(f"{labels.get(r, r)} seed {s}" for r, s in owed))
+        lines.append(
+            f"  owes {len(owed)} runs for the next look: " + ", ".join(f"{labels.get(r, r)} seed {s}" for r, s in owed)
+        )
         lines.append(f"  continue the plan (it resumes from the records): {sweep_command(root)}")
     else:
         lines.append("  owes nothing: every compared row has stopped")

@@ -120,16 +120,22 @@ def nominal_levels(first: int, max_seeds: int, alpha: float, kind: str) -> dict[
 @dataclass
 class Plan:
     """What an adaptive sweep promised before its first look: the seed sequence (the first round's seeds,
-    then the next integers), ``max_seeds`` per row, the spending function, and the optional run cap."""
+    then the next integers), ``max_seeds`` per row, the spending function, the table's ``alpha``, ``margin``
+    and ``correction`` the looks test at, and the optional run cap."""
 
     seeds: tuple
     first: int
     max_seeds: int
     spending: str = "obf"
     max_runs: int | None = None
+    alpha: float = inf.DEFAULTS["alpha"]
+    margin: float = inf.DEFAULTS["margin"]
+    correction: str = inf.DEFAULTS["correction"]
 
     @classmethod
-    def make(cls, first_seeds, max_seeds: int, spending: str = "obf", max_runs: int | None = None) -> "Plan":
+    def make(
+        cls, first_seeds, max_seeds: int, spending: str = "obf", max_runs: int | None = None, table=None
+    ) -> "Plan":
         first = list(dict.fromkeys(int(s) for s in first_seeds))
         if not (isinstance(max_seeds, int) and max_seeds >= 2):
             raise ValueError(f"hydra.sweeper.max_seeds={max_seeds!r} must be an integer >= 2, e.g. 10")
@@ -144,7 +150,12 @@ class Plan:
             raise ValueError(f"hydra.sweeper.max_runs={max_runs!r} must be a positive integer or null")
         nxt = max(first) + 1 if first else 0
         seeds = tuple(first + list(range(nxt, nxt + max_seeds - len(first))))
-        return cls(seeds, len(first), max_seeds, spending, max_runs)
+        st = inf.settings(dict(table or {}))
+        return cls(seeds, len(first), max_seeds, spending, max_runs, st["alpha"], st["margin"], st["correction"])
+
+    def settings(self) -> dict:
+        """The table settings the looks test at."""
+        return {"alpha": self.alpha, "margin": self.margin, "correction": self.correction}
 
     def levels(self, alpha: float) -> dict[int, tuple[float, float]]:
         return nominal_levels(self.first, self.max_seeds, alpha, self.spending)
@@ -158,16 +169,11 @@ class Plan:
         if not path.is_file():
             return None
         d = json.loads(path.read_text())
-        return cls(tuple(d["seeds"]), d["first"], d["max_seeds"], d.get("spending", "obf"), d.get("max_runs"))
+        return cls(**{**d, "seeds": tuple(d["seeds"])})
 
-    def same_design(self, other: "Plan") -> bool:
-        """The parts that fix the boundaries (``max_runs`` may change between launches)."""
-        return (self.seeds, self.first, self.max_seeds, self.spending) == (
-            other.seeds,
-            other.first,
-            other.max_seeds,
-            other.spending,
-        )
+    def design(self) -> dict:
+        """The parts that fix the looks and their levels (``max_runs`` may change between launches)."""
+        return {k: v for k, v in asdict(self).items() if k != "max_runs"}
 
 
 def find_plan(run_dirs) -> Plan | None:

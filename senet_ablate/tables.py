@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from . import compare
-from . import sequential as seq
 from . import inference as inf
+from . import sequential as seq
 
 # measured column -> (header, digits the paper prints, digits we print)
 COMPARED = {"params_m": ("Params (M)", 1, 3), "gflops": ("GFLOPs", 2, 4), "mflops": ("MFLOPs", 0, 1)}
@@ -68,7 +68,9 @@ def study_table(runs: pd.DataFrame, spec: dict) -> pd.DataFrame:
     done = runs[runs["status"] == "completed"]
     trained = done[done["task"].isin(["train", "eval", "detect"])]  # trained runs, evaluated weights, detectors
     trained = trained[trained["row"].isin(list(spec["rows"]))]
-    st = {**inf.settings({**_newest_table(runs), **spec}), "plan": spec.get("plan")}
+    st = inf.settings({**_newest_table(runs), **spec})
+    if spec.get("plan") is not None:  # an adaptive study is read at the levels its looks were planned with
+        st = {**st, **spec["plan"].settings(), "plan": spec["plan"]}
     base, why = table_baseline(spec)
     bases = {
         k: row.get("baseline", base) if row.get("baseline") in spec["rows"] else base for k, row in spec["rows"].items()
@@ -353,7 +355,9 @@ def _sequential_notes(table: pd.DataFrame) -> list[str]:
     if plan is None:
         return []
     st = table.attrs.get("settings", inf.DEFAULTS)
-    shares = sorted(set(seq.alpha_each(dict(zip(table["row"], table["baseline"])), st["alpha"], st["correction"]).values()))
+    shares = sorted(
+        set(seq.alpha_each(dict(zip(table["row"], table["baseline"])), st["alpha"], st["correction"]).values())
+    )
     out = []
     for a in shares:
         levels = "; ".join(f"{n}: {two:.2g}" for n, (two, _) in plan.levels(a).items())
