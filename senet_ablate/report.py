@@ -148,10 +148,13 @@ def plan_status(root: Path) -> str:
     owed = table.attrs.get("owed") or []
     if owed:
         labels = table.attrs["labels"]
-        lines.append(
-            f"  owes {len(owed)} runs for the next look: " + ", ".join(f"{labels.get(r, r)} seed {s}" for r, s in owed)
-        )
-        lines.append(f"  continue the plan (it resumes from the records): {sweep_command(root)}")
+        runs = ", ".join(f"{labels.get(r, r)} seed {s}" for r, s in owed)
+        lines.append(f"  owes {len(owed)} runs for the next look: {runs}")
+        command = sweep_command(root)
+        if table["stopped"].astype(str).str.startswith("max_runs").any():  # relaunched as it was, it stops again
+            command = re.sub(r" hydra\.sweeper\.max_runs=\S+", "", command)
+            lines.append(f"  hydra.sweeper.max_runs={plan.max_runs} is reached: the command below lifts it")
+        lines.append(f"  continue the plan (it resumes from the records): {command}")
     else:
         lines.append("  owes nothing: every compared row has stopped")
     return "\n" + "\n".join(lines)

@@ -280,8 +280,9 @@ def replay(data: dict, bases: dict, done: dict, plan: Plan, st: dict, higher: bo
 
 
 def owed(decisions: dict) -> list[tuple[str, int]]:
-    """The runs the open comparisons' next looks need, each once, in the plan's order."""
-    return list(dict.fromkeys(x for d in decisions.values() if d.open for x in d.owed))
+    """The runs the next looks of the comparisons still open (or stopped by ``max_runs``) need, each once, in
+    the plan's order."""
+    return list(dict.fromkeys(x for d in decisions.values() if d.reason in ("open", "max_runs") for x in d.owed))
 
 
 def stop_text(d: Decision) -> str:

@@ -1,0 +1,124 @@
+"""Adaptive studies end to end (issue 30): ``hydra.sweeper.until=verdict`` on a cheap digits study whose rows
+have a large true effect (one epoch at a fifth of the learning rate) and a small one (max vs avg squeeze), with
+a margin too narrow for 450 test images to show equivalence; interrupted (SIGKILL), capped (``max_runs``) and
+relaunched; bad plans refused before any work."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+from conftest import pause_env, record, run_cli, wait_paused, write_files
+
+pytestmark = pytest.mark.slow
+
+EXPERIMENT = """# @package _global_
+study: adaptive
+row: base
+deterministic: true
+recipe: {epochs: 2}
+table:
+  title: adaptive digits
+  baseline: base
+  margin: 0.1
+  correction: none
+  rows:
+    base: {label: SE avg, set: []}
+    short: {label: "SE avg, 1 epoch at lr/5", set: [recipe.epochs=1, recipe.lr=0.01]}
+    close: {label: SE max, set: [se.squeeze=max]}
+hydra:
+  sweeper:
+    params:
+      seed: 0,1,2
+      row: base,short,close
+"""
+ARGS = ["-m", "--config-dir", "user_conf", "experiment=adaptive", "hydra.sweeper.until=verdict"]
+MAX4 = "hydra.sweeper.max_seeds=4"
+
+
+@pytest.fixture(scope="module")
+def whole(tmp_path_factory):
+    """The uninterrupted adaptive sweep."""
+    cwd = tmp_path_factory.mktemp("adaptive")
+    write_files(cwd, {"user_conf/experiment/adaptive.yaml": EXPERIMENT})
+    out = run_cli("app", *ARGS, MAX4, "runs_dir=whole", cwd=cwd)
+    return cwd, out.stdout + out.stderr
+
+
+def seeds(root) -> dict:
+    out: dict = {}
+    for d in sorted(root.glob("row=*")):
+        rec = record(d)
+        if rec["status"] == "completed":
+            out.setdefault(rec["row"], []).append(rec["seed"])
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def decisions(root) -> dict:
+    table = pd.read_csv(root / "table.csv")
+    table = table.astype(object).fillna("–")  # the baseline row has no Δ and no stop
+    return {r["row"]: (r["top1_err_verdict"], r["stopped"], r["top1_err_delta"]) for _, r in table.iterrows()}
+
+
+def test_a_large_effect_stops_at_the_first_look_and_a_small_one_gets_seeds_up_to_max_seeds(whole):
+    cwd, out = whole
+    root = cwd / "whole" / "adaptive"
+    assert seeds(root) == {"base": [0, 1, 2, 3], "close": [0, 1, 2, 3], "short": [0, 1, 2]}
+    got = decisions(root)
+    assert got["short"][:2] == ("worse", "worse at 3 seeds (p < 0.024)")
+    assert got["close"][:2] == ("unresolved", "max_seeds reached at 4 seeds")
+    assert "at most 12 runs" in out and "next round, 2 runs" in out  # the budget, then the one extra round
+    assert json.loads((root / "plan.json").read_text())["seeds"] == [0, 1, 2, 3]
+    md = (root / "table.md").read_text()
+    assert "O'Brien–Fleming-type" in md and "3: 0.024; 4: 0.042" in md
+
+
+def test_an_interrupted_capped_and_relaunched_sweep_takes_the_same_decisions_and_trains_nothing_twice(whole):
+    cwd, _ = whole
+    cut = cwd / "cut" / "adaptive"
+    marks = cwd / "marks"
+    capped = [*ARGS, MAX4, "runs_dir=cut", "hydra.sweeper.max_runs=10"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "senet_ablate.app", *capped],
+        cwd=cwd,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=pause_env(marks, "1:0", run="row=close,seed=3"),
+    )
+    wait_paused(marks, proc)  # round 2 of the plan: the one run max_runs=10 leaves room for
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=120)
+    first_round = {d.name: (d / "metrics.json").read_bytes() for d in cut.glob("row=*") if record(d)["seed"] < 3}
+    assert len(first_round) == 9 and record(cut / "row=close,seed=3")["status"] == "running"
+
+    run_cli("app", *capped, cwd=cwd)  # resumes the killed run, then stops at the cap
+    assert seeds(cut) == {"base": [0, 1, 2], "close": [0, 1, 2, 3], "short": [0, 1, 2]}
+    assert decisions(cut)["close"][1] == "max_runs reached at 3 seeds"
+    status = run_cli("report", "--status", str(cut), cwd=cwd).stdout
+    assert "owes 1 runs for the next look: SE avg seed 3" in status and "max_runs=10 is reached" in status
+    lifted = status.split("continue the plan (it resumes from the records): ")[1].strip()
+    assert "hydra.sweeper.until=verdict" in lifted and "max_runs" not in lifted
+
+    run_cli("app", *ARGS, MAX4, "runs_dir=cut", cwd=cwd)  # the cap lifted: the plan goes on to its end
+    whole_root = cwd / "whole" / "adaptive"
+    assert seeds(cut) == seeds(whole_root)
+    assert decisions(cut) == decisions(whole_root)
+    for d in whole_root.glob("row=*"):
+        assert record(cut / d.name)["top1_err"] == record(d)["top1_err"], d.name
+    assert {n: (cut / n / "metrics.json").read_bytes() for n in first_round} == first_round  # not trained again
+
+
+def test_a_plan_that_cannot_hold_or_changes_after_looking_fails_before_any_work(whole):
+    cwd, _ = whole
+    bad = run_cli("app", *ARGS, "hydra.sweeper.max_runs=5", "runs_dir=bad", cwd=cwd, check=False)
+    assert bad.returncode != 0 and "max_runs=5 is below the first round's 9 jobs" in bad.stderr
+    assert not (cwd / "bad").exists() or not any((cwd / "bad").rglob("metrics.json"))
+    typo = run_cli("app", *ARGS, "hydra.sweeper.until=verdicts", "runs_dir=bad", cwd=cwd, check=False)
+    assert typo.returncode != 0 and "until='verdicts': valid values: verdict" in typo.stderr
+    changed = run_cli("app", *ARGS, "hydra.sweeper.max_seeds=6", "runs_dir=whole", cwd=cwd, check=False)
+    assert changed.returncode != 0 and "max_seeds: 4 -> 6" in changed.stderr
+    assert json.loads((cwd / "whole" / "adaptive" / "plan.json").read_text())["max_seeds"] == 4
