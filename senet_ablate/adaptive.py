@@ -66,6 +66,7 @@ class AdaptiveSweep:
                 f"hydra.sweeper.max_runs={self.plan.max_runs} is below the first round's {len(jobs)} jobs: "
                 "raise it or sweep fewer rows or seeds"
             )
+        self.rows = len({row_of(j) or tuple(o for o in j if seed_of([o]) is None) for j in jobs})
         self.failed: set = set()
         self.first_error = None
         self.next_idx = 0
@@ -94,14 +95,13 @@ class AdaptiveSweep:
                 "table.alpha / margin / correction), or use another runs_dir"
             )
         self.plan.write(self.sweep_dir)
-        rows = len({row_of(j) or tuple(o for o in j if not o.startswith("seed=")) for j in self.jobs})
-        worst = rows * self.plan.max_seeds
+        worst = self.rows * self.plan.max_seeds
         cap = f", capped at max_runs={self.plan.max_runs}" if self.plan.max_runs is not None else ""
         log.info(
             "adaptive sweep (hydra.sweeper.until=verdict): %d rows, seeds %s first, then one seed a round for rows "
             "still unresolved (and their baselines), up to max_seeds=%d: at most %d runs%s; looks spend alpha by the "
             "%s boundary (sequential.py)",
-            rows, ",".join(map(str, self.plan.seeds[: self.plan.first])), self.plan.max_seeds, worst, cap,
+            self.rows, ",".join(map(str, self.plan.seeds[: self.plan.first])), self.plan.max_seeds, worst, cap,
             self.plan.spending,
         )  # fmt: skip
 
@@ -148,21 +148,19 @@ class AdaptiveSweep:
     def budget(self, table, runs) -> None:
         """What the plan has run and may still run, with the time per run once one has finished."""
         done = int(table["completed"].sum())
-        rows = len(table)
-        worst = rows * self.plan.max_seeds
+        worst = self.rows * self.plan.max_seeds
         if self.plan.max_runs is not None:
             worst = min(worst, self.plan.max_runs)
         secs = []
-        for _, r in runs[runs["status"] == "completed"].iterrows():
+        for run_dir in runs.loc[runs["status"] == "completed", "run_dir"]:
             try:
-                secs.append((_time(r["finished_at"]) - _time(r["started_at"])).total_seconds())
-            except (TypeError, ValueError, KeyError):
+                rec = read_record(Path(run_dir))
+                secs.append((_time(rec["finished_at"]) - _time(rec["started_at"])).total_seconds())
+            except (OSError, TypeError, ValueError, KeyError):
                 continue
         each = statistics.median(secs) if secs else None
         more = max(worst - done, 0)
-        said = (
-            f"; a run takes {each / 60:.1f} min (median), the rest at most {more * each / 3600:.1f} h" if each else ""
-        )
+        said = f"; a run takes {_duration(each)} (median), the rest at most {_duration(more * each)}" if secs else ""
         log.info("adaptive sweep: %d runs done, at most %d more%s", done, more, said)
 
     def run(self) -> None:
@@ -183,6 +181,10 @@ class AdaptiveSweep:
                 break
         if self.first_error is not None:
             raise self.first_error
+
+
+def _duration(secs: float) -> str:
+    return f"{secs:.0f} s" if secs < 120 else f"{secs / 60:.0f} min" if secs < 7200 else f"{secs / 3600:.1f} h"
 
 
 def _time(text) -> datetime:

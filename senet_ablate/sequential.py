@@ -199,6 +199,7 @@ class Decision:
     level: float = math.nan
     level_equiv: float = math.nan
     owed: list = field(default_factory=list)  # seeds its next look needs: [(row, seed), ...]
+    alpha: float = math.nan  # its share of the table's alpha, spent over its looks
 
     @property
     def open(self) -> bool:
@@ -257,10 +258,12 @@ def alpha_each(bases: dict, alpha: float, correction: str) -> dict:
 def replay(data: dict, bases: dict, done: dict, plan: Plan, st: dict, higher: bool = False) -> dict[str, Decision]:
     """{row: Decision} for every row compared with a baseline: ``data`` {row: Sample} of the runs that
     trained (the primary metric), ``done`` {row: seeds whose runs completed}. A function of the records
-    alone, so a relaunched sweep takes the same decisions."""
+    alone, so a relaunched sweep takes the same decisions. A row without any completed run (not in the sweep,
+    or every run of it failed) is not in the plan."""
     total = sum(len(s) for s in done.values())
+    live = {r: b for r, b in bases.items() if done.get(r)}
     out = {}
-    for row, a in alpha_each(bases, st["alpha"], st["correction"]).items():
+    for row, a in alpha_each(live, st["alpha"], st["correction"]).items():
         base = bases[row]
         empty = inf.Sample(np.zeros(0), ())
         d = decide(
@@ -273,6 +276,7 @@ def replay(data: dict, bases: dict, done: dict, plan: Plan, st: dict, higher: bo
             st["margin"],
         )
         d.owed = [(row if who == "row" else base, s) for who, s in d.owed]
+        d.alpha = a
         if d.open and plan.max_runs is not None and total >= plan.max_runs:
             d.reason = "max_runs"
         out[row] = d

@@ -17,7 +17,6 @@ import pandas as pd
 
 from . import compare
 from . import inference as inf
-from . import sequential as seq
 
 # measured column -> (header, digits the paper prints, digits we print)
 COMPARED = {"params_m": ("Params (M)", 1, 3), "gflops": ("GFLOPs", 2, 4), "mflops": ("MFLOPs", 0, 1)}
@@ -354,10 +353,7 @@ def _sequential_notes(table: pd.DataFrame) -> list[str]:
     plan = table.attrs.get("plan")
     if plan is None:
         return []
-    st = table.attrs.get("settings", inf.DEFAULTS)
-    shares = sorted(
-        set(seq.alpha_each(dict(zip(table["row"], table["baseline"])), st["alpha"], st["correction"]).values())
-    )
+    shares = sorted({d.alpha for d in (table.attrs.get("decisions") or {}).values()})
     out = []
     for a in shares:
         levels = "; ".join(f"{n}: {two:.2g}" for n, (two, _) in plan.levels(a).items())
