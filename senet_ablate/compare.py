@@ -99,10 +99,11 @@ def row_columns(s: inf.Sample, col: str) -> dict:
     }
 
 
-def delta_columns(a: inf.Sample, b: inf.Sample, col: str, st: dict) -> dict:
-    """Δ of a row vs its baseline in ``col``, before the correction across rows."""
+def delta_columns(a: inf.Sample, b: inf.Sample, col: str, st: dict, looked: bool = False) -> dict:
+    """Δ of a row vs its baseline in ``col``, before the correction across rows (``looked``: as an adaptive
+    study's look computes it)."""
     higher = WITH_CI[col][1]
-    est = inf.compare(a, b)
+    est = seq.looked(a, b) if looked else inf.compare(a, b)
     need = inf.seeds_needed_range(est.mean, est, st["alpha"])
     lo, hi = inf.prob_improvement_ci(a, b, higher, st["resamples"], seed=0)
     return {
@@ -172,7 +173,7 @@ def statistics(trained: pd.DataFrame, rows: dict, bases: dict, st: dict) -> tupl
                 a, b = data[key][col], data[base][col]
                 if seeds is not None:
                     a, b = seq.subset(a, seeds), seq.subset(b, seeds)
-                rec.update(delta_columns(a, b, col, st))
+                rec.update(delta_columns(a, b, col, st, looked=key in decisions))
         recs.append(rec)
     for col in cols:
         verdicts(recs, col, st)

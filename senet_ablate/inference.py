@@ -65,6 +65,7 @@ class Estimate:
     seed_df: float
     image_var: float = 0.0
     seed_parts: tuple = ()  # the variance of one run per row, per seed term: (s_a², s_b²), or (s_Δ²,) paired
+    df_cap: float = math.inf  # at most this many degrees of freedom (an adaptive study's looks: the seeds')
 
     @property
     def se(self) -> float:
@@ -77,11 +78,11 @@ class Estimate:
         if math.isnan(self.seed_var) or not self.seed_df > 0:
             return math.nan
         if self.seed_var == 0:
-            return math.inf
+            return self.df_cap
         from scipy import stats
 
         up = self.seed_var * self.seed_df / stats.chi2.ppf(DF_QUANTILE, self.seed_df)
-        return (up + self.image_var) ** 2 / (up * up / self.seed_df)
+        return min((up + self.image_var) ** 2 / (up * up / self.seed_df), self.df_cap)
 
     def half_width(self, level: float = 0.95) -> float:
         """Half-width of the two-sided ``level`` interval (NaN without a seed spread, n < 2)."""

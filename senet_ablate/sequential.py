@@ -6,8 +6,9 @@ its baseline is looked at on the first n seeds of the plan's seed sequence, and 
 ``unresolved`` gets the next seed (its baseline too, so the pair stays paired) until ``max_seeds``.
 
 Looking after every round would inflate the error rate of a verdict, so each look tests at a nominal level
-from a group-sequential boundary: α is spent over the information fraction t = n / max_seeds by a Lan–DeMets
-spending function (Lan & DeMets, Biometrika 1983),
+from a group-sequential boundary: α is spent by a Lan–DeMets
+spending function (Lan & DeMets, Biometrika 1983) over t = (n − 1) / (max_seeds − 1), the seeds' degrees
+of freedom (a t-statistic's looks are less correlated than a z-statistic's: this spends less α early),
 
     O'Brien–Fleming type ``obf``:  α(t) = 2 − 2·Φ(z_{1−α/2} / √t)     (spends almost nothing early)
     Pocock type ``pocock``:        α(t) = α·ln(1 + (e − 1)·t)
@@ -15,10 +16,9 @@ spending function (Lan & DeMets, Biometrika 1983),
 and the boundary c_k of look k is the z at which the chance, under no effect, of first crossing at look k
 equals α(t_k) − α(t_{k−1}), for z-statistics with corr(Z_j, Z_k) = √(t_j / t_k) (computed by recursive
 numerical integration, Armitage–McPherson–Rowe). A look tests the table's p-value of Δ = 0 at 2·Φ̄(c_k)
-(better / worse) and TOST's p at the one-sided boundary of the same function (equivalent). The seeds-×-images
-variance does not shrink in proportion to n (the test images' part stays), which makes successive looks more
-correlated than √(t_j / t_k) and the boundaries conservative; tests/test_sequential.py measures the error
-rate of whole adaptive studies. A family of rows sharing a baseline splits α equally (Bonferroni) when the
+(better / worse) and TOST's p at the one-sided boundary of the same function (equivalent), both on the seeds'
+own degrees of freedom (``looked``). tests/test_sequential.py measures the error rate of whole adaptive
+studies. A family of rows sharing a baseline splits α equally (Bonferroni) when the
 table corrects (``table.correction=holm``). numpy and scipy only.
 """
 
@@ -111,7 +111,7 @@ def nominal_levels(first: int, max_seeds: int, alpha: float, kind: str) -> dict[
     from scipy import stats
 
     ns = list(range(max(first, 2), max_seeds + 1))
-    times = tuple(n / max_seeds for n in ns)
+    times = tuple((n - 1) / (max_seeds - 1) for n in ns)
     two, one = boundaries(times, alpha, kind, 2), boundaries(times, alpha, kind, 1)
     return {n: (float(2 * stats.norm.sf(c2)), float(stats.norm.sf(c1))) for n, c2, c1 in zip(ns, two, one)}
 
@@ -225,7 +225,7 @@ def decide(a: inf.Sample, b: inf.Sample, plan: Plan, levels: dict, done: dict, h
         if missing:
             last.owed = missing
             return last
-        est = inf.compare(subset(a, seeds), subset(b, seeds))
+        est = looked(subset(a, seeds), subset(b, seeds))
         lvl, lvl_eq = levels[n]
         last = Decision(look(est, margin, lvl, lvl_eq, higher), n, "open", seeds, lvl, lvl_eq)
         if last.verdict != inf.UNRESOLVED:
@@ -233,6 +233,14 @@ def decide(a: inf.Sample, b: inf.Sample, plan: Plan, levels: dict, done: dict, h
             return last
     last.reason = "max_seeds" if last.n else "open"
     return last
+
+
+def looked(a: inf.Sample, b: inf.Sample) -> inf.Estimate:
+    """Δ of a look, on the seeds' own degrees of freedom: a few seeds that agree by chance make the seeds'
+    part small and Welch–Satterthwaite's df large, which the far tail of an early look cannot afford."""
+    est = inf.compare(a, b)
+    est.df_cap = est.seed_df
+    return est
 
 
 def look(est: inf.Estimate, margin: float, level: float, level_equiv: float, higher: bool = False) -> str:
