@@ -514,6 +514,8 @@ def _tex(s: str) -> str:
         ("Δ", r"$\Delta$"),
         ("×", r"$\times$"),
         ("–", "--"),
+        ("<", r"$<$"),  # text-mode < and > print as ¡ and ¿ in LaTeX's default font encoding
+        (">", r"$>$"),
     ):
         s = s.replace(a, b)
     return s
