@@ -77,6 +77,10 @@ def report(
     for name, mine, spec in tables_for(runs, specs, by, baseline) if len(runs) else []:
         where = out_dir(mine, out, by, filters)
         plan = find_plan(mine["run_dir"])  # an adaptive sweep's (hydra.sweeper.until=verdict)
+        planned = plan.settings() if plan is not None else {}
+        moved = {k: v for k, v in given.items() if k in planned and v != planned[k]}
+        if moved:
+            log.warning("%s is adaptive: its verdicts use the plan's %s, not %s", name, planned, moved)
         out_md[name], page = build(mine, {**spec, **given, "plan": plan}, name, where, write, html, export_runs)
         if page:
             pages[name] = page
