@@ -18,8 +18,6 @@ import statistics
 from datetime import datetime
 from pathlib import Path
 
-from hydra.core.utils import JobStatus
-
 from .records import read_record
 from .rows import dir_name, row_of, typed, with_row
 from .sequential import Plan
@@ -39,6 +37,7 @@ def check(until, max_seeds, max_runs, spending) -> None:
 
 
 def seed_of(job) -> int | None:
+    """The value of the last ``seed=`` among a job's overrides (None: the config's)."""
     vals = [o.split("=", 1)[1] for o in job if o.split("=", 1)[0].lstrip("+") == "seed"]
     return int(vals[-1]) if vals else None
 
@@ -115,10 +114,12 @@ class AdaptiveSweep:
         results = self.sweeper.launcher.launch(todo, initial_job_idx=self.next_idx)
         self.next_idx += len(todo)
         for job, r in zip(todo, results):
-            if r.status == JobStatus.FAILED:
+            try:
+                r.return_value  # noqa: B018 - raises the job's error when it failed
+            except Exception as e:  # noqa: BLE001 - any job error: recorded by the job, reported here
                 self.failed.add(self.run_dir(job))
-                self.first_error = self.first_error or r._return_value
-                log.error("job failed: %s (%s); the adaptive sweep goes on without it", " ".join(job), r._return_value)
+                self.first_error = self.first_error or e
+                log.error("job failed: %s (%s); the adaptive sweep goes on without it", " ".join(job), e)
         return len(todo)
 
     def templates(self, runs) -> dict:
