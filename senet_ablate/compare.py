@@ -208,8 +208,6 @@ def sequential_verdicts(recs: list[dict], col: str, decisions: dict) -> None:
         r[f"{col}_p_adj"], r[f"{col}_p_equiv_adj"], r[f"{col}_level"] = p, q, d.level
         if d.n == 0 or math.isnan(d.level):
             r[f"{col}_verdict"] = inf.UNRESOLVED
-        elif not math.isnan(p) and p < d.level:
-            r[f"{col}_verdict"] = inf.BETTER if (r[f"{col}_delta"] > 0) == higher else inf.WORSE
         else:
-            r[f"{col}_verdict"] = inf.EQUIVALENT if not math.isnan(q) and q < d.level_equiv else inf.UNRESOLVED
+            r[f"{col}_verdict"] = inf.verdict(r[f"{col}_delta"], p, q, d.level, higher, d.level_equiv)
         r["seeds_used"], r["stopped"] = d.n, seq.stop_text(d)

@@ -214,11 +214,14 @@ def holm(p) -> np.ndarray:
     return out
 
 
-def verdict(delta: float, p_diff: float, p_equiv: float, alpha: float, higher_is_better: bool = False) -> str:
-    """better / worse / equivalent / unresolved from (adjusted) p-values of Δ = 0 and of |Δ| >= margin."""
+def verdict(
+    delta: float, p_diff: float, p_equiv: float, alpha: float, higher_is_better: bool = False, alpha_equiv=None
+) -> str:
+    """better / worse / equivalent / unresolved from (adjusted) p-values of Δ = 0 (tested at ``alpha``) and of
+    |Δ| >= margin (at ``alpha_equiv``, default ``alpha``; an adaptive look has a one-sided level of its own)."""
     if not math.isnan(p_diff) and p_diff < alpha:
         return BETTER if (delta > 0) == higher_is_better else WORSE
-    if not math.isnan(p_equiv) and p_equiv < alpha:
+    if not math.isnan(p_equiv) and p_equiv < (alpha if alpha_equiv is None else alpha_equiv):
         return EQUIVALENT
     return UNRESOLVED
 

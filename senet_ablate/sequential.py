@@ -246,11 +246,7 @@ def looked(a: inf.Sample, b: inf.Sample) -> inf.Estimate:
 def look(est: inf.Estimate, margin: float, level: float, level_equiv: float, higher: bool = False) -> str:
     """The verdict of one look: Δ = 0 rejected at the two-sided ``level`` (better / worse), else |Δ| >= margin
     rejected by both one-sided tests at ``level_equiv`` (equivalent), else unresolved."""
-    p = est.p_value()
-    if not math.isnan(p) and p < level:
-        return inf.BETTER if (est.mean > 0) == higher else inf.WORSE
-    q = est.p_equivalent(margin)
-    return inf.EQUIVALENT if not math.isnan(q) and q < level_equiv else inf.UNRESOLVED
+    return inf.verdict(est.mean, est.p_value(), est.p_equivalent(margin), level, higher, level_equiv)
 
 
 def alpha_each(bases: dict, alpha: float, correction: str) -> dict:
