@@ -45,7 +45,7 @@ def framework(args) -> list[float]:
             [
                 sys.executable,
                 "-m",
-                "senet_ablate.app",
+                "senet_ablate.run.app",
                 "-m",
                 "model=cifar_resnet56",
                 "recipe=cifar",

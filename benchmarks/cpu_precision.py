@@ -20,7 +20,10 @@ from hydra import compose, initialize_config_dir
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_loop import CONF, bench_overrides, framework  # noqa: E402
 
-from senet_ablate.train import native_bf16, runtime  # noqa: E402
+from senet_ablate.train import (
+    native_bf16,
+    runtime,  # noqa: E402
+)
 
 SETTINGS = {
     "fp32": ["train.amp=false", "train.channels_last=false"],

@@ -37,7 +37,7 @@ def main() -> int:
             [
                 sys.executable,
                 "-m",
-                "senet_ablate.app",
+                "senet_ablate.run.app",
                 "-m",
                 "task=eval",
                 "data=cifar10_jpeg",

@@ -33,7 +33,7 @@ def run(extra: list[str], epochs: int, data: str = "digits") -> tuple[float, lis
             [
                 sys.executable,
                 "-m",
-                "senet_ablate.app",
+                "senet_ablate.run.app",
                 "-m",
                 "experiment=paper/table11_squeeze",
                 "model=cifar_resnet20",

@@ -33,7 +33,7 @@ def main() -> int:
             bare += time.perf_counter() - t0
             t0 = time.perf_counter()
             subprocess.run(
-                [sys.executable, "-m", "senet_ablate.app", "-m", f"experiment=paper/{study}", "task=profile"],
+                [sys.executable, "-m", "senet_ablate.run.app", "-m", f"experiment=paper/{study}", "task=profile"],
                 cwd=tmp,
                 check=True,
                 capture_output=True,

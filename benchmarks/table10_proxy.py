@@ -56,7 +56,7 @@ def main() -> int:
         full = [
             sys.executable,
             "-m",
-            "senet_ablate.app",
+            "senet_ablate.run.app",
             "-m",
             "experiment=paper/table10_reduction",
             *cmd,

@@ -1,6 +1,6 @@
 """senet-ablate: the Squeeze-and-Excitation paper (Hu et al., TPAMI v4) as configurable sweeps.
 
-The Python API (``api.py``; torch alone) loads on first use, so ``import senet_ablate.keys`` and
+The Python API (``api.py``; torch alone) loads on first use, so ``import senet_ablate.records.keys`` and
 the other light modules stay light::
 
     import senet_ablate

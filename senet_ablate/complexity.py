@@ -14,11 +14,10 @@ pooling, BN and other elementwise work), run on the meta device: shapes only, no
 
 from __future__ import annotations
 
-import statistics
-import time
 from dataclasses import asdict, dataclass
 
 import torch
+import torch.utils.benchmark as benchmark
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -85,14 +84,12 @@ def count(model: nn.Module, input_size: int) -> Complexity:
 
 
 def cpu_latency_ms(model: nn.Module, input_size: int, runs: int = 20, warmup: int = 5) -> float:
-    """Median wall time of a batch-1 forward on the CPU, after ``warmup`` untimed passes."""
+    """Median wall time (ms) of a batch-1 forward on the CPU over ``runs`` timed passes, after
+    ``warmup`` untimed ones (``torch.utils.benchmark``, with the job's thread count)."""
     model = model.eval()
     x = torch.randn(1, 3, input_size, input_size)
-    times = []
+    timer = benchmark.Timer("model(x)", globals={"model": model, "x": x}, num_threads=torch.get_num_threads())
     with torch.inference_mode():
-        for i in range(warmup + runs):
-            t0 = time.perf_counter()
-            model(x)
-            if i >= warmup:
-                times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
+        timer.timeit(warmup)
+        passes = benchmark.Measurement.merge([timer.timeit(1) for _ in range(runs)])[0]
+    return passes.median * 1e3

@@ -184,8 +184,8 @@ def one_thread():
 @pytest.fixture
 def compose_cfg():
     """Compose the primary config in-process, as Hydra would for one job (from the conf/ dir, so
-    the resolvers its hydra node uses are registered here: senet_ablate.rows)."""
-    import senet_ablate.rows  # noqa: F401
+    the resolvers its hydra node uses are registered here: senet_ablate.run.rows)."""
+    import senet_ablate.run.rows  # noqa: F401
 
     def _compose(*overrides: str, hydra: bool = False):
         GlobalHydra.instance().clear()
@@ -223,6 +223,6 @@ def cifar_jpeg(tmp_path_factory):
 def quick_sweep(tmp_path_factory):
     """A real 3-row x 2-seed training sweep (2 epochs) on digits, reported with --html."""
     cwd = tmp_path_factory.mktemp("dash")
-    run_cli("app", "-m", "experiment=quickstart", "recipe.epochs=2", cwd=cwd)
-    run_cli("report", "runs/quickstart", "--html", cwd=cwd)
+    run_cli("run.app", "-m", "experiment=quickstart", "recipe.epochs=2", cwd=cwd)
+    run_cli("study.cli", "runs/quickstart", "--html", cwd=cwd)
     return cwd / "runs/quickstart"

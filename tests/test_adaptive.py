@@ -52,7 +52,7 @@ def whole(tmp_path_factory):
     """The uninterrupted adaptive sweep."""
     cwd = tmp_path_factory.mktemp("adaptive")
     write_files(cwd, {"user_conf/experiment/adaptive.yaml": EXPERIMENT})
-    out = run_cli("app", *ARGS, MAX4, "runs_dir=whole", cwd=cwd)
+    out = run_cli("run.app", *ARGS, MAX4, "runs_dir=whole", cwd=cwd)
     return cwd, out.stdout + out.stderr
 
 
@@ -90,7 +90,7 @@ def test_an_interrupted_capped_and_relaunched_sweep_takes_the_same_decisions_and
     marks = cwd / "marks"
     capped = [*ARGS, MAX4, "runs_dir=cut", "hydra.sweeper.max_runs=10"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "senet_ablate.app", *capped],
+        [sys.executable, "-m", "senet_ablate.run.app", *capped],
         cwd=cwd,
         text=True,
         stdout=subprocess.PIPE,
@@ -103,15 +103,15 @@ def test_an_interrupted_capped_and_relaunched_sweep_takes_the_same_decisions_and
     first_round = {d.name: (d / "metrics.json").read_bytes() for d in cut.glob("row=*") if record(d)["seed"] < 3}
     assert len(first_round) == 9 and record(cut / "row=close,seed=3")["status"] == "running"
 
-    run_cli("app", *capped, cwd=cwd)  # resumes the killed run, then stops at the cap
+    run_cli("run.app", *capped, cwd=cwd)  # resumes the killed run, then stops at the cap
     assert seeds(cut) == {"base": [0, 1, 2], "close": [0, 1, 2, 3], "short": [0, 1, 2]}
     assert decisions(cut)["close"][1] == "max_runs reached at 3 seeds"
-    status = run_cli("report", "--status", str(cut), cwd=cwd).stdout
+    status = run_cli("study.cli", "--status", str(cut), cwd=cwd).stdout
     assert "owes 1 runs for the next look: SE avg seed 3" in status and "max_runs=10 is reached" in status
     lifted = status.split("continue the plan (it resumes from the records): ")[1].strip()
     assert "hydra.sweeper.until=verdict" in lifted and "max_runs" not in lifted
 
-    run_cli("app", *ARGS, MAX4, "runs_dir=cut", cwd=cwd)  # the cap lifted: the plan goes on to its end
+    run_cli("run.app", *ARGS, MAX4, "runs_dir=cut", cwd=cwd)  # the cap lifted: the plan goes on to its end
     whole_root = cwd / "whole" / "adaptive"
     assert seeds(cut) == seeds(whole_root)
     assert decisions(cut) == decisions(whole_root)
@@ -122,11 +122,11 @@ def test_an_interrupted_capped_and_relaunched_sweep_takes_the_same_decisions_and
 
 def test_a_plan_that_cannot_hold_or_changes_after_looking_fails_before_any_work(whole):
     cwd, _ = whole
-    bad = run_cli("app", *ARGS, "hydra.sweeper.max_runs=5", "runs_dir=bad", cwd=cwd, check=False)
+    bad = run_cli("run.app", *ARGS, "hydra.sweeper.max_runs=5", "runs_dir=bad", cwd=cwd, check=False)
     assert bad.returncode != 0 and "max_runs=5 is below the first round's 9 jobs" in bad.stderr
     assert not (cwd / "bad").exists() or not any((cwd / "bad").rglob("metrics.json"))
-    typo = run_cli("app", *ARGS, "hydra.sweeper.until=verdicts", "runs_dir=bad", cwd=cwd, check=False)
+    typo = run_cli("run.app", *ARGS, "hydra.sweeper.until=verdicts", "runs_dir=bad", cwd=cwd, check=False)
     assert typo.returncode != 0 and "until='verdicts': valid values: verdict" in typo.stderr
-    changed = run_cli("app", *ARGS, "hydra.sweeper.max_seeds=6", "runs_dir=whole", cwd=cwd, check=False)
+    changed = run_cli("run.app", *ARGS, "hydra.sweeper.max_seeds=6", "runs_dir=whole", cwd=cwd, check=False)
     assert changed.returncode != 0 and "max_seeds: 4 -> 6" in changed.stderr
     assert json.loads((cwd / "whole" / "adaptive" / "plan.json").read_text())["max_seeds"] == 4

@@ -21,7 +21,7 @@ def table_rows(text: str) -> list[str]:
 
 
 def test_an_adhoc_2x2_profile_sweep_prints_its_4_row_table_and_writes_it(tmp_path):
-    out = run_cli("app", "-m", *PROFILE, "se.squeeze=avg,max", "se.reduction=4,8", cwd=tmp_path).stdout
+    out = run_cli("run.app", "-m", *PROFILE, "se.squeeze=avg,max", "se.reduction=4,8", cwd=tmp_path).stdout
     assert "**adhoc: se.squeeze × se.reduction**" in out
     assert table_rows(out) == [
         "se.squeeze=avg, se.reduction=4",
@@ -45,7 +45,7 @@ def test_an_adhoc_2x2_profile_sweep_prints_its_4_row_table_and_writes_it(tmp_pat
 
 @pytest.mark.slow
 def test_a_train_sweep_aggregates_seeds_with_cis_power_and_bars(tmp_path):
-    out = run_cli("app", "-m", "recipe.epochs=1", "se.squeeze=avg,max", "seed=0,1", cwd=tmp_path).stdout
+    out = run_cli("run.app", "-m", "recipe.epochs=1", "se.squeeze=avg,max", "seed=0,1", cwd=tmp_path).stdout
     assert table_rows(out) == ["se.squeeze=avg", "se.squeeze=max"]
     where = tmp_path / "runs/adhoc"
     t = pd.read_csv(where / "table.csv").set_index("row")
@@ -63,7 +63,7 @@ def test_a_train_sweep_aggregates_seeds_with_cis_power_and_bars(tmp_path):
 
 
 def test_a_sweep_with_a_failing_job_prints_its_table_and_exits_nonzero(tmp_path):
-    proc = run_cli("app", "-m", *PROFILE, "se.stages=[2,3,4]", "se.reduction=4,1000", cwd=tmp_path, check=False)
+    proc = run_cli("run.app", "-m", *PROFILE, "se.stages=[2,3,4]", "se.reduction=4,1000", cwd=tmp_path, check=False)
     assert proc.returncode != 0
     assert table_rows(proc.stdout) == ["se.reduction=4", "se.reduction=1000"]
     assert "0 done, 1 failed" in proc.stdout
@@ -71,9 +71,9 @@ def test_a_sweep_with_a_failing_job_prints_its_table_and_exits_nonzero(tmp_path)
 
 
 def test_report_by_groups_two_sweeps_flags_mixed_rows_and_filters(tmp_path):
-    run_cli("app", "-m", *PROFILE, "se.reduction=4,8", "runs_dir=a", cwd=tmp_path)
-    run_cli("app", "-m", *PROFILE, "se.reduction=4", "se.squeeze=max", "runs_dir=b", cwd=tmp_path)
-    both = run_cli("report", "a/adhoc", "b/adhoc", cwd=tmp_path).stdout  # default: the keys that differ
+    run_cli("run.app", "-m", *PROFILE, "se.reduction=4,8", "runs_dir=a", cwd=tmp_path)
+    run_cli("run.app", "-m", *PROFILE, "se.reduction=4", "se.squeeze=max", "runs_dir=b", cwd=tmp_path)
+    both = run_cli("study.cli", "a/adhoc", "b/adhoc", cwd=tmp_path).stdout  # default: the keys that differ
     # two sweeps: each key's values in the order the jobs met them, rows nested in that order
     assert table_rows(both) == [
         "se.reduction=4, se.squeeze=avg",
@@ -81,23 +81,23 @@ def test_report_by_groups_two_sweeps_flags_mixed_rows_and_filters(tmp_path):
         "se.reduction=8, se.squeeze=avg",
     ]
     assert "†" not in both
-    by = run_cli("report", "a/adhoc", "b/adhoc", "--by", "se.reduction", cwd=tmp_path).stdout
+    by = run_cli("study.cli", "a/adhoc", "b/adhoc", "--by", "se.reduction", cwd=tmp_path).stdout
     assert table_rows(by) == ["se.reduction=4 †", "se.reduction=8"]
     assert "† se.reduction=4: its runs differ in se.squeeze (avg, max)" in by
     assert "2 done" in by  # flagged, and both runs counted
     assert (tmp_path / "by-se.reduction/table.md").is_file()  # never over a sweep's own table
-    kept = run_cli("report", "a/adhoc", "b/adhoc", "--filter", "se.squeeze=max", cwd=tmp_path).stdout
+    kept = run_cli("study.cli", "a/adhoc", "b/adhoc", "--filter", "se.squeeze=max", cwd=tmp_path).stdout
     assert table_rows(kept) == ["all runs"]
-    bad = run_cli("report", "a/adhoc", "--by", "se.nosuchkey", cwd=tmp_path, check=False)
+    bad = run_cli("study.cli", "a/adhoc", "--by", "se.nosuchkey", cwd=tmp_path, check=False)
     assert bad.returncode == 2 and "--by se.nosuchkey: no run has this key" in bad.stderr
 
 
 def test_report_over_failed_only_records_exits_cleanly(tmp_path):
-    proc = run_cli("app", "experiment=quickstart", "row=se_mx", "task=profile", cwd=tmp_path, check=False)
+    proc = run_cli("run.app", "experiment=quickstart", "row=se_mx", "task=profile", cwd=tmp_path, check=False)
     assert proc.returncode == 1
-    rep = run_cli("report", "runs/quickstart", cwd=tmp_path)
+    rep = run_cli("study.cli", "runs/quickstart", cwd=tmp_path)
     assert "0 done, 1 failed" in rep.stdout and "Traceback" not in rep.stderr
-    status = run_cli("report", "--status", "runs/quickstart", cwd=tmp_path, check=False)
+    status = run_cli("study.cli", "--status", "runs/quickstart", cwd=tmp_path, check=False)
     assert "Traceback" not in status.stderr
 
 
@@ -116,9 +116,9 @@ def test_the_status_hint_of_a_config_dir_study_runs_as_printed(tmp_path):
     (mine / "mine.yaml").write_text(
         "# @package _global_\nstudy: mine\ntask: profile\nhydra:\n  sweeper:\n    params:\n      se.reduction: 4,8\n"
     )
-    run_cli("app", "--config-dir", "my_configs", "-m", "experiment=mine", cwd=tmp_path)
+    run_cli("run.app", "--config-dir", "my_configs", "-m", "experiment=mine", cwd=tmp_path)
     (tmp_path / "runs/mine/se.reduction=8/metrics.json").unlink()  # a job to relaunch
-    status = run_cli("report", "--status", "runs/mine", cwd=tmp_path).stdout
+    status = run_cli("study.cli", "--status", "runs/mine", cwd=tmp_path).stdout
     lines = [line.strip() for line in status.splitlines() if line.strip().startswith("senet-ablate")]
     assert len(lines) == 2 and all(f"--config-dir {tmp_path / 'my_configs'}" in line for line in lines), status
     one = subprocess.run(
@@ -132,21 +132,21 @@ def test_the_status_hint_of_a_config_dir_study_runs_as_printed(tmp_path):
     assert sweep.returncode == 0 and "already completed" in sweep.stdout + sweep.stderr
     page = (tmp_path / "runs/mine/dashboard.html").read_text()
     assert f"--config-dir {tmp_path / 'my_configs'}" in page
-    elsewhere = run_cli("report", "--status", str(tmp_path / "runs/mine"), cwd=ROOT).stdout
+    elsewhere = run_cli("study.cli", "--status", str(tmp_path / "runs/mine"), cwd=ROOT).stdout
     assert "completed" in elsewhere  # nothing to relaunch any more
 
 
 def test_a_presets_table_is_byte_identical_to_before(tmp_path):
     """tests/golden/: the Table 10 profile table written by the code before any-sweep tables (400951f); its
     footnote since issue 29 (a table without error columns no longer explains them)."""
-    run_cli("app", "-m", "experiment=paper/table10_reduction", "task=profile", cwd=tmp_path)
+    run_cli("run.app", "-m", "experiment=paper/table10_reduction", "task=profile", cwd=tmp_path)
     got = (tmp_path / "runs/paper/table10_reduction/table.md").read_text()
     assert got == (ROOT / "tests/golden/table10_reduction_profile.md").read_text()
 
 
 # ---------------------------------------------------------------- statistics and grouping, by arithmetic
 def test_cis_are_clipped_to_an_error_rates_bounds():
-    from senet_ablate.tables import ci_bounds, study_table, to_markdown
+    from senet_ablate.study.tables import ci_bounds, study_table, to_markdown
 
     assert ci_bounds(1.45, 9.89) == (0.0, 11.34) and ci_bounds(99.0, 3.0) == (96.0, 100.0)
     runs = pd.DataFrame(
@@ -170,7 +170,7 @@ def test_cis_are_clipped_to_an_error_rates_bounds():
 
 
 def test_grouping_picks_the_baseline_by_label_by_key_or_se_off():
-    from senet_ablate.grouping import pick_baseline, split_parts
+    from senet_ablate.study.grouping import pick_baseline, split_parts
 
     rows = {
         "se.stages=[2,3], se.reduction=4": {"values": {"se.stages": "[2,3]", "se.reduction": "4"}, "se_off": False},
@@ -186,17 +186,17 @@ def test_grouping_picks_the_baseline_by_label_by_key_or_se_off():
 
 
 def test_help_says_what_the_tool_does_with_examples_and_the_report(tmp_path):
-    out = run_cli("app", "--help", cwd=tmp_path).stdout
+    out = run_cli("run.app", "--help", cwd=tmp_path).stdout
     assert out.startswith("senet-ablate: Squeeze-and-Excitation ablations")
     assert "senet-ablate -m se.squeeze=avg,max seed=0,1,2" in out and "senet-report" in out
     assert "model: " in out  # the config groups and their options
-    report = run_cli("report", "--help", cwd=tmp_path).stdout
+    report = run_cli("study.cli", "--help", cwd=tmp_path).stdout
     assert "--by KEY,KEY" in report and "--filter" in report and "examples:" in report
 
 
 def test_keys_that_do_not_change_a_result_are_never_rows(tmp_path):
     """Seeds of one config that ran with other thread counts and runs dirs make one row, not two."""
     for threads in (1, 2):
-        run_cli("app", *PROFILE, f"threads={threads}", f"seed={threads}", f"runs_dir=t{threads}", cwd=tmp_path)
-    out = run_cli("report", "t1", "t2", "--no-write", cwd=tmp_path).stdout
+        run_cli("run.app", *PROFILE, f"threads={threads}", f"seed={threads}", f"runs_dir=t{threads}", cwd=tmp_path)
+    out = run_cli("study.cli", "t1", "t2", "--no-write", cwd=tmp_path).stdout
     assert table_rows(out) == ["all runs"] and "2 done" in out

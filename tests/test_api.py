@@ -43,7 +43,7 @@ def test_readme_example_runs_with_hydra_blocked_and_matches_the_cli(tmp_path):
 
     runs = tmp_path / "runs"
     args = ("task=profile", "model=resnet50", "se.squeeze=max", "se.reduction=8", f"runs_dir={runs}")
-    run_cli("app", *args, cwd=tmp_path)
+    run_cli("run.app", *args, cwd=tmp_path)
     [metrics] = runs.rglob("metrics.json")
     cli = record(metrics.parent)
     assert {k: cli[k] for k in ("params", "macs", "elementwise_ops", "gflops")} == {
@@ -58,7 +58,7 @@ def test_readme_shows_the_tested_example():
 
 def test_the_package_stays_light_until_the_api_is_used():
     code = (
-        "import sys, senet_ablate, senet_ablate.keys\n"
+        "import sys, senet_ablate, senet_ablate.records.keys\n"
         "print('torch' in sys.modules)\n"
         "senet_ablate.list_models()\n"
         "print('torch' in sys.modules, 'hydra' in sys.modules, 'omegaconf' in sys.modules)\n"

@@ -402,17 +402,17 @@ def test_every_module_builds_and_counts_on_every_backbone(name, backbone):
 def test_attention_preset_composes_and_a_wrong_axis_fails_before_any_work(tmp_path, compose_cfg):
     cfg = compose_cfg("attention=eca")
     assert OmegaConf.to_container(cfg.se)["excitation"] == "conv1d" and cfg.se.reduction is None
-    proc = run_cli("app", "attention=eca", "se.reduction=8", "task=profile", cwd=tmp_path, check=False)
+    proc = run_cli("run.app", "attention=eca", "se.reduction=8", "task=profile", cwd=tmp_path, check=False)
     assert proc.returncode != 0
     assert "se.reduction=8 does not apply to se.excitation='conv1d' (it applies to: fc, context, coord)" in proc.stderr
     assert all(json.loads(p.read_text())["status"] == "failed" for p in tmp_path.rglob("metrics.json"))
-    proc = run_cli("app", "attention=ecaa", cwd=tmp_path, check=False)
+    proc = run_cli("run.app", "attention=ecaa", cwd=tmp_path, check=False)
     assert proc.returncode != 0 and "attention/ecaa" in proc.stderr and "ge_theta_minus" in proc.stderr
 
 
 # ---------------------------------------------------------------------------- the studies
 def test_resnet50_attention_study_profiles_every_module_and_prints_its_table(tmp_path):
-    proc = run_cli("app", "-m", "experiment=attention/resnet50_imagenet", "task=profile", cwd=tmp_path)
+    proc = run_cli("run.app", "-m", "experiment=attention/resnet50_imagenet", "task=profile", cwd=tmp_path)
     for label in ("ResNet-50", "SE", "ECA", "CBAM", "GE-θ⁻", "GE-θ", "SRM", "GC", "CA", "SimAM", "SGE", "BAM", "SK"):
         assert f"| {label} |" in proc.stdout, label
     assert "Sources:" in proc.stdout and "BangguWu/ECANet" in proc.stdout
@@ -431,7 +431,7 @@ def test_cifar_attention_proxy_trains_on_digits_and_draws_the_extra_cost_figures
     """Every row, one seed, one epoch of ResNet-20 on the digits: the sweep ends in its table and in
     error vs extra params / extra GFLOPs over the plain ResNet."""
     proc = run_cli(
-        "app",
+        "run.app",
         "-m",
         "experiment=attention/cifar_proxy",
         "data=digits",

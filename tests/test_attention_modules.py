@@ -197,7 +197,7 @@ def test_bad_values_of_the_new_presets_name_the_key():
 
 
 def test_attention_presets_compose_on_the_command_line(compose_cfg):
-    from senet_ablate.assemble import se_spec
+    from senet_ablate.run.assemble import se_spec
 
     for name in NEW:
         assert se_spec(compose_cfg("model=resnet50", f"attention={name}")) == preset(name)
@@ -214,7 +214,7 @@ def bam_params(c, r=16):
 
 
 def test_bam_sits_after_every_stage_but_the_last_with_its_papers_params(compose_cfg):
-    from senet_ablate.assemble import make_model
+    from senet_ablate.run.assemble import make_model
 
     model = make_model(compose_cfg("model=resnet50", "attention=bam", "data=imagenet"), device="meta")
     assert list(model.between) == ["0", "1", "2"]  # after conv2_x, conv3_x, conv4_x
@@ -256,3 +256,32 @@ def test_bam_fails_where_there_is_no_stage_frame_and_bad_values_name_the_key():
         ConfigError, match=r"se.between='cbam' is not a valid choice; valid values: none, bam, bam_product"
     ):
         SESpec(between="cbam").validate()
+
+
+def test_a_new_excitation_is_one_class_and_one_registry_entry(monkeypatch):
+    """An excitation added the way CONTRIBUTING.md says: a ChannelAttention subclass that reads its keys
+    in ``from_spec``, and one ``EXCITATIONS`` entry naming it. It validates, builds on a backbone at the
+    paper's sites, trains a step and is counted like ours (a per-channel scale: C parameters a block)."""
+    from senet_ablate.se import spec as space
+
+    class ChannelScale(ChannelAttention):
+        def __init__(self, channels: int, **parts):
+            super().__init__(dict(scale=nn.Parameter(torch.zeros(channels))), **parts)
+
+        @classmethod
+        def from_spec(cls, channels, spec, *, descriptors=1, unit_input=None, **parts):
+            return cls(channels, **parts)
+
+        def excite(self, s):
+            return s * self.scale
+
+    monkeypatch.setitem(space.EXCITATIONS, "scale", space.Excitation(ChannelScale))
+    fc_keys = ("reduction", "min_hidden", "hidden_divisor", "round_limit", "hidden_from", "hidden_act", "bias")
+    spec = SESpec(excitation="scale", **dict.fromkeys(fc_keys))  # keys it does not take are null
+    model = build_model("cifar_resnet20", spec, 10)
+    blocks = [m for m in model.modules() if isinstance(m, ChannelScale)]
+    assert len(blocks) == 9  # one per residual unit of ResNet-20 (3 stages x 3)
+    plain = count(build_model("cifar_resnet20", SESpec(stages=[]), 10), 32).params
+    assert count(model, 32).params - plain == 3 * (16 + 32 + 64)
+    model(torch.randn(2, 3, 32, 32)).sum().backward()
+    assert all(b.scale.grad is not None for b in blocks)

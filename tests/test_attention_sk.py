@@ -92,7 +92,7 @@ def test_sk_composes_with_se_at_every_integration(name):
 
 
 def test_attention_sk_composes_on_the_command_line(compose_cfg):
-    from senet_ablate.assemble import make_model
+    from senet_ablate.run.assemble import make_model
 
     cfg = compose_cfg("model=resnet50", "attention=sk", "data=imagenet")
     model = make_model(cfg, device="meta")
@@ -121,7 +121,7 @@ def test_bad_sk_values_name_the_key(name, sk, match):
 def test_bad_sk_value_fails_before_any_work(tmp_path):
     from conftest import run_cli
 
-    proc = run_cli("app", "attention=sk", "model=cifar_resnet20", f"runs_dir={tmp_path}", cwd=tmp_path, check=False)
+    proc = run_cli("run.app", "attention=sk", "model=cifar_resnet20", f"runs_dir={tmp_path}", cwd=tmp_path, check=False)
     assert proc.returncode != 0
     assert "model.sk.paths: 32 groups do not divide a 16 -> 16 channel 3x3 conv" in proc.stderr + proc.stdout
     assert not [p for p in tmp_path.rglob("metrics.json") if '"done"' in p.read_text()]
@@ -133,7 +133,7 @@ def test_pytorchinsight_preset_prints_their_columns_beside_ours(tmp_path):
     import pandas as pd
     from conftest import run_cli
 
-    proc = run_cli("app", "-m", "experiment=attention/pytorchinsight_resnet50", "task=profile", cwd=tmp_path)
+    proc = run_cli("run.app", "-m", "experiment=attention/pytorchinsight_resnet50", "task=profile", cwd=tmp_path)
     for label, params in (("ResNet-50", 25.56), ("SE", 28.09), ("SK", 26.15), ("BAM", 25.92), ("CBAM", 28.09)):
         assert f"| {label} | " in proc.stdout and f" | {params:.2f} | 0.00 | " in proc.stdout, label
     assert "| 4.185 |" in proc.stdout and "implus/PytorchInsight README" in proc.stdout
@@ -144,7 +144,7 @@ def test_pytorchinsight_preset_prints_their_columns_beside_ours(tmp_path):
 
 
 def test_table_paper_digits_rejects_an_unknown_column():
-    from senet_ablate.tables import paper_digits
+    from senet_ablate.study.tables import paper_digits
 
     assert paper_digits({"paper_digits": {"params_m": 2}}) == {"params_m": 2, "gflops": 2, "mflops": 0}
     with pytest.raises(ValueError, match=r"table.paper_digits.top1: valid keys: params_m, gflops, mflops"):

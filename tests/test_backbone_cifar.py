@@ -7,10 +7,10 @@ import torch
 import torch.nn.functional as F
 
 from senet_ablate import data
-from senet_ablate.app import validate
 from senet_ablate.errors import ConfigError
 from senet_ablate.models import build_model
 from senet_ablate.models.cifar import shake
+from senet_ablate.run.app import validate
 from senet_ablate.se import INTEGRATIONS, SEBlock, SESpec
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py

@@ -135,7 +135,7 @@ def test_efficientnet_hidden_width_is_a_quarter_of_the_unit_input():
 
 @pytest.mark.parametrize("name", MBCONV)
 def test_config_gives_the_published_se_and_the_yaml_repeats_python(name, compose_cfg):
-    from senet_ablate.assemble import se_spec
+    from senet_ablate.run.assemble import se_spec
 
     cfg = compose_cfg(f"model={name}")
     assert se_spec(cfg) == PUBLISHED.get(name)
@@ -147,7 +147,7 @@ def test_config_gives_the_published_se_and_the_yaml_repeats_python(name, compose
 
 
 def test_stages_all_puts_se_in_every_unit_and_published_only_in_the_marked_ones(compose_cfg):
-    from senet_ablate.assemble import make_model
+    from senet_ablate.run.assemble import make_model
 
     every = make_model(compose_cfg("model=mobilenet_v3_small", "se.stages=all"), device="meta", num_classes=10)
     published = make_model(compose_cfg("model=mobilenet_v3_small"), device="meta", num_classes=10)
@@ -159,7 +159,7 @@ def test_stages_all_puts_se_in_every_unit_and_published_only_in_the_marked_ones(
 
 
 def test_attention_preset_and_one_key_over_the_models_se(compose_cfg):
-    from senet_ablate.assemble import se_spec
+    from senet_ablate.run.assemble import se_spec
 
     eca = se_spec(compose_cfg("model=efficientnet_b0", "attention=eca"))
     assert eca.excitation == "conv1d" and eca.hidden_act is None and eca.integration == "conv3x3"
@@ -229,7 +229,7 @@ PRESETS = ["se", "eca", "cbam", "ge_theta_minus", "ge_theta", "ge_theta_plus", "
 @pytest.mark.parametrize("preset", PRESETS)
 @pytest.mark.parametrize("name", MBCONV)
 def test_attention_presets_run_on_every_mbconv_net(name, preset, compose_cfg):
-    from senet_ablate.assemble import make_model
+    from senet_ablate.run.assemble import make_model
 
     torch.manual_seed(0)
     cfg = compose_cfg(f"model={name}", f"attention={preset}", "se.stages=all", "data=synthetic", "data.image_size=64")
@@ -315,7 +315,7 @@ def test_eval_of_torchvision_efficientnet_uses_its_own_preprocessing(cifar_jpeg,
                 top = ref(transform(Image.open(f).convert("RGB"))[None]).topk(5).indices[0].tolist()
                 wrong1, wrong5, n = wrong1 + (top[0] != label), wrong5 + (label not in top), n + 1
     run_cli(
-        "app",
+        "run.app",
         "task=eval",
         "model=efficientnet_b0",
         "model.weights=torchvision:efficientnet_b0",
@@ -347,7 +347,7 @@ COUNTED = {
 
 @pytest.mark.parametrize("study, row", list(COUNTED))
 def test_study_cells_that_match_our_count(compose_cfg, study, row):
-    from senet_ablate.app import validate
+    from senet_ablate.run.app import validate
 
     spec = compose_cfg(f"experiment={study}").table.rows[row]
     cfg = compose_cfg(*spec.set, f"experiment={study}", f"row={row}")
@@ -364,7 +364,7 @@ def test_study_cells_that_match_our_count(compose_cfg, study, row):
 
 @pytest.mark.parametrize("study", MBCONV_STUDIES)
 def test_every_study_row_composes_and_its_cifar_proxy_builds(compose_cfg, study):
-    from senet_ablate.app import validate
+    from senet_ablate.run.app import validate
 
     proxy = "proxy/mbconv_" + study.partition("/")[2]
     for experiment in (study, proxy):

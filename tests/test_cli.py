@@ -12,7 +12,7 @@ def records(root):
 
 
 def test_profile_sweep_writes_records_and_table(tmp_path):
-    proc = run_cli("app", "-m", "experiment=paper/table13_stages", "task=profile", cwd=tmp_path)
+    proc = run_cli("run.app", "-m", "experiment=paper/table13_stages", "task=profile", cwd=tmp_path)
     sweep = tmp_path / "runs/paper/table13_stages"
     recs = records(sweep)
     assert sorted(recs) == sorted(f"row={r},task=profile" for r in STAGE_ROWS)
@@ -42,13 +42,13 @@ def test_profile_sweep_writes_records_and_table(tmp_path):
 
     # senet-report rebuilds the same table from the records alone
     (sweep / "table.md").unlink()
-    rep = run_cli("report", str(sweep), cwd=tmp_path)
+    rep = run_cli("study.cli", str(sweep), cwd=tmp_path)
     assert (sweep / "table.md").read_text() == md
     assert "| SE Stage 4 | 22.68 | 6.22 | 26.350 | 26.4 | -0.1 |" in rep.stdout
 
 
 def test_bad_value_exits_nonzero_with_message_and_no_success_record(tmp_path):
-    proc = run_cli("app", "se.reduction=0", cwd=tmp_path, check=False)
+    proc = run_cli("run.app", "se.reduction=0", cwd=tmp_path, check=False)
     assert proc.returncode != 0
     assert "se.reduction=0 must be an integer >= 1" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -58,7 +58,7 @@ def test_bad_value_exits_nonzero_with_message_and_no_success_record(tmp_path):
 
 
 def test_failing_job_is_recorded_and_the_sweep_goes_on(tmp_path):
-    proc = run_cli("app", "-m", "model=cifar_resnet20", "se.reduction=32,4", "study=mix", cwd=tmp_path, check=False)
+    proc = run_cli("run.app", "-m", "model=cifar_resnet20", "se.reduction=32,4", "study=mix", cwd=tmp_path, check=False)
     assert proc.returncode != 0
     assert "se.reduction=32 is too large for SE_2_1: it has C=16 channels" in proc.stderr
     recs = records(tmp_path / "runs/mix")
@@ -70,12 +70,12 @@ def test_failing_job_is_recorded_and_the_sweep_goes_on(tmp_path):
 
 
 def test_report_on_missing_dir_fails_clearly(tmp_path):
-    proc = run_cli("report", str(tmp_path / "nope"), cwd=tmp_path, check=False)
+    proc = run_cli("study.cli", str(tmp_path / "nope"), cwd=tmp_path, check=False)
     assert proc.returncode == 2 and "no such run dir" in proc.stderr
 
 
 def test_cfg_job_prints_config_without_running(tmp_path):
-    proc = run_cli("app", "experiment=paper/table10_reduction", "--cfg", "job", cwd=tmp_path)
+    proc = run_cli("run.app", "experiment=paper/table10_reduction", "--cfg", "job", cwd=tmp_path)
     assert "study: paper/table10_reduction" in proc.stdout and "reduction: 16" in proc.stdout
     assert not (tmp_path / "runs").exists()
 
@@ -84,7 +84,7 @@ def test_a_sweep_with_a_failed_job_still_ends_in_its_table_and_exits_nonzero(tmp
     """Hydra skips on_multirun_end when a job failed; the table, figures note and dashboard come anyway,
     with the failed jobs counted in their rows."""
     proc = run_cli(
-        "app",
+        "run.app",
         "-m",
         "experiment=quickstart",
         "task=profile",
@@ -105,23 +105,25 @@ def test_a_sweep_with_a_failed_job_still_ends_in_its_table_and_exits_nonzero(tmp
 
 def test_profile_of_an_imagenet_backbone_with_no_data_chosen_counts_at_224_px(tmp_path):
     """The default data are the 8 px digits; a profile of ResNet-50 used to count it there."""
-    proc = run_cli("app", "task=profile", "model=resnet50", cwd=tmp_path)
+    proc = run_cli("run.app", "task=profile", "model=resnet50", cwd=tmp_path)
     [rec] = records(tmp_path / "runs").values()
     assert (rec["input_size"], rec["num_classes"], rec["params"]) == (224, 1000, 28_088_024)
     assert round(rec["gflops"], 2) == 3.87  # the paper's SE-ResNet-50 cell
     assert "resnet50 at 224 px, 1000 classes" in proc.stdout and "no data chosen" in proc.stdout
-    run_cli("app", "task=profile", "model=resnet50", "data=digits", cwd=tmp_path)  # asked for: counted there
+    run_cli("run.app", "task=profile", "model=resnet50", "data=digits", cwd=tmp_path)  # asked for: counted there
     assert {r["input_size"] for r in records(tmp_path / "runs").values()} == {224, 8}
 
 
 def test_cfg_job_shows_the_row_the_job_will_run(tmp_path):
-    job = run_cli("app", "experiment=paper/table10_reduction", "row=r4", "--cfg", "job", cwd=tmp_path).stdout
+    job = run_cli("run.app", "experiment=paper/table10_reduction", "row=r4", "--cfg", "job", cwd=tmp_path).stdout
     assert "row: r4" in job and "  reduction: 4\n" in job and "hydra:" not in job
     mine = run_cli(
-        "app", "experiment=paper/table10_reduction", "row=r4", "se.reduction=8", "--cfg", "all", cwd=tmp_path
+        "run.app", "experiment=paper/table10_reduction", "row=r4", "se.reduction=8", "--cfg", "all", cwd=tmp_path
     ).stdout
     assert "  reduction: 8\n" in mine and "hydra:" in mine  # the command line still wins over the row
-    table2 = run_cli("app", "experiment=paper/table2_imagenet", "row=se_resnet101", "--cfg", "job", cwd=tmp_path).stdout
+    table2 = run_cli(
+        "run.app", "experiment=paper/table2_imagenet", "row=se_resnet101", "--cfg", "job", cwd=tmp_path
+    ).stdout
     assert "name: resnet101" in table2  # a row may pick a config group
     assert not (tmp_path / "runs").exists()
 
@@ -137,7 +139,7 @@ def counted(self, config_name, overrides, *args, **kwargs):
 ConfigLoaderImpl.load_configuration = counted
 atexit.register(lambda: print(f"COMPOSITIONS {len(calls)}", flush=True))
 sys.argv = ["senet-ablate", *sys.argv[1:]]
-from senet_ablate.app import main
+from senet_ablate.run.app import main
 main()
 """
 

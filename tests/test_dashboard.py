@@ -88,7 +88,9 @@ def test_dashboard_renders_in_headless_chromium(quick_sweep, tmp_path):
 
 def test_excitation_analysis_of_a_trained_run(quick_sweep, tmp_path):
     [run] = [d for d in quick_sweep.iterdir() if "row=se_avg" in d.name and "seed=0" in d.name]
-    run_cli("app", "task=excitation", f"excitation.run='{run}'", "excitation.per_class=20", "study=exc", cwd=tmp_path)
+    run_cli(
+        "run.app", "task=excitation", f"excitation.run='{run}'", "excitation.per_class=20", "study=exc", cwd=tmp_path
+    )
     [out] = list((tmp_path / "runs/exc").iterdir())
     rec = json.loads((out / "metrics.json").read_text())
     assert rec["status"] == "completed" and rec["task"] == "excitation"
@@ -105,7 +107,7 @@ def test_excitation_analysis_of_a_trained_run(quick_sweep, tmp_path):
 
 
 def test_excitation_needs_a_trained_run(tmp_path):
-    proc = run_cli("app", "task=excitation", f"excitation.run={tmp_path}", cwd=tmp_path, check=False)
+    proc = run_cli("run.app", "task=excitation", f"excitation.run={tmp_path}", cwd=tmp_path, check=False)
     assert proc.returncode != 0 and "must be a trained run dir holding last.pt" in proc.stderr
 
 
@@ -137,7 +139,7 @@ def test_every_file_of_a_sweep_follows_the_umask(quick_sweep):
 def test_atomic_writes_take_the_process_umask(tmp_path, mask):
     import os
 
-    from senet_ablate.atomic import write_atomic
+    from senet_ablate.records.atomic import write_atomic
 
     old = os.umask(mask)
     try:

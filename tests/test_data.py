@@ -7,8 +7,9 @@ import socket
 import pytest
 import torch
 
-from senet_ablate import data, launch
+from senet_ablate import data
 from senet_ablate.errors import ConfigError
+from senet_ablate.run import launch
 
 
 @pytest.fixture(autouse=True)

@@ -174,10 +174,10 @@ def test_detect_trains_an_se_trunk_resumes_after_ctrl_c_to_the_same_state_and_re
     """The interrupted run also reads its images in a worker process (data.workers=1): neither the resume nor
     the worker count changes what is trained."""
     root = f"data.root={det_set}"
-    run_cli("app", *ARGS, root, "runs_dir=whole", cwd=tmp_path)
+    run_cli("run.app", *ARGS, root, "runs_dir=whole", cwd=tmp_path)
     marks = tmp_path / "marks"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "senet_ablate.app", *ARGS, root, "runs_dir=cut", "data.workers=1"],
+        [sys.executable, "-m", "senet_ablate.run.app", *ARGS, root, "runs_dir=cut", "data.workers=1"],
         cwd=tmp_path,
         text=True,
         stdout=subprocess.PIPE,
@@ -190,7 +190,7 @@ def test_detect_trains_an_se_trunk_resumes_after_ctrl_c_to_the_same_state_and_re
     assert proc.returncode == 130, out + err
     [cut] = [p.parent for p in (tmp_path / "cut").rglob("metrics.json")]
     assert record(cut)["status"] == "interrupted" and "epoch 2, step 3 of" in record(cut)["reason"]
-    again = run_cli("app", *ARGS, root, "runs_dir=cut", "data.workers=1", cwd=tmp_path)
+    again = run_cli("run.app", *ARGS, root, "runs_dir=cut", "data.workers=1", cwd=tmp_path)
     assert "step 3 of epoch 2" in again.stdout + again.stderr
     [whole] = [p.parent for p in (tmp_path / "whole").rglob("metrics.json")]
     a, b = record(whole), record(cut)
@@ -257,7 +257,7 @@ def test_bad_instances_files_fail_naming_the_file(tmp_path):
 def test_bad_detection_input_fails_before_any_work(det_set, tmp_path, args, match):
     import re
 
-    proc = run_cli("app", "task=detect", "data=cifar_det", f"data.root={det_set}", *args, cwd=tmp_path, check=False)
+    proc = run_cli("run.app", "task=detect", "data=cifar_det", f"data.root={det_set}", *args, cwd=tmp_path, check=False)
     assert proc.returncode != 0 and re.search(match, proc.stderr), proc.stderr
     assert not (tmp_path / "runs").exists() or not any(
         json.loads(p.read_text())["status"] == "completed" for p in (tmp_path / "runs").rglob("metrics.json")
@@ -266,7 +266,7 @@ def test_bad_detection_input_fails_before_any_work(det_set, tmp_path, args, matc
 
 
 def test_table7_preset_profiles_its_four_detectors(tmp_path):
-    proc = run_cli("app", "-m", "experiment=paper/table7_coco", "task=profile", cwd=tmp_path)
+    proc = run_cli("run.app", "-m", "experiment=paper/table7_coco", "task=profile", cwd=tmp_path)
     for label, ap, ap50 in (
         ("ResNet-50", 38.0, 57.9),
         ("SE-ResNet-50", 40.4, 61.0),
@@ -303,9 +303,9 @@ def test_detect_under_torchrun_keeps_the_replicas_identical_and_records_ap(det_s
 def test_trunk_takes_a_classifiers_weights_less_its_head(compose_cfg, det_set, tmp_path):
     """model.weights: a classifier's state dict (here 1,000 classes, as a published one) initialises the
     detector's trunk; its fc is left out, a trunk key it lacks is named before any work."""
-    from senet_ablate.app import validate
-    from senet_ablate.assemble import prepare_weights
-    from senet_ablate.detect.task import build
+    from senet_ablate.run.app import validate
+    from senet_ablate.run.assemble import prepare_weights
+    from senet_ablate.run.detect import build
 
     torch.manual_seed(1)
     classifier = build_model("resnet18", se_spec(True), 1000)

@@ -8,8 +8,8 @@ import json
 import pytest
 from conftest import run_cli
 
-from senet_ablate.excitation import blocks_of_interest
 from senet_ablate.models import MODELS, build_model
+from senet_ablate.run.excitation import blocks_of_interest
 from senet_ablate.se import ChannelAttention, SESpec
 
 SHAKE_BRANCHES = ["SE_2_4a", "SE_2_4b", "SE_3_4a", "SE_3_4b", *[f"SE_4_{k}{t}" for k in range(1, 5) for t in "ab"]]
@@ -54,7 +54,7 @@ def test_excitation_of_a_trained_shake_shake_run_keeps_both_branch_blocks(tmp_pa
     """One epoch of Shake-Shake 26 2x96d on the 8x8 digits, then its excitation figures: every block of
     interest is a branch block (its name ends in a or b)."""
     run_cli(
-        "app",
+        "run.app",
         "task=train",
         "model=shake_shake26_2x96d",
         "data=digits",
@@ -64,7 +64,9 @@ def test_excitation_of_a_trained_shake_shake_run_keeps_both_branch_blocks(tmp_pa
         cwd=tmp_path,
     )
     [run] = [p.parent for p in (tmp_path / "runs/shake").rglob("last.pt")]
-    run_cli("app", "task=excitation", f"excitation.run='{run}'", "excitation.per_class=10", "study=exc", cwd=tmp_path)
+    run_cli(
+        "run.app", "task=excitation", f"excitation.run='{run}'", "excitation.per_class=10", "study=exc", cwd=tmp_path
+    )
     [out] = list((tmp_path / "runs/exc").iterdir())
     assert (out / "excitation_inter_class.png").is_file() and (out / "excitation_intra_class.png").is_file()
     result = json.loads((out / "excitation.json").read_text())

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from senet_ablate import inference as inf
+from senet_ablate.study import inference as inf
 
 MARGIN, ALPHA = 0.5, 0.05
 

@@ -112,6 +112,12 @@ def test_the_wheel_holds_configs_and_presets(installed):
         "hydra_plugins/senet_ablate_sweeper/rows_sweeper.py",
     ):
         assert path in names, path
+    # every module of the checkout is in the wheel: a package left out of pyproject's list is not
+    sources = [
+        p.relative_to(ROOT).as_posix() for d in ("senet_ablate", "hydra_plugins") for p in (ROOT / d).rglob("*.py")
+    ]
+    missing = [s for s in sources if "__pycache__" not in s and s not in names]
+    assert not missing, f"not in the wheel (add their packages to [tool.setuptools] packages): {missing}"
 
 
 @pytest.mark.slow

@@ -15,7 +15,7 @@ DIR = "adhoc/deterministic=true,recipe.epochs=3"
 
 def start(tmp_path, marks, *args, at="2:3"):
     return subprocess.Popen(
-        [sys.executable, "-m", "senet_ablate.app", *args],
+        [sys.executable, "-m", "senet_ablate.run.app", *args],
         cwd=tmp_path,
         text=True,
         stdout=subprocess.PIPE,
@@ -25,7 +25,7 @@ def start(tmp_path, marks, *args, at="2:3"):
 
 
 def test_ctrl_c_checkpoints_records_interrupted_exits_130_and_the_relaunch_equals_an_uninterrupted_run(tmp_path):
-    run_cli("app", *ARGS, "runs_dir=whole", cwd=tmp_path)
+    run_cli("run.app", *ARGS, "runs_dir=whole", cwd=tmp_path)
     marks = tmp_path / "marks"
     proc = start(tmp_path, marks, *ARGS, "runs_dir=cut")
     wait_paused(marks, proc)  # held before step 4 of epoch 2
@@ -40,7 +40,7 @@ def test_ctrl_c_checkpoints_records_interrupted_exits_130_and_the_relaunch_equal
     said = [line for line in err.splitlines() if "relaunching the same command resumes from last.pt" in line]
     assert len(said) == 1, err
 
-    again = run_cli("app", *ARGS, "runs_dir=cut", cwd=tmp_path)
+    again = run_cli("run.app", *ARGS, "runs_dir=cut", cwd=tmp_path)
     assert "resuming from" in again.stdout + again.stderr and "step 4 of epoch 2" in again.stdout + again.stderr
     whole, resumed = record(tmp_path / "whole" / DIR), record(cut)
     assert resumed["status"] == "completed"
@@ -55,7 +55,7 @@ def test_a_second_ctrl_c_raises_at_once():
     second into KeyboardInterrupt; a preemption signal never raises."""
     import pytest
 
-    from senet_ablate.launch import Interrupted, PreemptionGuard
+    from senet_ablate.distributed import Interrupted, PreemptionGuard
 
     before = signal.getsignal(signal.SIGINT)  # the caller's: a shell's background job has SIGINT ignored
     with PreemptionGuard() as guard:
@@ -75,7 +75,7 @@ def test_ctrl_c_outside_the_training_loop_is_recorded_interrupted_too(tmp_path, 
     """A KeyboardInterrupt anywhere in a job (here: in its task) records ``interrupted`` and exits 130."""
     import pytest
 
-    from senet_ablate import app
+    from senet_ablate.run import app
 
     def stopped(cfg, job):
         raise KeyboardInterrupt
@@ -92,7 +92,7 @@ def test_ctrl_c_outside_the_training_loop_is_recorded_interrupted_too(tmp_path, 
 def test_ctrl_c_stops_a_sweep_which_still_prints_its_table(tmp_path):
     marks = tmp_path / "marks"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "senet_ablate.app", "-m", "recipe.epochs=2", "se.squeeze=avg,max"],
+        [sys.executable, "-m", "senet_ablate.run.app", "-m", "recipe.epochs=2", "se.squeeze=avg,max"],
         cwd=tmp_path,
         text=True,
         stdout=subprocess.PIPE,

@@ -102,14 +102,14 @@ def test_cli_profile_labels_fingerprints_and_records_failures(gates, tmp_path):
     env = {"PYTHONPATH": str(gates)}
     good, bad = "{_target_: user_gates.ChannelGate, k: 3}", "{_target_: user_gates.Squash}"
     args = ["-m", "task=profile", "model=cifar_resnet20", f"se.module={good},{bad}", "runs_dir=runs"]
-    out = run_cli("app", *args, cwd=tmp_path, env=env, check=False)
+    out = run_cli("run.app", *args, cwd=tmp_path, env=env, check=False)
     assert out.returncode != 0  # one job failed
     assert "| se.module=ChannelGate(k=3) | 0.270 |" in out.stdout
     sweep = tmp_path / "runs" / "adhoc"
     recs = {r["status"]: r for r in (record(d) for d in sweep.iterdir() if (d / "metrics.json").exists())}
     assert recs["completed"]["params"] == 269_722 + 9 * 3  # plain ResNet-20 (test_complexity) + 9 units x k
     assert recs["failed"]["reason"].startswith("se.module user_gates.Squash at SE_2_1 turns")
-    again = run_cli("app", *args, cwd=tmp_path, env=env, check=False)  # the same sweep again
+    again = run_cli("run.app", *args, cwd=tmp_path, env=env, check=False)  # the same sweep again
     assert "skipping" in again.stderr + again.stdout and "already completed" in again.stderr + again.stdout
     assert len(list(sweep.glob("*/metrics.json"))) == 2  # no new run dir: the module's node names the same dir
 
@@ -163,7 +163,7 @@ def test_users_dataset_feeds_the_loaders_and_a_missing_class_count_fails(user_co
 
 def test_cli_dataset_without_class_count_leaves_a_failed_record(user_code, tmp_path):
     out = run_cli(
-        "app",
+        "run.app",
         "task=train",
         "data=custom",
         "data._target_=bad_data.no_count",
@@ -199,7 +199,7 @@ def test_users_dataset_same_seed_same_metrics(user_code, tmp_path):
     env = {"PYTHONPATH": str(user_code)}
     runs = {}
     for name, seed in (("a", 0), ("b", 0), ("c", 1)):
-        run_cli("app", *args, f"seed={seed}", f"runs_dir={name}", cwd=tmp_path, env=env)
+        run_cli("run.app", *args, f"seed={seed}", f"runs_dir={name}", cwd=tmp_path, env=env)
         [done] = list((tmp_path / name).rglob("history.csv"))
         runs[name] = [
             {k: v for k, v in h.items() if "time" not in k and k != "images_per_s"} for h in history(done.parent)

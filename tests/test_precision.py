@@ -18,7 +18,7 @@ def _cpu(monkeypatch, native: bool) -> None:
     [(True, "auto", "bf16"), (True, "false", "fp32"), (False, "auto", "fp32"), (False, "true", "bf16")],
 )
 def test_the_record_says_which_precision_ran(tmp_path, compose_cfg, monkeypatch, native, amp, said):
-    from senet_ablate import app
+    from senet_ablate.run import app
 
     _cpu(monkeypatch, native)
     monkeypatch.chdir(tmp_path)
@@ -41,8 +41,8 @@ def test_eval_amp_overrides_and_bad_values_name_the_key(compose_cfg, monkeypatch
 
 def test_a_checkpoint_resumes_only_in_its_own_precision(tmp_path, compose_cfg, monkeypatch):
     """A run started in fp32 (say, before bf16 became the CPU default) is never finished in bf16."""
-    from senet_ablate import app
     from senet_ablate.errors import ConfigError
+    from senet_ablate.run import app
 
     monkeypatch.chdir(tmp_path)
     _cpu(monkeypatch, False)

@@ -9,9 +9,9 @@ from conftest import EXPERIMENTS, ROOT
 from hydra.errors import MissingConfigException
 from omegaconf import OmegaConf
 
-from senet_ablate.app import validate
 from senet_ablate.complexity import count
 from senet_ablate.errors import ConfigError
+from senet_ablate.run.app import validate
 
 PAPER_PRESETS = {
     "paper/table10_reduction",

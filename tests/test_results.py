@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from senet_ablate.collect import collect, export
-from senet_ablate.inference import Sample, compare
 from senet_ablate.records import write_record
-from senet_ablate.report import report
-from senet_ablate.tables import study_table, summary, to_latex, to_markdown
+from senet_ablate.study.collect import collect, export
+from senet_ablate.study.inference import Sample, compare
+from senet_ablate.study.report import report
+from senet_ablate.study.tables import study_table, summary, to_latex, to_markdown
 
 SPEC = {
     "title": "toy study",

@@ -12,7 +12,7 @@ import pytest
 import torch
 from conftest import clean_env, pause_env, run_cli, wait_paused
 
-from senet_ablate import predictions
+from senet_ablate.records import predictions
 
 TINY = ["model=cifar_resnet20", "data=digits", "recipe.epochs=1"]
 TABLE11 = ["-m", "experiment=paper/table11_squeeze", *TINY]
@@ -54,7 +54,7 @@ def test_submitit_local_runs_table11_and_a_preempted_job_is_requeued_and_resumes
     ]
     marks = tmp_path / "marks"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "senet_ablate.app", *args],
+        [sys.executable, "-m", "senet_ablate.run.app", *args],
         cwd=tmp_path,
         text=True,
         stdout=subprocess.PIPE,
@@ -84,7 +84,7 @@ def test_submitit_local_runs_table11_and_a_preempted_job_is_requeued_and_resumes
 
 def test_table11_under_joblib_runs_two_jobs_with_one_thread_each(tmp_path):
     cores = len(os.sched_getaffinity(0))
-    run_cli("app", *TABLE11, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", cwd=tmp_path)
+    run_cli("run.app", *TABLE11, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", cwd=tmp_path)
     sweep = tmp_path / SWEEP
     recs = [record(sweep / name) for name in ROWS.values()]
     assert all(r["status"] == "completed" for r in recs)
@@ -99,7 +99,7 @@ def test_two_jobs_starting_at_once_decode_the_tree_once(tmp_path, cifar_jpeg):
     cache's lock and then loads what the first wrote (whichever order they come in)."""
     cache = tmp_path / "cache"
     run_cli(
-        "app",
+        "run.app",
         "-m",
         "data=cifar10_jpeg",
         f"data.root={cifar_jpeg}",
@@ -120,7 +120,7 @@ def test_two_jobs_starting_at_once_decode_the_tree_once(tmp_path, cifar_jpeg):
 
 
 def test_threads_follow_the_launcher(compose_cfg, clean_environ, monkeypatch):
-    from senet_ablate import launch
+    from senet_ablate.run import launch
 
     cores = launch.available_cores()
     monkeypatch.setattr(
@@ -151,13 +151,13 @@ def test_threads_follow_the_launcher(compose_cfg, clean_environ, monkeypatch):
 
 def test_sigterm_mid_epoch_checkpoints_exits_for_requeue_and_resumes_exactly(tmp_path):
     args = ["recipe.epochs=2", "recipe.batch_size=16", "deterministic=true"]
-    run_cli("app", *args, "runs_dir=whole", cwd=tmp_path)
+    run_cli("run.app", *args, "runs_dir=whole", cwd=tmp_path)
     name = "deterministic=true,recipe.batch_size=16,recipe.epochs=2"
     whole, cut = tmp_path / "whole/adhoc" / name, tmp_path / "cut/adhoc" / name
 
     marks = tmp_path / "marks"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "senet_ablate.app", *args, "runs_dir=cut"],
+        [sys.executable, "-m", "senet_ablate.run.app", *args, "runs_dir=cut"],
         cwd=tmp_path,
         text=True,
         stdout=subprocess.PIPE,
@@ -173,7 +173,7 @@ def test_sigterm_mid_epoch_checkpoints_exits_for_requeue_and_resumes_exactly(tmp
     state = torch.load(cut / "last.pt", weights_only=True)
     assert state["epoch"] == 1 and state["step"] == 4  # the step it was on when the signal came
 
-    again = run_cli("app", *args, "runs_dir=cut", cwd=tmp_path)
+    again = run_cli("run.app", *args, "runs_dir=cut", cwd=tmp_path)
     assert "after step 4 of epoch 2" in again.stdout + again.stderr
     a, b = record(whole), record(cut)
     assert b["status"] == "completed" and b["epochs_done"] == 2 and b["preemptions"] == 1
@@ -204,7 +204,7 @@ def torchrun(*args: str) -> list[str]:
         "--master-port",
         str(free_port()),
         "-m",
-        "senet_ablate.app",
+        "senet_ablate.run.app",
         *args,
     ]
 
@@ -215,7 +215,7 @@ def _train_tiny(rank: int, world: int, out: str, port: int, amp: str = "false") 
     from conftest import CONF
     from hydra import compose, initialize_config_dir
 
-    from senet_ablate import data, launch
+    from senet_ablate import data, distributed
     from senet_ablate.train import train
 
     if world > 1:  # a torchrun rank's environment; the one-process run is in pytest's own process
@@ -228,7 +228,7 @@ def _train_tiny(rank: int, world: int, out: str, port: int, amp: str = "false") 
             config_name="config",
             overrides=["recipe.epochs=2", "recipe.batch_size=62", "device=cpu", f"train.amp={amp}"],
         )
-    dist = launch.dist_context()
+    dist = distributed.dist_context()
     d = data.build(cfg.data, 62, 100, torch.device("cpu"), 0, dist.rank, dist.world)
     torch.manual_seed(0)
     model = torch.nn.Sequential(
@@ -274,7 +274,7 @@ def test_torchrun_two_cpu_processes_agree_with_one_process(tmp_path):
         torchrun(*common, "runs_dir=ddp"), cwd=tmp_path, env=env, check=True, capture_output=True, timeout=600
     )
     subprocess.run(
-        [sys.executable, "-m", "senet_ablate.app", *common, "runs_dir=one"],
+        [sys.executable, "-m", "senet_ablate.run.app", *common, "runs_dir=one"],
         cwd=tmp_path,
         env=env,
         check=True,
@@ -308,7 +308,7 @@ def test_torchrun_two_cpu_processes_agree_with_one_process(tmp_path):
     ],
 )
 def test_bad_scale_out_settings_fail_before_any_work(tmp_path, key, value, match):
-    proc = run_cli("app", "recipe.epochs=1", f"{key}={value}", cwd=tmp_path, check=False)
+    proc = run_cli("run.app", "recipe.epochs=1", f"{key}={value}", cwd=tmp_path, check=False)
     assert proc.returncode != 0 and match in proc.stderr
     assert not list(tmp_path.rglob("last.pt"))
     assert all(json.loads(p.read_text())["status"] == "failed" for p in tmp_path.rglob("metrics.json"))
@@ -370,20 +370,20 @@ def test_sync_bn_on_cpu_is_refused_before_any_work(tmp_path):
 
 # ---------------------------------------------------------------------------- sweep status
 def status(tmp_path, capsys, where="runs") -> str:
-    """``senet-report --status`` in this process (the CLI entry itself: report.main)."""
-    from senet_ablate import report
+    """``senet-report --status`` in this process (the CLI entry itself: cli.main)."""
+    from senet_ablate.study import cli
 
     cwd = os.getcwd()
     os.chdir(tmp_path)
     try:
-        assert report.main(["--status", where]) == 0
+        assert cli.main(["--status", where]) == 0
     finally:
         os.chdir(cwd)
     return capsys.readouterr().out
 
 
 def test_status_lists_each_job_and_prints_the_overrides_that_relaunch_the_unfinished(tmp_path, capsys):
-    run_cli("app", "-m", "experiment=quickstart", "task=profile", cwd=tmp_path)  # 3 rows x seeds 0,1
+    run_cli("run.app", "-m", "experiment=quickstart", "task=profile", cwd=tmp_path)  # 3 rows x seeds 0,1
     sweep = tmp_path / "runs/quickstart"
     name = lambda row, seed: f"row={row},seed={seed},task=profile"  # noqa: E731
     failed, gone, lost, cut = name("baseline", 0), name("se_avg", 1), name("se_max", 1), name("se_max", 0)
@@ -413,16 +413,16 @@ def test_status_lists_each_job_and_prints_the_overrides_that_relaunch_the_unfini
     assert "non-finite loss" in out and "is gone" in out
 
     # the printed commands relaunch them: one job alone, then the whole sweep for the rest
-    run_cli("app", *relaunch[0].split()[1:], cwd=tmp_path)
+    run_cli("run.app", *relaunch[0].split()[1:], cwd=tmp_path)
     assert "3 completed" in status(tmp_path, capsys)
-    again = run_cli("app", *relaunch[-1].split()[1:], cwd=tmp_path)
+    again = run_cli("run.app", *relaunch[-1].split()[1:], cwd=tmp_path)
     assert (again.stdout + again.stderr).count("already completed") == 3
     out = status(tmp_path, capsys)
     assert "6 jobs: 6 completed, 0 running, 0 failed, 0 missing" in out and "relaunch" not in out
 
 
 def test_status_of_a_dir_without_sweeps_says_so(tmp_path):
-    proc = run_cli("report", "--status", str(tmp_path), cwd=tmp_path, check=False)
+    proc = run_cli("study.cli", "--status", str(tmp_path), cwd=tmp_path, check=False)
     assert proc.returncode == 1 and "no sweep (multirun.yaml)" in proc.stderr
 
 
@@ -479,13 +479,13 @@ def test_slurm_example_renders_the_sbatch_script_submitit_would_submit(compose_c
 
 
 def _leave_after_ddp(rank: int, out: str, port: int) -> None:
-    from senet_ablate import launch
+    from senet_ablate import distributed
 
     os.environ.update(
         RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
     )
     torch.set_num_threads(1)
-    launch.dist_context()
+    distributed.dist_context()
     ddp = torch.nn.parallel.DistributedDataParallel(torch.nn.Linear(4, 2))
     ddp(torch.randn(3, 4)).sum().backward()
     del ddp
@@ -495,7 +495,7 @@ def _leave_after_ddp(rank: int, out: str, port: int) -> None:
         if "gloo" in n
     )
     during = gloo()
-    launch._leave_group()
+    distributed._leave_group()
     Path(out, f"rank{rank}.json").write_text(json.dumps({"during": during, "after": gloo()}))
 
 

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from senet_ablate import inference as inf
-from senet_ablate import sequential as seq
+from senet_ablate.study import inference as inf
+from senet_ablate.study import sequential as seq
 
 FIVE = tuple(k / 5 for k in range(1, 6))
 

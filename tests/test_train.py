@@ -12,13 +12,13 @@ import torch
 from conftest import ROOT, clean_env, history, pause_env, record, run_cli, wait_paused
 from wandb_offline import history_and_summary
 
-from senet_ablate import predictions
+from senet_ablate.records import predictions
 
 SHORT = ["recipe.epochs=2"]
 
 
 def test_train_on_digits_writes_a_complete_record(tmp_path):
-    run_cli("app", *SHORT, "study=t", cwd=tmp_path)
+    run_cli("run.app", *SHORT, "study=t", cwd=tmp_path)
     run = tmp_path / "runs/t/recipe.epochs=2"
     rec = record(run)
     assert rec["status"] == "completed" and rec["task"] == "train" and rec["seed"] == 0
@@ -44,7 +44,7 @@ def test_train_on_digits_writes_a_complete_record(tmp_path):
 @pytest.mark.parametrize("amp", ["false", "true"])  # exact fp32, and bf16 autocast (the default on a bf16 CPU)
 def test_same_seed_same_metrics_on_cpu(tmp_path, amp):
     for d in ("a", "b"):
-        run_cli("app", *SHORT, "deterministic=true", f"train.amp={amp}", f"runs_dir={d}", cwd=tmp_path)
+        run_cli("run.app", *SHORT, "deterministic=true", f"train.amp={amp}", f"runs_dir={d}", cwd=tmp_path)
     ha, hb = (history(tmp_path / d / f"adhoc/deterministic=true,recipe.epochs=2,train.amp={amp}") for d in "ab")
     strip = lambda h: [{k: v for k, v in row.items() if "time" not in k and "per_s" not in k} for row in h]  # noqa
     assert strip(ha) == strip(hb)
@@ -53,13 +53,13 @@ def test_same_seed_same_metrics_on_cpu(tmp_path, amp):
 @pytest.mark.parametrize("amp", ["false", "true"])
 def test_sigkill_then_relaunch_matches_uninterrupted_run(tmp_path, amp):
     args = ["recipe.epochs=4", "deterministic=true", f"train.amp={amp}"]
-    run_cli("app", *args, "runs_dir=whole", cwd=tmp_path)
+    run_cli("run.app", *args, "runs_dir=whole", cwd=tmp_path)
     whole = tmp_path / f"whole/adhoc/deterministic=true,recipe.epochs=4,train.amp={amp}"
 
     cut = tmp_path / f"cut/adhoc/deterministic=true,recipe.epochs=4,train.amp={amp}"
     marks = tmp_path / "marks"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "senet_ablate.app", *args, "runs_dir=cut"],
+        [sys.executable, "-m", "senet_ablate.run.app", *args, "runs_dir=cut"],
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -71,7 +71,7 @@ def test_sigkill_then_relaunch_matches_uninterrupted_run(tmp_path, amp):
     killed = record(cut)
     assert killed["status"] == "running" and killed["epochs_done"] == 2
 
-    out = run_cli("app", *args, "runs_dir=cut", cwd=tmp_path)
+    out = run_cli("run.app", *args, "runs_dir=cut", cwd=tmp_path)
     assert "resuming from" in out.stdout + out.stderr and "after epoch 2 of 4" in out.stdout + out.stderr
     a, b = record(whole), record(cut)
     assert b["status"] == "completed" and b["epochs_done"] == 4
@@ -85,13 +85,13 @@ def test_sigkill_then_relaunch_matches_uninterrupted_run(tmp_path, amp):
 
 def test_relaunching_a_completed_sweep_trains_nothing(tmp_path):
     args = ["-m", "experiment=quickstart", "recipe.epochs=1", "hydra.sweeper.params.seed=0"]
-    run_cli("app", *args, cwd=tmp_path)
+    run_cli("run.app", *args, cwd=tmp_path)
     sweep = tmp_path / "runs/quickstart"
     ckpts = sorted(sweep.rglob("last.pt"))
     assert len(ckpts) == 3
     stamps = [p.stat().st_mtime_ns for p in ckpts]
     table = (sweep / "table.md").read_text()
-    again = run_cli("app", *args, cwd=tmp_path)
+    again = run_cli("run.app", *args, cwd=tmp_path)
     assert (again.stdout + again.stderr).count("already completed") == 3
     assert "epoch 1/1" not in again.stdout + again.stderr
     assert [p.stat().st_mtime_ns for p in ckpts] == stamps
@@ -99,7 +99,7 @@ def test_relaunching_a_completed_sweep_trains_nothing(tmp_path):
 
 
 def test_divergence_is_recorded_and_the_sweep_goes_on(tmp_path):
-    proc = run_cli("app", "-m", "recipe.lr=1e30,0.05", "recipe.epochs=1", "study=div", cwd=tmp_path, check=False)
+    proc = run_cli("run.app", "-m", "recipe.lr=1e30,0.05", "recipe.epochs=1", "study=div", cwd=tmp_path, check=False)
     assert proc.returncode != 0
     [bad_dir] = (tmp_path / "runs/div").glob("recipe.epochs=1,recipe.lr=1e*30")
     bad, good = record(bad_dir), record(tmp_path / "runs/div/recipe.epochs=1,recipe.lr=0.05")
@@ -126,7 +126,7 @@ def test_bad_input_fails_before_training(tmp_path, args, match):
             (tmp_path / "odd" / split / c / "0.jpg").write_bytes(b"")
     (tmp_path / "odd/train/dog/readme.md").write_text("not an image")
     args = [a.format(empty=tmp_path / "empty", odd=tmp_path / "odd") for a in args]
-    proc = run_cli("app", *args, "study=bad", cwd=tmp_path, check=False)
+    proc = run_cli("run.app", *args, "study=bad", cwd=tmp_path, check=False)
     assert proc.returncode != 0 and match in proc.stderr
     assert "Traceback" not in proc.stderr
     for p in (tmp_path / "runs").rglob("metrics.json"):
@@ -137,7 +137,7 @@ def test_bad_input_fails_before_training(tmp_path, args, match):
 
 def test_wandb_offline_run_holds_the_logged_metrics(tmp_path):
     env_key = "senet-test-secret-0123456789"
-    run_cli("app", *SHORT, "logger=wandb", "study=wb", cwd=tmp_path, env={"WANDB_API_KEY": env_key})
+    run_cli("run.app", *SHORT, "logger=wandb", "study=wb", cwd=tmp_path, env={"WANDB_API_KEY": env_key})
     run = tmp_path / "runs/wb/recipe.epochs=2"
     logged, summary, config = history_and_summary(run)
     ours = history(run)
@@ -166,7 +166,7 @@ def test_a_corrupt_image_with_dataloader_workers_ends_the_job_promptly(tmp_path,
         [
             sys.executable,
             "-m",
-            "senet_ablate.app",
+            "senet_ablate.run.app",
             "task=train",
             "model=cifar_resnet20",
             "recipe=quick",
@@ -191,7 +191,7 @@ def test_an_error_in_the_main_process_while_workers_run_ends_the_job(tmp_path, c
         [
             sys.executable,
             "-m",
-            "senet_ablate.app",
+            "senet_ablate.run.app",
             "data=imagefolder",
             f"data.root={cifar_jpeg}",
             "data.image_size=32",
@@ -224,7 +224,7 @@ def test_a_file_corrupted_in_a_later_epoch_fails_naming_it_keeps_last_pt_and_res
     args = [
         sys.executable,
         "-m",
-        "senet_ablate.app",
+        "senet_ablate.run.app",
         "data=imagefolder",
         f"data.root={tree}",
         "data.image_size=32",
@@ -279,7 +279,7 @@ def test_a_compiled_run_counts_compile_time_apart_from_images_per_s(tmp_path, mo
         "recipe.eval_batch_size=450",
         f"cache_dir={cache}",
     ]
-    run_cli("app", *args, cwd=tmp_path)
+    run_cli("run.app", *args, cwd=tmp_path)
     [path] = (tmp_path / "runs").rglob("metrics.json")
     rec = json.loads(path.read_text())
     assert rec["status"] == "completed" and rec["compile"] == "default" and rec["compile_s"] > 0
@@ -299,7 +299,7 @@ def test_a_key_added_later_leaves_old_fingerprints_unchanged_at_its_default(comp
     fingerprints as it did before, so those runs still resume and still count as done."""
     from omegaconf import OmegaConf
 
-    from senet_ablate.app import fingerprint
+    from senet_ablate.run.app import fingerprint
 
     now = OmegaConf.to_container(compose_cfg("model=cifar_resnet20"), resolve=True)
     assert now["se"]["min_hidden"] == 0
@@ -313,7 +313,7 @@ def test_the_attention_keys_leave_old_fingerprints_unchanged_at_their_defaults(c
     a config at their defaults (SE itself) fingerprints as before they existed; ECA does not."""
     from omegaconf import OmegaConf
 
-    from senet_ablate.app import fingerprint
+    from senet_ablate.run.app import fingerprint
 
     new = ("excitation", "fusion", "spatial", "hidden_divisor", "kernel_size", "extent")
     now = OmegaConf.to_container(compose_cfg("model=cifar_resnet20"), resolve=True)
@@ -334,7 +334,7 @@ def test_the_mbconv_keys_leave_old_fingerprints_unchanged(compose_cfg):
 
     from omegaconf import OmegaConf
 
-    from senet_ablate.app import fingerprint
+    from senet_ablate.run.app import fingerprint
 
     def without_new(c):
         se = {k: v for k, v in c["se"].items() if k not in ("round_limit", "hidden_from", "hidden_act")}

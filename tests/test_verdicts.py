@@ -9,19 +9,18 @@ import pytest
 from conftest import record, run_cli
 from test_results import trained
 
-from senet_ablate import predictions
-from senet_ablate.collect import collect
-from senet_ablate.inference import settings
-from senet_ablate.records import write_record
-from senet_ablate.report import report
-from senet_ablate.tables import study_table, to_latex, to_markdown
+from senet_ablate.records import predictions, write_record
+from senet_ablate.study.collect import collect
+from senet_ablate.study.inference import settings
+from senet_ablate.study.report import report
+from senet_ablate.study.tables import study_table, to_latex, to_markdown
 
 
 @pytest.fixture(scope="module")
 def lr_sweep(tmp_path_factory):
     """Two rows, two seeds, one epoch: lr 0.05 trains (13% error), lr 1e-9 does not (89.8%, chance is 90%)."""
     where = tmp_path_factory.mktemp("lr")
-    out = run_cli("app", "-m", "recipe.epochs=1", "recipe.lr=0.05,1e-9", "seed=0,1", cwd=where).stdout
+    out = run_cli("run.app", "-m", "recipe.epochs=1", "recipe.lr=0.05,1e-9", "seed=0,1", cwd=where).stdout
     return where, out
 
 
@@ -129,6 +128,20 @@ def test_records_without_predictions_still_tabulate_and_say_what_their_uncertain
     assert table.set_index("row").loc["se", "top1_err_method"] == "seeds"
 
 
+@pytest.mark.filterwarnings("error")  # any warning (scipy's "precision loss", numpy's) fails the test
+@pytest.mark.parametrize("with_predictions", [True, False])
+def test_a_constant_column_tabulates_without_a_warning(tmp_path, with_predictions):
+    """Every run of both rows errs on the same images (agree=1): the error, Δ and top-5 columns are
+    constant. The table states what it can (Δ 0, no spread) and nothing reaches the user as a warning."""
+    spec = {"title": "flat", "baseline": "plain", "rows": {"plain": {}, "se": {}}}
+    root = _toy(tmp_path, spec, {"plain": 20.0, "se": 20.0}, agree=1.0, with_predictions=with_predictions)
+    df, specs = collect([root])
+    table = study_table(df, specs["toy"])
+    md, tex = to_markdown(table, specs["toy"]), to_latex(table, specs["toy"])
+    row = table.set_index("row").loc["se"]
+    assert row["top1_err_delta"] == 0 and "equivalent" in md and "Δ" in md and tex
+
+
 def test_holm_changes_a_verdict_in_a_table(tmp_path):
     """Seven rows vs one baseline, each 1.2 points better with 2 seeds: one comparison alone would be
     `better` at p < 0.05 for some rows; Holm across the seven leaves fewer (table.correction=none vs holm)."""
@@ -145,7 +158,7 @@ def test_holm_changes_a_verdict_in_a_table(tmp_path):
 
 
 def test_bad_inference_settings_fail_before_any_work_naming_the_key(tmp_path):
-    proc = run_cli("app", "table.correction=bonferroni", cwd=tmp_path, check=False)
+    proc = run_cli("run.app", "table.correction=bonferroni", cwd=tmp_path, check=False)
     assert proc.returncode != 0 and "table.correction='bonferroni': valid values: holm, none" in proc.stderr
     (rec,) = [record(p.parent) for p in (tmp_path / "runs").rglob("metrics.json")]
     assert rec["status"] == "failed" and "epochs_done" not in rec  # nothing trained, nothing claims success
@@ -173,7 +186,7 @@ def test_figures_follow_the_table_runs_at_chance_apart_and_no_figure_without_inf
 def test_task_eval_writes_predictions_of_the_weights_it_scores(lr_sweep, tmp_path):
     where, _ = lr_sweep
     (run,) = [d for d in (where / "runs/adhoc").glob("*recipe.lr=0.05,seed=0")]
-    run_cli("app", "task=eval", f"model.weights='{run / 'last.pt'}'", cwd=tmp_path)
+    run_cli("run.app", "task=eval", f"model.weights='{run / 'last.pt'}'", cwd=tmp_path)
     (rec_path,) = list((tmp_path / "runs").rglob("metrics.json"))
     rec, p = record(rec_path.parent), predictions.read(rec_path.parent)
     assert rec["status"] == "completed" and rec["num_classes"] == 10

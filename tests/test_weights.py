@@ -11,9 +11,9 @@ import torch
 from conftest import run_cli
 
 from senet_ablate import weights
-from senet_ablate.app import make_model, prepare_weights, validate
 from senet_ablate.errors import ConfigError
 from senet_ablate.models import PORTS, build_model
+from senet_ablate.run.app import make_model, prepare_weights, validate
 from senet_ablate.se import SESpec
 
 timm = pytest.importorskip("timm")  # a test-only dependency (pyproject [test])
@@ -202,7 +202,7 @@ def test_timm_source_offline_says_which_file_to_pass(monkeypatch, tmp_path):
 def test_bad_weights_on_the_command_line_exit_1_without_a_completed_record(tmp_path):
     bad = tmp_path / "bad.pth"
     bad.write_text("not a checkpoint")
-    proc = run_cli("app", "task=profile", f"model.weights={bad}", "runs_dir=runs", cwd=tmp_path, check=False)
+    proc = run_cli("run.app", "task=profile", f"model.weights={bad}", "runs_dir=runs", cwd=tmp_path, check=False)
     assert proc.returncode == 1
     assert "is not a readable torch state dict" in proc.stderr
     recs = [json.loads(p.read_text()) for p in (tmp_path / "runs").rglob("metrics.json")]
@@ -230,7 +230,7 @@ def test_eval_task_equals_evaluating_timm_directly(cifar_jpeg, tmp_path):
                 top = logits.topk(5).indices[0].tolist()
                 wrong1, wrong5, n = wrong1 + (top[0] != label), wrong5 + (label not in top), n + 1
     run_cli(
-        "app",
+        "run.app",
         "task=eval",
         "model=resnet50",
         "model.weights=timm:legacy_seresnet50",
@@ -256,7 +256,7 @@ def test_excitation_of_published_weights(cifar_jpeg, tmp_path):
     ref = reference("timm:legacy_seresnet50", num_classes=10)
     path = _save(tmp_path, ref, "legacy_seresnet50.pth")
     run_cli(
-        "app",
+        "run.app",
         "task=excitation",
         "model=resnet50",
         "model.weights=timm:legacy_seresnet50",

@@ -1,4 +1,4 @@
-"""Hydra's basic sweeper with two changes for study presets (see ``senet_ablate/rows.py``):
+"""Hydra's basic sweeper with two changes for study presets (see ``senet_ablate/run/rows.py``):
 
 - each job's ``row=X`` gets the row's overrides in front of its own, so Hydra composes the job
   with the row applied (no second composition inside the job);
@@ -6,7 +6,7 @@
   launcher of this process instead of being composed again.
 
 Jobs, their order, their run dirs and the launchers are exactly the basic sweeper's. With
-``until=verdict`` the sweep is adaptive (``senet_ablate/adaptive.py``): the basic sweep is its first round,
+``until=verdict`` the sweep is adaptive (``senet_ablate/run/adaptive.py``): the basic sweep is its first round,
 and rows whose verdict is still open get more seeds (``max_seeds``, ``max_runs``, ``spending``).
 """
 
@@ -20,8 +20,8 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import HydraContext
 from omegaconf import OmegaConf
 
-from senet_ablate import adaptive
-from senet_ablate.rows import with_row
+from senet_ablate.run import adaptive
+from senet_ablate.run.rows import with_row
 
 
 class ReusingLoader:

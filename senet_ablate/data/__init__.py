@@ -19,7 +19,7 @@ The modules: ``sources`` (in-memory datasets by name), ``tree`` (a class-folder 
 ``files`` (reading image files), ``transforms`` (per image), ``augment`` (per batch),
 ``sampling`` (which images make a batch), ``loaders``, ``workers`` (DataLoader worker processes)
 and ``decoded`` (the decoded-data cache). How many worker processes to use is the caller's
-decision (``launch.data_workers``, ``launch.decode_processes``), passed to ``build`` as numbers.
+decision (``run.launch.data_workers``, ``run.launch.decode_processes``), passed to ``build`` as numbers.
 """
 
 from __future__ import annotations
@@ -31,8 +31,7 @@ from pathlib import Path
 import torch
 
 from ..errors import ConfigError
-from ..launch import check_data_workers
-from ..predictions import digest
+from ..records.predictions import digest
 from .augment import AUGMENTS, BATCH_AUGMENT, PAD_MODES, _pad, crop_flip, cutout, flip_only
 from .files import IMAGE_SUFFIXES, FileDataset, Seeded, Unreadable, collate_readable, read_rgb
 from .loaders import StreamLoader, TensorLoader
@@ -127,9 +126,16 @@ def _valid(key: str, value, valid) -> None:
         raise ConfigError(f"data.{key}={value!r} is not valid; valid values: {', '.join(valid)}")
 
 
+def check_workers(setting):
+    """``data.workers``: 'auto' or an int >= 0 (resolving 'auto' is the launcher's business)."""
+    if setting != "auto" and (not isinstance(setting, int) or isinstance(setting, bool) or setting < 0):
+        raise ConfigError(f"data.workers={setting!r} must be 'auto' or a non-negative integer")
+    return setting
+
+
 def check(cfg) -> None:
     """Config-level checks that need no data."""
-    check_data_workers(cfg.get("workers", 0))
+    check_workers(cfg.get("workers", 0))
     if cfg.name not in DATASETS:
         raise ConfigError(f"data.name={cfg.name!r} is not a dataset; valid values: {', '.join(DATASETS)}")
     if cfg.name == "custom" and not isinstance(cfg.get("_target_"), str):

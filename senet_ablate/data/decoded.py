@@ -16,13 +16,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
 import torch
+from filelock import FileLock
 
-from ..atomic import write_atomic
+from ..records.atomic import write_atomic
 
 log = logging.getLogger("senet_ablate")
 
@@ -40,23 +40,6 @@ def tree_key(root: Path, samples: dict[str, list[tuple[str, int]]], image_size: 
             st = os.stat(path)
             h.update(f"{path[cut:]}\0{label}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()
-
-
-@contextmanager
-def _exclusive(path: Path):
-    """Hold an advisory lock on ``path`` (no-op where fcntl is missing)."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: writes are still atomic, two jobs may both decode
-        yield
-        return
-    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o666)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
 
 
 def _load(path: Path) -> dict | None:
@@ -86,7 +69,7 @@ def cached(cache_dir, name: str, key: str, build: Callable[[], dict]) -> tuple[d
     except OSError as e:
         log.warning("cannot create the cache dir %s (%s): decoding without a cache (set cache_dir=...)", folder, e)
         return build(), "off"
-    with _exclusive(path.with_name(path.name + ".lock")):
+    with FileLock(path.with_name(path.name + ".lock")):  # one job decodes, the others wait for its file
         entry = _load(path)  # another job may have decoded it while this one waited
         if entry is not None:
             return entry, "hit"

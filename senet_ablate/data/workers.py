@@ -10,7 +10,7 @@ import weakref
 from contextlib import contextmanager
 from typing import Iterator
 
-from ..launch import PREEMPT_SIGNALS
+from ..distributed import PREEMPT_SIGNALS
 
 _LIVE_ITERATORS: "weakref.WeakSet" = weakref.WeakSet()  # DataLoader iterators whose workers may run
 

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from ..launch import Dist, PreemptionGuard
+from ..distributed import Dist, PreemptionGuard
 from ..train import CHECKPOINT, Diverged, Progress, Runtime, lr_at, make_optimizer
 from ..train import checkpoint as ckpt_io
 from .coco import Batches, CocoSplit, grouped_batches

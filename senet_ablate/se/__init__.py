@@ -4,7 +4,7 @@ Tables 10-16; ECA, CBAM, GC, GE, SRM).
     spec.py        SESpec and the registries of the axes' names (the whole space, and its validation)
     squeeze.py     the squeeze modules          excitation.py  one block class per kind of excitation
     spatial.py     CBAM's spatial gate          block.py       ChannelAttention, the frame they share
-    build.py       spec -> block                site.py        SESite: where a block sits in a unit
+    build.py       spec -> block (from_spec)    site.py        SESite: where a block sits in a unit
     plugin.py      se.module: your own module (a _target_ node), placed and counted like ours
 
 ``isinstance(m, ChannelAttention)`` finds every block of a model; ``build_block(C, spec)`` makes one.
@@ -13,8 +13,8 @@ Tables 10-16; ECA, CBAM, GC, GE, SRM).
 from __future__ import annotations
 
 from .block import ChannelAttention
-from .build import BLOCKS, SQUEEZE_MODULES, build_block
-from .excitation import ECABlock, GCBlock, GEBlock, SEBlock, SRMBlock, eca_kernel
+from .build import build_block
+from .excitation import HIDDEN_ACTS, ECABlock, GCBlock, GEBlock, SEBlock, SRMBlock, eca_kernel
 from .plugin import PluggedAttention, import_target
 from .site import SESite, SiteMissing, block_name, integrations_for
 from .spatial import SpatialGate
@@ -22,7 +22,6 @@ from .spec import (
     EXCITATIONS,
     FUSIONS,
     GATES,
-    HIDDEN_ACTS,
     HIDDEN_FROM,
     INTEGRATIONS,
     SPATIALS,
@@ -35,7 +34,6 @@ from .squeeze import AttentionPool, DepthwiseGather, GlobalGather, GlobalStats, 
 
 __all__ = [
     "AttentionPool",
-    "BLOCKS",
     "ChannelAttention",
     "DepthwiseGather",
     "ECABlock",
@@ -58,7 +56,6 @@ __all__ = [
     "SESpec",
     "SPATIALS",
     "SQUEEZES",
-    "SQUEEZE_MODULES",
     "SRMBlock",
     "SiteMissing",
     "SpatialGate",

@@ -27,6 +27,13 @@ class ChannelAttention(nn.Module):
     block sits (``SE_<stage>_<index>``, a suffix for a unit's branches; excitation.py reads them).
     """
 
+    @classmethod
+    def from_spec(cls, channels: int, spec, *, descriptors: int = 1, unit_input: int | None = None, **parts):
+        """This block for ``spec`` (an ``SESpec``) on a ``channels``-wide map: a subclass reads the spec
+        keys it takes (``spec.EXCITATIONS``). ``descriptors``: the squeeze's D statistics per channel;
+        ``unit_input``: the unit's input channels; ``parts``: the frame's keywords (``build.build_block``)."""
+        return cls(**parts)
+
     def __init__(
         self,
         layers: dict,

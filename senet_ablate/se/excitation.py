@@ -8,7 +8,9 @@ squeeze, gate, fusion and spatial gate composes with any of them that accepts th
     GEBlock    identity     GE (Hu et al., NeurIPS 2018): no parameters, the gathered values gated
 
 Each takes its own layers' plain arguments, then ``**parts``: the frame's keywords (squeeze, gate,
-fusion, spatial, keeps_map, ops_per_element, name, stage, index; :class:`ChannelAttention`).
+fusion, spatial, keeps_map, ops_per_element, name, stage, index; :class:`ChannelAttention`), and
+reads the spec keys it takes in ``from_spec``. A new excitation is one class here and one entry in
+``spec.EXCITATIONS`` that names it.
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ from functools import partial
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from .block import ChannelAttention
+
+HIDDEN_ACTS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "silu": nn.SiLU, "hard_swish": nn.Hardswish}
 
 
 def eca_kernel(channels: int) -> int:
@@ -71,6 +76,12 @@ class SEBlock(ChannelAttention):
         if self.fusion == "add":
             start_as_identity(self.fc2)
 
+    @classmethod
+    def from_spec(cls, channels: int, spec, *, descriptors: int = 1, unit_input: int | None = None, **parts):
+        """The hidden width C // r (Table 10) from the site's channels or the unit's input, then the layers."""
+        hidden = hidden_units(channels, unit_input, spec, parts.get("name", "SE"))
+        return cls(channels, hidden, spec.bias, HIDDEN_ACTS[spec.hidden_act], **parts)
+
     def excite(self, s):
         return self.fc2(self.act(self.fc1(s)))
 
@@ -92,6 +103,8 @@ class GCBlock(ChannelAttention):
         if self.fusion == "add":
             start_as_identity(self.fc2)
 
+    from_spec = classmethod(SEBlock.from_spec.__func__)  # the same keys: reduction and the hidden layer's
+
     def excite(self, s):
         return self.fc2(self.act(self.norm(self.fc1(s))))
 
@@ -103,6 +116,11 @@ class ECABlock(ChannelAttention):
     def __init__(self, channels: int, kernel_size: int | None = None, descriptors: int = 1, **parts):
         k = eca_kernel(channels) if kernel_size is None else kernel_size
         super().__init__(dict(conv=nn.Conv1d(descriptors, 1, k, padding=k // 2, bias=False)), **parts)
+
+    @classmethod
+    def from_spec(cls, channels: int, spec, *, descriptors: int = 1, unit_input: int | None = None, **parts):
+        k = None if spec.kernel_size == "adaptive" else spec.kernel_size
+        return cls(channels, k, descriptors, **parts)
 
     def excite(self, s):
         return self.conv(per_descriptor(s))[:, 0]
@@ -116,6 +134,10 @@ class SRMBlock(ChannelAttention):
         super().__init__(
             dict(weight=nn.Parameter(torch.zeros(descriptors, channels)), bn=nn.BatchNorm1d(channels)), **parts
         )
+
+    @classmethod
+    def from_spec(cls, channels: int, spec, *, descriptors: int = 1, unit_input: int | None = None, **parts):
+        return cls(channels, descriptors, **parts)
 
     def excite(self, s):
         return self.bn((per_descriptor(s) * self.weight).sum(1))
@@ -152,6 +174,8 @@ class CoordBlock(ChannelAttention):
             **parts,
         )
 
+    from_spec = classmethod(SEBlock.from_spec.__func__)  # SE's keys (the CA preset: r = 32, min_hidden 8)
+
     def excitation(self, x):
         h, w = x.shape[-2:]
         y_h, y_w = self.act(self.bn1(self.conv1(self.squeeze(x)))).split([h, w], 2)
@@ -166,6 +190,15 @@ class GroupwiseBlock(ChannelAttention):
         layers = dict(weight=nn.Parameter(torch.zeros(groups)), bias=nn.Parameter(torch.ones(groups)))
         super().__init__(layers, **parts)
         self.per_group = channels // groups
+
+    @classmethod
+    def from_spec(cls, channels: int, spec, *, descriptors: int = 1, unit_input: int | None = None, **parts):
+        if channels % spec.groups:
+            raise ConfigError(
+                f"se.groups={spec.groups} does not divide the {channels} channels of {parts.get('name', 'SE')}; "
+                f"use a divisor of every site's width (SGE's 64 suits ResNets, integration={spec.integration!r})"
+            )
+        return cls(channels, spec.groups, **parts)
 
     def excite(self, s):
         return (s * self.weight[:, None, None] + self.bias[:, None, None]).repeat_interleave(self.per_group, 1)
@@ -188,8 +221,32 @@ class TripletBlock(ChannelAttention):
     def __init__(self, kernel_size: int = 7, **parts):
         super().__init__({n: z_pool_gate(kernel_size) for n in ("cw", "hc", "hw")}, **parts)
 
+    @classmethod
+    def from_spec(cls, channels: int, spec, *, descriptors: int = 1, unit_input: int | None = None, **parts):
+        return cls(spec.kernel_size, **parts)
+
     def excitation(self, x):
         g_cw = self.gate(self.cw(z_pool(x, 2))).permute(0, 2, 1, 3)  # (N, 1, C, W) -> (N, C, 1, W)
         g_hc = self.gate(self.hc(z_pool(x, 3).transpose(-1, -2))).permute(0, 3, 2, 1)  # (N, 1, H, C) -> (N, C, H, 1)
         g_hw = self.gate(self.hw(z_pool(x, 1)))  # (N, 1, H, W)
         return (g_cw + g_hc + g_hw) / 3
+
+
+def hidden_units(channels: int, unit_input: int | None, spec, name: str) -> int:
+    """The hidden width of an fc-like excitation at one site: C // r with the spec's rounding, where C
+    is the site's channels (the paper) or the unit's input (``se.hidden_from=input``, EfficientNet)."""
+    if spec.hidden_from == "input" and unit_input is None:
+        raise ConfigError(
+            f"se.hidden_from=input needs the unit's input width, which {name} does not give "
+            "(its unit has no input site); valid here: se.hidden_from=site"
+        )
+    base = channels if spec.hidden_from == "site" else unit_input
+    hidden = spec.hidden_width(base)
+    if hidden < 1:
+        raise ConfigError(
+            f"se.reduction={spec.reduction} is too large for {name}: it has C={base} channels"
+            f"{' at its unit input (se.hidden_from=input)' if spec.hidden_from == 'input' else ''}, "
+            f"so C // r = {hidden}; use r <= {base}, or se.min_hidden=1 to keep at least one hidden "
+            f"unit (integration={spec.integration!r})"
+        )
+    return hidden

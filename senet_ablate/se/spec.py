@@ -34,23 +34,46 @@ axis is a registry of names with what the builders and the checks need to know o
 A key that does not apply to the chosen squeeze/excitation must be null (extent: 0), so that
 ``attention=eca se.reduction=8`` fails instead of silently meaning nothing. Published modules are
 the presets of ``conf/attention``; the modules themselves are in ``squeeze.py``, ``excitation.py``
-and ``spatial.py``, built from a spec by ``build.py``.
+and ``spatial.py``; each registry entry names its module, ``build.py`` puts a block together.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Sequence
+from typing import Callable, Sequence
 
 from torch import nn
 
 from ..errors import ConfigError
+from .excitation import (
+    HIDDEN_ACTS,
+    CoordBlock,
+    ECABlock,
+    GCBlock,
+    GEBlock,
+    GroupwiseBlock,
+    SEBlock,
+    SRMBlock,
+    TripletBlock,
+)
+from .squeeze import (
+    AttentionPool,
+    CoordPool,
+    DepthwiseGather,
+    Energy,
+    GlobalGather,
+    GlobalStats,
+    GroupSimilarity,
+    LocalAvg,
+    NoSqueeze,
+)
 
 
 @dataclass(frozen=True)
 class Squeeze:
     """How a feature map is summarised before the excitation."""
 
+    build: Callable[[int, "SESpec"], nn.Module]  # (channels, spec) -> its module
     descriptors: int  # D per channel for vectors; 0: the squeeze keeps a map (per-position excitation)
     ops_per_element: int  # paper-convention elementwise ops per input element (convs/matmuls count as MACs)
     extent: bool = False  # takes se.extent
@@ -59,16 +82,20 @@ class Squeeze:
 
 
 SQUEEZES: dict[str, Squeeze] = {
-    "avg": Squeeze(1, 1, extent=True),  # Table 11; extent > 0: GE-theta-'s local average (a map)
-    "max": Squeeze(1, 1),  # Table 11
-    "none": Squeeze(0, 0),  # NoSqueeze (Table 16)
-    "avgmax": Squeeze(2, 2),  # CBAM
-    "avgstd": Squeeze(2, 2),  # SRM
-    "attention": Squeeze(1, 0),  # GC (its 1x1 conv and weighted sum count as MACs)
-    "gather": Squeeze(0, 0, extent=True),  # GE-theta (depthwise convs: MACs)
-    "coord": Squeeze(0, 2, only=("coord",)),  # CA: strips pooled along W and along H
-    "energy": Squeeze(0, 4, keys=("energy_lambda",), only=("identity",)),  # SimAM: mean, d², variance, energy
-    "group": Squeeze(0, 3, keys=("groups",), only=("groupwise",)),  # SGE: channel means, product, group sum
+    # Table 11; extent > 0: GE-theta-'s local average (a map)
+    "avg": Squeeze(lambda c, s: LocalAvg(s.extent) if s.extent else GlobalStats("avg"), 1, 1, extent=True),
+    "max": Squeeze(lambda c, s: GlobalStats("max"), 1, 1),  # Table 11
+    "none": Squeeze(lambda c, s: NoSqueeze(), 0, 0),  # NoSqueeze (Table 16)
+    "avgmax": Squeeze(lambda c, s: GlobalStats("avg", "max"), 2, 2),  # CBAM
+    "avgstd": Squeeze(lambda c, s: GlobalStats("avg", "std"), 2, 2),  # SRM
+    "attention": Squeeze(lambda c, s: AttentionPool(c), 1, 0),  # GC (its 1x1 conv and weighted sum count as MACs)
+    # GE-theta (depthwise convs: MACs)
+    "gather": Squeeze(lambda c, s: DepthwiseGather(c, s.extent) if s.extent else GlobalGather(c), 0, 0, extent=True),
+    "coord": Squeeze(lambda c, s: CoordPool(), 0, 2, only=("coord",)),  # CA: strips pooled along W and along H
+    # SimAM: mean, d², variance, energy
+    "energy": Squeeze(lambda c, s: Energy(s.energy_lambda), 0, 4, keys=("energy_lambda",), only=("identity",)),
+    # SGE: channel means, product, group sum
+    "group": Squeeze(lambda c, s: GroupSimilarity(s.groups), 0, 3, keys=("groups",), only=("groupwise",)),
 }
 SQUEEZE_KEYS = ("groups", "energy_lambda")
 
@@ -78,6 +105,7 @@ class Excitation:
     """From the squeeze's vectors, (N, C) or (N, D, C), to per-channel logits, (N, C) or (N, D, C) summed
     over D afterwards (CBAM's shared MLP); or, on a map, per-position logits (N, C, h, w)."""
 
+    block: type  # its ChannelAttention subclass (excitation.py), which reads these keys in from_spec
     keys: tuple[str, ...] = ()  # the spec keys it uses
     on_maps: bool = False  # it can run per position, on a squeeze that keeps a map
     only: tuple[str, ...] = ()  # the one squeeze(s) it works with, if not every one the rules allow
@@ -86,19 +114,20 @@ class Excitation:
 
 _FC_KEYS = ("reduction", "min_hidden", "hidden_divisor", "round_limit", "hidden_from", "hidden_act", "bias")
 EXCITATIONS: dict[str, Excitation] = {
-    "fc": Excitation(_FC_KEYS, on_maps=True),  # SE (Sec. 3.2, Table 10)
-    "conv1d": Excitation(("kernel_size",)),  # ECA
-    "channelwise": Excitation(),  # SRM
-    "context": Excitation(_FC_KEYS),  # GC
-    "identity": Excitation(on_maps=True),  # GE
-    "coord": Excitation(_FC_KEYS, on_maps=True, only=("coord",)),  # CA: shared 1x1 conv + BN + act, a gate per axis
-    "groupwise": Excitation(on_maps=True, only=("group",)),  # SGE: a weight and a bias per group
-    "triplet": Excitation(("kernel_size",), on_maps=True, only=("none",), ops_per_element=6),  # three Z-pool gates
+    "fc": Excitation(SEBlock, _FC_KEYS, on_maps=True),  # SE (Sec. 3.2, Table 10)
+    "conv1d": Excitation(ECABlock, ("kernel_size",)),  # ECA
+    "channelwise": Excitation(SRMBlock),  # SRM
+    "context": Excitation(GCBlock, _FC_KEYS),  # GC
+    "identity": Excitation(GEBlock, on_maps=True),  # GE
+    # CA: shared 1x1 conv + BN + act, a gate per axis
+    "coord": Excitation(CoordBlock, _FC_KEYS, on_maps=True, only=("coord",)),
+    "groupwise": Excitation(GroupwiseBlock, on_maps=True, only=("group",)),  # SGE: a weight and a bias per group
+    # Triplet: three Z-pool gates
+    "triplet": Excitation(TripletBlock, ("kernel_size",), on_maps=True, only=("none",), ops_per_element=6),
 }
 MODULE_KEYS = ("module", "integration", "stages")  # the keys that apply to a user's own module (se.module)
 EXCITATION_KEYS = (*_FC_KEYS, "kernel_size")
 HIDDEN_FROM = ("site", "input")  # the C of C // r: the site's channels (the paper) | the unit's input (EfficientNet)
-HIDDEN_ACTS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "silu": nn.SiLU, "hard_swish": nn.Hardswish}
 
 GATES: dict[str, type[nn.Module]] = {  # Table 12, plus hard_sigmoid and identity
     "sigmoid": nn.Sigmoid,

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..atomic import write_atomic
 from ..errors import ConfigError
+from ..records.atomic import write_atomic
 from .runtime import Runtime
 
 log = logging.getLogger("senet_ablate")

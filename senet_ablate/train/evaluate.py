@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..launch import Dist
+from ..distributed import Dist
 from .runtime import Runtime
 
 

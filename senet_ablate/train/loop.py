@@ -25,8 +25,8 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from .. import predictions
-from ..launch import Dist, PreemptionGuard
+from ..distributed import Dist, PreemptionGuard
+from ..records import predictions
 from . import checkpoint
 from .checkpoint import CHECKPOINT, Progress
 from .compiled import compile_warm_up, compiled_graphs, share_compile_cache

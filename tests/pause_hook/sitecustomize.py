@@ -18,18 +18,18 @@ if os.environ.get("SENET_TEST_PAUSE"):
     import time
     from pathlib import Path
 
-    from senet_ablate import data, launch
+    from senet_ablate import data, distributed
 
     EPOCH, BATCH = (int(v) for v in os.environ["SENET_TEST_PAUSE"].split(":"))
     WHERE = Path(os.environ["SENET_TEST_PAUSE_DIR"])
     guards = []
-    _enter = launch.PreemptionGuard.__enter__
+    _enter = distributed.PreemptionGuard.__enter__
 
     def _remember(self):
         guards.append(self)
         return _enter(self)
 
-    launch.PreemptionGuard.__enter__ = _remember
+    distributed.PreemptionGuard.__enter__ = _remember
 
     def _this_run() -> bool:
         want = os.environ.get("SENET_TEST_PAUSE_RUN")

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import torch
 
-from .atomic import write_atomic
-from .errors import ConfigError
-from .se import ChannelAttention
+from ..errors import ConfigError
+from ..records.atomic import write_atomic
+from ..se import ChannelAttention
 
 
 def blocks_of_interest(model) -> dict[str, ChannelAttention]:
@@ -77,7 +77,7 @@ def collect(model, loader, classes: list[int], per_class: int, device) -> dict:
 
 def draw(result: dict, out_dir: Path, channels: int, seed: int, title: str) -> list[Path]:
     """Fig. 6 (inter-class) and Fig. 7 (intra-class) style panels, PNG + SVG."""
-    from .plots import plt, save_figure
+    from ..study.plots import plt, save_figure
 
     names = list(result)
     cols = min(3, len(names))

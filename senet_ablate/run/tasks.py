@@ -12,13 +12,13 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from . import data, excitation, launch, predictions, tracking
+from .. import data, distributed
+from ..complexity import count, cpu_latency_ms
+from ..errors import ConfigError
+from ..records import Job, predictions, read_record, write_history
+from ..train import CHECKPOINT, evaluate, runtime, seed_everything, train
+from . import detect, excitation, tracking
 from .assemble import eval_preprocessing, load_data, make_model
-from .complexity import count, cpu_latency_ms
-from .detect import task as detect
-from .errors import ConfigError
-from .records import Job, read_record, write_history
-from .train import CHECKPOINT, evaluate, runtime, seed_everything, train
 
 log = logging.getLogger("senet_ablate")
 
@@ -56,7 +56,7 @@ def profile(cfg: DictConfig, job: Job) -> dict:
 def train_task(cfg: DictConfig, job: Job) -> dict:
     """Train on ``data``, evaluating every epoch; complexity is counted on the trained model.
     Under ``torchrun`` every rank runs this; rank 0 alone writes the record and checkpoints."""
-    rt, dist = runtime(cfg), launch.dist_context()
+    rt, dist = runtime(cfg), distributed.dist_context()
     if dist.active and cfg.train.sync_bn and rt.device.type != "cuda":
         raise ConfigError(
             "train.sync_bn=true needs CUDA (torch's SyncBatchNorm has no CPU kernel); "
@@ -107,7 +107,7 @@ def train_task(cfg: DictConfig, job: Job) -> dict:
     try:
         result = {**train(cfg, model, d, job.out_dir, on_epoch, job.record["fingerprint"], dist, rt), **skipped()}
     except BaseException as e:
-        tracker.finish({"reason": str(e)}, launch.ended_as(e))
+        tracker.finish({"reason": str(e)}, distributed.ended_as(e))
         raise
     finally:
         d.close()  # DataLoader workers stop now, whatever happened

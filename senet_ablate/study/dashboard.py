@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .atomic import write_atomic
+from ..records.atomic import write_atomic
 from .tables import cells, footnote, notes
 
 STYLE = """

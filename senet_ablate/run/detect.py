@@ -10,15 +10,15 @@ import logging
 import torch
 from omegaconf import DictConfig
 
-from .. import launch
-from ..assemble import make_model
+from .. import distributed
+from ..detect.coco import CocoSplit, load_split
+from ..detect.complexity import detector_complexity
+from ..detect.loop import train_detector
+from ..detect.model import Trunk, detector, taps
 from ..errors import ConfigError
 from ..records import Job, write_history
 from ..train import runtime, seed_everything
-from .coco import CocoSplit, load_split
-from .complexity import detector_complexity
-from .loop import train_detector
-from .model import Trunk, detector, taps
+from .assemble import make_model
 
 log = logging.getLogger("senet_ablate")
 POSITIVE = ("max_size", "fpn_channels", "proposals_train", "proposals_test", "rois_per_image")  # detect.* integers
@@ -93,7 +93,7 @@ def detect_task(cfg: DictConfig, job: Job) -> dict:
     """Train the detector, score COCO AP on the eval split; complexity counted as ``profile`` does.
     Computes in fp32 (bf16 autocast is not applied to the detector)."""
     rt = dataclasses.replace(runtime(cfg), amp=False, channels_last=False, compile=None)
-    dist = launch.dist_context()
+    dist = distributed.dist_context()
     train, val = splits(cfg)
     seed_everything(cfg.seed, cfg.deterministic)
     model = build(cfg, train.num_classes, weights=job.weights)

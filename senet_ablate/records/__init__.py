@@ -7,19 +7,26 @@
 from __future__ import annotations
 
 import copy
+import csv
 import functools
 import importlib.metadata as md
+import io
 import json
 import math
+import os
 import platform
 import subprocess
 from pathlib import Path
 
 from .atomic import write_atomic
-from .launch import env_rank
 
 RECORD = "metrics.json"
 STATUSES = ("running", "preempted", "interrupted", "completed", "failed")  # preempted/interrupted: resume on relaunch
+
+
+def env_rank() -> int:
+    """This process's rank under torchrun (0 outside it): rank 0 alone writes records."""
+    return int(os.environ.get("RANK", 0))
 
 
 def _finite(obj):
@@ -49,10 +56,11 @@ def write_history(run_dir: Path, history: list[dict]) -> Path:
     """Per-epoch metrics as ``history.csv`` (one row per epoch)."""
     path = Path(run_dir) / "history.csv"
     cols = list(history[0]) if history else []
-    lines = [",".join(cols)] + [
-        ",".join(repr(h[c]) if isinstance(h[c], float) else str(h[c]) for c in cols) for h in history
-    ]
-    write_atomic(path, "\n".join(lines) + "\n")
+    out = io.StringIO()
+    rows = csv.writer(out, lineterminator="\n")  # quotes a field that holds a comma, a quote or a newline
+    rows.writerow(cols)
+    rows.writerows([repr(h[c]) if isinstance(h[c], float) else h[c] for c in cols] for h in history)
+    write_atomic(path, out.getvalue())
     return path
 
 

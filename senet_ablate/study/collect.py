@@ -17,8 +17,8 @@ from typing import Iterable
 
 import pandas as pd
 
+from ..records import RECORD, STATUSES
 from .grouping import flatten
-from .records import RECORD, STATUSES
 
 log = logging.getLogger("senet_ablate")
 

@@ -32,8 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..records.atomic import write_atomic
 from . import inference as inf
-from .atomic import write_atomic
 
 SPENDING = ("obf", "pocock")
 PLAN_FILE = "plan.json"

@@ -11,14 +11,25 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from omegaconf import OmegaConf
-
-from .records import read_record
-from .rows import expand
+from ..records import read_record
 from .sequential import PLAN_FILE
 
 STATES = ("completed", "running", "preempted", "interrupted", "failed", "missing")
 RELAUNCH = ("failed", "missing", "interrupted", "preempted")
+
+
+# A sweep's jobs are Hydra's expansion of its multirun.yaml, so --status reads them through Hydra,
+# imported here on first use: the rest of study/ (records to tables) imports neither Hydra nor torch.
+def _load(path: Path):
+    from omegaconf import OmegaConf
+
+    return OmegaConf.load(path)
+
+
+def _expand(multirun_yaml: Path):
+    from ..run.rows import expand
+
+    return expand(multirun_yaml)
 
 
 @dataclass
@@ -59,7 +70,7 @@ def launch_prefix(cfg) -> list[str]:
 def sweep_command(root: Path) -> str:
     """The command that (re)launches the sweep whose multirun.yaml lies in ``root``, runnable as
     printed: from another directory it starts with ``cd`` to where the sweep was launched."""
-    cfg = OmegaConf.load(root / "multirun.yaml")
+    cfg = _load(root / "multirun.yaml")
     return _from_cwd(
         cfg.hydra.runtime.get("cwd"), "senet-ablate -m " + _join([*launch_prefix(cfg), *cfg.hydra.overrides.task])
     )
@@ -106,8 +117,8 @@ def _state(run_dir: Path) -> tuple[str, str]:
 
 
 def sweep_status(root: Path) -> SweepStatus:
-    cfg = OmegaConf.load(root / "multirun.yaml")
-    task, jobs, names = expand(root / "multirun.yaml")
+    cfg = _load(root / "multirun.yaml")
+    task, jobs, names = _expand(root / "multirun.yaml")
     study = str(cfg.get("study") or root.name)
     out = SweepStatus(root, study, task, prefix=launch_prefix(cfg), cwd=cfg.hydra.runtime.get("cwd"))
     for job, name in zip(jobs, names):
@@ -123,7 +134,7 @@ def sweep_status(root: Path) -> SweepStatus:
 def _overrides(run_dir: Path) -> list[str]:
     """A job's overrides as Hydra saved them (its row's in front: ``with_row`` keeps them once)."""
     try:
-        return [str(o) for o in OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")]
+        return [str(o) for o in _load(run_dir / ".hydra" / "overrides.yaml")]
     except OSError:
         return [run_dir.name]
 

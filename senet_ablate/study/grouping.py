@@ -14,7 +14,7 @@ import re
 
 import pandas as pd
 
-from .keys import ADDED_LATER, added_later_default, row_key
+from ..records.keys import ADDED_LATER, added_later_default, row_key
 
 log = logging.getLogger("senet_ablate")
 

@@ -14,8 +14,8 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 
+from ..records import predictions
 from . import inference as inf
-from . import predictions
 from . import sequential as seq
 
 # metrics with CIs and verdicts -> (k of the per-image indicator in predictions.npz, higher is better)

@@ -1,27 +1,22 @@
-"""``senet-report DIR... [--by KEYS] [--filter K=V] [--html | --status]``: run records -> per study,
+"""What ``senet-report`` does (its command line: ``cli.py``): run records -> per study,
 its table (a preset's paper-shaped rows, or for any other sweep one row per combination of the
 keys its runs differ in), printed and written beside the sweep as table.md / .tex / .csv with
 runs.csv / .parquet, its figures (figures/*.png|svg) and, with --html, a static dashboard;
---status lists what each sweep still owes. Also the end-of-sweep Hydra callback."""
+--status lists what each sweep still owes. Imports neither torch nor Hydra (only ``--status``
+reads a sweep's multirun.yaml through Hydra)."""
 
 from __future__ import annotations
 
-import argparse
-import atexit
 import logging
 import os
 import re
 import shlex
-import sys
 from pathlib import Path
 
-from hydra.experimental.callback import Callback
-
+from ..records.atomic import write_atomic
 from . import dashboard, inference
-from .atomic import write_atomic
 from .collect import collect, export
 from .grouping import keep, tables_for
-from .launch import env_rank
 from .sequential import Plan, find_plan
 from .status import find_sweeps, render, sweep_command, sweep_status
 from .tables import study_table, to_latex, to_markdown
@@ -162,143 +157,3 @@ def plan_status(root: Path) -> str:
     else:
         lines.append("  owes nothing: every compared row has stopped")
     return "\n" + "\n".join(lines)
-
-
-EXAMPLES = """examples:
-  senet-report runs/adhoc                        the table of every study under runs/adhoc (a preset's rows,
-                                                 or one row per combination of the keys its runs differ in)
-  senet-report runs/a runs/b --by se.reduction   runs of several sweeps and single runs in one table
-  senet-report runs --by model,se.squeeze --filter data=cifar10_jpeg --baseline 'se.squeeze=avg'
-  senet-report runs/paper/table10_reduction --status   what a sweep still owes, and the commands to relaunch it
-  senet-report runs/adhoc --margin 0.2 --alpha 0.01    verdicts at another equivalence margin and level
-
-Rows aggregate over seeds; keys that do not change a result (data.root, device, threads, ...) are never row keys.
-A --by/--filter table is written to a sub-dir of the runs' common dir (by-.../where-...) unless --out says where.
-"""
-
-
-def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
-        prog="senet-report",
-        description="Run records -> per study, its table (errors with CIs, Δ, a verdict per row), figures and "
-        "an optional dashboard, written beside the sweep; or (--status) what each sweep still owes.",
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    ap.add_argument("dirs", nargs="+", help="run dirs or sweep roots (searched recursively for metrics.json)")
-    ap.add_argument(
-        "--by",
-        type=lambda v: [k.strip() for k in v.split(",") if k.strip()],
-        metavar="KEY,KEY",
-        help="table rows: one per combination of these config keys (default: the keys the runs "
-        "differ in); every run under DIRS in one table",
-    )
-    ap.add_argument(
-        "--filter",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="keep only the runs whose KEY has VALUE (repeat, or comma-separate, for several)",
-    )
-    ap.add_argument(
-        "--baseline",
-        metavar="ROW",
-        help="the row Δ compares with: a row label, or KEY=VALUE parts "
-        "that single out one row (default: the row with SE off, else the first)",
-    )
-    ap.add_argument("--alpha", type=float, help="level of the verdicts (default: table.alpha of the runs, 0.05)")
-    ap.add_argument(
-        "--margin", type=float, help="equivalence margin in points, |Δ| < margin (default: table.margin, 0.5)"
-    )
-    ap.add_argument(
-        "--correction",
-        choices=inference.CORRECTIONS,
-        help="across the rows compared with one baseline (default: table.correction, holm)",
-    )
-    ap.add_argument(
-        "--test",
-        choices=inference.TESTS,
-        help="joint: seeds and test images (from predictions.npz); welch: seed values only (default: joint)",
-    )
-    ap.add_argument("--out", metavar="DIR", help="write the table files, figures and dashboard here")
-    ap.add_argument("--html", action="store_true", help="also write a static dashboard per study and an index")
-    ap.add_argument("--no-write", action="store_true", help="print only; write no files")
-    ap.add_argument(
-        "--status",
-        action="store_true",
-        help="per sweep: jobs completed / running / failed / missing, and how to relaunch the rest",
-    )
-    return ap
-
-
-def main(argv=None) -> int:
-    args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
-    try:
-        out = (
-            status(args.dirs)
-            if args.status
-            else report(
-                args.dirs,
-                write=not args.no_write,
-                html=args.html,
-                by=args.by,
-                filters=args.filter,
-                baseline=args.baseline,
-                out=args.out,
-                settings={k: getattr(args, k) for k in ("alpha", "margin", "correction", "test")},
-            )
-        )
-    except (FileNotFoundError, ValueError) as e:
-        print(f"senet-report: {e}", file=sys.stderr)
-        return 2
-    if not out:
-        what = "sweep (multirun.yaml)" if args.status else "run records"
-        print(f"senet-report: no {what} under {' '.join(args.dirs)}", file=sys.stderr)
-        return 1
-    print(("\n\n" if args.status else "\n").join(out.values()))
-    return 0
-
-
-class PrintTableCallback(Callback):
-    """At the end of every multirun, print the study's table and write it, its figures and its
-    dashboard beside the sweep. Hydra skips ``on_multirun_end`` when a job failed (it re-raises
-    that job's error), so the report then runs at interpreter exit; the exit code stays non-zero."""
-
-    def __init__(self) -> None:
-        self.sweep_dir: str | None = None
-
-    def on_multirun_start(self, config, **kwargs) -> None:
-        self.sweep_dir = str(config.hydra.sweep.dir)
-        atexit.register(self._after_failure)
-
-    def on_multirun_end(self, config, **kwargs) -> None:
-        self._report()
-
-    def _after_failure(self) -> None:
-        if self.sweep_dir is not None and os.path.isdir(self.sweep_dir):  # on_multirun_end never came
-            where = self._report()
-            print(
-                f"\nSome job of this sweep did not complete (failed or interrupted: see above). "
-                f"`senet-report --status {shlex.quote(where)}` lists every job and the commands that relaunch the "
-                "unfinished ones.",
-                flush=True,
-            )
-
-    def _report(self) -> str:
-        where, self.sweep_dir = self.sweep_dir, None
-        if env_rank() > 0 or not os.path.isdir(where):  # torchrun: rank 0 reports; no job ran: nothing to say
-            return where
-        try:
-            tables = report([where], html=True, export_runs=False)
-        except Exception as e:  # the sweep's records are safe; a report problem must not fail it
-            log.warning("could not build the study table: %s", e)
-            return where
-        for study, md in tables.items():
-            if study != "_index":  # one sweep, one study: its dashboard is link enough
-                print("\n" + md, flush=True)
-        return where
-
-
-if __name__ == "__main__":
-    sys.exit(main())

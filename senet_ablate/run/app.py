@@ -21,16 +21,18 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import CompactHydraException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from . import data, inference, launch
+from .. import data, distributed
+from ..errors import ConfigError
+from ..records import Job, provenance, read_record
+from ..records.keys import fingerprint
+from ..study import inference
+from ..train import CHECKPOINT, Diverged, check_recipe
+from . import launch
 from .assemble import make_model, prepare_weights
-from .detect.task import check as check_detection
-from .detect.task import is_detection
-from .errors import ConfigError
-from .keys import fingerprint
-from .records import Job, provenance, read_record
-from .rows import row_of, with_row
+from .detect import check as check_detection
+from .detect import is_detection
+from .rows import parse, row_of, with_row
 from .tasks import TASKS
-from .train import CHECKPOINT, Diverged, check_recipe
 
 log = logging.getLogger("senet_ablate")
 
@@ -62,7 +64,7 @@ def native_input(cfg: DictConfig, overrides: list[str]) -> DictConfig:
     8 px, 10 classes) counts the backbone at its native input, ``model.native`` (224 px, 1,000
     classes): a profile never reports ResNet-50 at 8 px by accident. ``data=...`` wins."""
     native = cfg.model.get("native")
-    chosen = any(o.lstrip("+~").split("=", 1)[0].split(".", 1)[0] == "data" for o in overrides)
+    chosen = any(o.key_or_group.split(".", 1)[0] == "data" for o in parse(overrides))
     if cfg.get("task") != "profile" or not native or chosen or cfg.data.name != "digits":
         return cfg
     cfg = cfg.copy()
@@ -100,7 +102,7 @@ def validate(cfg: DictConfig):
         )
     if cfg.task in ("train", "detect"):
         check_recipe(cfg.recipe)
-        launch.PreemptionGuard(cfg.train.preempt_signals)  # checks the signal names
+        distributed.PreemptionGuard(cfg.train.preempt_signals)  # checks the signal names
     if detection or cfg.task == "detect":
         meta = make_model(cfg, device="meta", num_classes=cfg.model.get("num_classes") or 1)
         check_detection(cfg, meta)  # the trunk's four strided stages, the detect.* values
@@ -179,12 +181,12 @@ def run(cfg: DictConfig) -> dict:
             )
         job.update(threads=launch.set_threads(cfg.threads))
         job.record.update(TASKS[cfg.task](cfg, job))
-    except (launch.Interrupted, KeyboardInterrupt) as e:
+    except (distributed.Interrupted, KeyboardInterrupt) as e:
         interrupted(job, e, keep)
-    except launch.Preempted as p:
+    except distributed.Preempted as p:
         job.update(status="preempted", reason=str(p), preempted_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         log.warning("%s", p)
-        launch.hand_over(p)  # submitit requeues; otherwise exit 128 + signal for SLURM/torchrun to restart
+        distributed.hand_over(p)  # submitit requeues; otherwise exit 128 + signal for SLURM/torchrun to restart
     except BaseException as e:
         reason = str(e) if isinstance(e, (ConfigError, Diverged)) else f"{type(e).__name__}: {e}"
         if not keep:
@@ -199,7 +201,7 @@ def interrupted(job: Job, e: BaseException, keep: bool) -> None:
     """Ctrl-C: record the job as interrupted (never as failed), say in one line how to resume, exit 130.
     A first Ctrl-C in training checkpointed at the end of its step; a second one, or one outside
     the training loop, leaves ``last.pt`` as the last checkpoint left it."""
-    where = str(e) if isinstance(e, launch.Interrupted) else "interrupted by Ctrl-C"
+    where = str(e) if isinstance(e, distributed.Interrupted) else "interrupted by Ctrl-C"
     if not keep:
         job.update(status="interrupted", reason=where, interrupted_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     resume = "resumes from last.pt" if (job.out_dir / CHECKPOINT).is_file() else "starts it again"
@@ -256,7 +258,7 @@ def main() -> None:
 
     plugins.register(RowsSweeper)  # the scan misses it in an editable install
     sys.argv[1:] = row_in_front(sys.argv[1:])
-    if launch.env_rank() > 0:
+    if distributed.env_rank() > 0:
         sys.argv += ["hydra.output_subdir=null", "hydra/job_logging=stdout", "hydra.job_logging.root.level=WARNING"]
     try:
         _hydra_main()
@@ -267,6 +269,6 @@ def main() -> None:
 
 if __name__ == "__main__":
     # run the importable module rather than __main__, so that launchers pickle the task by reference
-    from senet_ablate.app import main as _main
+    from .app import main as _main
 
     _main()

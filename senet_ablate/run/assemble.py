@@ -8,11 +8,12 @@ import logging
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from . import data, launch, weights
-from .errors import ConfigError
-from .models import NOT_OPTIONS, build_model
-from .se import SESpec
-from .train import Runtime
+from .. import data, distributed, weights
+from ..errors import ConfigError
+from ..models import NOT_OPTIONS, build_model
+from ..se import SESpec
+from ..train import Runtime
+from . import launch
 
 log = logging.getLogger("senet_ablate")
 
@@ -49,7 +50,7 @@ def prepare_weights(cfg: DictConfig, meta_model) -> dict | None:
     model_cfg, se = OmegaConf.to_container(cfg.model, resolve=True), OmegaConf.to_container(cfg.se, resolve=True)
     keep = None
     if (cfg.get("data") or {}).get("kind") == "detection":  # a detector's trunk: the weights less their head
-        from .detect.model import TRUNK_KEYS, Trunk, taps
+        from ..detect.model import TRUNK_KEYS, Trunk, taps
 
         meta_model, keep = Trunk(meta_model, taps(meta_model, cfg.model.name)[0]), lambda k: k.startswith(TRUNK_KEYS)
     state = weights.fitted(
@@ -79,7 +80,7 @@ def load_data(
     rt: Runtime,
     seed: int,
     cache_dir=None,
-    dist: launch.Dist = launch.Dist(),
+    dist: distributed.Dist = distributed.Dist(),
 ) -> data.Data:
     """The ``data:`` node loaded for this job: worker and decode-process counts resolved here,
     once, from ``data.workers`` and what the launcher allows."""

@@ -503,22 +503,40 @@ def speed_note(table: pd.DataFrame) -> str:
     return ""
 
 
-def _tex(s: str) -> str:
-    for a, b in (
-        ("\\", r"\textbackslash{}"),
-        ("%", r"\%"),
-        ("&", r"\&"),
-        ("_", r"\_"),
-        ("#", r"\#"),
-        ("±", r"$\pm$"),
-        ("Δ", r"$\Delta$"),
-        ("×", r"$\times$"),
-        ("–", "--"),
-        ("<", r"$<$"),  # text-mode < and > print as ¡ and ¿ in LaTeX's default font encoding
-        (">", r"$>$"),
-    ):
-        s = s.replace(a, b)
-    return s
+# One pass over the characters (a chain of str.replace would escape the braces it has just written).
+# LaTeX's ten specials, then what pdflatex's default T1/utf8 setup does not print as typed.
+TEX = {
+    "\\": r"\textbackslash{}",
+    "{": r"\{",
+    "}": r"\}",
+    "$": r"\$",
+    "&": r"\&",
+    "%": r"\%",
+    "#": r"\#",
+    "_": r"\_",
+    "^": r"\textasciicircum{}",
+    "~": r"\textasciitilde{}",
+    "<": r"$<$",  # text-mode < and > print as ¡ and ¿ in LaTeX's default font encoding
+    ">": r"$>$",
+    "†": r"\dag{}",
+    "±": r"$\pm$",
+    "×": r"$\times$",
+    "≤": r"$\leq$",
+    "≥": r"$\geq$",
+    "≈": r"$\approx$",
+    "−": "-",
+    "–": "--",
+    "—": "---",
+    "Δ": r"$\Delta$",
+    "α": r"$\alpha$",
+    "σ": r"$\sigma$",
+    "·": r"$\cdot$",
+}
+
+
+def tex_escape(s: str) -> str:
+    """Text as LaTeX prints it: every special character escaped (tests/test_tables_tex.py compiles it)."""
+    return "".join(TEX.get(c, c) for c in str(s))
 
 
 def to_latex(table: pd.DataFrame, spec: dict) -> str:
@@ -527,12 +545,12 @@ def to_latex(table: pd.DataFrame, spec: dict) -> str:
     lines = [
         r"\begin{table}[t]",
         r"\centering",
-        rf"\caption{{{_tex(spec.get('title', ''))}}}",
+        rf"\caption{{{tex_escape(spec.get('title', ''))}}}",
         r"\begin{tabular}{l" + "r" * (len(head) - 1) + "}",
         r"\toprule",
-        " & ".join(map(_tex, head)) + r" \\",
+        " & ".join(map(tex_escape, head)) + r" \\",
         r"\midrule",
     ]
-    lines += [" & ".join(map(_tex, c)) + r" \\" for c in body]
+    lines += [" & ".join(map(tex_escape, c)) + r" \\" for c in body]
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
     return "\n".join(lines) + "\n"

@@ -18,9 +18,9 @@ import statistics
 from datetime import datetime
 from pathlib import Path
 
-from .records import read_record
-from .rows import dir_name, row_of, typed, with_row
-from .sequential import Plan
+from ..records import read_record
+from ..study.sequential import Plan
+from .rows import dir_name, last_value, parse, row_of, typed, with_row
 
 log = logging.getLogger("senet_ablate")
 UNTIL = ("verdict",)
@@ -38,15 +38,15 @@ def check(until, max_seeds, max_runs, spending) -> None:
 
 def seed_of(job) -> int | None:
     """The value of the last ``seed=`` among a job's overrides (None: the config's)."""
-    vals = [o.split("=", 1)[1] for o in job if o.split("=", 1)[0].lstrip("+") == "seed"]
-    return int(vals[-1]) if vals else None
+    value = last_value(job, "seed")
+    return None if value is None else int(value)
 
 
 def with_seed(job, seed: int) -> list[str]:
     """``job`` with its ``seed=`` set to ``seed`` (added when the job had none)."""
     if seed_of(job) is None:
         return [*job, f"seed={seed}"]
-    return [f"seed={seed}" if o.split("=", 1)[0].lstrip("+") == "seed" else o for o in job]
+    return [f"seed={seed}" if o.key_or_group == "seed" else s for o, s in zip(parse(job), job)]
 
 
 class AdaptiveSweep:
@@ -165,7 +165,7 @@ class AdaptiveSweep:
         log.info("adaptive sweep: %d runs done, at most %d more%s", done, more, said)
 
     def run(self) -> None:
-        from .report import study_state
+        from ..study.report import study_state
 
         self.start()
         self.launch(self.jobs)

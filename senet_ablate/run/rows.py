@@ -20,7 +20,7 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
-from .keys import NOT_IN_DIRNAME
+from ..records.keys import NOT_IN_DIRNAME
 
 
 def row_set(table, row) -> list[str] | None:
@@ -31,10 +31,20 @@ def row_set(table, row) -> list[str] | None:
     return [str(o) for o in (rows[row].get("set") or [])]
 
 
+def parse(overrides) -> list:
+    """Override strings as Hydra reads them (key or group, value, ``+`` / ``~`` / ``++``)."""
+    return OverridesParser.create().parse_overrides([str(o) for o in overrides])
+
+
+def last_value(overrides, key: str) -> str | None:
+    """The value of the last ``key=`` (or ``+key=``) among ``overrides``, as typed (None: not there)."""
+    vals = [o.get_value_element_as_str() for o in parse(overrides) if o.key_or_group == key and not o.is_delete()]
+    return vals[-1] if vals else None
+
+
 def row_of(overrides: list[str]) -> str | None:
     """The value of the last ``row=`` among ``overrides``."""
-    rows = [o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0].lstrip("+") == "row"]
-    return rows[-1] if rows else None
+    return last_value(overrides, "row")
 
 
 def with_row(overrides: list[str], table) -> list[str]:
@@ -76,10 +86,8 @@ def expand(multirun_yaml: Path) -> tuple[list[str], list[list[str]], list[str]]:
     params = [f"{k}={v}" for k, v in (cfg.hydra.sweeper.get("params") or {}).items()]
     parser = OverridesParser.create()
     jobs = BasicSweeper.split_arguments(parser.parse_overrides(params + task), None)[0]
-    first = [o.split("=", 1)[0] for o in task]  # print in the command line's order, swept keys last
-    jobs = [
-        sorted(job, key=lambda o: first.index(o.split("=", 1)[0]) if o.split("=", 1)[0] in first else 99)
-        for job in jobs
-    ]
+    first = [o.key_or_group for o in parse(task)]  # print in the command line's order, swept keys last
+    order = lambda o: first.index(o.key_or_group) if o.key_or_group in first else 99
+    jobs = [[s for o, s in sorted(zip(parse(job), job), key=lambda p: order(p[0]))] for job in jobs]
     names = [dir_name(job, cfg.hydra.job.config.override_dirname) for job in jobs]
     return task, jobs, names
