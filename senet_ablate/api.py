@@ -18,19 +18,14 @@ from . import weights as _weights
 from .complexity import count
 from .errors import ConfigError
 from .models import MODELS, build_model
-from .models.mbconv import NATIVE as _MBCONV_NATIVE
 from .models.mbconv import PUBLISHED_SE
 from .se import SESpec
 
-# the native input side of the CIFAR-style backbones (conf/model/*.yaml's native.image_size)
-_CIFAR_PREFIXES = ("cifar_", "preact_", "wrn", "shake")
-_NATIVE = {"inception_resnet_v2": 299, **_MBCONV_NATIVE}
-
 
 def native_size(name: str) -> int:
-    """The input side ``name`` is built for: 32 for the CIFAR backbones, 299 for Inception-ResNet-v2,
-    else 224 (ImageNet)."""
-    return 32 if name.startswith(_CIFAR_PREFIXES) else _NATIVE.get(name, 224)
+    """The input side ``name`` is built for (its ``models.MODELS`` entry: 32 for the CIFAR backbones,
+    299 for Inception-ResNet-v2, EfficientNet's per scale, else 224); 224 for a backbone of yours."""
+    return MODELS[name].image_size if name in MODELS else 224
 
 
 def list_models(pattern: str = "*") -> list[str]:

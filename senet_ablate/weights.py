@@ -122,7 +122,7 @@ def fitted(meta_model: nn.Module, model_cfg: dict, se: dict | None, source: str,
 
 
 def _defaults(name: str) -> dict:
-    sig = inspect.signature(MODELS[name]) if name in MODELS else None
+    sig = inspect.signature(MODELS[name].build) if name in MODELS else None
     return {k: p.default for k, p in sig.parameters.items()} if sig else {}
 
 

@@ -125,9 +125,10 @@ def record(run_dir: Path) -> dict:
 
 def history(run_dir: Path) -> list[dict]:
     """A run dir's history.csv, one dict of strings per epoch (compared as written: exact)."""
-    lines = (run_dir / "history.csv").read_text().splitlines()
-    cols = lines[0].split(",")
-    return [dict(zip(cols, ln.split(","))) for ln in lines[1:]]
+    import csv
+
+    with open(run_dir / "history.csv", newline="") as f:
+        return list(csv.DictReader(f))
 
 
 def pause_env(marks: Path, at: str, run: str | None = None, **extra) -> dict:

@@ -7,7 +7,6 @@ import sys
 
 import pytest
 import torch
-import yaml
 from conftest import CONF, ROOT, clean_env, record, run_cli, se_yaml
 
 import senet_ablate
@@ -96,14 +95,6 @@ def test_parameter_counts():
     assert params(senet_ablate.create_model("resnet50", se=SESpec(bias=False), device="meta")) == 28_071_976
 
 
-def test_native_sizes_agree_with_the_model_configs():
-    for path in (CONF / "model").glob("*.yaml"):
-        cfg = yaml.safe_load(path.read_text())
-        if cfg.get("native"):
-            assert native_size(cfg["name"]) == cfg["native"]["image_size"], path.name
-    assert native_size("cifar_resnet20") == 32
-
-
 @pytest.mark.parametrize(
     "kwargs, fragment",
     [
@@ -130,3 +121,21 @@ def test_weights_from_a_state_dict_file(tmp_path, one_thread):
     assert all(torch.equal(v, theirs[k]) for k, v in model.state_dict().items())
     with pytest.raises(ConfigError, match="does not fit this model: 32 missing"):
         senet_ablate.create_model("resnet18", se=True, num_classes=10, weights=str(path))
+
+
+def test_one_registry_entry_gives_the_api_and_the_configs_a_backbones_native_input(compose_cfg):
+    """models.MODELS is the one place a backbone's native input lives: the API's native_size and every
+    conf/model/*.yaml's model.native read it (the CIFAR ResNets, the quick look's backbone, count at
+    the data's size and have none)."""
+    from senet_ablate.models import MODELS
+
+    names = sorted(p.stem for p in (CONF / "model").glob("*.yaml") if p.stem != "custom")
+    assert names == sorted(MODELS)
+    for name in names:
+        entry, native = MODELS[name], compose_cfg(f"model={name}").model.get("native")
+        assert native_size(name) == entry.image_size
+        if name.startswith("cifar_resnet"):
+            assert native is None and entry.image_size == 32
+        else:
+            assert (native.image_size, native.num_classes) == (entry.image_size, entry.num_classes), name
+    assert (MODELS["efficientnet_b3"].image_size, MODELS["shake_even29_2x4x64d"].num_classes) == (300, 100)

@@ -24,6 +24,7 @@ decision (``run.launch.data_workers``, ``run.launch.decode_processes``), passed 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ import torch
 
 from ..errors import ConfigError
 from ..records.predictions import digest
+from . import subset
 from .augment import AUGMENTS, BATCH_AUGMENT, PAD_MODES, _pad, crop_flip, cutout, flip_only
 from .files import IMAGE_SUFFIXES, FileDataset, Seeded, Unreadable, collate_readable, read_rgb
 from .loaders import StreamLoader, TensorLoader
@@ -96,17 +98,39 @@ class Data:
     cache: str | None = None  # decoded-data cache of an in-memory tree: hit | miss | off
     workers: int = 0  # DataLoader workers of the streamed train loader (0: in memory)
     load_s: float = 0.0  # seconds ``build`` took (set by it)
+    subset: dict | None = None  # data.subset: images per split and class, the seed, the images' digest
 
     def load_record(self) -> dict:
-        """What a run record says about this data step: ``data_load_s`` and ``data_cache``."""
-        return {"data_load_s": self.load_s, **({"data_cache": self.cache} if self.cache else {})}
+        """What a run record says about this data step: ``data_load_s``, ``data_cache``, ``data_subset``."""
+        return {
+            "data_load_s": self.load_s,
+            **({"data_cache": self.cache} if self.cache else {}),
+            **({"data_subset": self.subset} if self.subset else {}),
+        }
+
+    def describe_subset(self, cfg) -> dict | None:
+        """``data.subset``'s record: each split's images per class, the seed, and a digest of the
+        images in order (train then eval): equal digests, the same images for every row and seed."""
+        if subset.sizes(cfg) is None:
+            return None
+        out = {"seed": int(cfg.get("subset_seed", 0))}
+        for role, loader in (("train", self.train), ("eval", self.eval)):
+            labels = _labels(loader)
+            out[role] = len(labels)
+            out[f"{role}_per_class"] = [labels.count(c) for c in range(self.num_classes)]
+        out["images_digest"] = digest(self._order(self.train).encode(), self.eval_order().encode())
+        return out
 
     def eval_order(self) -> str:
         """A fingerprint of the eval images in their order (``predictions.npz``): of the pixels of an in-memory
         split, of the class folder and file name of each streamed image (not of data.root, which may move)."""
-        if isinstance(self.eval, TensorLoader):
-            return digest(self.eval.images.cpu().numpy().tobytes())
-        samples = self.eval.loader.dataset.dataset.samples
+        return self._order(self.eval)
+
+    @staticmethod
+    def _order(loader) -> str:
+        if isinstance(loader, TensorLoader):
+            return digest(loader.images.cpu().numpy().tobytes())
+        samples = loader.loader.dataset.dataset.samples
         return digest("\n".join(f"{Path(p).parent.name}/{Path(p).name}" for p, _ in samples).encode())
 
     def skipped_images(self) -> list[str]:
@@ -136,6 +160,7 @@ def check_workers(setting):
 def check(cfg) -> None:
     """Config-level checks that need no data."""
     check_workers(cfg.get("workers", 0))
+    subset.sizes(cfg)
     if cfg.name not in DATASETS:
         raise ConfigError(f"data.name={cfg.name!r} is not a dataset; valid values: {', '.join(DATASETS)}")
     if cfg.name == "custom" and not isinstance(cfg.get("_target_"), str):
@@ -192,6 +217,8 @@ def build(
     shards = dict(seed=seed, rank=rank, world=world)
     if cfg.in_memory:
         src = SOURCES[cfg.name](cfg, cache_dir, decode_workers)
+        if cfg.name != "imagefolder":  # a class-folder tree took its subset from the file list (tree.py)
+            src = _subset(src, cfg)
         num_classes = _num_classes(cfg, src)
         train, evaluate = _tensor_loaders(cfg, src, batch_size, eval_batch_size, device, shards)
         d = Data(
@@ -205,7 +232,26 @@ def build(
         )
         d = Data(train, evaluate, len(classes), cfg.image_size, eval_split, workers=workers)
     d.load_s = time.perf_counter() - t0
+    d.subset = d.describe_subset(cfg)
     return d
+
+
+def _subset(src: Source, cfg) -> Source:
+    """``data.subset`` of an in-memory source: the chosen images of each split, in their order."""
+    wanted = subset.sizes(cfg)
+    if wanted is None:
+        return src
+    seed, parts = cfg.get("subset_seed", 0), {}
+    for role, (images, labels) in (("train", src.train), ("eval", src.eval)):
+        keep = subset.choose(labels.tolist(), wanted[role], seed, role)
+        parts[role] = (images, labels) if keep is None else (images[keep], labels[keep])
+    return dataclasses.replace(src, train=parts["train"], eval=parts["eval"])
+
+
+def _labels(loader) -> list[int]:
+    if isinstance(loader, TensorLoader):
+        return loader.labels.tolist()
+    return [y for _, y in loader.loader.dataset.dataset.samples]
 
 
 def _num_classes(cfg, src: Source) -> int:

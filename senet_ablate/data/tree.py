@@ -11,6 +11,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from ..errors import ConfigError
+from . import subset
 from .files import IMAGE_SUFFIXES
 
 log = logging.getLogger("senet_ablate")
@@ -64,6 +65,12 @@ def scan_imagefolder(cfg) -> tuple[list[str], dict[str, list[tuple[str, int]]], 
     if cfg.get("num_classes") is not None and cfg.num_classes != len(classes):
         raise ConfigError(f"data.num_classes={cfg.num_classes} but {train} has {len(classes)} class folders")
     samples = {split: _list_split(root, split, classes) for split in ("train", eval_split)}
+    wanted = subset.sizes(cfg)  # data.subset: chosen here, before any image is read or decoded
+    if wanted is not None:
+        seed = cfg.get("subset_seed", 0)
+        for split, role in (("train", "train"), (eval_split, "eval")):
+            keep = subset.choose([y for _, y in samples[split]], wanted[role], seed, role)
+            samples[split] = samples[split] if keep is None else [samples[split][i] for i in keep]
     return classes, samples, eval_split
 
 

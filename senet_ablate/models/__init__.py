@@ -1,4 +1,4 @@
-"""Backbone registry: ``model.name`` -> builder. A new backbone is one module plus one entry here.
+"""Backbone registry: ``model.name`` -> its builder and native input. A new backbone is one module\nplus one entry here.
 
 A builder takes ``se`` (an :class:`SESpec` or None), ``num_classes`` and its own layout options
 (the keys of its ``conf/model/*.yaml``, e.g. ``stride_style``); ``PORTS`` maps published weights
@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import inspect
 from contextlib import nullcontext
+from dataclasses import dataclass
 from functools import partial
+from typing import Callable
 
 import torch
 from torch import nn
@@ -22,27 +24,42 @@ from . import cifar, inception, inception_resnet, mbconv, mbconv_ports, mobilene
 from .layers import Backbone
 from .resnet import BasicBlock, Bottleneck, cifar_resnet, imagenet_resnet
 
-MODELS = {
-    "resnet18": partial(imagenet_resnet, BasicBlock, (2, 2, 2, 2)),
-    "resnet34": partial(imagenet_resnet, BasicBlock, (3, 4, 6, 3)),
-    "resnet50": partial(imagenet_resnet, Bottleneck, (3, 4, 6, 3)),
-    "resnet101": partial(imagenet_resnet, Bottleneck, (3, 4, 23, 3)),
-    "resnet152": partial(imagenet_resnet, Bottleneck, (3, 8, 36, 3)),
-    "resnext50_32x4d": partial(imagenet_resnet, Bottleneck, (3, 4, 6, 3), groups=32, reduce=2, mid=2),
-    "resnext101_32x4d": partial(imagenet_resnet, Bottleneck, (3, 4, 23, 3), groups=32, reduce=2, mid=2),
-    "senet154": resnet.senet154,
-    "bn_inception": inception.bn_inception,
-    "shufflenet_v1_g3": shufflenet.shufflenet_v1_g3,
-    "inception_resnet_v2": inception_resnet.inception_resnet_v2,
-    "vgg16_bn": vgg.vgg16_bn,
-    "mobilenet_v1": mobilenet.mobilenet_v1,
-    **mbconv.MODELS,
-    **{f"cifar_resnet{d}": partial(cifar_resnet, d) for d in (20, 32, 44, 56, 110)},
-    "preact_resnet110": cifar.preact_resnet110,
-    "preact_resnet164": cifar.preact_resnet164,
-    "wrn16_8": cifar.wrn16_8,
-    "shake_shake26_2x96d": cifar.shake_shake26_2x96d,
-    "shake_even29_2x4x64d": cifar.shake_even29_2x4x64d,
+
+@dataclass(frozen=True)
+class Entry:
+    """One backbone: its builder and the input it is built for, read by the API (``native_size``)
+    and by the configs (``model.native``: what task=profile counts at when no data is chosen)."""
+
+    build: Callable[..., nn.Module]
+    image_size: int = 224  # the native input side
+    num_classes: int = 1000
+
+
+def _cifar(build, num_classes: int = 10) -> Entry:
+    return Entry(build, 32, num_classes)
+
+
+MODELS: dict[str, Entry] = {
+    "resnet18": Entry(partial(imagenet_resnet, BasicBlock, (2, 2, 2, 2))),
+    "resnet34": Entry(partial(imagenet_resnet, BasicBlock, (3, 4, 6, 3))),
+    "resnet50": Entry(partial(imagenet_resnet, Bottleneck, (3, 4, 6, 3))),
+    "resnet101": Entry(partial(imagenet_resnet, Bottleneck, (3, 4, 23, 3))),
+    "resnet152": Entry(partial(imagenet_resnet, Bottleneck, (3, 8, 36, 3))),
+    "resnext50_32x4d": Entry(partial(imagenet_resnet, Bottleneck, (3, 4, 6, 3), groups=32, reduce=2, mid=2)),
+    "resnext101_32x4d": Entry(partial(imagenet_resnet, Bottleneck, (3, 4, 23, 3), groups=32, reduce=2, mid=2)),
+    "senet154": Entry(resnet.senet154),
+    "bn_inception": Entry(inception.bn_inception),
+    "shufflenet_v1_g3": Entry(shufflenet.shufflenet_v1_g3),
+    "inception_resnet_v2": Entry(inception_resnet.inception_resnet_v2, 299),
+    "vgg16_bn": Entry(vgg.vgg16_bn),
+    "mobilenet_v1": Entry(mobilenet.mobilenet_v1),
+    **{name: Entry(build, mbconv.NATIVE.get(name, 224)) for name, build in mbconv.MODELS.items()},
+    **{f"cifar_resnet{d}": _cifar(partial(cifar_resnet, d)) for d in (20, 32, 44, 56, 110)},
+    "preact_resnet110": _cifar(cifar.preact_resnet110),
+    "preact_resnet164": _cifar(cifar.preact_resnet164),
+    "wrn16_8": _cifar(cifar.wrn16_8),
+    "shake_shake26_2x96d": _cifar(cifar.shake_shake26_2x96d),
+    "shake_even29_2x4x64d": _cifar(cifar.shake_even29_2x4x64d, 100),  # CIFAR-100 (Table 5)
 }
 
 PORTS = {**resnet.PORTS, **vgg.PORTS, **mobilenet.PORTS, **inception_resnet.PORTS, **mbconv_ports.ports()}
@@ -56,7 +73,7 @@ def builder_of(name: str):
     """The builder of backbone ``name``: ours (``MODELS``), or yours by its dotted path
     (``model._target_: my_pkg.nets.tiny_net``), called as ``builder(se=..., num_classes=..., **options)``."""
     if name in MODELS:
-        return MODELS[name]
+        return MODELS[name].build
     if "." not in name:
         raise ConfigError(
             f"model.name={name!r} is not a known backbone; valid values: {', '.join(MODELS)} "

@@ -54,6 +54,9 @@ ADDED_LATER = {
     "se.groups": None,
     "se.between": "none",
     "se.energy_lambda": None,
+    "train.compile": (False, "auto"),  # auto (issue 31) keeps the identity of the runs recorded eager before it
+    "data.subset": None,
+    "data.subset_seed": (0, None),
 }
 
 # keys left out of a run dir's name (conf/config.yaml reads this through ${senet_not_in_dirname:}): what does not

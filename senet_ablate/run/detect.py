@@ -17,7 +17,7 @@ from ..detect.loop import train_detector
 from ..detect.model import Trunk, detector, taps
 from ..errors import ConfigError
 from ..records import Job, write_history
-from ..train import runtime, seed_everything
+from ..train import is_scheduler, runtime, seed_everything
 from .assemble import make_model
 
 log = logging.getLogger("senet_ablate")
@@ -47,6 +47,11 @@ def check(cfg: DictConfig, meta_model) -> tuple[list[int], list[int]]:
         raise ConfigError(f"detect.train={d.train!r} must be true or false")
     if isinstance(d.trainable_stages, bool) or d.trainable_stages not in range(6):
         raise ConfigError(f"detect.trainable_stages={d.trainable_stages!r} must be an integer from 0 to 5")
+    if cfg.task == "detect" and is_scheduler(cfg.recipe):
+        raise ConfigError(
+            f"recipe.schedule={cfg.recipe.schedule._target_} (an LRScheduler) is for task=train; task=detect "
+            "sets the lr every step: give a function (epoch) -> factor, or a built-in schedule"
+        )
     return taps(meta_model, cfg.model.name)
 
 

@@ -79,6 +79,19 @@ OmegaConf.register_new_resolver("senet_run_name", _run_dir_resolver, replace=Tru
 OmegaConf.register_new_resolver("senet_not_in_dirname", lambda: list(NOT_IN_DIRNAME), replace=True)
 
 
+def _native_resolver(name: str) -> DictConfig | None:
+    """``model.native``: the input backbone ``name`` is built for, from its registry entry (models.MODELS)."""
+    from ..models import MODELS  # torch, on first use: --status reads this module without it
+
+    entry = MODELS.get(name)
+    return (
+        None if entry is None else OmegaConf.create({"image_size": entry.image_size, "num_classes": entry.num_classes})
+    )
+
+
+OmegaConf.register_new_resolver("senet_native", _native_resolver, replace=True)
+
+
 def expand(multirun_yaml: Path) -> tuple[list[str], list[list[str]], list[str]]:
     """(the sweep's command-line overrides, every job's overrides, its dir names) from multirun.yaml."""
     cfg = OmegaConf.load(multirun_yaml)

@@ -16,7 +16,7 @@ from .. import data, distributed
 from ..complexity import count, cpu_latency_ms
 from ..errors import ConfigError
 from ..records import Job, predictions, read_record, write_history
-from ..train import CHECKPOINT, evaluate, runtime, seed_everything, train
+from ..train import CHECKPOINT, decide_compile, evaluate, runtime, seed_everything, train
 from . import detect, excitation, tracking
 from .assemble import eval_preprocessing, load_data, make_model
 
@@ -69,6 +69,7 @@ def train_task(cfg: DictConfig, job: Job) -> dict:
         )
     d = load_data(cfg.data, cfg.recipe.batch_size, cfg.recipe.eval_batch_size, rt, cfg.seed, cfg.get("cache_dir"), dist)
     seed_everything(cfg.seed, cfg.deterministic)  # here: whatever loading the data did, the seed alone sets the init
+    rt, compile_why = decide_compile(cfg, rt, cfg.recipe.epochs * len(d.train))
     model = make_model(cfg, num_classes=d.num_classes, state=job.weights)
     metrics = count(make_model(cfg, device="meta", num_classes=d.num_classes), d.image_size).as_dict()
     log.info(
@@ -86,6 +87,7 @@ def train_task(cfg: DictConfig, job: Job) -> dict:
     metrics.update(
         **d.load_record(),
         **rt.setup(),
+        compile_choice=compile_why,
         eval_images=d.eval.num_samples,
         num_classes=d.num_classes,
         world_size=dist.world,

@@ -12,8 +12,17 @@ from .checkpoint import CHECKPOINT, Progress, rng_state, save_checkpoint, seed_e
 from .compiled import compile_warm_up, compiled_graphs, share_compile_cache
 from .evaluate import evaluate, topk_errors
 from .loop import CHECK_EVERY, Diverged, end_epoch, run_epoch, set_up, summarise, train
-from .runtime import COMPILE_MODES, Runtime, device_name, native_bf16, pick_device, runtime
-from .schedule import OPTIMIZERS, SCHEDULES, WARMUPS, check_recipe, lr_at, make_optimizer
+from .runtime import (
+    AUTO_COMPILE_STEPS,
+    COMPILE_MODES,
+    Runtime,
+    decide_compile,
+    device_name,
+    native_bf16,
+    pick_device,
+    runtime,
+)
+from .schedule import OPTIMIZERS, SCHEDULES, WARMUPS, check_recipe, is_scheduler, lr_at, make_optimizer, make_scheduler
 
 __all__ = [
     "CHECKPOINT",
@@ -33,7 +42,11 @@ __all__ = [
     "evaluate",
     "lr_at",
     "make_optimizer",
+    "make_scheduler",
+    "is_scheduler",
     "native_bf16",
+    "decide_compile",
+    "AUTO_COMPILE_STEPS",
     "pick_device",
     "rng_state",
     "run_epoch",

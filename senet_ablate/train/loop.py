@@ -32,7 +32,7 @@ from .checkpoint import CHECKPOINT, Progress
 from .compiled import compile_warm_up, compiled_graphs, share_compile_cache
 from .evaluate import evaluate
 from .runtime import Runtime, runtime
-from .schedule import lr_at, make_optimizer
+from .schedule import lr_at, make_optimizer, make_scheduler
 
 log = logging.getLogger("senet_ablate")
 CHECK_EVERY = 50  # steps between reads of the on-device sums (the NaN check, the progress bar): no per-step sync
@@ -51,6 +51,7 @@ class Nets:
     step_model: nn.Module
     eval_model: nn.Module
     opt: torch.optim.Optimizer
+    sched: object = None  # recipe.schedule's LRScheduler, stepped per epoch (None: lr_at sets the lr each step)
 
 
 def set_up(cfg, model: nn.Module, rt: Runtime, dist: Dist) -> Nets:
@@ -59,6 +60,7 @@ def set_up(cfg, model: nn.Module, rt: Runtime, dist: Dist) -> Nets:
     if dist.active and cfg.train.sync_bn:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     opt = make_optimizer(model, cfg.recipe, rt)
+    sched = make_scheduler(opt, cfg.recipe)
     net = model
     if dist.active:
         net = DistributedDataParallel(model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
@@ -66,7 +68,7 @@ def set_up(cfg, model: nn.Module, rt: Runtime, dist: Dist) -> Nets:
         share_compile_cache(cfg.get("cache_dir"))
     step_model = torch.compile(net, mode=rt.compile) if rt.compile else net
     eval_model = step_model if not dist.active else (torch.compile(model, mode=rt.compile) if rt.compile else model)
-    return Nets(model, step_model, eval_model, opt)
+    return Nets(model, step_model, eval_model, opt, sched)
 
 
 def _progress_bar(total: int, desc: str, enabled):
@@ -155,7 +157,7 @@ def run_epoch(
     bar = _progress_bar(steps, f"epoch {epoch + 1}/{r.epochs}", cfg.train.progress if dist.main else False)
     meter = EpochMeter(epoch, steps, at, rt, bar)
     for i, (x, y) in enumerate(data.train, start=at.step):
-        for group in nets.opt.param_groups:
+        for group in nets.opt.param_groups if nets.sched is None else ():
             group["lr"] = lr_at(r, epoch + i / steps)
         meter.add(i, *train_step(nets, x, y, i, r, rt, data, dist))
         stop = dist.host_sum(float(guard.signum is not None))[0] > 0 if dist.active else guard.signum is not None
@@ -194,7 +196,7 @@ def end_epoch(
         *at.history,
         {
             "epoch": epoch + 1,
-            "lr": lr_at(cfg.recipe, epoch),
+            "lr": lr_at(cfg.recipe, epoch) if nets.sched is None else nets.opt.param_groups[0]["lr"],
             "train_loss": loss_total / seen,
             "train_err": 100 * wrong_total / seen,
             "top1_err": top1,
@@ -262,12 +264,12 @@ def train(
     ckpt = out_dir / CHECKPOINT
     at = Progress()
     if ckpt.exists() and cfg.train.resume:
-        at = checkpoint.resume(ckpt, nets.model, nets.opt, fingerprint, rt, dist.main, cfg.recipe.epochs)
+        at = checkpoint.resume(ckpt, nets, fingerprint, rt, dist.main, cfg.recipe.epochs)
     compiled = _warm_up(nets, data, rt)
 
     def save(progress: Progress) -> None:
         if dist.main:
-            checkpoint.save(ckpt, nets.model, nets.opt, progress, fingerprint, rt)
+            checkpoint.save(ckpt, nets, progress, fingerprint, rt)
 
     with PreemptionGuard(cfg.train.preempt_signals) as guard:
         while at.epoch < cfg.recipe.epochs:
@@ -275,6 +277,8 @@ def train(
             meter = run_epoch(cfg, nets, data, rt, dist, guard, at, save)
             _count_recompiles(compiled, graphs, at.epoch + 1)
             at = end_epoch(cfg, nets, data, rt, dist, meter, at, out_dir)
+            if nets.sched is not None:
+                nets.sched.step()  # an LRScheduler moves on once per epoch
             save(at)
             _log_epoch(at.history[-1], cfg.recipe.epochs)
             on_epoch({**summarise(at.history, at.train_time), **compiled}, at.history)
