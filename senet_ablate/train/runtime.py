@@ -112,9 +112,10 @@ def runtime(cfg) -> Runtime:
     return Runtime(dev, amp, channels_last, mode if compiled else None, eval_amp)
 
 
-# train.compile=auto compiles a CPU run of at least this many training steps. benchmarks/compile_auto.py
-# (SE-ResNet-20, batch 128, bf16, 2 cores): x1.15-1.24 faster steps earn back a cold compile (~66 s, an
-# empty cache) after ~2,600 steps and a cached one (~4 s) after ~150; a 10-epoch CIFAR run is 3,910.
+# train.compile=auto compiles a CPU run of at least this many training steps. benchmarks/compile_auto.py on a
+# 2-core AMD EPYC (SE-ResNet-20, batch 128, bf16): compiled steps x1.21 faster; a cold compile (64 s, an empty
+# cache) pays for itself after ~1,900 steps, a cached one (2 s) after ~65. 3,000 leaves a margin for nets that
+# compile longer; a 10-epoch CIFAR run (3,910 steps) compiles, the quickstart (220) does not.
 AUTO_COMPILE_STEPS = 3000
 
 
