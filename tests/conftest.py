@@ -220,10 +220,29 @@ def cifar_jpeg(tmp_path_factory):
     return out
 
 
+def shared_across_workers(tmp_path_factory, name: str, make) -> Path:
+    """A directory ``make(path)`` fills once per test session, even when pytest-xdist runs it in several
+    worker processes: the first to take the lock builds it, the others wait on the lock and read it."""
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp()
+    root = root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root  # the workers' common dir
+    where, done = root / name, root / f"{name}.done"
+    with FileLock(str(root / f"{name}.lock")):
+        if not done.exists():
+            where.mkdir(parents=True, exist_ok=True)
+            make(where)
+            done.touch()
+    return where
+
+
 @pytest.fixture(scope="session")
 def quick_sweep(tmp_path_factory):
-    """A real 3-row x 2-seed training sweep (2 epochs) on digits, reported with --html."""
-    cwd = tmp_path_factory.mktemp("dash")
-    run_cli("run.app", "-m", "experiment=quickstart", "recipe.epochs=2", cwd=cwd)
-    run_cli("study.cli", "runs/quickstart", "--html", cwd=cwd)
-    return cwd / "runs/quickstart"
+    """A real 3-row x 2-seed training sweep (2 epochs) on digits, reported with --html; read-only for the
+    tests that use it, so it is trained once for the whole session."""
+
+    def make(cwd: Path) -> None:
+        run_cli("run.app", "-m", "experiment=quickstart", "recipe.epochs=2", cwd=cwd)
+        run_cli("study.cli", "runs/quickstart", "--html", cwd=cwd)
+
+    return shared_across_workers(tmp_path_factory, "quick_sweep", make) / "runs/quickstart"

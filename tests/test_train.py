@@ -350,3 +350,32 @@ def test_the_mbconv_keys_leave_old_fingerprints_unchanged(compose_cfg):
     for path in records:
         rec = json.loads(path.read_text())
         assert "optimizer" not in rec["config"]["recipe"] and fingerprint(rec["config"]) == rec["fingerprint"]
+
+
+def test_compile_auto_compiles_only_cpu_runs_long_enough_and_keeps_the_identity_of_false(compose_cfg):
+    """train.compile=auto (issue 31): compiled from AUTO_COMPILE_STEPS training steps on the CPU, eager below
+    it and on a GPU, the reason recorded; fingerprinted and tabulated as false, so runs recorded eager keep
+    their identity and their rows."""
+    import torch
+    from omegaconf import OmegaConf
+
+    from senet_ablate.records.keys import fingerprint
+    from senet_ablate.study.grouping import flatten
+    from senet_ablate.train import AUTO_COMPILE_STEPS, Runtime, decide_compile
+
+    cfg = compose_cfg()
+    assert cfg.train.compile == "auto"
+    cpu = Runtime(torch.device("cpu"), amp=False, channels_last=True)
+    short, why = decide_compile(cfg, cpu, AUTO_COMPILE_STEPS - 1)
+    assert (
+        short.compile is None
+        and why == f"auto: eager, {AUTO_COMPILE_STEPS - 1} training steps < 3000 (too short to earn the compile back)"
+    )
+    long, why = decide_compile(cfg, cpu, AUTO_COMPILE_STEPS)
+    assert long.compile == "default" and why.startswith("auto: compiled")
+    gpu = Runtime(torch.device("cuda"), amp=True, channels_last=True)
+    assert decide_compile(cfg, gpu, 10**6)[0].compile is None
+    assert decide_compile(compose_cfg("train.compile=true"), cpu, 1)[1] == "train.compile=true"
+    plain = lambda *o: OmegaConf.to_container(compose_cfg(*o), resolve=True)  # noqa: E731
+    assert fingerprint(plain()) == fingerprint(plain("train.compile=false")) != fingerprint(plain("train.compile=true"))
+    assert flatten(plain())["train.compile"] == flatten(plain("train.compile=false"))["train.compile"] == "false"

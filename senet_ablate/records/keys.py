@@ -54,10 +54,20 @@ ADDED_LATER = {
     "se.groups": None,
     "se.between": "none",
     "se.energy_lambda": None,
-    "train.compile": (False, "auto"),  # auto (issue 31) keeps the identity of the runs recorded eager before it
     "data.subset": None,
     "data.subset_seed": (0, None),
 }
+
+# values that name the same configuration as another: fingerprinted and tabulated as that one. train.compile=auto
+# (issue 31) chooses per run between eager and compiled (the record's compile says which ran), and the runs
+# recorded under false before it keep their identity and their rows
+SAME_AS = {"train.compile": {"auto": False}}
+
+
+def same_as(key: str, value):
+    """``value`` of dotted ``key`` as the configuration it names (``SAME_AS``)."""
+    return SAME_AS.get(key, {}).get(value, value) if isinstance(value, (str, bool)) else value
+
 
 # keys left out of a run dir's name (conf/config.yaml reads this through ${senet_not_in_dirname:}): what does not
 # change a result, which experiment/study the run belongs to (its parent dirs say it), and how its table is shown
@@ -71,6 +81,13 @@ def fingerprint(config: dict) -> str:
     """A hash of everything in ``config`` that changes a result. A ``table`` without rows (an
     ad-hoc study's ``table.baseline``) only shapes the report, so it is left out."""
     c = copy.deepcopy(config)
+    for key in SAME_AS:
+        *parents, leaf = key.split(".")
+        node = c
+        for p in parents:
+            node = node.get(p) or {}
+        if leaf in node:
+            node[leaf] = same_as(key, node[leaf])
     for key in (*NOT_FINGERPRINTED, *ADDED_LATER):
         *parents, leaf = key.split(".")
         node = c

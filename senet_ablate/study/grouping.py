@@ -14,7 +14,7 @@ import re
 
 import pandas as pd
 
-from ..records.keys import ADDED_LATER, added_later_default, row_key
+from ..records.keys import ADDED_LATER, added_later_default, row_key, same_as
 
 log = logging.getLogger("senet_ablate")
 
@@ -46,7 +46,7 @@ def flatten(config: dict, prefix: str = "") -> dict[str, str]:
         if isinstance(v, dict) and v and "_target_" not in v:
             out.update(flatten(v, f"{prefix}{k}."))
         else:
-            out[f"{prefix}{k}"] = fmt(v)
+            out[f"{prefix}{k}"] = fmt(same_as(f"{prefix}{k}", v))
     return out
 
 

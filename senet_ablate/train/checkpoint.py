@@ -62,18 +62,18 @@ def save_checkpoint(path: Path, state: dict) -> None:
     write_atomic(path, lambda f: torch.save(state, f))
 
 
-def save(path: Path, nets, progress: Progress, fingerprint: str, rt: Runtime) -> None:
-    """``last.pt`` for ``progress`` (the caller writes on rank 0 only): ``nets``' model, optimiser and,
-    with an LRScheduler schedule, its state."""
+def save(path: Path, model, opt, progress: Progress, fingerprint: str, rt: Runtime, sched=None) -> None:
+    """``last.pt`` for ``progress`` (the caller writes on rank 0 only); ``sched``: recipe.schedule's
+    LRScheduler, whose state goes in too."""
     save_checkpoint(
         path,
         {
             "epoch": progress.epoch,
             "step": progress.step,
             "partial": list(progress.partial),
-            "model": nets.model.state_dict(),
-            "optimizer": nets.opt.state_dict(),
-            **({"scheduler": nets.sched.state_dict()} if getattr(nets, "sched", None) is not None else {}),
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            **({"scheduler": sched.state_dict()} if sched is not None else {}),
             "history": progress.history,
             "train_time_s": progress.train_time,
             "fingerprint": fingerprint,
@@ -83,8 +83,8 @@ def save(path: Path, nets, progress: Progress, fingerprint: str, rt: Runtime) ->
     )
 
 
-def resume(path: Path, nets, fingerprint: str, rt: Runtime, main: bool, epochs: int) -> Progress:
-    """Load ``last.pt`` into ``nets`` (model, optimiser, scheduler); refuse one of another config or precision."""
+def resume(path: Path, model, opt, fingerprint: str, rt: Runtime, main: bool, epochs: int, sched=None) -> Progress:
+    """Load ``last.pt`` into ``model``, ``opt`` (and ``sched``); refuse one of another config or precision."""
     state = torch.load(path, map_location=rt.device, weights_only=True)
     if state.get("fingerprint") != fingerprint:
         raise ConfigError(f"{path} belongs to a different config; delete it (or the run dir) to start afresh")
@@ -94,10 +94,10 @@ def resume(path: Path, nets, fingerprint: str, rt: Runtime, main: bool, epochs: 
             f"{path} was trained in {was}, this relaunch would go on in {rt.precision}: relaunch "
             f"with train.amp={str(was == 'bf16').lower()} to resume it as it was"
         )
-    nets.model.load_state_dict(state["model"])
-    nets.opt.load_state_dict(state["optimizer"])
-    if getattr(nets, "sched", None) is not None:
-        nets.sched.load_state_dict(state["scheduler"])
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    if sched is not None:
+        sched.load_state_dict(state["scheduler"])
     step = state.get("step", 0)
     if "rng" in state:  # dropout and other draws of the global generator go on as if never stopped
         set_rng_state(state["rng"], rt.device)

@@ -264,12 +264,12 @@ def train(
     ckpt = out_dir / CHECKPOINT
     at = Progress()
     if ckpt.exists() and cfg.train.resume:
-        at = checkpoint.resume(ckpt, nets, fingerprint, rt, dist.main, cfg.recipe.epochs)
+        at = checkpoint.resume(ckpt, nets.model, nets.opt, fingerprint, rt, dist.main, cfg.recipe.epochs, nets.sched)
     compiled = _warm_up(nets, data, rt)
 
     def save(progress: Progress) -> None:
         if dist.main:
-            checkpoint.save(ckpt, nets, progress, fingerprint, rt)
+            checkpoint.save(ckpt, nets.model, nets.opt, progress, fingerprint, rt, nets.sched)
 
     with PreemptionGuard(cfg.train.preempt_signals) as guard:
         while at.epoch < cfg.recipe.epochs:
