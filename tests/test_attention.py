@@ -428,13 +428,14 @@ def test_resnet50_attention_study_profiles_every_module_and_prints_its_table(tmp
 
 @pytest.mark.slow
 def test_cifar_attention_proxy_trains_on_digits_and_draws_the_extra_cost_figures(tmp_path):
-    """Every row, one seed, one epoch of ResNet-20 on the digits: the sweep ends in its table and in
-    error vs extra params / extra GFLOPs over the plain ResNet."""
+    """Every row, one seed, one epoch of ResNet-20 on 320 of the digits (data.subset): the sweep ends in its
+    table and in error vs extra params / extra GFLOPs over the plain ResNet."""
     proc = run_cli(
         "run.app",
         "-m",
         "experiment=attention/cifar_proxy",
         "data=digits",
+        "data.subset={train: 320}",
         "recipe=quick",
         "recipe.epochs=1",
         "model=cifar_resnet20",

@@ -5,8 +5,7 @@ model.py       the trunk (stem + stages, frozen BN), its taps at strides 4..32, 
 complexity.py  params and multiply-adds of a detector (task=profile)
 evaluate.py    COCO AP with pycocotools
 loop.py        the training loop: checkpoint, preemption, exact resume, DDP
-task.py        task=detect and the detector's profile, from the job's config
 synth.py       senet-detset: a small real detection set from the CIFAR-10 JPEG tree
 
-Plain PyTorch and torchvision inside; ``task.py`` alone reads the Hydra config.
+Plain PyTorch and torchvision inside; ``senet_ablate/run/detect.py`` reads the Hydra config (task=detect).
 """

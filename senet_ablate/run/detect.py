@@ -6,19 +6,22 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from typing import TYPE_CHECKING
 
 import torch
 from omegaconf import DictConfig
 
 from .. import distributed
-from ..detect.coco import CocoSplit, load_split
-from ..detect.complexity import detector_complexity
-from ..detect.loop import train_detector
-from ..detect.model import Trunk, detector, taps
 from ..errors import ConfigError
 from ..records import Job, write_history
 from ..train import is_scheduler, runtime, seed_everything
 from .assemble import make_model
+
+if TYPE_CHECKING:
+    from ..detect.coco import CocoSplit
+
+# senet_ablate.detect (and torchvision's detection models, ~1.3 s of imports) loads when a detection job
+# needs it, not with every job of the app
 
 log = logging.getLogger("senet_ablate")
 POSITIVE = ("max_size", "fpn_channels", "proposals_train", "proposals_test", "rois_per_image")  # detect.* integers
@@ -52,12 +55,16 @@ def check(cfg: DictConfig, meta_model) -> tuple[list[int], list[int]]:
             f"recipe.schedule={cfg.recipe.schedule._target_} (an LRScheduler) is for task=train; task=detect "
             "sets the lr every step: give a function (epoch) -> factor, or a built-in schedule"
         )
+    from ..detect.model import taps
+
     return taps(meta_model, cfg.model.name)
 
 
 def build(cfg: DictConfig, num_classes: int, device=None, weights: dict | None = None):
     """The detector for ``num_classes`` object categories (the background added); ``weights``: the
     trunk's state (:func:`assemble.prepare_weights` of a classifier checkpoint or published weights)."""
+    from ..detect.model import Trunk, detector, taps
+
     with torch.device(device) if device is not None else torch.device("cpu"):
         net = make_model(cfg, device=device, num_classes=cfg.model.num_classes or num_classes)
         meta = make_model(cfg, device="meta", num_classes=cfg.model.num_classes or num_classes)
@@ -81,12 +88,16 @@ def build(cfg: DictConfig, num_classes: int, device=None, weights: dict | None =
 
 def profile(cfg: DictConfig) -> dict:
     """Params and GFLOPs of the detector at data.image_size (square), on the meta device (no data)."""
+    from ..detect.complexity import detector_complexity
+
     model = build(cfg, cfg.data.num_classes, device="meta")
     c, proposals = detector_complexity(model, cfg.data.image_size)
     return {**c.as_dict(), "num_classes": cfg.data.num_classes, "proposals": proposals}
 
 
 def splits(cfg: DictConfig) -> tuple[CocoSplit, CocoSplit]:
+    from ..detect.coco import load_split
+
     train = load_split(cfg.data.root, cfg.data.train_split, cfg.data.num_classes)
     val = load_split(cfg.data.root, cfg.data.eval_split, cfg.data.num_classes)
     if train.category_ids != val.category_ids:
@@ -127,6 +138,8 @@ def detect_task(cfg: DictConfig, job: Job) -> dict:
         if dist.main:
             write_history(job.out_dir, history)
         job.update(**metrics, epochs_done=history[-1]["epoch"])
+
+    from ..detect.loop import train_detector
 
     result = train_detector(cfg, model, train, val, job.out_dir, on_epoch, job.record["fingerprint"], dist, rt)
     return {**metrics, **result}

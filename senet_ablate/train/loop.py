@@ -232,8 +232,8 @@ def _warm_up(nets: Nets, data, rt: Runtime) -> dict:
 
 
 def _count_recompiles(compiled: dict, graphs: int, epoch: int) -> None:
-    recompiled = compiled_graphs() - graphs
-    if compiled and recompiled:
+    recompiled = compiled_graphs() - graphs if compiled else 0  # eager: torch._dynamo (~1 s to import) never loads
+    if recompiled:
         compiled["graphs_compiled_while_timed"] += recompiled
         log.warning(
             "torch.compile compiled %d graph(s) during the timed steps of epoch %d: its images/s "
@@ -273,7 +273,7 @@ def train(
 
     with PreemptionGuard(cfg.train.preempt_signals) as guard:
         while at.epoch < cfg.recipe.epochs:
-            graphs = compiled_graphs()
+            graphs = compiled_graphs() if compiled else 0
             meter = run_epoch(cfg, nets, data, rt, dist, guard, at, save)
             _count_recompiles(compiled, graphs, at.epoch + 1)
             at = end_epoch(cfg, nets, data, rt, dist, meter, at, out_dir)
