@@ -17,8 +17,8 @@ import pandas as pd
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from senet_ablate.atomic import write_atomic
-from senet_ablate.tables import study_table, to_latex, to_markdown
+from senet_ablate.records.atomic import write_atomic
+from senet_ablate.study.tables import study_table, to_latex, to_markdown
 
 
 def main() -> None:
