@@ -200,16 +200,14 @@ def compose_cfg():
 SHARED_CIFAR = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
 
 
-@pytest.fixture(scope="session")
-def cifar_jpeg(tmp_path_factory):
-    """A small real ImageFolder tree cut from the shared CIFAR-10 JPEG archive:
-    20 train and 5 test images per class (the archive itself is never copied into the project)."""
+def cut_cifar(out: Path, train: int, test: int) -> Path:
+    """A real ImageFolder tree cut from the shared CIFAR-10 JPEG archive into ``out``: the first ``train``
+    and ``test`` images of each class (the archive itself is never copied into the project)."""
     import tarfile
 
     if not SHARED_CIFAR.exists():
         pytest.skip(f"shared CIFAR-10 JPEG archive not found at {SHARED_CIFAR}")
-    out = tmp_path_factory.mktemp("cifar10-jpeg")
-    keep = {"train": 20, "test": 5}
+    keep = {"train": train, "test": test}
     with tarfile.open(SHARED_CIFAR) as tar:
         for m in tar:
             parts = m.name.split("/")  # cifar10-jpeg/<split>/<class>/NNNN.jpg
@@ -218,6 +216,12 @@ def cifar_jpeg(tmp_path_factory):
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 dest.write_bytes(tar.extractfile(m).read())
     return out
+
+
+@pytest.fixture(scope="session")
+def cifar_jpeg(tmp_path_factory):
+    """A small real tree: 20 train and 5 test images per class."""
+    return cut_cifar(tmp_path_factory.mktemp("cifar10-jpeg"), 20, 5)
 
 
 def shared_across_workers(tmp_path_factory, name: str, make) -> Path:

@@ -2,11 +2,10 @@
 seed so that every row and seed of a study sees the same images, recorded and fingerprinted."""
 
 import json
-import tarfile
 
 import pytest
 import torch
-from conftest import SHARED_CIFAR, run_cli
+from conftest import cut_cifar, run_cli
 
 from senet_ablate import data
 from senet_ablate.data import subset
@@ -18,20 +17,8 @@ SUBSET = "data.subset={train: 5000, eval: 1000}"
 
 @pytest.fixture(scope="module")
 def cifar_pool(tmp_path_factory):
-    """600 train and 150 test images per class cut from the shared CIFAR-10 JPEG archive: more than
-    the subset keeps, so which images it keeps is a choice."""
-    if not SHARED_CIFAR.exists():
-        pytest.skip(f"shared CIFAR-10 JPEG archive not found at {SHARED_CIFAR}")
-    out = tmp_path_factory.mktemp("cifar-pool")
-    keep = {"train": 600, "test": 150}
-    with tarfile.open(SHARED_CIFAR) as tar:
-        for m in tar:
-            parts = m.name.split("/")  # cifar10-jpeg/<split>/<class>/NNNN.jpg
-            if m.isfile() and len(parts) == 4 and int(parts[3].split(".")[0]) < keep[parts[1]]:
-                dest = out / parts[1] / parts[2] / parts[3]
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                dest.write_bytes(tar.extractfile(m).read())
-    return out
+    """600 train and 150 test images per class: more than the subset keeps, so which it keeps is a choice."""
+    return cut_cifar(tmp_path_factory.mktemp("cifar-pool"), 600, 150)
 
 
 def test_each_class_keeps_its_share_by_largest_remainder():
@@ -88,6 +75,7 @@ def test_5000_and_1000_of_the_cifar_tree_are_500_and_100_a_class_for_every_seed(
     cfg = compose_cfg("data=cifar10_jpeg", f"data.root={cifar_pool}", SUBSET).data
     a, b = (data.build(cfg, 128, 500, torch.device("cpu"), seed=s, cache_dir=tmp_path / "cache") for s in (0, 1))
     assert a.subset["train_per_class"] == [500] * 10 and a.subset["eval_per_class"] == [100] * 10
+    assert (a.cache, b.cache) == ("miss", "hit")  # the same images from a fresh decode and from the cache
     assert a.subset == b.subset and torch.equal(a.train.images, b.train.images)
     streamed = data.build(
         compose_cfg("data=imagefolder", f"data.root={cifar_pool}", "data.image_size=32", SUBSET).data,

@@ -5,7 +5,7 @@ N | f}`` (an image count or a fraction per split; a missing or null split is who
 its share of the split (largest remainder, so 5,000 of CIFAR-10's balanced train split is 500 per
 class), and which images it keeps is drawn from ``data.subset_seed``, never the run's seed: every row
 and seed of a study trains and is scored on the same images. The choice is part of the run's
-fingerprint (the keys) and its record (``data_subset``: counts per class and a digest of the images).
+fingerprint (the keys) and its record (``data_subset``, written by ``Data.describe_subset``).
 """
 
 from __future__ import annotations
@@ -35,6 +35,9 @@ def sizes(cfg) -> dict[str, float | int | None] | None:
     value = cfg.get("subset")
     if value is None:
         return None
+    seed = cfg.get("subset_seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ConfigError(f"data.subset_seed={seed!r} must be an integer")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return {s: _size("data.subset", value) for s in SPLITS}
     if not hasattr(value, "keys") or set(value) - set(SPLITS):
@@ -42,9 +45,6 @@ def sizes(cfg) -> dict[str, float | int | None] | None:
             f"data.subset={value!r} must be null, a fraction in (0, 1], or {{train: N, eval: N}} "
             f"(keys: {', '.join(SPLITS)}; a count or a fraction each)"
         )
-    seed = cfg.get("subset_seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ConfigError(f"data.subset_seed={seed!r} must be an integer")
     return {s: _size(f"data.subset.{s}", value.get(s)) for s in SPLITS}
 
 
@@ -77,16 +77,3 @@ def choose(labels: Sequence[int], want: float | int | None, seed: int, split: st
         order = torch.randperm(len(members), generator=g)[: keep[c]]
         chosen += [members[i] for i in order.tolist()]
     return sorted(chosen)
-
-
-def describe(train_labels: Sequence[int], eval_labels: Sequence[int], cfg) -> dict | None:
-    """What the record says of a subset: images and per-class counts of each split, the seed, and a
-    digest of the labels in order (equal digests: the same images for every row and seed)."""
-    if sizes(cfg) is None:
-        return None
-    out = {"seed": int(cfg.get("subset_seed", 0))}
-    for split, labels in (("train", train_labels), ("eval", eval_labels)):
-        ys = [int(y) for y in labels]
-        out[split] = len(ys)
-        out[f"{split}_per_class"] = [ys.count(c) for c in range(max(ys) + 1)] if ys else []
-    return out
