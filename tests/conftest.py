@@ -1,3 +1,4 @@
+import atexit
 import os
 import re
 import subprocess
@@ -7,19 +8,26 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from zygote import Zygote
 
 ROOT = Path(__file__).resolve().parent.parent
 
 # every job of the suite (in-process or a CLI subprocess) keeps its decoded-data and compile caches
 # in one throw-away dir of this session, never in the user's ~/.cache
 if "SENET_ABLATE_CACHE" not in os.environ:
-    import atexit
     import shutil
     import tempfile
 
     os.environ["SENET_ABLATE_CACHE"] = tempfile.mkdtemp(prefix="senet-ablate-test-cache-")
     atexit.register(shutil.rmtree, os.environ["SENET_ABLATE_CACHE"], True)
 CONF = ROOT / "conf"
+
+# pytest-xdist runs one worker per core: each worker, and every job it starts, keeps to its share of the
+# cores. Two workers that each ran torch's default (a thread per core) would oversubscribe the machine,
+# and OpenMP threads that wait for a busy core made the suite twice as slow (tests/test_models.py: 255 s
+# in the parallel suite with 2 threads per worker, 87 s alone).
+WORKER_THREADS = max(1, len(os.sched_getaffinity(0)) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1))
+os.environ["OMP_NUM_THREADS"] = str(WORKER_THREADS)  # before torch is imported in this worker
 
 # a docs example: a fenced block after <!-- docs-test: file NAME --> (saved as NAME) or <!-- docs-test: run -->
 # (run), and the output block right after a run, if any (tests/test_docs.py)
@@ -86,34 +94,50 @@ def _from_caller(key: str) -> bool:
     return key in CALLER_VARS or key.startswith(CALLER_PREFIXES)
 
 
-def clean_env(**extra: str) -> dict:
+def clean_env(**extra: str | None) -> dict:
     """The environment for a subprocess of the suite: this one without CALLER_VARS / CALLER_PREFIXES
-    (SENET_ABLATE_CACHE, PATH, HOME stay), then ``extra``: what the test sets on purpose."""
-    return {**{k: v for k, v in os.environ.items() if not _from_caller(k)}, **extra}
+    (SENET_ABLATE_CACHE, PATH, HOME stay), with the worker's share of the cores (OMP_NUM_THREADS), then
+    ``extra``: what the test sets on purpose (None removes a variable, e.g. to test ``threads: auto``)."""
+    env = {k: v for k, v in os.environ.items() if not _from_caller(k)}
+    env.update({"OMP_NUM_THREADS": str(WORKER_THREADS), **extra})
+    return {k: v for k, v in env.items() if v is not None}
 
 
 @pytest.fixture
 def clean_environ(monkeypatch):
-    """clean_env() for this process (and what it spawns) during one test: in-process jobs read these too."""
+    """clean_env() for this process (and what it spawns) during one test: in-process jobs read these too
+    (OMP_NUM_THREADS included: without it, ``threads: auto`` takes the launcher's or torch's count)."""
     for key in [k for k in os.environ if _from_caller(k)]:
         monkeypatch.delenv(key)
+
+
+@pytest.fixture(autouse=True)
+def worker_threads():
+    """Every test starts on the worker's share of the cores (an in-process job may have set more)."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.get_num_threads() != WORKER_THREADS:
+        torch.set_num_threads(WORKER_THREADS)
 
 
 def run_cli(
     module: str, *args: str, cwd: Path, check: bool = True, env: dict | None = None
 ) -> subprocess.CompletedProcess:
-    """Run ``python -m senet_ablate.<module> args`` as a user would, in ``cwd``, in clean_env() plus ``env``."""
-    proc = subprocess.run(
-        [sys.executable, "-m", f"senet_ablate.{module}", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env=clean_env(PYTHONUNBUFFERED="1", **(env or {})),
-        timeout=600,
-    )
+    """Run ``python -m senet_ablate.<module> args`` as a user would, in ``cwd``, in clean_env() plus ``env``:
+    forked from this worker's warm interpreter (tests/zygote.py; a job cannot tell: tests/test_zygote.py),
+    or in a fresh interpreter where SENET_TEST_FRESH_PROCESS=1."""
+    env = clean_env(PYTHONUNBUFFERED="1", **(env or {}))
+    if os.environ.get("SENET_TEST_FRESH_PROCESS") == "1":
+        cmd = [sys.executable, "-m", f"senet_ablate.{module}", *args]
+        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env, timeout=600)
+    else:
+        proc = ZYGOTE.run(f"senet_ablate.{module}", list(args), cwd=cwd, env=env, timeout=600)
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\nSTDOUT:\n{proc.stdout}\nSTDERR:\n{proc.stderr}")
     return proc
+
+
+ZYGOTE = Zygote(clean_env(PYTHONUNBUFFERED="1"))
+atexit.register(ZYGOTE.close)
 
 
 def record(run_dir: Path) -> dict:
@@ -169,17 +193,6 @@ def f32_tol(*tensors, ulps: float = 4, n: int = 1) -> float:
 
     scale = max(t.detach().abs().max().item() for t in tensors)
     return ulps * torch.finfo(torch.float32).eps * scale * n**0.5
-
-
-@pytest.fixture(scope="module")
-def one_thread():
-    """Tiny CPU passes: on a shared 2-core machine a second intra-op thread only adds contention."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture

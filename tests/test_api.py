@@ -112,7 +112,7 @@ def test_bad_input_gives_the_clis_config_error(kwargs, fragment):
     assert fragment in str(e.value)
 
 
-def test_weights_from_a_state_dict_file(tmp_path, one_thread):
+def test_weights_from_a_state_dict_file(tmp_path):
     source = senet_ablate.create_model("resnet18", num_classes=10)
     path = tmp_path / "resnet18.pth"
     torch.save(source.state_dict(), path)

@@ -20,8 +20,6 @@ from senet_ablate.models import build_model
 from senet_ablate.se import EXCITATIONS, INTEGRATIONS, SQUEEZES, ChannelAttention, SESpec, build_block, eca_kernel
 from senet_ablate.se.spec import EXCITATION_KEYS
 
-pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
-
 # SE and its successors up to GC; CA, SimAM, SGE and Triplet (issue 22): tests/test_attention_modules.py
 ISSUE22 = ("coord", "simam", "sge", "triplet", "bam", "sk")
 PRESETS = sorted(p.stem for p in (CONF / "attention").glob("*.yaml") if p.stem not in ISSUE22)

@@ -15,8 +15,6 @@ from senet_ablate.errors import ConfigError
 from senet_ablate.models import build_model
 from senet_ablate.se import ChannelAttention, SESpec, build_block
 
-pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
-
 NEW = ["coord", "simam", "sge", "triplet"]  # unit-level; BAM (between stages) below
 
 

@@ -15,8 +15,6 @@ from senet_ablate.models import build_model
 from senet_ablate.models.sk import SK_PAPER, SKConv, SKSpec
 from senet_ablate.se import ChannelAttention, SESpec
 
-pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
-
 PAPER = SKSpec.from_option({})  # SK[M=2, G=32, r=16], L = 32
 INSIGHT = {"paths": [[1, 1], [32, 1]], "min_hidden": 0}  # PytorchInsight's SK-ResNet50*
 TORCHVISION = {"stride_style": "pytorch", "stem_pool": "pad"}

@@ -13,8 +13,6 @@ from senet_ablate.models.cifar import shake
 from senet_ablate.run.app import validate
 from senet_ablate.se import INTEGRATIONS, SEBlock, SESpec
 
-pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
-
 NAMES = ["preact_resnet110", "preact_resnet164", "wrn16_8", "shake_shake26_2x96d", "shake_even29_2x4x64d"]
 
 

@@ -27,9 +27,6 @@ SE_MACS, SE_OPS, SE_PARAMS = 13_164_289_376, 23_079_680, 64_387_444
 PAPER_GFLOPS = {"plain": 11.75, "se": 11.76}
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
-
-
 def se_blocks(model):
     return [m for m in model.modules() if isinstance(m, SEBlock)]
 

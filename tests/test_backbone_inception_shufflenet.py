@@ -13,8 +13,6 @@ from senet_ablate.models.inception import StridedMaxPool
 from senet_ablate.models.shufflenet import channel_shuffle
 from senet_ablate.se import INTEGRATIONS, SEBlock, SESpec
 
-pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
-
 
 def build(name, se=None, classes=1000, device="meta"):
     return build_model(name, se, classes, device=device)

@@ -16,8 +16,6 @@ from senet_ablate.models import MODELS, PORTS, build_model
 from senet_ablate.models.mbconv import PUBLISHED_SE
 from senet_ablate.se import INTEGRATIONS, ChannelAttention, SEBlock, SESpec
 
-pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
-
 MBCONV = ["mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small", *(f"efficientnet_b{i}" for i in range(4))]
 PUBLISHED = {name: SESpec(**PUBLISHED_SE[name]) for name in MBCONV if PUBLISHED_SE[name]["stages"] != []}
 

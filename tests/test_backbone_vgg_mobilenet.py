@@ -15,9 +15,6 @@ VGG = [(2, 64, 224), (2, 128, 112), (3, 256, 56), (3, 512, 28), (3, 512, 14)]
 MBN = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), *[(512, 1)] * 5, (1024, 2), (1024, 1)]
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
-
-
 def profile(name, se=None, size=224, **options):
     return count(build_model(name, se, 1000, device="meta", **options), size)
 

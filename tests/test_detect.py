@@ -19,7 +19,6 @@ from senet_ablate.detect.model import detector, taps
 from senet_ablate.errors import ConfigError
 from senet_ablate.models import build_model
 
-pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 TORCHVISION = {"stride_style": "pytorch", "stem_pool": "pad"}
 
 
@@ -71,7 +70,8 @@ def torchvision_pair():
     from senet_ablate.weights import rename
 
     torch.manual_seed(0)
-    ref = FasterRCNN(_resnet_fpn_extractor(resnet50(norm_layer=FrozenBatchNorm2d), 3), num_classes=91)
+    size = {"min_size": 192, "max_size": 256}  # both resize alike; torchvision's 800 px would cost 20x the time
+    ref = FasterRCNN(_resnet_fpn_extractor(resnet50(norm_layer=FrozenBatchNorm2d), 3), num_classes=91, **size)
     g = torch.Generator().manual_seed(3)
     with torch.no_grad():  # every BN constant random too, so that none can hide behind 0 or 1
         for name, t in ref.backbone.body.named_buffers():
@@ -79,7 +79,7 @@ def torchvision_pair():
                 torch.rand(t.shape, generator=g) + 0.5 if "var" in name else torch.randn(t.shape, generator=g) * 0.1
             )
     meta = build_model("resnet50", None, 1000, device="meta", **TORCHVISION)
-    ours = detector(build_model("resnet50", None, 1000, **TORCHVISION), taps(meta, "resnet50"), 91)
+    ours = detector(build_model("resnet50", None, 1000, **TORCHVISION), taps(meta, "resnet50"), 91, **size)
     sd = ref.state_dict()
     body = rename(
         {k.removeprefix("backbone.body."): v for k, v in sd.items() if k.startswith("backbone.body.")}, RESNET_KEYS

@@ -59,7 +59,7 @@ def test_submitit_local_runs_table11_and_a_preempted_job_is_requeued_and_resumes
         text=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        env=pause_env(marks, "2:3", run="row=avg"),
+        env=pause_env(marks, "2:3", run="row=avg", OMP_NUM_THREADS=None),  # threads from cpus_per_task
     )
     name = lambda row: ROWS[row].replace("recipe.epochs=1", "recipe.batch_size=16,recipe.epochs=2")  # noqa: E731
     avg = tmp_path / SWEEP / name("avg")
@@ -84,7 +84,8 @@ def test_submitit_local_runs_table11_and_a_preempted_job_is_requeued_and_resumes
 
 def test_table11_under_joblib_runs_two_jobs_with_one_thread_each(tmp_path):
     cores = len(os.sched_getaffinity(0))
-    run_cli("run.app", *TABLE11, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", cwd=tmp_path)
+    no_omp = {"OMP_NUM_THREADS": None}  # threads: auto from the launcher, not from the suite's worker share
+    run_cli("run.app", *TABLE11, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", cwd=tmp_path, env=no_omp)
     sweep = tmp_path / SWEEP
     recs = [record(sweep / name) for name in ROWS.values()]
     assert all(r["status"] == "completed" for r in recs)

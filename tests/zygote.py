@@ -1,0 +1,131 @@
+"""A warm interpreter that starts the suite's CLI jobs (conftest.run_cli) by fork: torch, torchvision,
+Hydra and pandas are imported once, and each job is a forked child that runs ``python -m <module> args``
+as a fresh interpreter would, with the job's own argv, environment, working directory, sys.path,
+standard streams and exit status. A fresh interpreter spends ~2 s of CPU importing those libraries
+before a job of a few hundred milliseconds, and the suite starts ~200 jobs.
+
+The warm process never runs a tensor op (a child has no thread pool to inherit) and never imports
+``senet_ablate`` or ``hydra_plugins``: each child imports them under its own environment
+(``train/compiled.py`` reads the compile-cache variables at import; Hydra scans its plug-ins per job).
+What an interpreter or torch reads only at start-up (START_VARS, a ``sitecustomize`` on PYTHONPATH)
+cannot change in a child: a job that sets them otherwise gets a fresh interpreter.
+tests/test_zygote.py checks that a job cannot tell the two apart.
+
+Protocol, JSON lines: in ``{"module", "args", "env", "cwd", "stdout", "stderr"}`` (the two paths
+receive the child's fd 1 and 2); out ``{"pid": N}`` at the fork, then ``{"rc": N}`` (as subprocess
+reports it: negative for a signal).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import runpy
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+# read once, when an interpreter or torch starts
+START_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "CUDA_VISIBLE_DEVICES", "PYTHONHASHSEED", "PYTHONWARNINGS")
+START_VARS += (
+    "PYTHONUNBUFFERED",
+    "PYTHONSTARTUP",
+    "PYTHONOPTIMIZE",
+    "PYTHONDEVMODE",
+    "PYTHONSAFEPATH",
+    "PYTHONNOUSERSITE",
+)
+
+
+class Zygote:
+    """The client, in a test worker: one warm interpreter, started on first use, one job at a time."""
+
+    def __init__(self, env: dict):
+        self.env, self.proc, self.lock = env, None, threading.Lock()
+
+    def serves(self, env: dict) -> bool:
+        paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+        if any(Path(p, "sitecustomize.py").exists() for p in paths):
+            return False
+        return all(env.get(k) == self.env.get(k) for k in START_VARS)
+
+    def run(self, module: str, args: list[str], cwd: Path, env: dict, timeout: float) -> subprocess.CompletedProcess:
+        """``python -m module args`` in ``cwd`` with exactly ``env``: forked when it can be, else fresh."""
+        cmd = [sys.executable, "-m", module, *args]
+        if not self.serves(env):
+            return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+        with self.lock, tempfile.TemporaryDirectory(prefix="senet-cli-") as tmp:
+            streams = {"stdout": os.path.join(tmp, "stdout"), "stderr": os.path.join(tmp, "stderr")}
+            rc, killed = self.fork({"module": module, "args": args, "env": env, "cwd": str(cwd), **streams}, timeout)
+            out, err = (Path(streams[k]).read_text(errors="replace") for k in ("stdout", "stderr"))
+        if killed:
+            raise subprocess.TimeoutExpired(cmd, timeout, out, err)
+        return subprocess.CompletedProcess(cmd, rc, out, err)
+
+    def fork(self, job: dict, timeout: float) -> tuple[int, bool]:
+        """Send ``job``; its exit status, and whether it was killed at ``timeout`` seconds."""
+        if self.proc is None or self.proc.poll() is not None:
+            pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "text": True}
+            self.proc = subprocess.Popen([sys.executable, __file__], **pipes, env=self.env)
+        self.proc.stdin.write(json.dumps(job) + "\n")
+        self.proc.stdin.flush()
+        pid = json.loads(self.proc.stdout.readline())["pid"]
+        killed = threading.Event()
+        timer = threading.Timer(timeout, lambda: killed.set() or os.kill(pid, signal.SIGKILL))
+        timer.start()
+        rc = json.loads(self.proc.stdout.readline())["rc"]
+        timer.cancel()
+        return rc, killed.is_set()
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.stdin.close()
+            self.proc.wait()
+
+
+def child(job: dict, base_path: list[str]) -> None:
+    """Become ``python -m <module> <args>`` started in ``job["cwd"]`` with ``job["env"]``."""
+    for fd, path in ((1, job["stdout"]), (2, job["stderr"])):
+        out = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.dup2(out, fd)
+        os.close(out)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    os.chdir(job["cwd"])
+    os.environ.clear()
+    os.environ.update(job["env"])  # putenv: libraries that read the C environment later see it too
+    extra = [p for p in job["env"].get("PYTHONPATH", "").split(os.pathsep) if p]
+    sys.path[:] = [os.getcwd(), *extra, *base_path]
+    importlib.invalidate_caches()  # files written since this process started (a user's package)
+    sys.argv = [job["module"], *job["args"]]
+    runpy.run_module(job["module"], run_name="__main__", alter_sys=True)  # SystemExit and errors end it as usual
+
+
+def serve() -> None:
+    """The warm interpreter: one job at a time, for the worker that started it, until its stdin closes."""
+    import hydra  # noqa: F401
+    import omegaconf  # noqa: F401
+    import pandas  # noqa: F401
+    import torch  # noqa: F401
+    import torchvision  # noqa: F401
+
+    base_path = sys.path[1:]  # the interpreter's own entries; [0] is this file's dir
+    reply = os.fdopen(os.dup(1), "w", buffering=1)
+    for line in sys.stdin:
+        job = json.loads(line)
+        pid = os.fork()
+        if pid == 0:
+            reply.close()
+            child(job, base_path)
+            sys.exit(0)  # a normal interpreter exit: atexit hooks, stream flushes, non-daemon threads
+        print(json.dumps({"pid": pid}), file=reply)
+        print(json.dumps({"rc": os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])}), file=reply)
+
+
+if __name__ == "__main__":
+    serve()
