@@ -1,4 +1,5 @@
 import atexit
+import json
 import os
 import re
 import subprocess
@@ -32,6 +33,37 @@ os.environ["OMP_NUM_THREADS"] = str(WORKER_THREADS)  # before torch is imported 
 # a docs example: a fenced block after <!-- docs-test: file NAME --> (saved as NAME) or <!-- docs-test: run -->
 # (run), and the output block right after a run, if any (tests/test_docs.py)
 DOCS_MARK = re.compile(r"<!-- docs-test: (file (\S+)|run) -->\n```(\w*)\n(.*?)```\n(?:\n```\n(.*?)```\n)?", re.S)
+
+
+# seconds each test module took in a whole run (SENET_TEST_DURATIONS=write python -m pytest writes it anew)
+DURATIONS = ROOT / "tests" / "durations.json"
+
+
+def pytest_collection_modifyitems(config, items):
+    """The longest modules first: pytest-xdist hands a worker a whole module (--dist loadscope) in the order
+    collected, so a long module collected last (test_train.py, alphabetically) ran alone at the end while the
+    other worker idled. A module's length is read from DURATIONS, else guessed (20 s a slow test, 0.3 s
+    another). The order within a module is kept; every worker sorts the same list the same way."""
+    known = json.loads(DURATIONS.read_text()) if DURATIONS.exists() else {}
+    guess: dict[str, float] = {}
+    for item in items:
+        module = item.nodeid.split("::")[0]
+        guess[module] = guess.get(module, 0) + (20 if item.get_closest_marker("slow") else 0.3)
+    items.sort(key=lambda item: -known.get(item.nodeid.split("::")[0], guess[item.nodeid.split("::")[0]]))
+
+
+SPENT: dict[str, float] = {}  # seconds per module in this run, when SENET_TEST_DURATIONS=write
+
+
+def pytest_runtest_logreport(report):
+    if os.environ.get("SENET_TEST_DURATIONS") == "write":  # xdist: the workers' reports reach this hook too
+        module = report.nodeid.split("::")[0]
+        SPENT[module] = SPENT.get(module, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if SPENT and not os.environ.get("PYTEST_XDIST_WORKER"):  # the controller (or a run without workers)
+        DURATIONS.write_text(json.dumps({m: round(t, 1) for m, t in sorted(SPENT.items())}, indent=1) + "\n")
 
 
 def se_yaml(model: dict | None = None) -> dict:

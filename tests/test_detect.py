@@ -164,6 +164,11 @@ ARGS = [
     "model=resnet18",
     "attention=se",
     "recipe=detect_cpu",
+    # a narrower FPN and fewer proposals and RoIs: 15.8M params instead of 28.4M, 12 img/s instead of 2.4 here
+    "detect.fpn_channels=64",
+    "detect.proposals_train=50",
+    "detect.proposals_test=20",
+    "detect.rois_per_image=32",
     "recipe.epochs=2",
     "threads=1",
 ]

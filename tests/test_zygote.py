@@ -27,7 +27,13 @@ if mode == "facts":
     }))
     print("to stderr", file=sys.stderr)
 elif mode == "exit":
-    sys.exit(int(sys.argv[2]))
+    sys.exit(int(sys.argv[2]) if sys.argv[2].isdigit() else sys.argv[2])
+elif mode == "executor":  # left running, as joblib's loky leaves its manager thread: shut down at exit
+    from concurrent.futures import ThreadPoolExecutor
+    ThreadPoolExecutor(1).submit(print, "task ran", flush=True)
+elif mode == "thread":
+    import threading, time
+    threading.Thread(target=lambda: (time.sleep(0.5), print("thread ended", flush=True))).start()
 elif mode == "raise":
     raise RuntimeError("probe failed")
 elif mode == "signal":
@@ -70,7 +76,14 @@ def test_a_warm_child_sees_what_a_fresh_interpreter_sees(probe, threads):
 
 @pytest.mark.parametrize(
     ("args", "rc", "says"),
-    [(("exit", "3"), 3, ""), (("raise",), 1, "RuntimeError: probe failed"), (("signal",), -signal.SIGTERM, "")],
+    [
+        (("exit", "3"), 3, ""),
+        (("exit", "no data"), 1, "no data"),
+        (("raise",), 1, "RuntimeError: probe failed"),
+        (("signal",), -signal.SIGTERM, ""),
+        (("thread",), 0, ""),  # a thread still running at the end: joined before the atexit hooks
+        (("executor",), 0, ""),  # an executor never shut down: threading's exit hook ends it
+    ],
 )
 def test_a_warm_child_ends_as_a_fresh_interpreter_does(probe, args, rc, says):
     fresh, warm = both(probe, *args)
