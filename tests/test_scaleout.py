@@ -319,12 +319,13 @@ def test_torchrun_sigterm_mid_epoch_checkpoints_and_a_relaunch_resumes_exactly(t
     """SIGTERM to torchrun (what SLURM sends the job step): the agent passes it to both ranks,
     they agree on the step to stop at, rank 0 checkpoints; a relaunch resumes there and ends
     bit-identical to an uninterrupted DDP run (gloo on CPU, deterministic)."""
-    args = ["recipe.epochs=2", "recipe.batch_size=16", "deterministic=true"]
+    # 30 steps an epoch: 480 of the digits (data.subset), 16 a step
+    args = ["recipe.epochs=2", "recipe.batch_size=16", "deterministic=true", "data.subset={train: 480}"]
     env = clean_env(OMP_NUM_THREADS="1")
-    name = "deterministic=true,recipe.batch_size=16,recipe.epochs=2"
     subprocess.run(
         torchrun(*args, "runs_dir=whole"), cwd=tmp_path, env=env, check=True, capture_output=True, timeout=600
     )
+    [name] = [p.name for p in (tmp_path / "whole/adhoc").iterdir()]
     cut = tmp_path / "cut/adhoc" / name
     marks = tmp_path / "marks"
     proc = subprocess.Popen(
