@@ -47,9 +47,12 @@ def pytest_collection_modifyitems(config, items):
     known = json.loads(DURATIONS.read_text()) if DURATIONS.exists() else {}
     guess: dict[str, float] = {}
     for item in items:
-        module = item.nodeid.split("::")[0]
-        guess[module] = guess.get(module, 0) + (20 if item.get_closest_marker("slow") else 0.3)
-    items.sort(key=lambda item: -known.get(item.nodeid.split("::")[0], guess[item.nodeid.split("::")[0]]))
+        guess[_module(item)] = guess.get(_module(item), 0) + (20 if item.get_closest_marker("slow") else 0.3)
+    items.sort(key=lambda item: -known.get(_module(item), guess[_module(item)]))
+
+
+def _module(item_or_report) -> str:
+    return item_or_report.nodeid.split("::")[0]
 
 
 SPENT: dict[str, float] = {}  # seconds per module in this run, when SENET_TEST_DURATIONS=write
@@ -57,8 +60,7 @@ SPENT: dict[str, float] = {}  # seconds per module in this run, when SENET_TEST_
 
 def pytest_runtest_logreport(report):
     if os.environ.get("SENET_TEST_DURATIONS") == "write":  # xdist: the workers' reports reach this hook too
-        module = report.nodeid.split("::")[0]
-        SPENT[module] = SPENT.get(module, 0.0) + report.duration
+        SPENT[_module(report)] = SPENT.get(_module(report), 0.0) + report.duration
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -158,11 +160,7 @@ def run_cli(
     forked from this worker's warm interpreter (tests/zygote.py; a job cannot tell: tests/test_zygote.py),
     or in a fresh interpreter where SENET_TEST_FRESH_PROCESS=1."""
     env = clean_env(PYTHONUNBUFFERED="1", **(env or {}))
-    if os.environ.get("SENET_TEST_FRESH_PROCESS") == "1":
-        cmd = [sys.executable, "-m", f"senet_ablate.{module}", *args]
-        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env, timeout=600)
-    else:
-        proc = ZYGOTE.run(f"senet_ablate.{module}", list(args), cwd=cwd, env=env, timeout=600)
+    proc = ZYGOTE.run(f"senet_ablate.{module}", list(args), cwd=cwd, env=env, timeout=600)
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\nSTDOUT:\n{proc.stdout}\nSTDERR:\n{proc.stderr}")
     return proc
@@ -174,8 +172,6 @@ atexit.register(ZYGOTE.close)
 
 def record(run_dir: Path) -> dict:
     """A run dir's metrics.json."""
-    import json
-
     return json.loads((run_dir / "metrics.json").read_text())
 
 

@@ -31,14 +31,9 @@ import threading
 from pathlib import Path
 
 # read once, when an interpreter or torch starts
-START_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "CUDA_VISIBLE_DEVICES", "PYTHONHASHSEED", "PYTHONWARNINGS")
-START_VARS += (
-    "PYTHONUNBUFFERED",
-    "PYTHONSTARTUP",
-    "PYTHONOPTIMIZE",
-    "PYTHONDEVMODE",
-    "PYTHONSAFEPATH",
-    "PYTHONNOUSERSITE",
+START_VARS = (
+    *("OMP_NUM_THREADS", "MKL_NUM_THREADS", "CUDA_VISIBLE_DEVICES", "PYTHONHASHSEED", "PYTHONWARNINGS"),
+    *("PYTHONUNBUFFERED", "PYTHONSTARTUP", "PYTHONOPTIMIZE", "PYTHONDEVMODE", "PYTHONSAFEPATH", "PYTHONNOUSERSITE"),
 )
 
 
@@ -49,6 +44,10 @@ class Zygote:
         self.env, self.proc, self.lock = env, None, threading.Lock()
 
     def serves(self, env: dict) -> bool:
+        """Whether a forked child can be the job: never where SENET_TEST_FRESH_PROCESS=1 (to rule the fork
+        out when a test fails), nor for a job whose start-up differs from the warm interpreter's."""
+        if os.environ.get("SENET_TEST_FRESH_PROCESS") == "1":
+            return False
         paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
         if any(Path(p, "sitecustomize.py").exists() for p in paths):
             return False

@@ -82,22 +82,25 @@ def fingerprint(config: dict) -> str:
     ad-hoc study's ``table.baseline``) only shapes the report, so it is left out."""
     c = copy.deepcopy(config)
     for key in SAME_AS:
-        *parents, leaf = key.split(".")
-        node = c
-        for p in parents:
-            node = node.get(p) or {}
+        node, leaf = _parent(c, key)
         if leaf in node:
             node[leaf] = same_as(key, node[leaf])
     for key in (*NOT_FINGERPRINTED, *ADDED_LATER):
-        *parents, leaf = key.split(".")
-        node = c
-        for p in parents:
-            node = node.get(p) or {}
+        node, leaf = _parent(c, key)
         if key in NOT_FINGERPRINTED or leaf not in node or node[leaf] in _values(ADDED_LATER[key]):
             node.pop(leaf, None)
     if isinstance(c.get("table"), dict) and not c["table"].get("rows"):
         c["table"] = None  # what it was before table.baseline existed: those runs still match
     return hashlib.sha256(json.dumps(c, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _parent(config: dict, key: str) -> tuple[dict, str]:
+    """The node of ``config`` that holds dotted ``key`` (an empty dict where a parent is missing), and its leaf."""
+    *parents, leaf = key.split(".")
+    node = config
+    for p in parents:
+        node = node.get(p) or {}
+    return node, leaf
 
 
 def _values(v) -> tuple:
