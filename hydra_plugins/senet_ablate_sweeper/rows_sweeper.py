@@ -49,7 +49,7 @@ def _plain(loader):
 
 
 class RowsSweeper(BasicSweeper):
-    def __init__(self, max_batch_size=None, params=None, until=None, max_seeds=10, max_runs=None, spending="obf"):
+    def __init__(self, max_batch_size=None, params=None, until=None, max_seeds=10, max_runs=None, spending="pocock"):
         super().__init__(max_batch_size=max_batch_size, params=params)
         adaptive.check(until, max_seeds, max_runs, spending)  # before any work
         self.until, self.max_seeds, self.max_runs, self.spending = until, max_seeds, max_runs, spending

@@ -1,4 +1,4 @@
-"""``hydra.sweeper.until=verdict`` (issue 30): a sweep that adds seeds where a verdict is still open.
+"""``hydra.sweeper.until=verdict``: a sweep that adds seeds where a verdict is still open.
 
 Round 1 runs the sweep as the basic sweeper would. After each round the study's table is built from the
 records with the plan's group-sequential levels (``sequential.py``); every compared row whose verdict is
@@ -8,7 +8,9 @@ sweep's own launcher. It ends when every row has a verdict, ``max_seeds``, or ``
 The decisions are a function of the records, so a sweep interrupted at any point (Ctrl-C, SIGTERM, a killed
 SLURM job) continues when relaunched with the same command: completed runs are not launched again and the
 same looks give the same decisions. ``plan.json`` in the sweep dir keeps the design (seed sequence,
-``max_seeds``, spending function); a relaunch that would change it stops before any work.
+``max_seeds``, spending function), the run dirs its jobs may write (no other run in the study dir joins its
+table or budget) and, from the first look, the compared rows with their shares of α; a relaunch that would
+change it stops before any work.
 """
 
 from __future__ import annotations
@@ -84,6 +86,7 @@ class AdaptiveSweep:
     def start(self) -> None:
         """Write the plan (or check a relaunch keeps it) and print the budget."""
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
+        self.plan.runs = sorted({self.run_dir(with_seed(j, s)).name for j in self.jobs for s in self.plan.seeds})
         old = Plan.read(self.sweep_dir)
         if old is not None and old.design() != self.plan.design():
             was, now = old.design(), self.plan.design()
@@ -93,6 +96,13 @@ class AdaptiveSweep:
                 "looking breaks its error rate: relaunch with the settings it started with (hydra.sweeper.*, "
                 "table.alpha / margin / correction), or use another runs_dir"
             )
+        if old is not None and old.runs and old.runs != self.plan.runs:
+            raise ValueError(
+                f"{self.sweep_dir} holds an adaptive sweep of other rows or seeds: relaunch it with the command it "
+                "started with (senet-report --status shows it), or use another study (study=...) or runs_dir"
+            )
+        if old is not None:  # the first look fixed the compared rows and their shares of alpha
+            self.plan.compared, self.plan.shares = old.compared, old.shares
         self.plan.write(self.sweep_dir)
         worst = self.rows * self.plan.max_seeds
         cap = f", capped at max_runs={self.plan.max_runs}" if self.plan.max_runs is not None else ""
@@ -173,6 +183,7 @@ class AdaptiveSweep:
             state = study_state(self.sweep_dir, self.plan)
             if state is None:
                 break
+            self.plan.write(self.sweep_dir)  # the first look froze its compared rows and their shares of alpha
             self.budget(state[0], state[1])
             jobs = self.next_round(state)
             if not jobs:

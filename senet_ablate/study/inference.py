@@ -1,5 +1,5 @@
-"""What a study table may conclude (issue 29): every error and Δ with its uncertainty from both of its
-sources, the seeds and the test images, a verdict per row, and the seeds a verdict would need.
+"""What a study table may conclude: every error and Δ with its uncertainty from both of its sources, the
+seeds and the test images, a verdict per row, and the seeds a verdict would need.
 
 The method, "seeds × images": a row's n runs are scored on the same N test images, a crossed design. The
 variance of its mean error m is estimated without bias by a two-way random-effects decomposition,
@@ -10,17 +10,19 @@ where s_seed² is the sample variance of the n run errors, s_image² the sample 
 share of the row's runs that get an image wrong (in %), and MS_interaction the runs × images residual mean
 square (counted by both other terms). A Δ between two rows scored on the same images takes the same form:
 on the per-seed and per-image differences when both rows ran the same seeds (paired), else with both rows'
-seed terms and the images always shared. The seed part has n - 1 degrees of freedom; the image part is
+seed terms and the images always shared. The seed part has n - 1 degrees of freedom of its own, more when
+the study's other rows lend theirs (``pooling.py``: empirical-Bayes moderated variances); the image part is
 known to a fraction of a percent and taken as known. CIs and p-values use Student's t on Welch–Satterthwaite
 degrees of freedom computed with the seed part at its one-sided 80% upper bound (``DF_QUANTILE``): plain
-Welch–Satterthwaite is optimistic at 2-4 seeds. tests/test_inference.py measures the coverage by simulation.
-Without per-image predictions the image part is absent and the tests are Student's, Welch's or the paired
-t-test on the seed values, which describe the test set rather than the population.
+Welch–Satterthwaite is optimistic at 2-4 seeds. Without per-image predictions the image part is absent and
+the tests are Student's, Welch's or the paired t-test on the seed values, which describe the test set rather
+than the population. tests/test_inference.py and ``simulate.py`` measure coverage and error rates.
 
-Verdicts (primary metric top-1 error, AP for detection): ``better`` / ``worse`` when the (Holm-adjusted) p of
-Δ = 0 is below alpha, else ``equivalent`` when two one-sided tests (TOST) show |Δ| < margin at the adjusted
-level, else ``unresolved``. Holm's family: the rows compared with one baseline in one metric. Plain numpy and
-scipy: the study side never loads torch.
+Verdicts (primary metric top-1 error, AP for detection) are read from one interval per row, Δ's two-sided
+(1 - α/m) CI with m the comparisons of the table's metric (Bonferroni): ``better`` / ``worse`` when it
+excludes 0, else ``equivalent`` when it lies inside ±margin, else ``unresolved``. Both kinds of claim share
+the one budget α, as each row has at most one true null of the two. Plain numpy and scipy: the study side
+never loads torch.
 """
 
 from __future__ import annotations
@@ -92,6 +94,18 @@ class Estimate:
 
         return float(stats.t.ppf(0.5 + level / 2, self.df) * self.se)
 
+    def interval(self, level: float) -> tuple[float, float]:
+        """The two-sided (1 - ``level``) interval of the mean: (NaN, NaN) without a seed spread; a point
+        without any spread."""
+        if math.isnan(self.df) or math.isnan(self.mean):
+            return math.nan, math.nan
+        if self.se == 0:
+            return self.mean, self.mean
+        from scipy import stats
+
+        h = float(stats.t.isf(level / 2, self.df) * self.se)
+        return self.mean - h, self.mean + h
+
     def p_value(self) -> float:
         """Two-sided p of mean = 0 (no spread at all: 1 when the mean is 0, else 0). Without an image part:
         Student's, Welch's or the paired t-test's p."""
@@ -161,16 +175,22 @@ def _estimate(mean: float, seed_terms, img_terms, parts) -> Estimate:
     return Estimate(mean, seed_var, seed_df, image_var, parts)
 
 
-def row_estimate(s: Sample) -> Estimate:
-    """A row's mean with its uncertainty from seeds and, with predictions, test images (n < 2: no CI)."""
+def seed_unit(s: Sample) -> tuple[float, float]:
+    """(variance of one run, its df) of a row: the seed unit that ``pooling`` moderates across rows."""
+    return (float(np.var(s.values, ddof=1)), s.n - 1.0) if s.n >= 2 else (math.nan, 0.0)
+
+
+def row_estimate(s: Sample, unit: tuple[float, float] | None = None) -> Estimate:
+    """A row's mean with its uncertainty from seeds and, with predictions, test images (n < 2: no CI).
+    ``unit``: the row's one-run seed variance and df as moderated across the study (default: its own)."""
     if s.n == 0:
         return Estimate(math.nan, math.nan, math.nan)
     mean = float(np.mean(s.values))
     if s.n < 2:
         return Estimate(mean, math.nan, math.nan)
-    one = float(np.var(s.values, ddof=1))
+    one, df = unit if unit is not None else seed_unit(s)
     img = [] if s.per_image is None else image_terms(s.per_image.mean(0), s.per_image)
-    return _estimate(mean, [(one / s.n, s.n - 1.0)], img, (one,))
+    return _estimate(mean, [(one / s.n, df)], img, (one,))
 
 
 def paired(a: Sample, b: Sample) -> bool:
@@ -184,56 +204,90 @@ def seed_order(s: Sample, seeds) -> list[int]:
     return [where[seed] for seed in seeds]
 
 
-def compare(a: Sample, b: Sample) -> Estimate:
-    """Δ = mean(a) - mean(b), paired by seed where the design allows, by image whenever both have predictions."""
+def delta_units(a: Sample, b: Sample) -> list[tuple[float, float]]:
+    """The seed units of Δ = a - b: [(s_Δ², n - 1)] of the per-seed differences when paired, else each row's
+    [(s_a², n_a - 1), (s_b², n_b - 1)]."""
+    if a.n < 2 or b.n < 2:
+        return []
+    if paired(a, b):
+        return [(float(np.var(a.values - b.values[seed_order(b, a.seeds)], ddof=1)), a.n - 1.0)]
+    return [seed_unit(a), seed_unit(b)]
+
+
+def compare(a: Sample, b: Sample, units: list | None = None) -> Estimate:
+    """Δ = mean(a) - mean(b), paired by seed where the design allows, by image whenever both have predictions.
+    ``units``: ``delta_units`` as moderated across the study (default: the comparison's own)."""
     if a.n < 2 or b.n < 2:
         return Estimate(float(np.mean(a.values) - np.mean(b.values)) if a.n and b.n else math.nan, math.nan, math.nan)
+    units = delta_units(a, b) if units is None else units
     both = a.per_image is not None and b.per_image is not None
     mean = float(np.mean(a.values) - np.mean(b.values))
     if paired(a, b):
         order = seed_order(b, a.seeds)
-        one = float(np.var(a.values - b.values[order], ddof=1))
         d = a.per_image - b.per_image[order] if both else None
         img = image_terms(d.mean(0), d) if both else []
-        return _estimate(mean, [(one / a.n, a.n - 1.0)], img, (one,))
-    parts = tuple(float(np.var(x.values, ddof=1)) for x in (a, b))
+        (one, df), n = units[0], a.n
+        return _estimate(mean, [(one / n, df)], img, (one,))
     img = image_terms(a.per_image.mean(0) - b.per_image.mean(0), a.per_image, b.per_image) if both else []
-    return _estimate(mean, [(v / x.n, x.n - 1.0) for v, x in zip(parts, (a, b))], img, parts)
+    terms = [(v / x.n, df) for (v, df), x in zip(units, (a, b))]
+    return _estimate(mean, terms, img, tuple(v for v, _ in units))
 
 
-def holm(p) -> np.ndarray:
-    """Holm's step-down adjusted p-values; NaN entries are not part of the family and stay NaN."""
-    p = np.asarray(p, dtype=float)
-    out = np.full(p.shape, math.nan)
-    ok = np.flatnonzero(~np.isnan(p))
-    m = len(ok)
-    running = 0.0
-    for rank, i in enumerate(ok[np.argsort(p[ok], kind="stable")]):
-        running = max(running, min(1.0, (m - rank) * p[i]))
-        out[i] = running
-    return out
+def bonferroni(p, m: int) -> np.ndarray:
+    """Bonferroni-adjusted p-values min(1, m·p) (NaN stays NaN)."""
+    return np.minimum(1.0, np.asarray(p, dtype=float) * m)
 
 
-def verdict(
-    delta: float, p_diff: float, p_equiv: float, alpha: float, higher_is_better: bool = False, alpha_equiv=None
-) -> str:
-    """better / worse / equivalent / unresolved from (adjusted) p-values of Δ = 0 (tested at ``alpha``) and of
-    |Δ| >= margin (at ``alpha_equiv``, default ``alpha``; an adaptive look has a one-sided level of its own)."""
-    if not math.isnan(p_diff) and p_diff < alpha:
-        return BETTER if (delta > 0) == higher_is_better else WORSE
-    if not math.isnan(p_equiv) and p_equiv < (alpha if alpha_equiv is None else alpha_equiv):
+def verdict(est: Estimate, level: float, margin: float | None, higher_is_better: bool = False) -> str:
+    """better / worse / equivalent / unresolved read from one interval, Δ's two-sided (1 - ``level``) CI:
+    better or worse when it excludes 0, else equivalent when it lies inside ±``margin`` (no margin: never),
+    else unresolved. One interval carries both kinds of claim: at most one of Δ = 0 and |Δ| >= margin is true,
+    so a row errs with probability at most ``level`` (the interval misses 0 with ``level``, and lies inside
+    the margin for a Δ outside it with at most ``level`` / 2)."""
+    lo, hi = est.interval(level)
+    if math.isnan(lo):
+        return UNRESOLVED
+    if lo > 0 or hi < 0:
+        return BETTER if (lo > 0) == higher_is_better else WORSE
+    if margin is not None and not math.isnan(margin) and -margin < lo and hi < margin:
         return EQUIVALENT
     return UNRESOLVED
 
 
-def did_not_train(wrong: int, n_images: int, classes: int, alpha: float = 0.05) -> bool:
+def within(est: Estimate, level: float, margin: float | None) -> bool:
+    """Whether Δ's (1 - ``level``) interval lies inside ±``margin`` (a significant Δ may also be negligible)."""
+    lo, hi = est.interval(level)
+    return margin is not None and not math.isnan(lo) and not math.isnan(margin) and -margin < lo and hi < margin
+
+
+def shown_bound(est: Estimate, level: float) -> float:
+    """The smallest margin the data show equivalence at: max(|lo|, |hi|) of Δ's (1 - ``level``) interval."""
+    lo, hi = est.interval(level)
+    return max(abs(lo), abs(hi))
+
+
+def chance_error(labels: np.ndarray | None, k: int = 1, classes: int | None = None) -> float | None:
+    """The top-``k`` error (0..1) of a model that always predicts the ``k`` most frequent classes of the eval
+    labels (a majority-class guess); without labels, 1 - k / ``classes``; None when neither is known."""
+    if labels is not None and len(labels):
+        freq = np.sort(np.bincount(np.asarray(labels, dtype=int)))[::-1] / len(labels)
+        return float(1 - freq[:k].sum())
+    if classes and classes > k:
+        return 1 - k / classes
+    return None
+
+
+def did_not_train(wrong: int, n_images: int, chance: float | None, alpha: float = 0.05) -> bool:
     """A run whose error cannot be told from chance: a one-sided binomial test of ``wrong`` errors in
-    ``n_images`` against the chance rate 1 - 1/``classes`` does not reject at ``alpha``."""
-    if not (n_images and classes and classes > 1):
+    ``n_images`` against the ``chance`` error rate (``chance_error``) does not reject at ``alpha``."""
+    if not (n_images and chance is not None and 0 < chance < 1):
         return False
     from scipy import stats
 
-    return bool(stats.binomtest(int(wrong), int(n_images), 1 - 1 / classes, alternative="less").pvalue >= alpha)
+    return bool(stats.binomtest(int(wrong), int(n_images), chance, alternative="less").pvalue >= alpha)
+
+
+AP_UNTRAINED = 0.1  # AP points: a detector below it is indistinguishable from an untrained one (0.0 AP)
 
 
 def prob_improvement(a, b, higher_is_better: bool = False) -> float:
@@ -329,15 +383,20 @@ def seeds_needed_range(delta: float, est: Estimate, alpha: float = 0.05) -> tupl
 
 
 # ---------------------------------------------------------------------------------------------- settings
-DEFAULTS = {"alpha": 0.05, "margin": 0.5, "correction": "holm", "test": "joint", "resamples": 1000}
-CORRECTIONS, TESTS = ("holm", "none"), ("joint", "welch")
+METRICS = ("top1_err", "top5_err", "ap", "ap50")  # the metrics with CIs and verdicts
+DEFAULTS = {"alpha": 0.05, "margin": None, "correction": "bonferroni", "test": "joint", "resamples": 1000}
+CORRECTIONS, TESTS = ("bonferroni", "none"), ("joint", "welch")
+LEGACY = {"holm": "bonferroni"}  # records written before one budget covered both kinds of claim
 
 
 def settings(table: dict | None) -> dict:
     """The inference keys of a study's ``table`` config (``table.alpha``, ``margin``, ``correction``, ``test``,
-    ``resamples``) at their defaults where unset; raises ValueError naming a bad key and its valid values."""
+    ``resamples``) at their defaults where unset; ``margin`` as {metric: margin} (a number: every metric; a
+    mapping: the metrics it names; none: no equivalence claims). Raises ValueError naming a bad key and its
+    valid values."""
     given = {k: v for k, v in (table or {}).items() if k in DEFAULTS and v is not None}
     out = {**DEFAULTS, **given}
+    out["correction"] = LEGACY.get(out["correction"], out["correction"])
     if out["correction"] not in CORRECTIONS:
         raise ValueError(f"table.correction={out['correction']!r}: valid values: {', '.join(CORRECTIONS)}")
     if out["test"] not in TESTS:
@@ -346,7 +405,6 @@ def settings(table: dict | None) -> dict:
         )
     for key, ok, what in (
         ("alpha", lambda v: 0 < v < 0.5, "a level in (0, 0.5), e.g. 0.05"),
-        ("margin", lambda v: v > 0, "a positive number of percentage points (AP points for detection), e.g. 0.5"),
         ("resamples", lambda v: int(v) == v and v >= 100, "an integer >= 100, e.g. 1000"),
     ):
         try:
@@ -355,4 +413,29 @@ def settings(table: dict | None) -> dict:
             valid = False
         if not valid:
             raise ValueError(f"table.{key}={out[key]!r} must be {what}")
-    return {**out, "alpha": float(out["alpha"]), "margin": float(out["margin"]), "resamples": int(out["resamples"])}
+    return {**out, "alpha": float(out["alpha"]), "margin": margins(out["margin"]), "resamples": int(out["resamples"])}
+
+
+def margins(given) -> dict[str, float]:
+    """{metric: equivalence margin} from ``table.margin``: a number (every metric), a mapping such as
+    {top1_err: 0.5, ap: 1.0}, or none ({}). Raises ValueError naming a bad entry."""
+    if given is None or given == {}:
+        return {}
+    items = dict(given).items() if hasattr(given, "items") else ((m, given) for m in METRICS)
+    out = {}
+    for metric, v in items:
+        where = "table.margin" + (f".{metric}" if hasattr(given, "items") else "")
+        if metric not in METRICS:
+            raise ValueError(f"{where}: valid metrics: {', '.join(METRICS)}")
+        if v is None:
+            continue
+        try:
+            valid = not isinstance(v, bool) and float(v) > 0
+        except (TypeError, ValueError):
+            valid = False
+        if not valid:
+            raise ValueError(
+                f"{where}={v!r} must be a positive number of percentage points (AP points for detection), e.g. 0.5"
+            )
+        out[metric] = float(v)
+    return out

@@ -66,6 +66,7 @@ def report(
     inference.settings(given)  # a bad value fails before any record is read
     # pandas & co. load here, not with the module: every job process instantiates the callback below
     runs, specs = collect(paths)
+    runs = planned_only(runs)
     if filters and len(runs):
         runs = keep(runs, filters)
     out_md, pages = {}, {}
@@ -116,11 +117,29 @@ def build(mine, spec: dict, name: str, where: Path, write: bool, html: bool, exp
     return md + "\n" + "\n".join(lines) + "\n", page
 
 
+def planned_only(runs):
+    """``runs`` less those that share a sweep dir with an adaptive plan but are none of its jobs: a plan's table
+    is its own (they are said in the log)."""
+    if not len(runs):
+        return runs
+    import pandas as pd
+
+    keep = []
+    for parent, mine in runs.groupby(runs["run_dir"].map(lambda d: str(Path(str(d)).parent)), sort=False):
+        plan = Plan.read(Path(parent))
+        own = plan.own(mine) if plan is not None else mine
+        if len(own) < len(mine):
+            log.info("%s: %d runs are not part of its adaptive plan and are left out", parent, len(mine) - len(own))
+        keep.append(own)
+    return pd.concat(keep) if keep else runs
+
+
 def study_state(sweep_dir: Path, plan) -> tuple[object, object, dict] | None:
     """An adaptive sweep's study as its records stand: (its table under ``plan``, its runs with their
     rows, its spec); None before any record. The sweeper and ``--status`` read decisions and what the plan
     owes from ``table.attrs`` (``decisions``, ``owed``)."""
     runs, specs = collect([sweep_dir])
+    runs = plan.own(runs) if len(runs) else runs
     if not len(runs):
         return None
     (name, mine, spec), *_ = tables_for(runs, specs)

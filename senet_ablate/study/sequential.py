@@ -1,25 +1,29 @@
-"""A study that runs until it has an answer (issue 30): the looks, boundaries and decisions of
+"""A study that runs until it has an answer: the looks, boundaries and decisions of
 ``hydra.sweeper.until=verdict``.
 
-The plan: the first round runs the seeds the sweep names; after each round every comparison of a row with
-its baseline is looked at on the first n seeds of the plan's seed sequence, and a row whose verdict is still
-``unresolved`` gets the next seed (its baseline too, so the pair stays paired) until ``max_seeds``.
+The plan: the first round runs the seeds the sweep names; after each round every planned comparison of a row
+with its baseline is looked at on the first n seeds of the plan's seed sequence, and a row still
+``unresolved`` gets the next seed (its baseline too, so the pair stays paired) until ``max_seeds``. The
+compared rows and their shares of α are frozen in ``plan.json`` at the first look: other runs that share the
+study dir never join the plan.
 
-Looking after every round would inflate the error rate of a verdict, so each look tests at a nominal level
-from a group-sequential boundary: α is spent by a Lan–DeMets
-spending function (Lan & DeMets, Biometrika 1983) over t = (n − 1) / (max_seeds − 1), the seeds' degrees
-of freedom (a t-statistic's looks are less correlated than a z-statistic's: this spends less α early),
+Looking after every round would inflate the error rate, so each look reads its verdict from a repeated
+confidence interval (Jennison & Turnbull 1989) at the nominal level of a group-sequential boundary. The
+boundary spends the row's α by a Lan–DeMets spending function (Lan & DeMets, Biometrika 1983) over the
+information fraction t_n = V(max_seeds) / V(n), where V(n) = s²/n + v_image is the variance of Δ at n seeds
+(the test images' part v_image does not shrink with seeds). The schedule is fixed at the row's first look from
+that look's variance estimates: when the test images dominate, t is near 1 at once, the first look spends
+nearly all of α, and a row still open stops there (``images``: more seeds cannot resolve it).
 
-    O'Brien–Fleming type ``obf``:  α(t) = 2 − 2·Φ(z_{1−α/2} / √t)     (spends almost nothing early)
-    Pocock type ``pocock``:        α(t) = α·ln(1 + (e − 1)·t)
+    Pocock type ``pocock`` (default):  α(t) = α·ln(1 + (e − 1)·t)     (spends evenly: large effects stop early)
+    O'Brien–Fleming type ``obf``:      α(t) = 2 − 2·Φ(z_{1−α/2} / √t)   (spends almost nothing early)
 
-and the boundary c_k of look k is the z at which the chance, under no effect, of first crossing at look k
-equals α(t_k) − α(t_{k−1}), for z-statistics with corr(Z_j, Z_k) = √(t_j / t_k) (computed by recursive
-numerical integration, Armitage–McPherson–Rowe). A look tests the table's p-value of Δ = 0 at 2·Φ̄(c_k)
-(better / worse) and TOST's p at the one-sided boundary of the same function (equivalent), both on the seeds'
-own degrees of freedom (``looked``). tests/test_sequential.py measures the error rate of whole adaptive
-studies. A family of rows sharing a baseline splits α equally (Bonferroni) when the
-table corrects (``table.correction=holm``). numpy and scipy only.
+The boundary c_k of look k is the z at which the chance, under no effect, of first crossing at look k equals
+α(t_k) − α(t_{k−1}), for z-statistics with corr(Z_j, Z_k) = √(t_j / t_k) (recursive numerical integration,
+Armitage–McPherson–Rowe). A look's interval is Δ's two-sided (1 − 2·Φ̄(c_k)) CI on the study's pooled seed
+spread (``pooling.py``); better / worse when it excludes 0, equivalent when it lies inside ±margin. A family
+of planned rows splits α equally (Bonferroni) when the table corrects. ``simulate.py`` measures the error
+rates and the expected runs of whole adaptive studies. numpy and scipy only.
 """
 
 from __future__ import annotations
@@ -35,7 +39,8 @@ import numpy as np
 from ..records.atomic import write_atomic
 from . import inference as inf
 
-SPENDING = ("obf", "pocock")
+SPENDING = ("pocock", "obf")
+FUTILE = 0.9  # information fraction from which more seeds add too little to look again
 PLAN_FILE = "plan.json"
 GRID = 801  # points of the integration grid per look
 
@@ -75,7 +80,7 @@ def _boundary_at(f, x, sigma: float, target: float, scale: float, sides: int) ->
     return float(optimize.brentq(g, 0.0, 40.0, xtol=1e-10))
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=4096)
 def boundaries(times: tuple, alpha: float, kind: str = "obf", sides: int = 2) -> tuple:
     """Nominal z boundaries of looks at information fractions ``times`` (increasing, in (0, 1]) that spend
     ``alpha`` by ``kind``; ``sides`` 2: reject on |Z| >= c, 1: on Z >= c. inf where a look spends nothing."""
@@ -85,6 +90,9 @@ def boundaries(times: tuple, alpha: float, kind: str = "obf", sides: int = 2) ->
     x = np.zeros(1)
     f = np.ones(1)  # a point mass at 0 before the first look (handled by sigma below)
     for t in times:
+        if t <= prev_t:  # no information since the last look: it spends nothing
+            out.append(math.inf)
+            continue
         a = spent(t, alpha, kind)
         sigma, scale = math.sqrt(t - prev_t), math.sqrt(t)
         if prev_t == 0:
@@ -105,15 +113,22 @@ def boundaries(times: tuple, alpha: float, kind: str = "obf", sides: int = 2) ->
     return tuple(out)
 
 
-def nominal_levels(first: int, max_seeds: int, alpha: float, kind: str) -> dict[int, tuple[float, float]]:
-    """{n seeds: (two-sided level of Δ = 0, one-sided level of each TOST test)} for looks at n = first ..
-    max_seeds (looks need n >= 2)."""
+def information(unit_var: float, image_var: float, ns, max_seeds: int) -> tuple:
+    """The information fractions t_n = V(max_seeds) / V(n) of looks at ``ns`` seeds, V(n) = ``unit_var`` / n +
+    ``image_var`` (rounded to 3 decimals, so that boundaries are shared between rows); seeds alone
+    (no variance known): (n - 1) / (max_seeds - 1)."""
+    if not (unit_var >= 0 and image_var >= 0) or unit_var + image_var == 0:
+        return tuple(round((n - 1) / (max_seeds - 1), 3) for n in ns)
+    full = unit_var / max_seeds + image_var
+    return tuple(min(1.0, round(full / (unit_var / n + image_var), 3)) for n in ns)
+
+
+def nominal_levels(times: tuple, alpha: float, kind: str) -> tuple:
+    """Two-sided nominal levels of looks at information fractions ``times`` spending ``alpha`` by ``kind``
+    (0 where a look spends nothing)."""
     from scipy import stats
 
-    ns = list(range(max(first, 2), max_seeds + 1))
-    times = tuple((n - 1) / (max_seeds - 1) for n in ns)
-    two, one = boundaries(times, alpha, kind, 2), boundaries(times, alpha, kind, 1)
-    return {n: (float(2 * stats.norm.sf(c2)), float(stats.norm.sf(c1))) for n, c2, c1 in zip(ns, two, one)}
+    return tuple(float(2 * stats.norm.sf(c)) for c in boundaries(tuple(times), alpha, kind, 2))
 
 
 # ---------------------------------------------------------------------------------------------- the plan
@@ -121,20 +136,24 @@ def nominal_levels(first: int, max_seeds: int, alpha: float, kind: str) -> dict[
 class Plan:
     """What an adaptive sweep promised before its first look: the seed sequence (the first round's seeds,
     then the next integers), ``max_seeds`` per row, the spending function, the table's ``alpha``, ``margin``
-    and ``correction`` the looks test at, and the optional run cap."""
+    ({metric: margin}) and ``correction`` the looks test at, the optional run cap, and, frozen at the first
+    look, the compared rows ({row: baseline}) with their shares of α."""
 
     seeds: tuple
     first: int
     max_seeds: int
-    spending: str = "obf"
+    spending: str = "pocock"
     max_runs: int | None = None
     alpha: float = inf.DEFAULTS["alpha"]
-    margin: float = inf.DEFAULTS["margin"]
+    margin: dict = field(default_factory=dict)
     correction: str = inf.DEFAULTS["correction"]
+    compared: dict | None = None
+    shares: dict | None = None
+    runs: list | None = None  # the run dirs (names in the sweep dir) its jobs may write: no other run joins it
 
     @classmethod
     def make(
-        cls, first_seeds, max_seeds: int, spending: str = "obf", max_runs: int | None = None, table=None
+        cls, first_seeds, max_seeds: int, spending: str = "pocock", max_runs: int | None = None, table=None
     ) -> "Plan":
         first = list(dict.fromkeys(int(s) for s in first_seeds))
         if not (isinstance(max_seeds, int) and max_seeds >= 2):
@@ -155,10 +174,20 @@ class Plan:
 
     def settings(self) -> dict:
         """The table settings the looks test at."""
-        return {"alpha": self.alpha, "margin": self.margin, "correction": self.correction}
+        return {"alpha": self.alpha, "margin": dict(self.margin), "correction": self.correction}
 
-    def levels(self, alpha: float) -> dict[int, tuple[float, float]]:
-        return nominal_levels(self.first, self.max_seeds, alpha, self.spending)
+    def freeze(self, bases: dict) -> bool:
+        """Fix the compared rows ({row: baseline}, from the first look) and their α shares; False when
+        already frozen (a relaunch keeps what the first look fixed)."""
+        if self.compared is not None:
+            return False
+        self.compared = {r: b for r, b in bases.items() if b is not None and r != b}
+        m = len(self.compared) if self.correction == "bonferroni" else 1
+        self.shares = {r: self.alpha / max(m, 1) for r in self.compared}
+        return True
+
+    def looks(self) -> list[int]:
+        return list(range(max(self.first, 2), self.max_seeds + 1))
 
     def write(self, sweep_dir: Path) -> None:
         write_atomic(Path(sweep_dir) / PLAN_FILE, json.dumps(asdict(self), indent=1) + "\n")
@@ -169,11 +198,21 @@ class Plan:
         if not path.is_file():
             return None
         d = json.loads(path.read_text())
+        d["correction"] = inf.LEGACY.get(d.get("correction"), d.get("correction"))
+        d["margin"] = inf.margins(d.get("margin"))
         return cls(**{**d, "seeds": tuple(d["seeds"])})
 
     def design(self) -> dict:
-        """The parts that fix the looks and their levels (``max_runs`` may change between launches)."""
-        return {k: v for k, v in asdict(self).items() if k != "max_runs"}
+        """The parts that fix the looks and their levels (``max_runs`` may change between launches, and the
+        compared rows are fixed by the first look)."""
+        return {k: v for k, v in asdict(self).items() if k not in ("max_runs", "compared", "shares", "runs")}
+
+    def own(self, runs):
+        """The runs (a DataFrame with ``run_dir``) that belong to this plan: all of them when it names none."""
+        if not self.runs:
+            return runs
+        mine = set(self.runs)
+        return runs[[Path(str(d)).name in mine for d in runs["run_dir"]]]
 
 
 def find_plan(run_dirs) -> Plan | None:
@@ -189,17 +228,18 @@ def find_plan(run_dirs) -> Plan | None:
 @dataclass
 class Decision:
     """Where a comparison stands: its ``verdict`` at ``n`` seeds (the last look taken), why it stopped
-    (``reason``: verdict, max_seeds, max_runs, did not train) or that it is still open, the seeds it used
-    and the nominal levels it was tested at."""
+    (``reason``: verdict, images, max_seeds, max_runs, did not train) or that it is still open, the seeds it
+    used, the nominal level of that look with its repeated interval (``estimate`` read at ``level``)."""
 
     verdict: str
     n: int
     reason: str
     seeds: tuple = ()
     level: float = math.nan
-    level_equiv: float = math.nan
     owed: list = field(default_factory=list)  # seeds its next look needs: [(row, seed), ...]
     alpha: float = math.nan  # its share of the table's alpha, spent over its looks
+    estimate: inf.Estimate | None = None
+    times: tuple = ()  # the information fractions of its looks, fixed at its first look
 
     @property
     def open(self) -> bool:
@@ -214,77 +254,65 @@ def subset(s: inf.Sample, seeds) -> inf.Sample:
     )
 
 
-def decide(a: inf.Sample, b: inf.Sample, plan: Plan, levels: dict, done: dict, higher: bool, margin: float):
-    """Replay the looks of one comparison (row ``a`` vs its baseline ``b``). ``done`` maps "row" and
-    "baseline" to the seeds whose runs ended (trained or not): a look at n seeds happens once both rows have
-    the plan's first n seeds; the first look that reaches a verdict stops the comparison."""
-    last = Decision(inf.UNRESOLVED, 0, "open")
-    for n in sorted(levels):
+def look_estimates(data: dict, compared: dict, seeds, done: dict) -> dict:
+    """{row: Δ estimate} of every compared row on those of ``seeds`` both it and its baseline completed, the
+    seed spread pooled across the comparisons (``pooling.moderated_deltas``)."""
+    from .pooling import moderated_deltas
+
+    empty = inf.Sample(np.zeros(0), ())
+    pairs = {}
+    for row, base in compared.items():
+        mine = [s for s in seeds if s in done.get(row, ()) and s in done.get(base, ())]
+        pairs[row] = (subset(data.get(row, empty), mine), subset(data.get(base, empty), mine))
+    return moderated_deltas(pairs, compared)
+
+
+def _schedule(est: inf.Estimate, plan: Plan) -> tuple:
+    unit = sum(est.seed_parts) if est.seed_parts else math.nan
+    return information(unit, est.image_var, plan.looks(), plan.max_seeds)
+
+
+def replay(data: dict, done: dict, plan: Plan, higher: bool = False, metric: str = "top1_err") -> dict:
+    """{row: Decision} for every compared row of the (frozen) plan: ``data`` {row: Sample} of the runs that
+    trained (the primary ``metric``), ``done`` {row: seeds whose runs completed}. A function of the records
+    alone, so a relaunched sweep takes the same decisions."""
+    margin = plan.margin.get(metric)
+    out = {r: Decision(inf.UNRESOLVED, 0, "open", alpha=plan.shares[r]) for r in plan.compared}
+    waiting: set = set()
+    for k, n in enumerate(plan.looks()):
         seeds = plan.seeds[:n]
-        missing = [(who, s) for who in ("row", "baseline") for s in seeds if s not in done[who]]
-        if missing:
-            last.owed = missing
-            return last
-        est = looked(subset(a, seeds), subset(b, seeds))
-        lvl, lvl_eq = levels[n]
-        last = Decision(look(est, margin, lvl, lvl_eq, higher), n, "open", seeds, lvl, lvl_eq)
-        if last.verdict != inf.UNRESOLVED:
-            last.reason = "verdict"
-            return last
-    last.reason = "max_seeds" if last.n else "open"
-    return last
-
-
-def looked(a: inf.Sample, b: inf.Sample) -> inf.Estimate:
-    """Δ of a look, on the seeds' own degrees of freedom: a few seeds that agree by chance make the seeds'
-    part small and Welch–Satterthwaite's df large, which the far tail of an early look cannot afford."""
-    est = inf.compare(a, b)
-    est.df_cap = est.seed_df
-    return est
-
-
-def look(est: inf.Estimate, margin: float, level: float, level_equiv: float, higher: bool = False) -> str:
-    """The verdict of one look: Δ = 0 rejected at the two-sided ``level`` (better / worse), else |Δ| >= margin
-    rejected by both one-sided tests at ``level_equiv`` (equivalent), else unresolved."""
-    return inf.verdict(est.mean, est.p_value(), est.p_equivalent(margin), level, higher, level_equiv)
-
-
-def alpha_each(bases: dict, alpha: float, correction: str) -> dict:
-    """{row: its share of α}: a family (the rows compared with one baseline) splits α equally (Bonferroni)
-    when the table corrects, else each comparison is tested at α."""
-    family: dict = {}
-    for row, base in bases.items():
-        if base is not None and row != base:
-            family.setdefault(base, []).append(row)
-    return {r: alpha / (len(rows) if correction == "holm" else 1) for rows in family.values() for r in rows}
-
-
-def replay(data: dict, bases: dict, done: dict, plan: Plan, st: dict, higher: bool = False) -> dict[str, Decision]:
-    """{row: Decision} for every row compared with a baseline: ``data`` {row: Sample} of the runs that
-    trained (the primary metric), ``done`` {row: seeds whose runs completed}. A function of the records
-    alone, so a relaunched sweep takes the same decisions. A row without any completed run (not in the sweep,
-    or every run of it failed) is not in the plan."""
-    total = sum(len(s) for s in done.values())
-    live = {r: b for r, b in bases.items() if done.get(r)}
-    out = {}
-    for row, a in alpha_each(live, st["alpha"], st["correction"]).items():
-        base = bases[row]
-        empty = inf.Sample(np.zeros(0), ())
-        d = decide(
-            data.get(row, empty),
-            data.get(base, empty),
-            plan,
-            plan.levels(a),
-            {"row": done.get(row, set()), "baseline": done.get(base, set())},
-            higher,
-            st["margin"],
-        )
-        d.owed = [(row if who == "row" else base, s) for who, s in d.owed]
-        d.alpha = a
+        ests = look_estimates(data, plan.compared, seeds, done)
+        for row, base in plan.compared.items():
+            d = out[row]
+            if not d.open or row in waiting:
+                continue
+            missing = [(who, s) for who in (row, base) for s in seeds if s not in done.get(who, ())]
+            if missing:
+                d.owed = missing
+                waiting.add(row)
+                continue
+            _look(d, ests[row], plan, k, n, seeds, margin, higher)
+    total = sum(len(s) for r, s in done.items() if r in plan.compared or r in plan.compared.values())
+    for d in out.values():
+        if d.reason == "open" and not d.owed and d.n:
+            d.reason = "max_seeds"
         if d.open and plan.max_runs is not None and total >= plan.max_runs:
             d.reason = "max_runs"
-        out[row] = d
     return out
+
+
+def _look(d: Decision, est: inf.Estimate, plan: Plan, k: int, n: int, seeds, margin, higher: bool) -> None:
+    """Take look ``k`` (at ``n`` seeds) of one comparison: its verdict from the repeated interval."""
+    if not d.times:
+        d.times = _schedule(est, plan)
+    level = nominal_levels(d.times, d.alpha, plan.spending)[k]
+    d.verdict, d.n, d.seeds, d.level, d.estimate, d.owed = (
+        inf.verdict(est, level, margin, higher), n, tuple(seeds), level, est, [],
+    )  # fmt: skip
+    if d.verdict != inf.UNRESOLVED:
+        d.reason = "verdict"
+    elif d.times[k] >= FUTILE and n < plan.max_seeds:
+        d.reason = "images"
 
 
 def owed(decisions: dict) -> list[tuple[str, int]]:
@@ -295,9 +323,10 @@ def owed(decisions: dict) -> list[tuple[str, int]]:
 
 def stop_text(d: Decision) -> str:
     """Why a row stopped (or where it stands), in words for the table."""
-    level = f" (p < {d.level:.2g})" if d.verdict in (inf.BETTER, inf.WORSE) else ""
     if d.reason == "verdict":
-        return f"{d.verdict} at {d.n} seeds{level}"
+        return f"{d.verdict} at {d.n} seeds"
+    if d.reason == "images":
+        return f"stopped at {d.n} seeds: more seeds cannot resolve it (the test images' part)"
     if d.reason in ("max_seeds", "max_runs"):
         return f"{d.reason} reached at {d.n} seeds"
     if d.reason == "did not train":

@@ -15,8 +15,9 @@ import math
 import numpy as np
 import pandas as pd
 
-from . import compare
+from . import compare, unstable
 from . import inference as inf
+from . import sequential as seq
 
 # measured column -> (header, digits the paper prints, digits we print)
 COMPARED = {"params_m": ("Params (M)", 1, 3), "gflops": ("GFLOPs", 2, 4), "mflops": ("MFLOPs", 0, 1)}
@@ -67,7 +68,7 @@ def study_table(runs: pd.DataFrame, spec: dict) -> pd.DataFrame:
     done = runs[runs["status"] == "completed"]
     trained = done[done["task"].isin(["train", "eval", "detect"])]  # trained runs, evaluated weights, detectors
     trained = trained[trained["row"].isin(list(spec["rows"]))]
-    st = inf.settings({**_newest_table(runs), **spec})
+    st = inf.settings({**_newest_table(runs), **{k: v for k, v in spec.items() if k in inf.DEFAULTS}})
     if spec.get("plan") is not None:  # an adaptive study is read at the levels its looks were planned with
         st = {**st, **spec["plan"].settings(), "plan": spec["plan"]}
     base, why = table_baseline(spec)
@@ -75,6 +76,7 @@ def study_table(runs: pd.DataFrame, spec: dict) -> pd.DataFrame:
         k: row.get("baseline", base) if row.get("baseline") in spec["rows"] else base for k, row in spec["rows"].items()
     }
     stats, info = compare.statistics(trained, spec["rows"], bases, st)
+    bases = {k: stats[k]["baseline"] for k in bases}
     out, digits = [], paper_digits(spec)
     for key, row in spec["rows"].items():
         mine = runs[runs["row"] == key]
@@ -109,7 +111,7 @@ def study_table(runs: pd.DataFrame, spec: dict) -> pd.DataFrame:
         out.append({"row": key, **rec})
     table = pd.DataFrame(out)
     for col in MEASURED:  # a metric no run has: empty columns, so that every table has the same shape
-        for part in ("n", "mean", "std", "ci95", "delta", "p"):
+        for part in ("n", "mean", "std", "ci95", "delta", "delta_lo", "delta_hi", "p"):
             if f"{col}_{part}" not in table:
                 table[f"{col}_{part}"] = 0 if part == "n" else math.nan
     table = table[_column_order(table.columns)]
@@ -122,8 +124,9 @@ def study_table(runs: pd.DataFrame, spec: dict) -> pd.DataFrame:
 
 FIRST = ("row", "label", "baseline", "completed", "failed", "running", "interrupted", "did_not_train")
 PARTS = (
-    *("n", "mean", "std", "ci95", "image_se", "method", "verdict", "delta", "delta_ci95", "delta_ci90"),
-    *("p", "p_adj", "p_equiv", "p_equiv_adj", "paired", "delta_method", "delta_seed_df", "prob_better"),
+    *("n", "mean", "std", "ci95", "seed_df", "image_se", "method", "verdict", "within", "shown", "delta"),
+    *("delta_lo", "delta_hi", "delta_level", "delta_ci95", "p", "p_adj", "p_equiv", "paired", "delta_method"),
+    *("delta_seed_df", "prob_better"),
     *("prob_better_lo", "prob_better_hi", "seeds_needed", "seeds_needed_lo", "seeds_needed_hi", "paper"),
 )
 
@@ -143,8 +146,11 @@ def _newest_table(runs: pd.DataFrame) -> dict:
     out = {}
     for key in inf.DEFAULTS:
         v = flat.get(f"table.{key}")
+        if key == "margin":
+            per = {m: flat[f"table.margin.{m}"] for m in inf.METRICS if flat.get(f"table.margin.{m}") is not None}
+            v = per or v
         if v not in (None, "null"):
-            out[key] = v if key in ("correction", "test") else float(v)
+            out[key] = v if key in ("correction", "test", "margin") else float(v)
     return out
 
 
@@ -190,10 +196,11 @@ def _delta(r, col: str, table: pd.DataFrame) -> str:
 
 
 def _delta_ci(r, col: str) -> str:
-    d, h = r.get(f"{col}_delta", math.nan), r.get(f"{col}_delta_ci95", math.nan)
-    if d is None or h is None or math.isnan(d) or math.isnan(h):
+    """The interval the verdict is read from (at 1 - α/m, or an adaptive look's level)."""
+    lo, hi = r.get(f"{col}_delta_lo", math.nan), r.get(f"{col}_delta_hi", math.nan)
+    if lo is None or hi is None or math.isnan(lo) or math.isnan(hi):
         return "–"
-    return f"[{d - h:+.2f}, {d + h:+.2f}]"
+    return f"[{lo:+.2f}, {hi:+.2f}]"
 
 
 def _metric_cells(r, col: str, table: pd.DataFrame, extended: bool) -> list[str]:
@@ -219,15 +226,20 @@ def _verdict(r, col: str, table: pd.DataFrame) -> str:
     v = r.get(f"{col}_verdict")
     if not isinstance(v, str):
         return "–"
-    joint = table.attrs.get("settings", inf.DEFAULTS)["test"] == "joint"
+    st = table.attrs.get("settings", inf.DEFAULTS)
+    margin = (st.get("margin") or {}).get(col)
     decided = v in (inf.BETTER, inf.WORSE, inf.EQUIVALENT)
-    return v + (" (seeds only)" if decided and joint and r.get(f"{col}_delta_method") == "seeds" else "")
+    if v in (inf.BETTER, inf.WORSE) and margin and r.get(f"{col}_within") is True:
+        v += f", within ±{margin:g}"
+    shown = r.get(f"{col}_shown", math.nan)
+    if v == inf.UNRESOLVED and not margin and shown == shown and shown is not None:
+        v += f" (|Δ| < {shown:.2f} shown)"
+    return v + (" (seeds only)" if decided and st["test"] == "joint" and r.get(f"{col}_delta_method") == "seeds" else "")
 
 
 def _metric_head(table: pd.DataFrame, col: str, name: str, extended: bool) -> list[str]:
-    holm = table.attrs.get("settings", inf.DEFAULTS)["correction"] == "holm" and table.attrs.get("plan") is None
     second = "" if col == table.attrs.get("primary") else " (secondary)"
-    head = [name, "n", "95% CI", "Δ", "Δ 95% CI", "p (Holm)" if holm else "p", f"{SHORT[col]} verdict{second}"]
+    head = [name, "n", "95% CI", "Δ", "Δ CI (verdict's)", "p (adj.)", f"{SHORT[col]} verdict{second}"]
     return head + (["P(better) [95% CI]"] if extended else []) + [f"{name} paper"]
 
 
@@ -315,35 +327,40 @@ def footnote(table: pd.DataFrame) -> str:
     if not _measured(table):
         return tail
     st = table.attrs.get("settings", inf.DEFAULTS)
-    adj = ", Holm-adjusted across the rows compared with one baseline" if st["correction"] == "holm" else ""
-    if table.attrs.get("plan") is not None:
-        return _sequential_footnote(table, st) + " " + tail
-    return (
+    head = (
         "Errors (and AP): mean ± sample std over the completed runs that trained, n such runs; 95% CIs "
-        f"{method(table)}. Δ: the row minus its baseline, with its 95% CI; p: two-sided, of Δ = 0{adj}. "
-        f"Verdict at α = {st['alpha']:g}: better / worse when p < α, equivalent when two one-sided tests show "
-        f"|Δ| < {st['margin']:g} (table.margin) at α, else unresolved; the primary metric is "
-        f"{SHORT.get(table.attrs.get('primary'), 'top-1')}, the others are secondary (own families). P(better) "
-        "(table.csv, dashboard): the share of run pairs the row wins, its 95% CI from "
+        f"{method(table)}, the seed spread pooled across the study's rows (empirical Bayes). "
+    )
+    if table.attrs.get("plan") is not None:
+        return head + _sequential_footnote(table, st) + " " + tail
+    m = table.attrs.get("family", 1)
+    level = 100 * (1 - st["alpha"] / m)
+    budget = (
+        f"one budget α = {st['alpha']:g} over every claim of the metric, Bonferroni across its {m} comparisons"
+        if m > 1
+        else f"α = {st['alpha']:g}"
+    )
+    return (
+        head + f"Δ: the row minus its baseline; its CI is the one the verdict is read from, at {level:.4g}% "
+        f"({budget}): better / worse when it excludes 0, equivalent when it lies inside ±the metric's margin, "
+        "else unresolved. p (adj.): of Δ = 0, Bonferroni-adjusted. The primary metric is "
+        f"{SHORT.get(table.attrs.get('primary'), 'top-1')}; the others are secondary, each its own family. "
+        "P(better) (table.csv, dashboard): the share of run pairs the row wins, its 95% CI from "
         f"{st['resamples']} seeded bootstrap resamples of seeds and images. " + tail
     )
 
 
 def _sequential_footnote(table: pd.DataFrame, st: dict) -> str:
     plan = table.attrs["plan"]
-    split = " split equally across the rows compared with one baseline" if st["correction"] == "holm" else ""
+    split = " split equally across the planned comparisons" if st["correction"] == "bonferroni" else ""
     return (
-        "Errors (and AP): mean ± sample std over the completed runs that trained, n such runs; 95% CIs "
-        f"{method(table)}. Adaptive study (hydra.sweeper.until=verdict, max_seeds={plan.max_seeds}): after each "
-        "round every compared row is looked at on its first n seeds and gets another seed while unresolved; "
-        "Δ, its 95% CI, p (two-sided, of Δ = 0) and the verdict are those of the look where the row stopped, on "
-        "the seeds' own degrees of freedom. "
-        f"Each look tests at the nominal level of a group-sequential boundary spending α = {st['alpha']:g}{split} "
-        f"over the looks ({SPENDING_NAMES[plan.spending]} Lan–DeMets function of (n − 1) / (max_seeds − 1)): better "
-        "/ worse "
-        f"when p is below it, equivalent when two one-sided tests show |Δ| < {st['margin']:g} (table.margin) at "
-        "its one-sided twin, else unresolved. A row's own error uses all its runs (a baseline may have more "
-        "seeds than the looks of its rows used)."
+        f"Adaptive study (hydra.sweeper.until=verdict, max_seeds={plan.max_seeds}): after each round every "
+        "planned row is looked at on its first n seeds and gets another seed while unresolved; Δ, its CI and "
+        "the verdict are those of the look where the row stopped. Each look reads a repeated confidence "
+        f"interval at the nominal level of a group-sequential boundary spending α = {st['alpha']:g}{split} over "
+        f"the information fraction ({SPENDING_NAMES[plan.spending]} Lan–DeMets function): better / worse when it "
+        "excludes 0, equivalent when it lies inside ±the margin, else unresolved. A row's own error uses all "
+        "its runs (a baseline may have more seeds than the looks of its rows used)."
     )
 
 
@@ -351,20 +368,66 @@ SPENDING_NAMES = {"obf": "O'Brien–Fleming-type", "pocock": "Pocock-type"}
 
 
 def _sequential_notes(table: pd.DataFrame) -> list[str]:
-    """The nominal levels of each look, and what the plan still owes."""
+    """Each planned row's looks and levels, and what the plan still owes."""
     plan = table.attrs.get("plan")
     if plan is None:
         return []
-    shares = sorted({d.alpha for d in (table.attrs.get("decisions") or {}).values()})
+    labels = table.attrs.get("labels", {})
     out = []
-    for a in shares:
-        levels = "; ".join(f"{n}: {two:.2g}" for n, (two, _) in plan.levels(a).items())
-        out.append(f"Two-sided nominal level per look at α = {a:.3g} (seeds: level): {levels}.")
+    for row, d in (table.attrs.get("decisions") or {}).items():
+        if not d.times:
+            continue
+        levels = seq.nominal_levels(d.times, d.alpha, plan.spending)
+        said = "; ".join(f"{n}: {lv:.2g}" for n, lv in zip(plan.looks(), levels))
+        out.append(f"{labels.get(row, row)}: α share {d.alpha:.3g}; two-sided level per look (seeds: level): {said}.")
     owed = table.attrs.get("owed") or []
     if owed:
-        labels = table.attrs.get("labels", {})
         runs = ", ".join(f"{labels.get(r, r)} seed {s}" for r, s in owed)
         out.append(f"The plan owes {len(owed)} runs before the next look: {runs} (relaunch the sweep to continue).")
+    return out
+
+
+def _margin_note(table: pd.DataFrame) -> list[str]:
+    """The equivalence margins, stated: per metric, or that there is none."""
+    if not _measured(table):
+        return []
+    margin = table.attrs.get("settings", inf.DEFAULTS).get("margin") or {}
+    cols = [c for c in table.attrs.get("cols", []) if c in SHORT]
+    given = [f"{SHORT[c]} ±{margin[c]:g}" for c in cols if c in margin]
+    missing = [SHORT[c] for c in cols if c not in margin]
+    out = []
+    if given:
+        out.append("Equivalence margins (table.margin): " + ", ".join(given) + " points.")
+    if missing:
+        out.append(
+            f"No equivalence margin for {', '.join(missing)} (table.margin): no `equivalent` verdict; an "
+            "unresolved row says instead the smallest margin its interval shows (|Δ| < x shown)."
+        )
+    return out
+
+
+def _unstable_notes(table: pd.DataFrame) -> list[str]:
+    """Outliers, skew, and failure rates compared with the baseline (``unstable.py``)."""
+    u = table.attrs.get("unstable")
+    if u is None:
+        return []
+    labels = table.attrs.get("labels", {})
+    out = []
+    for row, seeds in u.outliers.items():
+        out.append(
+            f"{labels.get(row, row)}: seed(s) {', '.join(map(str, seeds))} far outside the row's pooled spread "
+            f"(leave-one-out t, p < {unstable.OUTLIER_LEVEL:g}/n): kept in the row; a rare bad run widens the "
+            "spread more than a few seeds can show."
+        )
+    for row, g in u.skewed.items():
+        out.append(f"{labels.get(row, row)}: seed outcomes skewed (sample skewness {g:+.1f}); a t interval assumes "
+                   "they scatter symmetrically (docs/statistics.md: what few seeds cannot see).")  # fmt: skip
+    for row, p in u.fisher.items():
+        base = table.set_index("row")["baseline"].get(row)
+        out.append(
+            f"Unstable runs (did not train or outliers): {labels.get(row, row)} {u.bad(row)} of {u.runs[row]}, "
+            f"{labels.get(base, base)} {u.bad(base)} of {u.runs[base]}; Fisher's exact test of equal rates p = {p:.2g}."
+        )
     return out
 
 
@@ -376,7 +439,7 @@ def notes(table: pd.DataFrame, spec: dict) -> list[str]:
     if not spec.get("adhoc") and table.attrs.get("baseline") and len(table) > 1 and _measured(table):
         base = labels.get(table.attrs["baseline"])
         out.append(f"Δ is vs {base} ({table.attrs['baseline_why']}) unless a cell names another row.")
-    out += _pairing_notes(table) + _untrained_notes(table)
+    out += _margin_note(table) + _pairing_notes(table) + _untrained_notes(table) + _unstable_notes(table)
     if _measured(table):
         out.append("95% CIs are clipped to [0, 100], a rate's bounds; n < 2 gives no CI.")
     n = table[["top1_err_n", "ap_n"]].max(axis=1)
@@ -428,16 +491,23 @@ def _untrained_notes(table: pd.DataFrame) -> list[str]:
         return []
     labels = table.attrs["labels"]
     runs = "; ".join(
-        f"{labels.get(r['row'], r['row'])} seed {r['seed']} ({float(r['top1_err']):.2f}%)" for _, r in bad.iterrows()
+        f"{labels.get(r['row'], r['row'])} seed {r['seed']} ({_score(r)})" for _, r in bad.iterrows()
     )
     out = [
-        f"Did not train (top-1 error not distinguishable from chance, 1 − 1/K, by a one-sided binomial test "
-        f"at α): {runs}. Counted in runs, left out of means, CIs and verdicts."
+        f"Did not train (top-1 error not distinguishable from chance, a majority-class guess of the eval labels, "
+        f"by a one-sided binomial test at α; detectors: AP < {inf.AP_UNTRAINED:g}): {runs}. Counted in runs, left out of means, CIs and verdicts."
     ]
     most = table.loc[table["mostly_untrained"].fillna(False).astype(bool), "label"].tolist()
     if most:
         out.append(f"{', '.join(map(str, most))}: most runs did not train; no verdict for it or against it.")
     return out
+
+
+def _score(run) -> str:
+    """A run's primary score in words: top-1 error, or AP for a detector."""
+    if run.get("task") == "detect":
+        return f"AP {float(run['ap']):.1f}"
+    return f"{float(run['top1_err']):.2f}%"
 
 
 def _seeds_notes(table: pd.DataFrame) -> list[str]:
