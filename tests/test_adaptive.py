@@ -1,10 +1,11 @@
-"""Adaptive studies end to end (issue 30): ``hydra.sweeper.until=verdict`` on a cheap digits study whose rows
+"""Adaptive studies end to end: ``hydra.sweeper.until=verdict`` on a cheap digits study whose rows
 have a large true effect (one epoch at a fifth of the learning rate) and a small one (max vs avg squeeze), with
 a margin too narrow for 450 test images to show equivalence; interrupted (SIGKILL), capped (``max_runs``) and
 relaunched; bad plans refused before any work."""
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -76,12 +77,18 @@ def test_a_large_effect_stops_at_the_first_look_and_a_small_one_gets_seeds_up_to
     root = cwd / "whole" / "adaptive"
     assert seeds(root) == {"base": [0, 1, 2, 3], "close": [0, 1, 2, 3], "short": [0, 1, 2]}
     got = decisions(root)
-    assert got["short"][:2] == ("worse", "worse at 3 seeds (p < 0.038)")
+    assert got["short"][:2] == ("worse", "worse at 3 seeds")
     assert got["close"][:2] == ("unresolved", "max_seeds reached at 4 seeds")
     assert "at most 12 runs" in out and "next round, 2 runs" in out  # the budget, then the one extra round
-    assert json.loads((root / "plan.json").read_text())["seeds"] == [0, 1, 2, 3]
+    plan = json.loads((root / "plan.json").read_text())
+    assert plan["seeds"] == [0, 1, 2, 3] and plan["compared"] == {"short": "base", "close": "base"}
+    assert plan["shares"] == {"short": 0.05, "close": 0.05}  # table.correction=none: each at alpha
     md = (root / "table.md").read_text()
-    assert "Pocock-type" in md and "3: 0.038; 4: 0.025" in md
+    first = float(re.search(r"SE avg, 1 epoch at lr/5: α share 0.05; .*?\(seeds: level\): 3: ([0-9.e-]+);", md)[1])
+    assert "Pocock-type" in md and 0.02 < first < 0.05  # the first look spends most of alpha: images dominate
+    table = pd.read_csv(root / "table.csv").set_index("row")
+    lo, hi = table.loc["short", ["top1_err_delta_lo", "top1_err_delta_hi"]]
+    assert lo > 0 and table.loc["short", "top1_err_delta_level"] == pytest.approx(1 - first, abs=1e-3)
 
 
 def test_an_interrupted_capped_and_relaunched_sweep_takes_the_same_decisions_and_trains_nothing_twice(whole):
@@ -130,3 +137,22 @@ def test_a_plan_that_cannot_hold_or_changes_after_looking_fails_before_any_work(
     changed = run_cli("run.app", *ARGS, "hydra.sweeper.max_seeds=6", "runs_dir=whole", cwd=cwd, check=False)
     assert changed.returncode != 0 and "max_seeds: 4 -> 6" in changed.stderr
     assert json.loads((cwd / "whole" / "adaptive" / "plan.json").read_text())["max_seeds"] == 4
+
+
+def test_a_plan_is_its_own_whatever_other_runs_share_its_study_dir(tmp_path):
+    """The README tour in one directory: a 2×2 sweep, then an adaptive one in the same study (adhoc). The plan
+    counts, looks at and tabulates its own runs only, and owes nothing of the other sweep's rows."""
+    one = ["recipe.epochs=1", "data.subset=0.5"]
+    run_cli("run.app", "-m", "se.squeeze=avg,max", "se.gate=sigmoid,tanh", "seed=0,1", *one, cwd=tmp_path)
+    out = run_cli(
+        "run.app", "-m", "se.squeeze=avg,max", "seed=0,1,2", "hydra.sweeper.until=verdict",
+        "hydra.sweeper.max_seeds=3", *one, cwd=tmp_path,
+    )  # fmt: skip
+    said = out.stdout + out.stderr
+    assert "2 rows, seeds 0,1,2 first" in said and "at most 6 runs" in said
+    assert "adaptive sweep: 6 runs done, at most 0 more" in said and "runs are not part of its adaptive plan" in said
+    plan = json.loads((tmp_path / "runs/adhoc/plan.json").read_text())
+    assert plan["compared"] == {"se.squeeze=max": "se.squeeze=avg"} and len(plan["runs"]) == 6
+    table = pd.read_csv(tmp_path / "runs/adhoc/table.csv")
+    assert sorted(table["row"]) == ["se.squeeze=avg", "se.squeeze=max"] and set(table["completed"]) == {3}
+    assert "se.gate" not in (tmp_path / "runs/adhoc/table.md").read_text()

@@ -1,4 +1,4 @@
-"""The statistics of a study table (issue 29), proven by simulation of studies with a known truth and checked
+"""The statistics of a study table, proven by simulation of studies with a known truth and checked
 against independent computations (scipy, statsmodels, arithmetic shown).
 
 The simulated study: N test images, each with a difficulty z ~ N(0, 1); a run of row r with seed j errs on
@@ -14,6 +14,7 @@ import pytest
 from scipy import stats
 
 from senet_ablate.study import inference as inf
+from senet_ablate.study import simulate
 
 MARGIN, ALPHA = 0.5, 0.05
 
@@ -65,20 +66,17 @@ def test_row_cis_cover_the_population_error_and_seed_only_cis_do_not(regime):
         assert naive / reps < 0.8, naive / reps  # the seed-only CI describes this test set, not the population
 
 
-def _verdicts(rng, errs, correction: str, n=3, **kw) -> list[str]:
+def _verdicts(rng, errs, correction: str, n=3, margin=None, **kw) -> list[str]:
     rows = study(rng, errs, n=n, **kw)
-    deltas = [inf.compare(r, rows[0]) for r in rows[1:]]
-    p = [d.p_value() for d in deltas]
-    q = [d.p_equivalent(MARGIN) for d in deltas]
-    if correction == "holm":
-        p, q = inf.holm(p), inf.holm(q)
-    return [inf.verdict(d.mean, pi, qi, ALPHA) for d, pi, qi in zip(deltas, p, q)]
+    alpha = ALPHA if correction == "bonferroni" else ALPHA * (len(rows) - 1)  # none: each row at α
+    return simulate.table_verdicts(rows, margin, alpha)
 
 
-def test_seven_rows_without_an_effect_give_a_false_verdict_in_at_most_5_percent_of_studies_with_holm():
-    """Family-wise error over 7 rows vs one baseline, no true Δ: Holm holds it at α, no correction does not."""
+def test_seven_rows_without_an_effect_give_a_false_verdict_in_at_most_5_percent_of_studies_with_one_budget():
+    """Family-wise error over 7 rows vs one baseline, no true Δ, the spread pooled across the rows: one
+    budget (Bonferroni) holds it at α, no correction does not."""
     reps = 400
-    false = {"holm": 0, "none": 0}
+    false = {"bonferroni": 0, "none": 0}
     for correction in false:
         rng = np.random.default_rng(2)
         for _ in range(reps):
@@ -86,19 +84,50 @@ def test_seven_rows_without_an_effect_give_a_false_verdict_in_at_most_5_percent_
             false[correction] += any(x in (inf.BETTER, inf.WORSE) for x in v)
     rate = {k: c / reps for k, c in false.items()}
     mc_se = math.sqrt(0.05 * 0.95 / reps)
-    assert rate["holm"] <= 0.05 + mc_se, rate  # (measured: see the closing note of issue 29)
+    assert rate["bonferroni"] <= 0.05 + mc_se, rate
     assert rate["none"] > 0.10, rate
+
+
+@pytest.mark.slow
+def test_the_mixed_seven_row_study_holds_one_budget_where_two_budgets_leak():
+    """3 rows at Δ = 0 and 4 at Δ = the margin: a false claim is `better/worse` for the first, `equivalent` for
+    the others. Two Holm families (the earlier method) make one in more than α of the studies; one budget does
+    not (measured with 600 studies: docs/statistics.md)."""
+    world = simulate.World(errs=(17.0, 17.0, 17.0, 17.0, 17.5, 17.5, 17.5, 17.5), n_img=10000, s=6.0, tau=(0.01,))
+    rates = simulate.family_error(world, 5, 300, MARGIN, seed=3)
+    assert rates["one budget"] <= 0.05 + 2 * math.sqrt(0.05 * 0.95 / 300), rates
+    assert rates["two budgets"] > rates["one budget"], rates
 
 
 def test_equivalence_is_claimed_for_a_true_delta_at_the_margin_in_at_most_5_percent_of_studies():
     rng = np.random.default_rng(3)
     reps = 300
     kw = {"n": 5, "s": 6.0, "tau": 0.01, "n_img": 10000}  # CIFAR-10's 10,000 images, seeds disagreeing on 5%
-    claimed = sum(_verdicts(rng, [17.0, 17.0 + MARGIN], "holm", **kw)[0] == inf.EQUIVALENT for _ in range(reps))
+    claimed = sum(
+        _verdicts(rng, [17.0, 17.0 + MARGIN], "bonferroni", margin=MARGIN, **kw)[0] == inf.EQUIVALENT
+        for _ in range(reps)
+    )
     assert claimed / reps <= 0.05 + math.sqrt(0.05 * 0.95 / reps), claimed / reps
     rng = np.random.default_rng(4)  # and it is claimed when the rows are equal (the test has power)
-    claimed = sum(_verdicts(rng, [17.0, 17.0], "holm", **kw)[0] == inf.EQUIVALENT for _ in range(100))
+    claimed = sum(
+        _verdicts(rng, [17.0, 17.0], "bonferroni", margin=MARGIN, **kw)[0] == inf.EQUIVALENT for _ in range(100)
+    )
     assert claimed >= 25, claimed
+
+
+def test_a_verdict_is_read_from_the_interval_it_prints():
+    """better / worse: the interval excludes 0; equivalent: it lies inside ±margin; both can hold (a
+    significant Δ that is also negligible), and without a margin there is no equivalent verdict."""
+    est = inf.Estimate(-0.3, 0.004, 10.0)
+    lo, hi = est.interval(0.05)
+    assert lo < -0.3 < hi < 0 and inf.verdict(est, 0.05, 0.5) == inf.BETTER and inf.within(est, 0.05, 0.5)
+    assert inf.verdict(est, 0.05, None) == inf.BETTER and not inf.within(est, 0.05, None)
+    assert inf.verdict(est, 0.05, 0.5, higher_is_better=True) == inf.WORSE
+    flat = inf.Estimate(0.05, 0.004, 10.0)
+    assert inf.verdict(flat, 0.05, 0.5) == inf.EQUIVALENT and inf.verdict(flat, 0.05, None) == inf.UNRESOLVED
+    assert inf.shown_bound(flat, 0.05) == pytest.approx(max(abs(b) for b in flat.interval(0.05)))
+    p = flat.p_value()  # the interval at level L excludes 0 exactly when p < L
+    assert (flat.interval(p * 1.01)[0] > 0) and not (flat.interval(p * 0.99)[0] > 0)
 
 
 def test_a_true_delta_of_2_se_is_found_as_often_as_the_power_calculation_predicts():
@@ -113,7 +142,7 @@ def test_a_true_delta_of_2_se_is_found_as_often_as_the_power_calculation_predict
     image_var = float(np.mean([d.image_var for d in null]))
     predicted = inf.power(delta, parts, image_var, n)
     found = sum(
-        inf.verdict(d.mean, d.p_value(), math.nan, ALPHA) == inf.WORSE
+        inf.verdict(d, ALPHA, None) == inf.WORSE
         for d in (inf.compare(*study(rng, [17.0 + delta, 17.0], n=n, s=s, tau=tau)) for _ in range(300))
     )
     assert abs(found / 300 - predicted) < 0.09, (found / 300, predicted)
@@ -131,8 +160,7 @@ def test_without_predictions_the_tests_are_students_welchs_and_the_paired_t():
     assert inf.row_estimate(inf.Sample(a, (0, 1, 2))).half_width() == pytest.approx((hi - lo) / 2)
 
 
-def test_tost_and_holm_agree_with_statsmodels():
-    from statsmodels.stats.multitest import multipletests
+def test_tost_agrees_with_statsmodels():
     from statsmodels.stats.weightstats import ttost_ind, ttost_paired
 
     a, b = np.array([17.83, 17.6, 17.2]), np.array([17.68, 17.4, 17.0])
@@ -140,19 +168,6 @@ def test_tost_and_holm_agree_with_statsmodels():
     assert paired.p_equivalent(0.5) == pytest.approx(ttost_paired(a, b, -0.5, 0.5)[0])
     unpaired = inf.compare(inf.Sample(a, (0, 1, 2)), inf.Sample(b, (5, 6, 7)))
     assert unpaired.p_equivalent(0.5) == pytest.approx(ttost_ind(a, b, -0.5, 0.5, usevar="unequal")[0])
-    p = [0.047, 0.001, 0.2, 0.03, math.nan, 0.012, 0.5, 0.04]
-    ok = [x for x in p if not math.isnan(x)]
-    ours = [x for x in inf.holm(p) if not math.isnan(x)]
-    assert ours == pytest.approx(multipletests(ok, 0.05, method="holm")[1])
-
-
-def test_holm_changes_a_verdict():
-    """Seven rows vs one baseline, one at p = 0.047: a `better` without correction, `unresolved` with Holm
-    (adjusted p = min over the step-down of (m - j + 1) p_(j) = 7 × 0.047 = 0.33 at the lowest rank)."""
-    p = [0.047, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]
-    assert inf.verdict(-1.0, p[0], math.nan, 0.05) == inf.BETTER
-    assert inf.holm(p)[0] == pytest.approx(0.329)
-    assert inf.verdict(-1.0, inf.holm(p)[0], math.nan, 0.05) == inf.UNRESOLVED
 
 
 def test_the_interaction_mean_square_by_hand():
@@ -170,12 +185,18 @@ def test_probability_of_improvement_is_mann_whitney_u_over_nm():
     assert lo <= inf.prob_improvement(a, b) <= hi and (lo, hi) == again  # seeded: the same to the digit
 
 
-def test_did_not_train_is_a_binomial_test_against_chance():
-    assert inf.did_not_train(404, 450, 10)  # 89.8 % on digits' 450 test images: chance is 90 %
-    assert inf.did_not_train(896, 1000, 10)  # SK seed 0 of attention_cifar_8ep: 89.6 % of 1,000
-    assert not inf.did_not_train(787, 1000, 10)  # 78.7 %: below chance, p = 1e-21
-    assert not inf.did_not_train(1731, 10000, 10)
-    assert not inf.did_not_train(5, 10, None)  # classes unknown: no test
+def test_did_not_train_is_a_binomial_test_against_a_majority_class_guess():
+    balanced = np.repeat(np.arange(10), 45)  # digits' 450 test images: chance is 90 %
+    assert inf.chance_error(balanced) == pytest.approx(0.9) and inf.chance_error(None, 1, 10) == pytest.approx(0.9)
+    assert inf.did_not_train(404, 450, inf.chance_error(balanced))  # 89.8 %
+    assert inf.did_not_train(896, 1000, 0.9)  # SK seed 0 of attention_cifar_8ep: 89.6 % of 1,000
+    assert not inf.did_not_train(787, 1000, 0.9)  # 78.7 %: below chance, p = 1e-21
+    assert not inf.did_not_train(5, 10, None)  # chance unknown: no test
+    # a 30 % majority class: always predicting it errs on 70 %, which 1 - 1/K (90 %) would call trained
+    skewed = np.concatenate([np.zeros(300), np.repeat(np.arange(1, 10), 700 // 9 + 1)[:700]]).astype(int)
+    assert inf.chance_error(skewed) == pytest.approx(0.7)
+    assert inf.did_not_train(700, 1000, inf.chance_error(skewed)) and not inf.did_not_train(700, 1000, 0.9)
+    assert inf.chance_error(skewed, 5) == pytest.approx(1 - (300 + 4 * 78) / 1000)  # top-5: the 5 most frequent
 
 
 # ------------------------------------------------------------------------------------------------ seeds needed

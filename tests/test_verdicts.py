@@ -1,4 +1,4 @@
-"""Issue 29 end to end, on real runs (sklearn digits: 450 test images, 10 classes): every run writes the
+"""Verdicts end to end, on real runs (sklearn digits: 450 test images, 10 classes): every run writes the
 predictions behind its error, a run at chance is set apart, and the table says per row what it may conclude."""
 
 import re
@@ -115,7 +115,11 @@ def test_a_preset_without_a_baseline_compares_with_the_row_with_se_off_and_says_
     md = to_markdown(table, specs["toy"])
     assert "Δ is vs plain (no table.baseline: the row with SE off)" in md
     assert table.set_index("row").loc["se", "top1_err_delta"] == pytest.approx(-10.0, abs=1.5)
-    assert "Δ 95% CI" in md and r"\toprule" in to_latex(table, specs["toy"])
+    assert "Δ CI (verdict's)" in md and r"\toprule" in to_latex(table, specs["toy"])
+    # the verdict is read from the printed interval: 2 comparisons share alpha, so it is a 97.5% CI
+    se = table.set_index("row").loc["se"]
+    assert se["top1_err_delta_level"] == pytest.approx(0.975) and se["top1_err_delta_hi"] < 0
+    assert se["top1_err_verdict"] == "better" and "at 97.5% (one budget" in md
 
 
 def test_records_without_predictions_still_tabulate_and_say_what_their_uncertainty_leaves_out(tmp_path):
@@ -139,31 +143,36 @@ def test_a_constant_column_tabulates_without_a_warning(tmp_path, with_prediction
     table = study_table(df, specs["toy"])
     md, tex = to_markdown(table, specs["toy"]), to_latex(table, specs["toy"])
     row = table.set_index("row").loc["se"]
-    assert row["top1_err_delta"] == 0 and "equivalent" in md and "Δ" in md and tex
+    assert row["top1_err_delta"] == 0 and "unresolved (shown: Δ within ±0.00)" in md and "Δ" in md and tex
+    table = study_table(df, {**specs["toy"], "margin": 0.5})  # a stated margin: the claim it allows
+    assert table.set_index("row").loc["se", "top1_err_verdict"] == "equivalent"
 
 
-def test_holm_changes_a_verdict_in_a_table(tmp_path):
-    """Seven rows vs one baseline, each 1.2 points better with 2 seeds: one comparison alone would be
-    `better` at p < 0.05 for some rows; Holm across the seven leaves fewer (table.correction=none vs holm)."""
+def test_one_budget_changes_a_verdict_in_a_table(tmp_path):
+    """Seven rows vs one baseline, up to 1.5 points better with 3 seeds: one comparison alone would be
+    `better` at p < 0.05 for some rows; one budget across the seven leaves fewer (table.correction=none vs
+    bonferroni), and each adjusted p is 7 × the raw one."""
     rows = {"plain": 20.0, **{f"r{i}": 20.0 - 0.25 * i for i in range(7)}}
     spec = {"title": "seven", "baseline": "plain", "rows": {k: {"label": k} for k in rows}}
     root = _toy(tmp_path, spec, rows, seeds=(0, 1, 2), n_img=4000, agree=0.9)
     df, specs = collect([root])
-    holm = study_table(df, {**specs["toy"], "correction": "holm"}).set_index("row")
+    holm = study_table(df, {**specs["toy"], "correction": "bonferroni"}).set_index("row")
     none = study_table(df, {**specs["toy"], "correction": "none"}).set_index("row")
     raw = none["top1_err_p"].drop("plain")
-    assert (holm["top1_err_p_adj"].drop("plain") >= raw - 1e-12).all()
+    assert np.allclose(holm["top1_err_p_adj"].drop("plain"), np.minimum(1, 7 * holm["top1_err_p"].drop("plain")))
     better = lambda t: int((t["top1_err_verdict"] == "better").sum())  # noqa: E731
     assert better(none) > better(holm), (raw.tolist(), holm["top1_err_p_adj"].tolist())
 
 
 def test_bad_inference_settings_fail_before_any_work_naming_the_key(tmp_path):
-    proc = run_cli("run.app", "table.correction=bonferroni", cwd=tmp_path, check=False)
-    assert proc.returncode != 0 and "table.correction='bonferroni': valid values: holm, none" in proc.stderr
+    proc = run_cli("run.app", "table.correction=sidak", cwd=tmp_path, check=False)
+    assert proc.returncode != 0 and "table.correction='sidak': valid values: bonferroni, none" in proc.stderr
     (rec,) = [record(p.parent) for p in (tmp_path / "runs").rglob("metrics.json")]
     assert rec["status"] == "failed" and "epochs_done" not in rec  # nothing trained, nothing claims success
     for key, value, said in (
         ("margin", -1, "table.margin=-1 must be a positive number"),
+        ("margin", {"top1": 0.5}, "table.margin.top1: valid metrics: top1_err, top5_err, ap, ap50"),
+        ("margin", {"ap": 0}, "table.margin.ap=0 must be a positive number"),
         ("alpha", 0.5, "table.alpha=0.5 must be a level in (0, 0.5)"),
         ("test", "bootstrap", "table.test='bootstrap': valid values: joint"),
         ("resamples", 10, "table.resamples=10 must be an integer >= 100"),

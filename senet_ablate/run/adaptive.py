@@ -187,6 +187,7 @@ class AdaptiveSweep:
             self.budget(state[0], state[1])
             jobs = self.next_round(state)
             if not jobs:
+                log.info("adaptive sweep: nothing more to run; each planned row's stop is in the table's last column")
                 break
             log.info("adaptive sweep: next round, %d runs: %s", len(jobs), "; ".join(" ".join(j) for j in jobs))
             if not self.launch(jobs):

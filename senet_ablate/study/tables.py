@@ -233,7 +233,7 @@ def _verdict(r, col: str, table: pd.DataFrame) -> str:
         v += f", within ±{margin:g}"
     shown = r.get(f"{col}_shown", math.nan)
     if v == inf.UNRESOLVED and not margin and shown == shown and shown is not None:
-        v += f" (|Δ| < {shown:.2f} shown)"
+        v += f" (shown: Δ within ±{shown:.2f})"
     return v + (" (seeds only)" if decided and st["test"] == "joint" and r.get(f"{col}_delta_method") == "seeds" else "")
 
 
@@ -401,7 +401,7 @@ def _margin_note(table: pd.DataFrame) -> list[str]:
     if missing:
         out.append(
             f"No equivalence margin for {', '.join(missing)} (table.margin): no `equivalent` verdict; an "
-            "unresolved row says instead the smallest margin its interval shows (|Δ| < x shown)."
+            "unresolved row says instead the smallest margin its interval shows (shown: Δ within ±x)."
         )
     return out
 
