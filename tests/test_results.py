@@ -121,10 +121,13 @@ def test_statistics_match_scipy_on_known_numbers(sweep):
     df, specs = collect([sweep])
     t = study_table(df, specs["toy"]).set_index("row")
     se = t.loc["se"]
-    # by hand: mean 12, sample std 2, CI half-width t(0.975, 2) * 2 / sqrt(3) = 4.303 * 1.1547 = 4.968
+    # by hand: mean 12, sample std 2. The seed spread is pooled across the rows (pooling.py): variances 13 and
+    # 4 on 2 df each; Smyth's moment excess log(13/4)²/2 - trigamma(1) = 0.69 - 1.64 < 0, so the prior df is
+    # infinite and both rows take the pooled (2·13 + 2·4)/4 = 8.5 on 4 df: half-width t(0.975, 4)·√(8.5/3) =
+    # 2.7764 × 1.6833 = 4.6735
     assert se["top1_err_mean"] == 12.0 and se["top1_err_std"] == pytest.approx(2.0)
-    assert se["top1_err_ci95"] == pytest.approx(4.9683, abs=1e-4)
-    lo, hi = stats.t.interval(0.95, 2, loc=12.0, scale=stats.sem(ERRS["se"]))
+    assert se["top1_err_ci95"] == pytest.approx(4.6735, abs=1e-4) and se["top1_err_seed_df"] == 4
+    lo, hi = stats.t.interval(0.95, 4, loc=12.0, scale=math.sqrt(8.5 / 3))
     assert (12 - se["top1_err_ci95"], 12 + se["top1_err_ci95"]) == pytest.approx((lo, hi))
     assert se["top1_err_delta"] == pytest.approx(12.0 - 23.0)
     # both rows ran seeds 0, 1, 2 and the records have no predictions: the paired t-test on the seed values
@@ -135,7 +138,7 @@ def test_statistics_match_scipy_on_known_numbers(sweep):
     assert se["top1_err_verdict"] == "better" and t.loc["base", "top1_err_verdict"] == "baseline"
     assert math.isnan(t.loc["base", "top1_err_delta"])
     md = to_markdown(study_table(df, specs["toy"]), specs["toy"])
-    assert "| SE | 12.00 ± 2.00 | 3 | [7.03, 16.97] | -11.00 | [-15.30, -6.70] | 0.008 | better (seeds only) |" in md
+    assert "| SE | 12.00 ± 2.00 | 3 | [7.33, 16.67] | -11.00 | [-15.30, -6.70] | 0.008 | better (seeds only) |" in md
     assert "paired t-test" in md and "leaves out the test sample" in md and "*" not in md.split("\n\n")[1]
     tex = to_latex(study_table(df, specs["toy"]), specs["toy"])
     assert r"\toprule" in tex and r"12.00 $\pm$ 2.00" in tex and r"\bottomrule" in tex
@@ -175,10 +178,10 @@ def test_detection_runs_give_ap_columns_and_a_classification_table_has_none(swee
     assert t.loc["se", "ap_p"] == pytest.approx(stats.ttest_rel([36, 37, 38], [30, 32, 34]).pvalue)
     assert t.loc["se", "ap_verdict"] == "better"  # higher AP is better
     md = to_markdown(study_table(df, specs["det"]), specs["det"])
-    head = "| Row | AP | n | 95% CI | Δ | Δ 95% CI | p (Holm) | AP verdict | AP paper | AP50 | n | 95% CI | Δ |"
+    head = "| Row | AP | n | 95% CI | Δ | Δ CI (verdict's) | p (adj.) | AP verdict | AP paper | AP50 | n | 95% CI | Δ |"
     assert head in md
     row = (
-        "| SE-R50 | 37.00 ± 1.00 | 3 | [34.52, 39.48] | +5.00 | [+2.52, +7.48] | 0.013 | better (seeds only) | 40.40 |"
+        "| SE-R50 | 37.00 ± 1.00 | 3 | [34.47, 39.53] | +5.00 | [+2.52, +7.48] | 0.013 | better (seeds only) | 40.40 |"
     )
     assert row in md and "AP has no per-image form" in md
     assert "top-1" not in md.split("\n\n")[1] and "AP_S" not in md  # no error column; AP_S all NaN

@@ -52,14 +52,20 @@ def _parser() -> argparse.ArgumentParser:
         help="the row Δ compares with: a row label, or KEY=VALUE parts "
         "that single out one row (default: the row with SE off, else the first)",
     )
-    ap.add_argument("--alpha", type=float, help="level of the verdicts (default: table.alpha of the runs, 0.05)")
     ap.add_argument(
-        "--margin", type=float, help="equivalence margin in points, |Δ| < margin (default: table.margin, 0.5)"
+        "--alpha", type=float, help="the budget of every claim of a metric (default: table.alpha of the runs, 0.05)"
+    )
+    ap.add_argument(
+        "--margin",
+        type=float,
+        help="equivalence margin in points for every metric, |Δ| < margin (default: table.margin of the runs; "
+        "none: no equivalent verdict, the smallest margin shown instead)",
     )
     ap.add_argument(
         "--correction",
         choices=CORRECTIONS,
-        help="across the rows compared with one baseline (default: table.correction, holm)",
+        help="bonferroni: one budget alpha across the comparisons of a metric; none: each at alpha "
+        "(default: table.correction, bonferroni)",
     )
     ap.add_argument(
         "--test",

@@ -9,9 +9,12 @@ estimate of each is
     s̃_g² = (d0·s0² + d_g·s_g²) / (d0 + d_g)   on   d0 + d_g   degrees of freedom (at most Σ d_g),
 
 with s0² and d0 fitted to the s_g² by the method of moments on log s_g² (Smyth's eq. 7-8). Variances that
-agree give d0 = ∞: one pooled variance on Σ d_g df. Variances that differ give a small d0 and little pooling.
-A unit whose spread clearly differs from the others' (two-sided F test against the prior, ``OWN_LEVEL``) keeps
-its own variance and df, and the prior is fitted without it. A lone unit is not moderated. numpy and scipy only.
+agree give d0 = ∞: one pooled variance. Variances that differ give a small d0 and little pooling. Before a
+full pooling, a unit whose spread clearly differs from the others' (two-sided F test against the pooled
+variance, ``OWN_LEVEL``) keeps its own variance and df, and the prior is fitted without it. Units that share a
+row (Δs against one baseline) are correlated: they pool fewer df than their sum (``effective_df``), and their
+log-variances scatter less than independent ones would (the moments allow for it). A lone unit is not
+moderated. numpy and scipy only.
 """
 
 from __future__ import annotations
@@ -79,6 +82,8 @@ def fit(units, members=None) -> Prior:
     if len(usable) < 2:
         return Prior(total_df=sum(d for _, _, d in usable))
     prior = _fit(usable, members, ())
+    if not math.isinf(prior.df):  # a finite prior df already moderates each unit in proportion
+        return prior
     outside = tuple(i for i, v, d in usable if _outside(v, d, prior))
     if outside and len(usable) - len(outside) >= 2:
         prior = _fit([u for u in usable if u[0] not in outside], members, outside)

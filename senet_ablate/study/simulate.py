@@ -3,7 +3,7 @@ the runs an adaptive study spends (``python -m senet_ablate.study.simulate``; do
 
 A simulated study: N test images, each with a difficulty z_i ~ N(0, 1); a run of row r with seed j errs on
 image i with probability Φ(a_r + s·(z_i + γ·z'_ri) + u_rj), where u_rj is the seed's effect (normal by default,
-``seeds``: skewed or heavy-tailed), τ_r its scale (rows may differ), shared across the rows that ran seed j with
+``seeds``: heavy-tailed; ``bad`` rows: 10% of runs 2 points worse, a skewed law), τ_r its scale (rows may differ), shared across the rows that ran seed j with
 correlation ρ (pairing), and γ a row's own image effects. Near-duplicate images (``copies`` > 1) repeat one
 image's difficulty and outcome ``copies`` times. A row's population error is the expectation over images and
 seeds, computed by quadrature (normal seeds) or a large Monte Carlo (other seed laws, once per row).
@@ -21,7 +21,7 @@ from . import inference as inf
 from . import sequential as seq
 from .pooling import moderated_deltas
 
-SEEDS = ("normal", "skewed", "heavy")
+SEEDS = ("normal", "heavy")
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,8 @@ class World:
     s: float = 1.5  # image difficulty scale (large: the images decide; small: runs disagree on images)
     tau: tuple = (0.1,)  # seed scale per row (one value: every row)
     rho: float = 0.8  # seed effects shared by rows that ran the same seed
-    seeds: str = "normal"  # normal | skewed (10% of runs 2 points worse) | heavy (Student t, 3 df)
+    seeds: str = "normal"  # normal | heavy (Student t, 3 df)
+    bad: tuple = ()  # rows whose runs are 2 points worse with probability 0.1 (skewed; the same mean error)
     gamma: float = 0.0  # a row's own image effects
     copies: int = 1  # near-duplicates per image
 
@@ -49,8 +50,8 @@ def _seed_draws(rng, world: World, n: int, size=None):
 
 
 def _shift(world: World, r: int) -> float:
-    """The skewed law: a bad run's extra offset (about 2 points of error at CIFAR levels)."""
-    return 0.02 / _density(world, r) if world.seeds == "skewed" else 0.0
+    """A bad run's extra offset in a row of ``bad``: about 2 points of error."""
+    return 0.02 / _density(world, r) if r in world.bad else 0.0
 
 
 def _density(world: World, r: int) -> float:
@@ -67,12 +68,11 @@ def offset(world: World, r: int) -> float:
     from scipy import optimize, stats
 
     sd_img = world.s * math.sqrt(1 + world.gamma**2)
-    if world.seeds == "normal":
+    if world.seeds == "normal" and r not in world.bad:
         return float(stats.norm.ppf(world.errs[r] / 100) * math.sqrt(1 + sd_img**2 + world.scale(r) ** 2))
     rng = np.random.default_rng(12345)
     u = world.scale(r) * _seed_draws(rng, world, 200_000)
-    if world.seeds == "skewed":
-        u = u + _shift(world, r) * (rng.random(len(u)) < 0.1)
+    u = u + _shift(world, r) * (rng.random(len(u)) < 0.1)
     target = world.errs[r] / 100
 
     def gap(a):
@@ -92,8 +92,7 @@ def draw(rng, world: World, n: int) -> list[inf.Sample]:
     for r in range(len(world.errs)):
         own = _seed_draws(rng, world, n)
         u = world.scale(r) * (math.sqrt(world.rho) * v + math.sqrt(1 - world.rho) * own) / 1.0
-        if world.seeds == "skewed":
-            u = u + _shift(world, r) * (rng.random(n) < 0.1)
+        u = u + _shift(world, r) * (rng.random(n) < 0.1)
         zr = z + world.gamma * rng.standard_normal(unique)
         p = stats.norm.cdf(offset(world, r) + world.s * zr[None, :] + u[:, None])
         wrong = 100.0 * (rng.random(p.shape) < p)
