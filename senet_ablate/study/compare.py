@@ -105,9 +105,10 @@ def delta_columns(a: inf.Sample, b: inf.Sample, est: inf.Estimate, col: str, st:
     }
 
 
-def family_size(bases: dict, st: dict) -> int:
-    """m: the comparisons that share the metric's α (every row with a baseline; 1 without a correction)."""
-    m = sum(1 for r, b in bases.items() if b is not None and r != b)
+def family_size(pairs: dict, st: dict) -> int:
+    """m: the comparisons that share the metric's α, those with runs enough for an interval (2 a row);
+    1 without a correction. An adaptive plan's are frozen in its plan instead."""
+    m = sum(1 for a, b in pairs.values() if a.n >= 2 and b.n >= 2)
     return max(m, 1) if st["correction"] == "bonferroni" else 1
 
 
@@ -116,7 +117,6 @@ def metric_columns(data: dict, rows, bases: dict, col: str, st: dict, decisions:
     study's planned rows: at the level and on the seeds of the look where they stopped)."""
     ests = moderated_rows({k: data[k][col] for k in rows})
     out = {k: row_columns(data[k][col], ests[k], col) for k in rows}
-    m = family_size(bases, st)
     pairs = {}
     for k in rows:
         base = bases[k]
@@ -128,13 +128,16 @@ def metric_columns(data: dict, rows, bases: dict, col: str, st: dict, decisions:
             a, b = seq.subset(a, d.seeds), seq.subset(b, d.seeds)
         pairs[k] = (a, b)
     deltas = moderated_deltas(pairs, {k: bases[k] for k in pairs})
+    m = family_size(pairs, st)
+    st["family"][col] = m
     for k, (a, b) in pairs.items():
         d = decisions.get(k)
         looked = d is not None and d.estimate is not None and col == st.get("primary")
         level = d.level if looked else st["alpha"] / m
         est = d.estimate if looked else deltas[k]
         out[k].update(delta_columns(a, b, est, col, st, level))
-        out[k][f"{col}_p_adj"] = min(1.0, out[k][f"{col}_p"] * st["alpha"] / level)
+        p = out[k][f"{col}_p"]
+        out[k][f"{col}_p_adj"] = p if math.isnan(p) else min(1.0, p * st["alpha"] / level)
     return out
 
 
@@ -158,7 +161,7 @@ def statistics(trained: pd.DataFrame, rows: dict, bases: dict, st: dict) -> tupl
     cols = [c for c in WITH_CI if c in trained and pd.to_numeric(trained[c], errors="coerce").notna().any()]
     data = samples(kept, rows, cols, st["test"] == "joint")
     first = ("top1_err" if "top1_err" in cols else "ap") if cols else None  # the family's metric: AP for detection
-    st = {**st, "primary": first}
+    st = {**st, "primary": first, "family": {}}
     plan = st.get("plan")
     if plan is not None:
         plan.freeze(bases)
@@ -177,7 +180,7 @@ def statistics(trained: pd.DataFrame, rows: dict, bases: dict, st: dict) -> tupl
             if v is not None:
                 r[f"{col}_verdict"] = v
     _stops(recs, decisions, first)
-    info = {"untrained": untrained, "primary": first, "cols": cols, "family": family_size(bases, st)}
+    info = {"untrained": untrained, "primary": first, "cols": cols, "family": st["family"].get(first, 1)}
     info["unstable"] = unstable.report(kept, untrained, data, rows, bases, first)
     if plan is not None:
         info.update(plan=plan, decisions=decisions, owed=seq.owed(decisions))

@@ -531,8 +531,9 @@ def _seeds_notes(table: pd.DataFrame) -> list[str]:
         return []
     alpha = table.attrs.get("settings", inf.DEFAULTS)["alpha"]
     return [
-        f"{SHORT[col]}: runs per row at which the observed Δ would be found with 80% power (two-sided, "
-        f"α = {alpha:g}, by the table's method; a guess from the spread so far): " + "; ".join(said) + "."
+        f"{SHORT[col]}: runs per row at which the observed Δ would be found with 80% power (two-sided, at the "
+        f"level of the row's verdict interval, α = {alpha:g} shared as the footnote says; a guess from the spread so "
+        "far): " + "; ".join(said) + "."
     ]
 
 

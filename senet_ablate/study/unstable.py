@@ -111,7 +111,7 @@ def report(kept: pd.DataFrame, untrained: pd.DataFrame, data: dict, rows, bases:
     samples = {k: data[k][col] for k in rows}
     prior = fit([inf.seed_unit(s) for s in samples.values()])
     for k, s in samples.items():
-        idx = outliers(s.values, prior.var, prior.df) if s.n >= 2 else []
+        idx = outliers(s.values, prior.var, prior.df) if s.n >= 3 else []  # two runs: neither is the odd one
         if idx:
             out.outliers[k] = [s.seeds[i] for i in idx]
         out.untrained[k] = int((untrained["row"] == k).sum())
