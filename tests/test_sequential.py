@@ -11,7 +11,6 @@ import math
 
 import numpy as np
 import pytest
-from scipy import stats
 
 from senet_ablate.study import inference as inf
 from senet_ablate.study import sequential as seq

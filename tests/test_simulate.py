@@ -78,7 +78,10 @@ def test_pooling_narrows_the_interval_at_equal_spreads():
     for _ in range(40):
         data = sm.draw(rng, world, 3)
         pairs = {i: (data[i], data[0]) for i in (1, 2, 3)}
-        for name, ests in (("pooled", pooling.moderated_deltas(pairs)), ("own", {i: inf.compare(*pairs[i]) for i in pairs})):
+        for name, ests in (
+            ("pooled", pooling.moderated_deltas(pairs)),
+            ("own", {i: inf.compare(*pairs[i]) for i in pairs}),
+        ):
             widths[name] += [e.interval(0.05)[1] - e.interval(0.05)[0] for e in ests.values()]
     assert np.mean(widths["pooled"]) < 0.9 * np.mean(widths["own"]), {k: np.mean(v) for k, v in widths.items()}
 

@@ -3,10 +3,11 @@ the runs an adaptive study spends (``python -m senet_ablate.study.simulate``; do
 
 A simulated study: N test images, each with a difficulty z_i ~ N(0, 1); a run of row r with seed j errs on
 image i with probability Φ(a_r + s·(z_i + γ·z'_ri) + u_rj), where u_rj is the seed's effect (normal by default,
-``seeds``: heavy-tailed; ``bad`` rows: 10% of runs 2 points worse, a skewed law), τ_r its scale (rows may differ), shared across the rows that ran seed j with
-correlation ρ (pairing), and γ a row's own image effects. Near-duplicate images (``copies`` > 1) repeat one
-image's difficulty and outcome ``copies`` times. A row's population error is the expectation over images and
-seeds, computed by quadrature (normal seeds) or a large Monte Carlo (other seed laws, once per row).
+``seeds``: heavy-tailed; ``bad`` rows: 10% of runs 2 points worse, a skewed law), τ_r its scale (rows may
+differ), shared across the rows that ran seed j with correlation ρ (pairing), and γ a row's own image effects.
+Near-duplicate images (``copies`` > 1) repeat one image's difficulty and outcome ``copies`` times. A row's
+population error is the expectation over images and seeds, computed in closed form (normal seeds) or by a large
+Monte Carlo (other seed laws, once per row).
 """
 
 from __future__ import annotations

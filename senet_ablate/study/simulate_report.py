@@ -73,7 +73,7 @@ def seed_sd(world: sm.World, reps: int = 200) -> float:
 def adaptive(reps: int) -> list[str]:
     base = sm.World(errs=(17.0, 17.0), s=1.0, tau=(0.15,))
     sd = seed_sd(base)
-    head = "| Δ / σ | adaptive: runs per row | resolved | false | fixed n = 3 | n = 5 | n = 10 | matched fixed n | saving |"
+    head = "| Δ / σ | adaptive: runs per row | resolved | false | fixed n = 3 | n = 5 | n = 10 | matched n | saving |"
     lines = [f"σ (one seed's Δ) = {sd:.2f} points; max_seeds 10, first look at 3, margin 0.5, α 0.05.", "", head]
     lines.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for ratio in (0, 0.5, 1, 1.5, 2, 3, 4, 6, 10):

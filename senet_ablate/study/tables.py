@@ -234,7 +234,9 @@ def _verdict(r, col: str, table: pd.DataFrame) -> str:
     shown = r.get(f"{col}_shown", math.nan)
     if v == inf.UNRESOLVED and not margin and shown == shown and shown is not None:
         v += f" (shown: Δ within ±{shown:.2f})"
-    return v + (" (seeds only)" if decided and st["test"] == "joint" and r.get(f"{col}_delta_method") == "seeds" else "")
+    return v + (
+        " (seeds only)" if decided and st["test"] == "joint" and r.get(f"{col}_delta_method") == "seeds" else ""
+    )
 
 
 def _metric_head(table: pd.DataFrame, col: str, name: str, extended: bool) -> list[str]:
@@ -490,12 +492,11 @@ def _untrained_notes(table: pd.DataFrame) -> list[str]:
     if bad is None or not len(bad):
         return []
     labels = table.attrs["labels"]
-    runs = "; ".join(
-        f"{labels.get(r['row'], r['row'])} seed {r['seed']} ({_score(r)})" for _, r in bad.iterrows()
-    )
+    runs = "; ".join(f"{labels.get(r['row'], r['row'])} seed {r['seed']} ({_score(r)})" for _, r in bad.iterrows())
     out = [
         f"Did not train (top-1 error not distinguishable from chance, a majority-class guess of the eval labels, "
-        f"by a one-sided binomial test at α; detectors: AP < {inf.AP_UNTRAINED:g}): {runs}. Counted in runs, left out of means, CIs and verdicts."
+        f"by a one-sided binomial test at α; detectors: AP < {inf.AP_UNTRAINED:g}): {runs}. Counted in runs, left "
+        "out of means, CIs and verdicts."
     ]
     most = table.loc[table["mostly_untrained"].fillna(False).astype(bool), "label"].tolist()
     if most:
