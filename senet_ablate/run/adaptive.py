@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ..records import read_record
 from ..study.sequential import Plan
+from ..study.status import pinned_command
 from .rows import dir_name, last_value, parse, row_of, typed, with_row
 
 log = logging.getLogger("senet_ablate")
@@ -102,7 +103,9 @@ class AdaptiveSweep:
                 "started with (senet-report --status shows it), or use another study (study=...) or runs_dir"
             )
         if old is not None:  # the first look fixed the compared rows and their shares of alpha
-            self.plan.compared, self.plan.shares = old.compared, old.shares
+            self.plan.compared, self.plan.shares, self.plan.command = old.compared, old.shares, old.command
+        if self.plan.command is None:
+            self.plan.command = pinned_command(self.sweep_dir)
         self.plan.write(self.sweep_dir)
         worst = self.rows * self.plan.max_seeds
         cap = f", capped at max_runs={self.plan.max_runs}" if self.plan.max_runs is not None else ""

@@ -168,7 +168,7 @@ def plan_status(root: Path) -> str:
         labels = table.attrs["labels"]
         runs = ", ".join(f"{labels.get(r, r)} seed {s}" for r, s in owed)
         lines.append(f"  owes {len(owed)} runs for the next look: {runs}")
-        command = sweep_command(root)
+        command = plan.command or sweep_command(root)
         if table["stopped"].astype(str).str.startswith("max_runs").any():  # relaunched as it was, it stops again
             command = re.sub(r" hydra\.sweeper\.max_runs=\S+", "", command)
             lines.append(f"  hydra.sweeper.max_runs={plan.max_runs} is reached: the command below lifts it")

@@ -150,6 +150,7 @@ class Plan:
     compared: dict | None = None
     shares: dict | None = None
     runs: list | None = None  # the run dirs (names in the sweep dir) its jobs may write: no other run joins it
+    command: str | None = None  # the command that launched it (later launches may rewrite multirun.yaml)
 
     @classmethod
     def make(
@@ -205,7 +206,7 @@ class Plan:
     def design(self) -> dict:
         """The parts that fix the looks and their levels (``max_runs`` may change between launches, and the
         compared rows are fixed by the first look)."""
-        return {k: v for k, v in asdict(self).items() if k not in ("max_runs", "compared", "shares", "runs")}
+        return {k: v for k, v in asdict(self).items() if k not in ("max_runs", "compared", "shares", "runs", "command")}
 
     def own(self, runs):
         """The runs (a DataFrame with ``run_dir``) that belong to this plan: all of them when it names none."""

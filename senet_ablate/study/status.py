@@ -76,6 +76,15 @@ def sweep_command(root: Path) -> str:
     )
 
 
+def pinned_command(root: Path) -> str:
+    """``sweep_command`` of ``root`` that runs as printed from any directory: it always starts with ``cd`` to
+    where the sweep was launched (an adaptive plan keeps it, whatever later launches write multirun.yaml)."""
+    cfg = _load(root / "multirun.yaml")
+    command = "senet-ablate -m " + _join([*launch_prefix(cfg), *cfg.hydra.overrides.task])
+    cwd = cfg.hydra.runtime.get("cwd")
+    return f"cd {shlex.quote(str(cwd))} && {command}" if cwd else command
+
+
 def _join(args) -> str:
     return " ".join(shlex.quote(str(a)) for a in args)
 
