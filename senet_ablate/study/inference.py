@@ -67,7 +67,6 @@ class Estimate:
     seed_df: float
     image_var: float = 0.0
     seed_parts: tuple = ()  # the variance of one run per row, per seed term: (s_a², s_b²), or (s_Δ²,) paired
-    df_cap: float = math.inf  # at most this many degrees of freedom (an adaptive study's looks: the seeds')
 
     @property
     def se(self) -> float:
@@ -80,11 +79,11 @@ class Estimate:
         if math.isnan(self.seed_var) or not self.seed_df > 0:
             return math.nan
         if self.seed_var == 0:
-            return self.df_cap
+            return math.inf
         from scipy import stats
 
         up = self.seed_var * self.seed_df / stats.chi2.ppf(DF_QUANTILE, self.seed_df)
-        return min((up + self.image_var) ** 2 / (up * up / self.seed_df), self.df_cap)
+        return (up + self.image_var) ** 2 / (up * up / self.seed_df)
 
     def half_width(self, level: float = 0.95) -> float:
         """Half-width of the two-sided ``level`` interval (NaN without a seed spread, n < 2)."""
@@ -97,13 +96,7 @@ class Estimate:
     def interval(self, level: float) -> tuple[float, float]:
         """The two-sided (1 - ``level``) interval of the mean: (NaN, NaN) without a seed spread; a point
         without any spread."""
-        if math.isnan(self.df) or math.isnan(self.mean):
-            return math.nan, math.nan
-        if self.se == 0:
-            return self.mean, self.mean
-        from scipy import stats
-
-        h = float(stats.t.isf(level / 2, self.df) * self.se)
+        h = self.half_width(1 - level)
         return self.mean - h, self.mean + h
 
     def p_value(self) -> float:
@@ -233,11 +226,6 @@ def compare(a: Sample, b: Sample, units: list | None = None) -> Estimate:
     return _estimate(mean, terms, img, tuple(v for v, _ in units))
 
 
-def bonferroni(p, m: int) -> np.ndarray:
-    """Bonferroni-adjusted p-values min(1, m·p) (NaN stays NaN)."""
-    return np.minimum(1.0, np.asarray(p, dtype=float) * m)
-
-
 def verdict(est: Estimate, level: float, margin: float | None, higher_is_better: bool = False) -> str:
     """better / worse / equivalent / unresolved read from one interval, Δ's two-sided (1 - ``level``) CI:
     better or worse when it excludes 0, else equivalent when it lies inside ±``margin`` (no margin: never),
@@ -249,9 +237,7 @@ def verdict(est: Estimate, level: float, margin: float | None, higher_is_better:
         return UNRESOLVED
     if lo > 0 or hi < 0:
         return BETTER if (lo > 0) == higher_is_better else WORSE
-    if margin is not None and not math.isnan(margin) and -margin < lo and hi < margin:
-        return EQUIVALENT
-    return UNRESOLVED
+    return EQUIVALENT if within(est, level, margin) else UNRESOLVED
 
 
 def within(est: Estimate, level: float, margin: float | None) -> bool:

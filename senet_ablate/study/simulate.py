@@ -22,8 +22,6 @@ from . import inference as inf
 from . import sequential as seq
 from .pooling import moderated_deltas
 
-SEEDS = ("normal", "heavy")
-
 
 @dataclass(frozen=True)
 class World:
@@ -43,11 +41,11 @@ class World:
         return self.tau[r] if len(self.tau) > 1 else self.tau[0]
 
 
-def _seed_draws(rng, world: World, n: int, size=None):
+def _seed_draws(rng, world: World, n: int):
     """Seed effects of ``n`` runs in units of τ, mean 0, variance 1 (before the skewed law's shift)."""
     if world.seeds == "heavy":
-        return rng.standard_t(3, size=size or n) / math.sqrt(3.0)
-    return rng.standard_normal(size or n)
+        return rng.standard_t(3, size=n) / math.sqrt(3.0)
+    return rng.standard_normal(n)
 
 
 def _shift(world: World, r: int) -> float:

@@ -67,15 +67,14 @@ def outliers(values: np.ndarray, prior_var: float, prior_df: float) -> list[int]
     spread the others' variance moderated by the study's (``prior_var`` on ``prior_df``)."""
     from scipy import stats
 
+    from .pooling import NONE, Prior
+
+    prior = Prior(prior_var, prior_df, math.inf) if prior_var > 0 else NONE
     n = len(values)
     out = []
     for i in range(n):
         rest = np.delete(values, i)
-        var, df = (float(rest.var(ddof=1)), n - 2.0) if n >= 3 else (math.nan, 0.0)
-        if prior_df > 0 and prior_var > 0:
-            var, df = (prior_var, prior_df) if math.isinf(prior_df) or not df else (
-                (prior_df * prior_var + df * var) / (prior_df + df), prior_df + df,
-            )  # fmt: skip
+        var, df = prior.moderate(*((float(rest.var(ddof=1)), n - 2.0) if n >= 3 else (math.nan, 0.0)))
         if not df or not var > 0:
             continue
         t = (values[i] - rest.mean()) / math.sqrt(var * (1 + 1 / len(rest)))
