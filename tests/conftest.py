@@ -291,3 +291,17 @@ def quick_sweep(tmp_path_factory):
         run_cli("study.cli", "runs/quickstart", "--html", cwd=cwd)
 
     return shared_across_workers(tmp_path_factory, "quick_sweep", make) / "runs/quickstart"
+
+
+def squash(text: str) -> str:
+    """``text`` with runs of spaces as one: a padded Markdown table reads like an unpadded one."""
+    return re.sub(r" {2,}", " ", text)
+
+
+def table_row(text: str, label: str) -> list[str]:
+    """The stripped cells of the first Markdown table line whose first cell is ``label``."""
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and cells[0] == label:
+            return cells
+    raise AssertionError(f"no table row {label!r} in:\n{text}")

@@ -17,7 +17,7 @@ PROFILE = ["task=profile", "model=cifar_resnet20"]
 def table_rows(text: str) -> list[str]:
     """The first cell of every body row of the first Markdown table in ``text``."""
     rows = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| Row")]
-    return [r.split(" | ")[0][2:] for r in rows]
+    return [r.split(" | ")[0][2:].strip() for r in rows]
 
 
 def test_an_adhoc_2x2_profile_sweep_prints_its_4_row_table_and_writes_it(tmp_path):
@@ -57,7 +57,7 @@ def test_a_train_sweep_aggregates_seeds_with_cis_power_and_bars(tmp_path):
         assert t.loc[f"se.squeeze={squeeze}", "top1_err_n"] == 2
         assert t.loc[f"se.squeeze={squeeze}", "top1_err_mean"] == pytest.approx(sum(errs) / 2)
     assert "n < 3 in se.squeeze=avg, se.squeeze=max" in out
-    assert "Δ is vs se.squeeze=avg (the first row" in out
+    assert "Δ is vs se.squeeze=avg (the row of the first job launched" in out
     assert "seeds 0, 1" in out
     assert (where / "figures/bars_se_squeeze.png").is_file()
 
@@ -164,7 +164,7 @@ def test_cis_are_clipped_to_an_error_rates_bounds():
             **{c: None for c in ("params_m", "gflops", "mflops", "macs", "elementwise_ops")},
         }
     )
-    md = to_markdown(study_table(runs, {"rows": {"x": {}}, "baseline": "x"}), {"rows": {"x": {}}})
+    md = to_markdown(study_table(runs, {"rows": {"x": {}}, "baseline": "x"}), {"rows": {"x": {}}}, wide=True)
     assert "[0.00, 19.87]" in md  # mean 1.45 ± t(0.975, 1) · 2.0506 / √2 = 1.45 ± 18.42: the lower end clipped at 0
     assert "95% CIs are clipped to [0, 100]" in md and "n < 3 in x" in md
 

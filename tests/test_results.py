@@ -7,6 +7,7 @@ import math
 
 import pandas as pd
 import pytest
+from conftest import table_row
 from scipy import stats
 
 from senet_ablate.records import write_record
@@ -137,11 +138,14 @@ def test_statistics_match_scipy_on_known_numbers(sweep):
     assert se["top1_err_delta_ci95"] == pytest.approx(4.3027, abs=1e-4)
     assert se["top1_err_verdict"] == "better" and t.loc["base", "top1_err_verdict"] == "baseline"
     assert math.isnan(t.loc["base", "top1_err_delta"])
-    md = to_markdown(study_table(df, specs["toy"]), specs["toy"])
-    assert "| SE | 12.00 ± 2.00 | 3 | [7.33, 16.67] | -11.00 | [-15.30, -6.70] | 0.008 | better (seeds only) |" in md
-    assert "paired t-test" in md and "leaves out the test sample" in md and "*" not in md.split("\n\n")[1]
+    wide = to_markdown(study_table(df, specs["toy"]), specs["toy"], wide=True)
+    assert "| SE | 12.00 ± 2.00 | 3 | [7.33, 16.67] | -11.00 | [-15.30, -6.70] | 0.008 | better (seeds only) |" in wide
+    assert "paired t-test" in wide and "leaves out the test sample" in wide and "*" not in wide.split("\n\n")[2]
+    md = to_markdown(study_table(df, specs["toy"]), specs["toy"])  # the brief table: mean ± 95% CI half-width
+    assert table_row(md, "SE")[1:4] == ["12.00 ± 4.67", "-11.00 [-15.30, -6.70]", "better (seeds only)"]
+    assert "- SE vs Baseline: better (seeds only) — Δ -11.00 [-15.30, -6.70] top-1 points, 3 seeds paired" in md
     tex = to_latex(study_table(df, specs["toy"]), specs["toy"])
-    assert r"\toprule" in tex and r"12.00 $\pm$ 2.00" in tex and r"\bottomrule" in tex
+    assert r"\toprule" in tex and r"12.00 $\pm$ 4.67" in tex and r"\bottomrule" in tex
 
 
 def test_detection_runs_give_ap_columns_and_a_classification_table_has_none(sweep, tmp_path):
@@ -177,14 +181,14 @@ def test_detection_runs_give_ap_columns_and_a_classification_table_has_none(swee
     assert (t.loc["se", "ap_mean"], t.loc["se", "ap_std"], t.loc["se", "ap_delta"]) == (37.0, 1.0, 5.0)
     assert t.loc["se", "ap_p"] == pytest.approx(stats.ttest_rel([36, 37, 38], [30, 32, 34]).pvalue)
     assert t.loc["se", "ap_verdict"] == "better"  # higher AP is better
-    md = to_markdown(study_table(df, specs["det"]), specs["det"])
+    md = to_markdown(study_table(df, specs["det"]), specs["det"], wide=True)
     head = "| Row | AP | n | 95% CI | Δ | Δ CI (verdict's) | p (adj.) | AP verdict | AP paper | AP50 | n | 95% CI | Δ |"
     assert head in md
     row = (
         "| SE-R50 | 37.00 ± 1.00 | 3 | [34.47, 39.53] | +5.00 | [+2.52, +7.48] | 0.013 | better (seeds only) | 40.40 |"
     )
     assert row in md and "AP has no per-image form" in md
-    assert "top-1" not in md.split("\n\n")[1] and "AP_S" not in md  # no error column; AP_S all NaN
+    assert "top-1" not in md.split("\n\n")[2] and "AP_S" not in md  # no error column; AP_S all NaN
     df, specs = collect([sweep])
     assert "| AP " not in to_markdown(study_table(df, specs["toy"]), specs["toy"])
 
@@ -241,6 +245,35 @@ def test_error_vs_reduction_ratio_figure(tmp_path):
     report([tmp_path / "runs/r"])
     figs = {p.name for p in (tmp_path / "runs/r/figures").iterdir()}
     assert {"error_vs_se_reduction.png", "error_vs_se_reduction.svg", "pareto_params.png"} <= figs
+
+
+@pytest.mark.parametrize(
+    ("params_m", "gflops", "drawn"),
+    [
+        ([0.27, 0.272, 0.272], [2.5, 2.6, 2.6], {"pareto_gflops"}),  # one ranking: one picture
+        ([0.27, 0.272, 0.28], [2.5, 2.6, 2.55], {"pareto_gflops", "pareto_params"}),  # a pair reversed
+        ([0.27, 0.272, 0.28], [2.5, 2.6, 2.6], {"pareto_gflops", "pareto_params"}),  # tied by GFLOPs alone
+        ([0.27, 0.27, 0.27], [2.5, 2.6, 2.7], {"pareto_gflops"}),  # params all one: no params plot
+    ],
+)
+def test_pareto_params_is_drawn_only_where_params_rank_the_rows_otherwise_than_gflops(
+    tmp_path, params_m, gflops, drawn
+):
+    from senet_ablate.study.plots import pareto
+
+    table = pd.DataFrame(
+        {
+            "row": ["a", "b", "c"],
+            "label": ["A", "B", "C"],
+            "top1_err_n": [2, 2, 2],
+            "top1_err_mean": [10.0, 9.0, 9.5],
+            "top1_err_ci95": [1.0, 1.0, 1.0],
+            "params_m": params_m,
+            "gflops": gflops,
+        }
+    )
+    paths = pareto(table, {"title": "t", "baseline": "a"}, None, tmp_path)
+    assert {p.stem for p in paths} == drawn
 
 
 def test_the_table_says_where_its_images_per_s_were_measured_and_warns_when_setups_mix(tmp_path):

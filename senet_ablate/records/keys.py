@@ -30,6 +30,8 @@ NOT_FINGERPRINTED = (
     "table.correction",
     "table.test",
     "table.resamples",
+    "table.wide",  # how many columns the report prints
+    "table.best",  # which rows the report asks "which is best" of
 )
 
 # keys added after runs were recorded: left out of the fingerprint at this value (or any of a tuple of values: a

@@ -22,9 +22,11 @@ class PrintTableCallback(Callback):
 
     def __init__(self) -> None:
         self.sweep_dir: str | None = None
+        self.wide = False
 
     def on_multirun_start(self, config, **kwargs) -> None:
         self.sweep_dir = str(config.hydra.sweep.dir)
+        self.wide = bool(config.get("table", {}).get("wide", False))
         atexit.register(self._after_failure)
 
     def on_multirun_end(self, config, **kwargs) -> None:
@@ -45,7 +47,7 @@ class PrintTableCallback(Callback):
         if env_rank() > 0 or not os.path.isdir(where):  # torchrun: rank 0 reports; no job ran: nothing to say
             return where
         try:
-            tables = report([where], html=True, export_runs=False)
+            tables = report([where], html=True, export_runs=False, wide=self.wide)
         except Exception as e:  # the sweep's records are safe; a report problem must not fail it
             log.warning("could not build the study table: %s", e)
             return where

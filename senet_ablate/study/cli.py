@@ -76,6 +76,12 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--html", action="store_true", help="also write a static dashboard per study and an index")
     ap.add_argument("--no-write", action="store_true", help="print only; write no files")
     ap.add_argument(
+        "--wide",
+        action="store_true",
+        help="every column in the printout, table.md and table.tex (secondary metrics, p, the paper's cells, MACs, "
+        "img/s); default: the table that fits 120 columns (every column stays in table.csv and the dashboard)",
+    )
+    ap.add_argument(
         "--status",
         action="store_true",
         help="per sweep: jobs completed / running / failed / missing, and how to relaunch the rest",
@@ -101,6 +107,7 @@ def main(argv=None) -> int:
                 baseline=args.baseline,
                 out=args.out,
                 settings={k: getattr(args, k) for k in ("alpha", "margin", "correction", "test")},
+                wide=args.wide,
             )
         )
     except (FileNotFoundError, ValueError) as e:

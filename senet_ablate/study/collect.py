@@ -54,6 +54,7 @@ COLUMNS = [
     "model",
     "data",
     "fingerprint",
+    "started_at",
     "finished_at",
     "job_num",
     *METRICS,

@@ -89,6 +89,7 @@ def delta_columns(a: inf.Sample, b: inf.Sample, est: inf.Estimate, col: str, st:
         f"{col}_delta_level": 1 - level,
         f"{col}_delta_ci95": est.half_width(0.95),
         f"{col}_delta_seed_df": est.seed_df,
+        f"{col}_delta_image_se": math.sqrt(est.image_var) if est.image_var > 0 else math.nan,
         f"{col}_paired": inf.paired(a, b),
         f"{col}_delta_method": "seeds+images" if a.per_image is not None and b.per_image is not None else "seeds",
         f"{col}_p": est.p_value(),
@@ -181,6 +182,7 @@ def statistics(trained: pd.DataFrame, rows: dict, bases: dict, st: dict) -> tupl
                 r[f"{col}_verdict"] = v
     _stops(recs, decisions, first)
     info = {"untrained": untrained, "primary": first, "cols": cols, "family": st["family"].get(first, 1)}
+    info["samples"] = data
     info["unstable"] = unstable.report(kept, untrained, data, rows, bases, first)
     if plan is not None:
         info.update(plan=plan, decisions=decisions, owed=seq.owed(decisions))

@@ -10,7 +10,8 @@ from pathlib import Path
 import pandas as pd
 
 from ..records.atomic import write_atomic
-from .tables import cells, footnote, notes
+from .answer import lines
+from .tables import cells, effects_table, footnote, notes
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem;max-width:1400px;color:#222}
@@ -54,13 +55,20 @@ def study_page(
     runs = runs[runs["row"].isin(list(spec["rows"]))]  # the records the table counts, no others
     counts = runs["status"].value_counts().to_dict()
     failed = runs[runs["status"] == "failed"]
-    said = notes(table, spec)
+    said, said_first, effects = notes(table, spec), lines(table), effects_table(table)
     parts = [
         f"<h1>{html.escape(spec.get('title') or study)}</h1>",
         f"<p>Study <code>{html.escape(study)}</code>: "
         + ", ".join(f"{n} {html.escape(str(s))}" for s, n in sorted(counts.items()))
         + " run(s).</p>",
+        *(
+            ["<h2>Answer</h2><ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in said_first) + "</ul>"]
+            if said_first
+            else []
+        ),  # fmt: skip
+        *_forest(figures, out_dir),
         table_html(table),
+        *([f"<pre>{html.escape(chr(10).join(effects))}</pre>"] if effects else []),
         f"<p><small>{html.escape(footnote(table))}</small></p>",
         *(["<h2>Notes</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in said) + "</ul>"] if said else []),
         "<p>Also: <a href='table.md'>table.md</a> · <a href='table.tex'>table.tex</a> · "
@@ -69,7 +77,7 @@ def study_page(
     if len(failed):
         items = "".join(f"<li><code>{html.escape(os.path.relpath(d, out_dir))}</code></li>" for d in failed["run_dir"])
         parts.append(f"<h2 class='fail'>Failed runs ({len(failed)})</h2><ul class='fail'>{items}</ul>")
-    pngs = [f for f in figures if f.suffix == ".png"]
+    pngs = [f for f in figures if f.suffix == ".png" and not f.stem.startswith("forest_")]
     if pngs:
         parts.append("<h2>Figures</h2>")
         parts += [
@@ -83,6 +91,16 @@ def study_page(
     path = out_dir / "dashboard.html"
     write_atomic(path, _page(spec.get("title") or study, "\n".join(parts)))
     return path
+
+
+def _forest(figures: list[Path], out_dir: Path) -> list[str]:
+    """The forest plots, first among the figures: Δ with the interval each verdict is read from."""
+    return [
+        f"<figure><img src='{html.escape(os.path.relpath(f, out_dir))}' alt='{html.escape(f.stem)}'>"
+        f"<figcaption>{html.escape(f.stem)}: Δ and the interval its verdict uses</figcaption></figure>"
+        for f in figures
+        if f.suffix == ".png" and f.stem.startswith("forest_")
+    ]
 
 
 def index_page(root: Path, pages: dict[str, Path]) -> Path:

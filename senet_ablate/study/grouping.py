@@ -64,9 +64,12 @@ def value(run, key: str) -> str:
 
 
 def _ordered(runs: pd.DataFrame) -> pd.DataFrame:
-    """Runs in sweep order: by job number within a sweep, then by run dir."""
+    """Runs in the order they were launched: by job number within a sweep (the order the command line typed
+    its values), the earlier sweep first among equal job numbers, then by run dir."""
     num = pd.to_numeric(runs["job_num"], errors="coerce").fillna(math.inf)
-    return runs.assign(_num=num).sort_values(["_num", "run_dir"], kind="stable").drop(columns="_num")
+    began = runs["started_at"].fillna("~") if "started_at" in runs else pd.Series("~", index=runs.index)
+    out = runs.assign(_num=num, _began=began).sort_values(["_num", "_began", "run_dir"], kind="stable")
+    return out.drop(columns=["_num", "_began"])
 
 
 def _union(lists) -> list[str]:
@@ -110,7 +113,7 @@ def split_parts(text: str) -> list[tuple[str, str]]:
 
 def pick_baseline(rows: dict[str, dict], wanted: str | None) -> str:
     """The baseline row: ``wanted`` (a label, or key=value parts that single out one row), else
-    the first row with SE off (``se.stages=[]``), else the first row."""
+    the first row with SE off (``se.stages=[]``), else the first row (that of the first job launched)."""
     if wanted:
         if wanted in rows:
             return wanted
@@ -179,7 +182,7 @@ def group(
         if baseline
         else "the row with SE off"
         if rows[base]["se_off"]
-        else "the first row; table.baseline or --baseline picks another"
+        else "the row of the first job launched; table.baseline or --baseline picks another"
     )
     spec = {
         "title": f"{study}: " + (" × ".join(keys) if keys else ALL),
@@ -187,7 +190,9 @@ def group(
         "keys": keys,
         "baseline": base,
         "adhoc": True,
-        "remarks": [f"All rows: {common(runs)}."] + ([f"Δ is vs {base} ({why})."] if len(rows) > 1 else []) + notes,
+        "baseline_why": why,
+        "baseline_given": bool(baseline),
+        "remarks": [f"All rows: {common(runs)}."] + notes,
     }
     return runs, spec
 

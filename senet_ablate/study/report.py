@@ -55,12 +55,14 @@ def report(
     baseline=None,
     out=None,
     settings: dict | None = None,
+    wide: bool = False,
 ) -> dict[str, str]:
     """Build every table (and figures, and pages) of the runs under ``paths``; return {name: markdown}.
 
     ``export_runs`` also writes runs.csv / runs.parquet (the end-of-sweep callback skips them);
     ``by``, ``filters``, ``baseline``, ``out``, ``settings`` (table.alpha / margin / correction / test /
-    resamples): as senet-report's options. Raises ValueError on a bad option (an unknown key, a baseline that
+    resamples), ``wide`` (every column in table.md / .tex and the printout): as senet-report's
+    options. Raises ValueError on a bad option (an unknown key, a baseline that
     is no row, a bad setting)."""
     given = {k: v for k, v in (settings or {}).items() if v is not None}
     inference.settings(given)  # a bad value fails before any record is read
@@ -77,7 +79,8 @@ def report(
         moved = {k: v for k, v in given.items() if k in planned and v != planned[k]}
         if moved:
             log.warning("%s is adaptive: its verdicts use the plan's %s, not %s", name, planned, moved)
-        out_md[name], page = build(mine, {**spec, **given, "plan": plan}, name, where, write, html, export_runs)
+        spec = {**spec, **given, "plan": plan, "wide": wide}
+        out_md[name], page = build(mine, spec, name, where, write, html, export_runs)
         if page:
             pages[name] = page
     if pages:
@@ -90,19 +93,19 @@ def report(
 def build(mine, spec: dict, name: str, where: Path, write: bool, html: bool, export_runs: bool):
     """One table: printed text, and (``write``) table.md/.tex/.csv, figures and the dashboard in ``where``."""
     table = study_table(mine, spec)
-    md = to_markdown(table, spec)
+    md = to_markdown(table, spec, spec.get("wide", False))
     if not write:
         return md, None
     write_atomic(where / "table.md", md)
-    write_atomic(where / "table.tex", to_latex(table, spec))
+    write_atomic(where / "table.tex", to_latex(table, spec, spec.get("wide", False)))
     write_atomic(where / "table.csv", table.to_csv(index=False))
     if export_runs:
         export(mine, where)
     figures = []
     if (mine["task"] == "train").any():  # every figure needs trained runs; matplotlib loads only then
-        from . import plots
+        from . import forest, plots
 
-        figures = plots.draw_all(table, mine, spec, where / "figures")
+        figures = forest.draw(table, spec, where / "figures") + plots.draw_all(table, mine, spec, where / "figures")
     page = dashboard.study_page(where, name, spec, table, mine, figures, sweep_commands(where)) if html else None
     files = "table.md, table.tex, table.csv" + (", runs.csv, runs.parquet" if export_runs else "")
     lines = [f"written to {where}/: {files}"]

@@ -15,7 +15,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from . import compare, unstable
+from . import answer, compare, factorial, unstable
 from . import inference as inf
 from . import sequential as seq
 
@@ -56,7 +56,7 @@ def table_baseline(spec: dict) -> tuple[str | None, str]:
     """(the table's baseline row, why): ``baseline`` of the spec, else the row with SE off, else the first."""
     rows = spec.get("rows") or {}
     if spec.get("baseline") in rows:
-        return spec["baseline"], "table.baseline"
+        return spec["baseline"], spec.get("baseline_why", "table.baseline")
     off = [k for k, r in rows.items() if "se.stages=[]" in [str(o).replace(" ", "") for o in r.get("set") or []]]
     if off:
         return off[0], "no table.baseline: the row with SE off"
@@ -71,7 +71,7 @@ def study_table(runs: pd.DataFrame, spec: dict) -> pd.DataFrame:
     st = inf.settings({**_newest_table(runs), **{k: v for k, v in spec.items() if k in inf.DEFAULTS}})
     if spec.get("plan") is not None:  # an adaptive study is read at the levels its looks were planned with
         st = {**st, **spec["plan"].settings(), "plan": spec["plan"]}
-    base, why = table_baseline(spec)
+    base, why = trained_baseline(trained, spec, st["alpha"])
     bases = {
         k: row.get("baseline", base) if row.get("baseline") in spec["rows"] else base for k, row in spec["rows"].items()
     }
@@ -110,6 +110,7 @@ def study_table(runs: pd.DataFrame, spec: dict) -> pd.DataFrame:
             rec[col] = _num(src.astype(float).mean() if len(src) else None) * scale
         out.append({"row": key, **rec})
     table = pd.DataFrame(out)
+    effects, bests = _answers(info, spec, st)
     for col in MEASURED:  # a metric no run has: empty columns, so that every table has the same shape
         for part in ("n", "mean", "std", "ci95", "delta", "delta_lo", "delta_hi", "p"):
             if f"{col}_{part}" not in table:
@@ -117,16 +118,51 @@ def study_table(runs: pd.DataFrame, spec: dict) -> pd.DataFrame:
     table = table[_column_order(table.columns)]
     table.attrs.update(paper_digits=digits, settings=st, baseline=base, baseline_why=why, **info)
     table.attrs["labels"] = {k: r.get("label", k) for k, r in spec["rows"].items()}
+    table.attrs.update(effects=effects, best=bests, images=_images(info.get("samples") or {}))
     timed = trained[trained["images_per_s"].notna()]
     table.attrs["speed_setups"] = sorted(timed["speed_setup"].dropna().unique()) if "speed_setup" in timed else []
     return table
+
+
+def trained_baseline(trained: pd.DataFrame, spec: dict, alpha: float) -> tuple[str | None, str]:
+    """``table_baseline``, unless it was not chosen by hand and most of its runs did not train: then the first
+    row (in table order) whose runs trained, and the reason says so."""
+    base, why = table_baseline(spec)
+    if base is None or spec.get("baseline_given") or (why == "table.baseline" and not spec.get("adhoc")):
+        return base, why
+    _, untrained = unstable.set_apart(trained, alpha)
+    failed = {r for r in spec["rows"] if (untrained["row"] == r).sum() > (trained["row"] == r).sum() / 2}
+    if base not in failed:
+        return base, why
+    ok = [r for r in spec["rows"] if r not in failed and (trained["row"] == r).any()]
+    if not ok:
+        return base, why
+    label = spec["rows"][base].get("label", base)
+    return ok[0], f"{label}, the default, did not train: the first row that trained; table.baseline picks another"
+
+
+def _answers(info: dict, spec: dict, st: dict) -> tuple[list, list]:
+    """The factorial effects and the best settings of the primary metric (``factorial.answers``)."""
+    col = info.get("primary")
+    if col is None or not info.get("samples"):
+        return [], []
+    return factorial.answers(info["samples"], spec, col, st["alpha"], (st.get("margin") or {}).get(col))
+
+
+def _images(samples: dict) -> int | None:
+    """The number of test images the runs were scored on (None without per-image predictions)."""
+    for per_metric in samples.values():
+        s = per_metric.get("top1_err")
+        if s is not None and s.per_image is not None:
+            return int(s.per_image.shape[1])
+    return None
 
 
 FIRST = ("row", "label", "baseline", "completed", "failed", "running", "interrupted", "did_not_train")
 PARTS = (
     *("n", "mean", "std", "ci95", "seed_df", "image_se", "method", "verdict", "within", "shown", "delta"),
     *("delta_lo", "delta_hi", "delta_level", "delta_ci95", "p", "p_adj", "p_equiv", "paired", "delta_method"),
-    *("delta_seed_df", "prob_better"),
+    *("delta_seed_df", "delta_image_se", "prob_better"),
     *("prob_better_lo", "prob_better_hi", "seeds_needed", "seeds_needed_lo", "seeds_needed_hi", "paper"),
 )
 
@@ -212,31 +248,13 @@ def _metric_cells(r, col: str, table: pd.DataFrame, extended: bool) -> list[str]
         _delta(r, col, table),
         _delta_ci(r, col),
         _p(r.get(f"{col}_p_adj", math.nan)),
-        _verdict(r, col, table),
+        answer.verdict_text(r, col, table),
     ]
     if extended:
         pb, lo, hi = (r.get(f"{col}_prob_better{x}", math.nan) for x in ("", "_lo", "_hi"))
         ci = "" if math.isnan(lo) else f" [{lo:.2f}, {hi:.2f}]"
         out.append("–" if pb is None or math.isnan(pb) else f"{pb:.2f}{ci}")
     return out + [_fmt(r[f"{col}_paper"], 2)]
-
-
-def _verdict(r, col: str, table: pd.DataFrame) -> str:
-    """The verdict; one reached without the test sample (no predictions.npz) says so."""
-    v = r.get(f"{col}_verdict")
-    if not isinstance(v, str):
-        return "–"
-    st = table.attrs.get("settings", inf.DEFAULTS)
-    margin = (st.get("margin") or {}).get(col)
-    decided = v in (inf.BETTER, inf.WORSE, inf.EQUIVALENT)
-    if v in (inf.BETTER, inf.WORSE) and margin and r.get(f"{col}_within") is True:
-        v += f", within ±{margin:g}"
-    shown = r.get(f"{col}_shown", math.nan)
-    if v == inf.UNRESOLVED and not margin and shown == shown and shown is not None:
-        v += f" (shown: Δ within ±{shown:.2f})"
-    return v + (
-        " (seeds only)" if decided and st["test"] == "joint" and r.get(f"{col}_delta_method") == "seeds" else ""
-    )
 
 
 def _metric_head(table: pd.DataFrame, col: str, name: str, extended: bool) -> list[str]:
@@ -280,6 +298,78 @@ def cells(table: pd.DataFrame, extended: bool = False) -> tuple[list[str], list[
     other = {"GFLOPs": "MFLOPs", "MFLOPs": "GFLOPs"}[unit]
     keep = [j for j in keep if not head[j].endswith(other) and not head[j].startswith(other)]
     return [head[j] for j in keep], [[c[j] for j in keep] for c in body]
+
+
+def brief_cells(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    """The table that fits a 120-column terminal: the row, the primary metric's mean ± 95% CI half-width, Δ
+    with the interval its verdict is read from, the verdict, params, the paper's unit of FLOPs, runs.
+    Everything else is in table.csv, the dashboard and ``cells`` (``--wide``)."""
+    col = table.attrs.get("primary")
+    if col is None or not _measured(table):
+        return cells(table)
+    unit = "mflops" if table["mflops_paper"].notna().any() and table["gflops_paper"].isna().all() else "gflops"
+    name = {**ERRORS, **SCORES}[col]
+    head = ["Row", f"{name} ± 95% CI", f"Δ {SHORT[col]} [verdict's CI]", "verdict", COMPARED["params_m"][0]]
+    head += [COMPARED[unit][0], "runs"]
+    body = []
+    for _, r in table.iterrows():
+        mean, half = r[f"{col}_mean"], r[f"{col}_ci95"]
+        shown = _fmt(mean, 2) + ("" if math.isnan(half) else f" ± {half:.2f}")
+        d = _delta(r, col, table)
+        ci = _delta_ci(r, col)
+        delta = d if ci == "–" else (f"{d} {ci}" if " vs " not in d else d.replace(" vs ", f" {ci} vs ", 1))
+        body.append(
+            [str(r["label"]), shown, delta, answer.verdict_text(r, col, table, brief=True)]
+            + [_fmt(r["params_m"], COMPARED["params_m"][2]), _fmt(r[unit], COMPARED[unit][2]), _runs_brief(r)]
+        )
+    return head, body
+
+
+def _runs_brief(r) -> str:
+    """Completed runs, with what else the row has (did not train, failed, running, interrupted) in short."""
+    extra = [f"{int(r.get('did_not_train') or 0)} untrained"] if r.get("did_not_train") else []
+    extra += [f"{r[k]} {k}" for k in ("failed", "running", "interrupted") if r[k]]
+    return f"{r['completed']}" + (f" ({', '.join(extra)})" if extra else "")
+
+
+def aligned(head: list[str], body: list[list[str]]) -> list[str]:
+    """A Markdown table with its columns padded to one width (the first left-aligned, the rest right), so that
+    it reads as a table in a terminal too."""
+    widths = [max(len(x) for x in col) for col in zip(head, *body)]
+
+    def line(cells_: list[str]) -> str:
+        return (
+            "| "
+            + " | ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(cells_, widths)))
+            + " |"
+        )
+
+    rule = "|" + "|".join(("-" * (w + 1) + (":" if j else "-")) for j, w in enumerate(widths)) + "|"
+    return [line(head), rule] + [line(c) for c in body]
+
+
+def plain(head: list[str], body: list[list[str]]) -> list[str]:
+    """A Markdown table without padding (the wide table, and tables of complexity only)."""
+    rule = "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"
+    return ["| " + " | ".join(head) + " |", rule] + ["| " + " | ".join(c) + " |" for c in body]
+
+
+def effects_table(table: pd.DataFrame) -> list[str]:
+    """The factorial sweep's main effects and interactions as a Markdown table (none: [])."""
+    found = table.attrs.get("effects") or []
+    if not found:
+        return []
+    st = table.attrs.get("settings", inf.DEFAULTS)
+    col = found[0].metric
+    head = ["Effect (contrast over the grid's rows)", f"Δ {SHORT[col]} [verdict's CI]", "p (adj.)", "verdict", "seeds"]
+    body = []
+    for e in found:
+        lo, hi = e.interval
+        ci = "" if math.isnan(lo) else f" [{lo:+.2f}, {hi:+.2f}]"
+        what = "main effect " if e.contrast.kind == "main" else "interaction "
+        p = _p(factorial.p_adjusted(e, st["alpha"]))
+        body.append([what + e.contrast.name, f"{e.estimate.mean:+.2f}{ci}", p, e.verdict, str(e.seeds)])
+    return aligned(head, body)
 
 
 def _runs(r) -> str:
@@ -438,7 +528,7 @@ def notes(table: pd.DataFrame, spec: dict) -> list[str]:
     test sample, runs that did not train, CIs clipped, rows with n < 3, and the seeds an open Δ would need."""
     out = list(spec.get("remarks") or [])
     labels = table.attrs.get("labels", {})
-    if not spec.get("adhoc") and table.attrs.get("baseline") and len(table) > 1 and _measured(table):
+    if table.attrs.get("baseline") and len(table) > 1 and _measured(table):
         base = labels.get(table.attrs["baseline"])
         out.append(f"Δ is vs {base} ({table.attrs['baseline_why']}) unless a cell names another row.")
     out += _margin_note(table) + _pairing_notes(table) + _untrained_notes(table) + _unstable_notes(table)
@@ -542,27 +632,35 @@ def _count(v: float) -> str:
     return "> 1000" if math.isinf(v) else f"{int(v)}"
 
 
-def to_markdown(table: pd.DataFrame, spec: dict) -> str:
-    head, body = cells(table)
-    lines = [
-        f"**{spec.get('title', '')}**",
-        "",
-        "| " + " | ".join(head) + " |",
-        "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|",
-    ]
-    lines += ["| " + " | ".join(c) + " |" for c in body]
-    said = [f"- {n}" for n in notes(table, spec)]
+def to_markdown(table: pd.DataFrame, spec: dict, wide: bool = False) -> str:
+    """table.md: the title, the answer in words (``answer.lines``), the table (``brief_cells``; ``wide``: every
+    column), the factorial effects, then what the columns mean, the notes and the sources."""
+    head, body = cells(table) if wide else brief_cells(table)
+    said = answer.lines(table)
+    lines = [f"**{spec.get('title', '')}**", ""] + ([f"- {x}" for x in said] + [""] if said else [])
+    lines += aligned(head, body) if not wide and _measured(table) else plain(head, body)
+    effects = effects_table(table)
+    lines += ["", *effects] if effects else []
+    if not wide and _measured(table):
+        lines += ["", WIDER]
+    notes_ = [f"- {n}" for n in notes(table, spec)]
     sources = [f"- {n}" for n in spec.get("notes") or []]  # e.g. where each paper cell comes from
     return (
         "\n".join(
             lines
             + ["", footnote(table)]
             + ([speed_note(table)] if speed_note(table) else [])
-            + (["", "Notes:", *said] if said else [])
+            + (["", "Notes:", *notes_] if notes_ else [])
             + (["", "Sources:", *sources] if sources else [])
         )
         + "\n"
     )
+
+
+WIDER = (
+    "Every column (secondary metrics, p, P(better), the paper's cells, MACs, img/s): table.csv, the dashboard, "
+    "or `senet-report DIR --wide` (table.wide=true at the end of a sweep)."
+)
 
 
 def speed_note(table: pd.DataFrame) -> str:
@@ -611,9 +709,9 @@ def tex_escape(s: str) -> str:
     return "".join(TEX.get(c, c) for c in str(s))
 
 
-def to_latex(table: pd.DataFrame, spec: dict) -> str:
-    """A booktabs table (needs \\usepackage{booktabs})."""
-    head, body = cells(table)
+def to_latex(table: pd.DataFrame, spec: dict, wide: bool = False) -> str:
+    """A booktabs table (needs \\usepackage{booktabs}): the brief table's columns, or every one (``wide``)."""
+    head, body = cells(table) if wide else brief_cells(table)
     lines = [
         r"\begin{table}[t]",
         r"\centering",

@@ -1,0 +1,126 @@
+"""What a study found, in words and numbers, before its table: one line per comparison (verdict, Δ with the
+interval the verdict is read from, seeds, pairing, and for an open comparison what would settle it), then the
+factorial sweep's main effects and interactions and the best setting (``factorial.py``)."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+from scipy import stats
+
+from . import factorial
+from . import inference as inf
+
+UNIT = {"top1_err": "top-1 points", "top5_err": "top-5 points", "ap": "AP points", "ap50": "AP50 points"}
+# a study that can resolve sub-point Δs where a small test set cannot: CIFAR-10's 10,000 test images
+LARGER = "experiment=cpu/table11_squeeze (CIFAR-10, 10,000 test images)"
+
+
+def _runs(n: int) -> str:
+    return f"{n} run" + ("" if n == 1 else "s")
+
+
+def _interval(lo: float, hi: float) -> str:
+    return "no interval (fewer than 2 runs a row)" if math.isnan(lo) else f"[{lo:+.2f}, {hi:+.2f}]"
+
+
+def comparison(r: pd.Series, table: pd.DataFrame) -> str | None:
+    """One comparison's line; None for the baseline and for rows without a Δ."""
+    col, labels = table.attrs.get("primary"), table.attrs.get("labels", {})
+    verdict = r.get(f"{col}_verdict") if col else None
+    if not isinstance(verdict, str) or verdict in (inf.BASELINE, "–"):
+        return None
+    head = f"{r['label']} vs {labels.get(r['baseline'], r['baseline'])}: "
+    if verdict in (inf.DID_NOT_TRAIN, "no verdict"):
+        return head + ("did not train (most runs at chance): no verdict" if verdict == inf.DID_NOT_TRAIN
+                       else "no verdict: the baseline did not train")  # fmt: skip
+    d = r.get(f"{col}_delta", math.nan)
+    lo, hi = r.get(f"{col}_delta_lo", math.nan), r.get(f"{col}_delta_hi", math.nan)
+    n = int(r.get("seeds_used") or r.get(f"{col}_n") or 0)
+    paired = "paired" if r.get(f"{col}_paired") is True else "unpaired"
+    said = verdict_text(r, col, table, brief=True)
+    line = f"{head}{said} — Δ {d:+.2f} {_interval(lo, hi)} {UNIT[col]}, {n} seeds {paired}"
+    if verdict == inf.UNRESOLVED:
+        line += "; " + settle(r, col, table)
+    return line
+
+
+def verdict_text(r, col: str, table: pd.DataFrame, brief: bool = False) -> str:
+    """The verdict as the tables print it: `within ±m` where a significant Δ is also negligible, the smallest
+    margin shown where there is none (not when ``brief``: the interval beside it says it), and `(seeds only)`
+    for one reached without the test sample (no predictions.npz)."""
+    v = r.get(f"{col}_verdict")
+    if not isinstance(v, str):
+        return "–"
+    st = table.attrs.get("settings", inf.DEFAULTS)
+    margin = (st.get("margin") or {}).get(col)
+    decided = v in (inf.BETTER, inf.WORSE, inf.EQUIVALENT)
+    if v in (inf.BETTER, inf.WORSE) and margin and r.get(f"{col}_within") is True:
+        v += f", within ±{margin:g}"
+    shown = r.get(f"{col}_shown", math.nan)
+    if v == inf.UNRESOLVED and not margin and not brief and shown == shown and shown is not None:
+        v += f" (shown: Δ within ±{shown:.2f})"
+    return v + (
+        " (seeds only)" if decided and st["test"] == "joint" and r.get(f"{col}_delta_method") == "seeds" else ""
+    )
+
+
+def settle(r: pd.Series, col: str, table: pd.DataFrame) -> str:
+    """What would resolve an open comparison: the plan's next runs, more seeds, or a larger test set."""
+    owed = [s for row, s in table.attrs.get("owed") or [] if row in (r["row"], r["baseline"])]
+    if table.attrs.get("plan") is not None and owed:
+        return f"the adaptive plan owes {_runs(len(owed))} for its next look (relaunch the sweep)"
+    need = r.get(f"{col}_seeds_needed", math.nan)
+    if need is None or math.isnan(need):
+        return "more seeds would tell (fewer than 2 a row, or no spread yet)"
+    if math.isinf(need):
+        return _images_bound(r, col, table)
+    return f"about {int(need)} seeds a row would resolve a Δ this size (80% power, the spread so far)"
+
+
+def _images_bound(r: pd.Series, col: str, table: pd.DataFrame) -> str:
+    """The test set's own limit: its images' share of Δ's interval, and Δ in images."""
+    images = table.attrs.get("images")
+    se = r.get(f"{col}_delta_image_se", math.nan)
+    if not images or se is None or math.isnan(se):
+        return "more seeds alone cannot resolve it: the test set is too small for a Δ this size"
+    level = r.get(f"{col}_delta_level", 0.05)
+    floor = stats.norm.ppf(1 - level / 2) * se
+    d = abs(r.get(f"{col}_delta", 0.0))
+    return (
+        f"no number of seeds resolves it: the {images} test images alone leave ±{floor:.2f} points "
+        f"(Δ = {d:.2f} points is {d * images / 100:.0f} images); a larger test set can, e.g. {LARGER}"
+    )
+
+
+def effect_line(e: factorial.Effect) -> str:
+    """A main effect or interaction in words."""
+    lo, hi = e.interval
+    what = "main effect" if e.contrast.kind == "main" else "interaction"
+    return (
+        f"{what} {e.contrast.name}: {e.verdict} — Δ {e.estimate.mean:+.2f} {_interval(lo, hi)} "
+        f"{UNIT[e.metric]}, {e.seeds} seeds"
+    )
+
+
+def best_line(b: factorial.Best, labels: dict, what: str = "") -> str:
+    def name(rows):
+        return ", ".join(str(labels.get(r, r)) for r in rows) or "none"
+
+    return (
+        f"best {what}{UNIT[b.metric].replace(' points', '')}: {name([b.best])}; not distinguishable from it: "
+        f"{name(b.tied)}; worse than it: {name(b.worse)}"
+    )
+
+
+def lines(table: pd.DataFrame) -> list[str]:
+    """The study's answer: each comparison, then main effects and interactions, then the best setting."""
+    out = [x for x in (comparison(r, table) for _, r in table.iterrows()) if x]
+    out += [effect_line(e) for e in table.attrs.get("effects") or []]
+    labels = table.attrs.get("labels", {})
+    out += [best_line(b, labels, what) for what, b in table.attrs.get("best") or []]
+    plan = table.attrs.get("plan")
+    if plan is not None and table.attrs.get("owed") and getattr(plan, "command", None):
+        out.append(f"continue the plan (it resumes from its records): {plan.command}")
+    return out
