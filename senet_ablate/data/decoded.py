@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from filelock import FileLock
+from filelock import AcquireReturnProxy, FileLock, Timeout
 
 from ..records.atomic import write_atomic
 
@@ -55,6 +55,15 @@ def _load(path: Path) -> dict | None:
         return None
 
 
+def _take(lock: FileLock, path: Path) -> AcquireReturnProxy:
+    """``lock``, acquired (for a ``with``); said first when another job holds it, decoding the same tree."""
+    try:
+        return lock.acquire(timeout=0)
+    except Timeout:
+        log.info("another job is decoding this tree into %s: waiting for it", path)
+        return lock.acquire()
+
+
 def cached(cache_dir, name: str, key: str, build: Callable[[], dict]) -> tuple[dict, str]:
     """``build()``'s entry through the cache: (entry, "hit" | "miss" | "off"). ``cache_dir`` None: off."""
     if not cache_dir:
@@ -69,7 +78,7 @@ def cached(cache_dir, name: str, key: str, build: Callable[[], dict]) -> tuple[d
     except OSError as e:
         log.warning("cannot create the cache dir %s (%s): decoding without a cache (set cache_dir=...)", folder, e)
         return build(), "off"
-    with FileLock(path.with_name(path.name + ".lock")):  # one job decodes, the others wait for its file
+    with _take(FileLock(path.with_name(path.name + ".lock")), path):  # one job decodes, the others wait for it
         entry = _load(path)  # another job may have decoded it while this one waited
         if entry is not None:
             return entry, "hit"

@@ -16,7 +16,7 @@ from .. import data, distributed
 from ..complexity import count, cpu_latency_ms
 from ..errors import ConfigError
 from ..records import Job, predictions, read_record, write_history
-from ..train import CHECKPOINT, decide_compile, evaluate, runtime, seed_everything, train
+from ..train import CHECKPOINT, announce_compile, decide_compile, evaluate, runtime, seed_everything, train
 from . import detect, excitation, tracking
 from .assemble import eval_preprocessing, load_data, make_model
 
@@ -84,6 +84,7 @@ def train_task(cfg: DictConfig, job: Job) -> dict:
         rt.device,
         cfg.recipe.epochs,
     )
+    announce_compile(rt, compile_why)  # before the first step's compile: minutes of silence otherwise
     metrics.update(
         **d.load_record(),
         **rt.setup(),

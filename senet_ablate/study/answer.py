@@ -40,7 +40,7 @@ def comparison(r: pd.Series, table: pd.DataFrame) -> str | None:
     n = int(r.get("seeds_used") or r.get(f"{col}_n") or 0)
     paired = "paired" if r.get(f"{col}_paired") is True else "unpaired"
     said = verdict_text(r, col, table, brief=True)
-    line = f"{head}{said} — Δ {d:+.2f} {_interval(lo, hi)} {UNIT[col]}, {n} seeds {paired}"
+    line = f"{head}{said} — Δ {d:+.2f} {_interval(lo, hi)} {UNIT[col]}{_in_images(d, col, table)}, {n} seeds {paired}"
     if verdict == inf.UNRESOLVED:
         line += "; " + settle(r, col, table)
     return line
@@ -66,6 +66,14 @@ def verdict_text(r, col: str, table: pd.DataFrame, brief: bool = False) -> str:
     )
 
 
+def _in_images(d: float, col: str, table: pd.DataFrame) -> str:
+    """Δ in test images where the test set is small enough for that to matter (under 2,000 images)."""
+    images = table.attrs.get("images")
+    if not images or images >= 2000 or col not in ("top1_err", "top5_err") or math.isnan(d):
+        return ""
+    return f" ({abs(d) * images / 100:.0f} of {images} test images)"
+
+
 def settle(r: pd.Series, col: str, table: pd.DataFrame) -> str:
     """What would resolve an open comparison: the plan's next runs, more seeds, or a larger test set."""
     owed = [s for row, s in table.attrs.get("owed") or [] if row in (r["row"], r["baseline"])]
@@ -73,7 +81,12 @@ def settle(r: pd.Series, col: str, table: pd.DataFrame) -> str:
         return f"the adaptive plan owes {_runs(len(owed))} for its next look (relaunch the sweep)"
     need = r.get(f"{col}_seeds_needed", math.nan)
     if need is None or math.isnan(need):
-        return "more seeds would tell (fewer than 2 a row, or no spread yet)"
+        if math.isnan(r.get(f"{col}_delta_lo", math.nan)):
+            return "an interval needs 2 runs a row"
+        margin = (table.attrs.get("settings", {}).get("margin") or {}).get(col)
+        if margin:
+            return f"more seeds narrow the interval; inside ±{margin:g} it reads equivalent"
+        return "no margin is stated (table.margin), so only a difference could settle it; state one"
     if math.isinf(need):
         return _images_bound(r, col, table)
     return f"about {int(need)} seeds a row would resolve a Δ this size (80% power, the spread so far)"

@@ -615,7 +615,7 @@ def _seeds_notes(table: pd.DataFrame) -> list[str]:
             text = "more seeds alone cannot resolve it (the test images' part stays)" if math.isinf(lo) else "> 1000"
         else:
             text = _count(need)
-        if not math.isnan(lo):
+        if not math.isnan(lo) and not (math.isinf(lo) and math.isinf(hi)):
             text += f" (from {_count(lo)} to {_count(hi)} over the 95% CI of the seed spread)"
         said.append(f"{r['label']} {text}")
     if not said:

@@ -3,13 +3,13 @@
 runtime.py     device and precision (bf16 autocast, channels_last, compile mode)
 schedule.py    the recipe's checks, the learning rate at any point, the optimiser
 checkpoint.py  last.pt: where a run stands, saved and resumed; seeds and random state
-compiled.py    torch.compile's shared cache, warm-up and recompile count
+compiled.py    torch.compile's announcement, shared cache, warm-up and recompile count
 evaluate.py    top-1 / top-5 error over an eval split
 loop.py        the loop as named steps: set_up, run_epoch, end_epoch, train
 """
 
 from .checkpoint import CHECKPOINT, Progress, rng_state, save_checkpoint, seed_everything, set_rng_state
-from .compiled import compile_warm_up, compiled_graphs, share_compile_cache
+from .compiled import announce_compile, compile_warm_up, compiled_graphs, share_compile_cache
 from .evaluate import evaluate, topk_errors
 from .loop import CHECK_EVERY, Diverged, end_epoch, run_epoch, set_up, summarise, train
 from .runtime import (
@@ -34,6 +34,7 @@ __all__ = [
     "OPTIMIZERS",
     "SCHEDULES",
     "WARMUPS",
+    "announce_compile",
     "check_recipe",
     "compile_warm_up",
     "compiled_graphs",

@@ -3,6 +3,7 @@ clock starts, and the count of graphs compiled while timed."""
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from pathlib import Path
@@ -12,6 +13,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from .runtime import Runtime
+
+log = logging.getLogger("senet_ablate")
+
+# a cold compile (empty cache) before the first step on this project's 2-core CPUs: SE-ResNet-20 64 s
+# (benchmarks/compile_auto.py), ResNet-20 on digits 304 s with the cores shared by other jobs; cached: seconds
+FIRST_COMPILE = {"cpu": "1 to 5 min on a CPU"}
 
 # the compile caches a user chose in the shell, read at import (torch writes its default into the environment later)
 _USER_COMPILE_CACHE = [k for k in ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR") if k in os.environ]
@@ -26,6 +33,14 @@ def share_compile_cache(cache_dir) -> None:
     for key, sub in (("TORCHINDUCTOR_CACHE_DIR", "inductor"), ("TRITON_CACHE_DIR", "triton")):
         if key not in _USER_COMPILE_CACHE:
             os.environ[key] = str(base / sub)
+
+
+def announce_compile(rt: Runtime, why: str) -> None:
+    """Say, before the long silent wait, that the model is about to be compiled, why and for how long."""
+    if not rt.compile:
+        return
+    cost = FIRST_COMPILE.get(rt.device.type, "a minute or more")
+    log.info("compiling the model (torch.compile, %s): the first compile takes %s, seconds once cached", why, cost)
 
 
 def compiled_graphs() -> int:

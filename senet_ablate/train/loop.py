@@ -36,6 +36,10 @@ from .schedule import lr_at, make_optimizer, make_scheduler
 
 log = logging.getLogger("senet_ablate")
 CHECK_EVERY = 50  # steps between reads of the on-device sums (the NaN check, the progress bar): no per-step sync
+SLOW_EVAL_S = 10  # an evaluation expected to take longer is announced before it starts
+# an image scored costs about this share of an image trained: in memory, a forward pass in large batches
+# (ResNet-20, 32 px, on this project's 2-core CPU: 1/9); streamed, decoding from disk bounds both (a guess)
+EVAL_SHARE = {"memory": 1 / 8, "streamed": 1 / 2}
 
 
 class Diverged(RuntimeError):
@@ -231,6 +235,14 @@ def _warm_up(nets: Nets, data, rt: Runtime) -> dict:
     return {"compile_s": compile_s, "graphs_compiled_while_timed": 0}
 
 
+def announce_eval(meter: EpochMeter, data, dist: Dist) -> None:
+    """Before the first evaluation, if it looks slow: its expected length, from this epoch's training speed."""
+    share = EVAL_SHARE["memory" if hasattr(data.eval, "images") else "streamed"]
+    expected = meter.time / max(meter.seen, 1) * data.eval.num_samples / dist.world * share
+    if expected >= SLOW_EVAL_S:
+        log.info("evaluating on the %d %s images (about %.0f s)", data.eval.num_samples, data.eval_split, expected)
+
+
 def _count_recompiles(compiled: dict, graphs: int, epoch: int) -> None:
     recompiled = compiled_graphs() - graphs if compiled else 0  # eager: torch._dynamo (~1 s to import) never loads
     if recompiled:
@@ -266,6 +278,7 @@ def train(
     if ckpt.exists() and cfg.train.resume:
         at = checkpoint.resume(ckpt, nets.model, nets.opt, fingerprint, rt, dist.main, cfg.recipe.epochs, nets.sched)
     compiled = _warm_up(nets, data, rt)
+    first_epoch = at.epoch
 
     def save(progress: Progress) -> None:
         if dist.main:
@@ -276,6 +289,8 @@ def train(
             graphs = compiled_graphs() if compiled else 0
             meter = run_epoch(cfg, nets, data, rt, dist, guard, at, save)
             _count_recompiles(compiled, graphs, at.epoch + 1)
+            if at.epoch == first_epoch:
+                announce_eval(meter, data, dist)
             at = end_epoch(cfg, nets, data, rt, dist, meter, at, out_dir)
             if nets.sched is not None:
                 nets.sched.step()  # an LRScheduler moves on once per epoch
