@@ -200,3 +200,25 @@ def test_keys_that_do_not_change_a_result_are_never_rows(tmp_path):
         run_cli("run.app", *PROFILE, f"threads={threads}", f"seed={threads}", f"runs_dir=t{threads}", cwd=tmp_path)
     out = run_cli("study.cli", "t1", "t2", "--no-write", cwd=tmp_path).stdout
     assert table_rows(out) == ["all runs"] and "2 done" in out
+
+
+def test_an_adhoc_studys_first_row_is_the_first_job_launched_of_the_earlier_sweep():
+    """Two sweeps into one study: `recipe.epochs=1,8` and later `recipe.epochs=1 recipe.lr=1e-9`. Job 0 of both
+    sweeps ties on the job number; the earlier sweep's comes first, so its row is the default baseline."""
+    from senet_ablate.study.grouping import group
+
+    def run(job: int, began: str, epochs: str, lr: str) -> dict:
+        flat = {"recipe.epochs": epochs, "recipe.lr": lr}
+        return {"run_dir": f"runs/adhoc/{began}", "task": "train", "job_num": job, "started_at": began,
+                "seed": 0, "_flat": flat, "_choices": {}, "_typed": dict(flat)}  # fmt: skip
+
+    runs = pd.DataFrame(
+        [
+            run(0, "2026-12-07T10:05:00", "1", "1e-09"),
+            run(0, "2026-12-07T10:00:00", "1", "0.05"),
+            run(1, "2026-12-07T10:01:00", "8", "0.05"),
+        ]  # fmt: skip
+    )
+    _, spec = group(runs, "adhoc")
+    assert list(spec["rows"])[0] == "recipe.epochs=1, recipe.lr=0.05" == spec["baseline"]
+    assert spec["baseline_why"].startswith("the row of the first job launched")

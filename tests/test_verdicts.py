@@ -202,3 +202,18 @@ def test_task_eval_writes_predictions_of_the_weights_it_scores(lr_sweep, tmp_pat
     assert (p.error(1), p.error(5)) == pytest.approx((rec["top1_err"], rec["top5_err"]), abs=1e-9)
     assert p.key == predictions.read(run).key  # the same digits test images as the trained run's
     assert p.error(1) == pytest.approx(record(run)["top1_err"], abs=0.5)  # its own weights, scored again
+
+
+def test_a_default_baseline_that_did_not_train_gives_way_to_the_first_row_that_did(tmp_path):
+    """The first row errs on 90% of the images, a 10-class guess: by default it is no baseline, and the notes
+    say why; a baseline chosen by hand stays."""
+    spec = {"title": "dead first", "rows": {"dead": {"label": "lr 1e-9"}, "one": {"label": "1 epoch"}, "eight": {}}}
+    root = _toy(tmp_path, spec, {"dead": 90.0, "one": 13.0, "eight": 2.0})
+    df, specs = collect([root])
+    table = study_table(df, specs["toy"])
+    assert table.attrs["baseline"] == "one" and "lr 1e-9, the default, did not train" in table.attrs["baseline_why"]
+    assert table.set_index("row").loc["eight", "top1_err_verdict"] == "better"
+    assert "Δ is vs 1 epoch (lr 1e-9, the default, did not train" in to_markdown(table, specs["toy"])
+    kept = study_table(df, {**specs["toy"], "baseline": "dead"})
+    assert kept.attrs["baseline"] == "dead"  # by hand: kept, and its rows get no verdict
+    assert kept.set_index("row").loc["eight", "top1_err_verdict"] == "no verdict"
