@@ -14,7 +14,7 @@ from . import inference as inf
 
 UNIT = {"top1_err": "top-1 points", "top5_err": "top-5 points", "ap": "AP points", "ap50": "AP50 points"}
 # a study that can resolve sub-point Δs where a small test set cannot: CIFAR-10's 10,000 test images
-LARGER = "experiment=cpu/table11_squeeze (CIFAR-10, 10,000 test images)"
+LARGER = "experiment=cpu/table11_squeeze (CIFAR-10's 10,000 test images)"
 
 
 def _runs(n: int) -> str:
@@ -71,7 +71,7 @@ def _in_images(d: float, col: str, table: pd.DataFrame) -> str:
     images = table.attrs.get("images")
     if not images or images >= 2000 or col not in ("top1_err", "top5_err") or math.isnan(d):
         return ""
-    return f" ({abs(d) * images / 100:.0f} of {images} test images)"
+    return f" ({abs(d) * images / 100:.0f} of {images} test images)"  # whole images: Δ of 2 runs' means
 
 
 def settle(r: pd.Series, col: str, table: pd.DataFrame) -> str:
@@ -98,13 +98,10 @@ def _images_bound(r: pd.Series, col: str, table: pd.DataFrame) -> str:
     se = r.get(f"{col}_delta_image_se", math.nan)
     if not images or se is None or math.isnan(se):
         return "more seeds alone cannot resolve it: the test set is too small for a Δ this size"
-    level = r.get(f"{col}_delta_level", 0.05)
-    floor = stats.norm.ppf(1 - level / 2) * se
-    d = abs(r.get(f"{col}_delta", 0.0))
-    return (
-        f"no number of seeds resolves it: the {images} test images alone leave ±{floor:.2f} points "
-        f"(Δ = {d:.2f} points is {d * images / 100:.0f} images); a larger test set can, e.g. {LARGER}"
-    )
+    alpha = 1 - r.get(f"{col}_delta_level", 0.95)  # the column holds the interval's confidence
+    floor = stats.norm.ppf(1 - alpha / 2) * se
+    said = f"no number of seeds resolves it: the {images} test images alone leave ±{floor:.2f}"
+    return f"{said}; a larger test set can, e.g. {LARGER}"
 
 
 def effect_line(e: factorial.Effect) -> str:

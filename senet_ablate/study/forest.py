@@ -63,13 +63,13 @@ def forest(table: pd.DataFrame, spec: dict, out_dir: Path) -> list[Path]:
         ax.set_yticks(ys, [textwrap_label(name) for name, *_ in items], fontsize=8)
         unit = "points" if col in ("top1_err", "top5_err") else "AP points"
         better = "lower is better" if col in ("top1_err", "top5_err") else "higher is better"
-        ax.set_xlabel(f"Δ {NAMES[col]} ({unit}; {better}), with the interval its verdict is read from")
+        ax.set_xlabel(f"Δ {NAMES[col]} ({unit}; {better})\nbars: the interval each verdict is read from", fontsize=8)
         present = {v.split(",")[0].split(" (")[0] for *_, v in items}
         for v, c in COLOURS.items():
             if v in present:
                 ax.plot([], [], "o", color=c, label=v)
         ax.set_ylim(-0.7, len(items) - 0.3)
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.28), ncol=5, fontsize=7, frameon=False)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=5, fontsize=7, frameon=False)
         head = textwrap.fill(spec.get("title", ""), 80)
         ax.set_title(f"{head}\n{NAMES[col]}: Δ and the verdict of each comparison", fontsize=8)
         paths += save_figure(fig, out_dir, f"forest_{col}")

@@ -2,15 +2,20 @@
 
 - ``error_vs_<key>``: error (mean, 95% CI) against a numeric axis the rows vary, e.g. r (Table 10),
   with params on a twin axis;
-- ``pareto_gflops`` / ``pareto_params``: error against cost, the Pareto front drawn;
+- ``pareto_gflops``: error against GFLOPs, the Pareto front drawn; ``pareto_params`` (error against params)
+  only where params rank the rows otherwise than GFLOPs do (a pair reversed, or tied by one and not the
+  other), since with one ranking it is the same picture;
+- ``extra_gflops`` / ``extra_params``: the same against the cost added to the baseline row, where the
+  study asks (``figures_extra_cost``);
 - ``training_curves``: eval top-1 error per epoch, one line per row (mean over seeds);
-- ``overhead``: SE's wall-clock training overhead against its FLOPs overhead, vs the baseline row;
 - any sweep (rows from grouping.py): ``error_vs_<key>`` per numeric row key (a line per setting of
   the other keys) and ``bars_<key>`` per categorical one.
 Whiskers are the table's 95% CIs (seeds and test images, ``inference.py``) clipped to [0, 100]; runs that
 did not train are drawn apart (grey crosses, left out of the means). A figure that would carry no information
-is not drawn: nothing trained yet, one row only, every row at one cost (Pareto), no row costing more FLOPs
-than the baseline (overhead: its time axis would be timing noise).
+is not drawn: nothing trained yet, one row only, every row at one cost (Pareto).
+No figure of speed: a study's img/s come from runs trained one after another, often hours apart on a shared
+machine, so their ratios are mostly load; SE's time overhead is measured side by side in one process by
+``benchmarks/se_overhead.py`` (docs/speed.md).
 """
 
 from __future__ import annotations
@@ -91,15 +96,30 @@ def error_vs_axis(table: pd.DataFrame, spec: dict, dataset, out_dir: Path) -> li
     return save_figure(fig, out_dir, f"error_vs_{key.replace('.', '_')}")
 
 
+def same_order(a, b) -> bool:
+    """Whether two costs rank the rows alike: no pair of rows one cost orders and the other reverses, and
+    none one cost ties and the other does not (values within 1e-9 of each other, relatively, tie)."""
+    a, b = [float(v) for v in a], [float(v) for v in b]
+
+    def cmp(x: float, y: float) -> int:
+        return 0 if math.isclose(x, y, rel_tol=1e-9) else (1 if x > y else -1)
+
+    return all(cmp(a[i], a[j]) == cmp(b[i], b[j]) for i in range(len(a)) for j in range(i + 1, len(a)))
+
+
 def pareto(table: pd.DataFrame, spec: dict, dataset, out_dir: Path, extra: bool = False) -> list[Path]:
-    """Error vs GFLOPs and vs params, with the Pareto front; ``extra``: both as the cost added to the
+    """Error vs GFLOPs, with the Pareto front, and vs params where params rank the rows otherwise (else
+    the params plot is the GFLOPs plot again, relabelled); ``extra``: both, as the cost added to the
     baseline row (the attention studies: what each module costs on top of the same backbone)."""
     t = table[table["top1_err_n"] > 0]
     base = table.set_index("row")["label"].get(spec.get("baseline")) if extra else None
     if len(t) < 2 or (extra and base is None):
         return []
+    costs = [("gflops", "GFLOPs (multiply-adds + SE elementwise)"), ("params_m", "params (M)")]
+    if not extra and same_order(t["gflops"], t["params_m"]):
+        costs = costs[:1]
     paths = []
-    for col, label in (("gflops", "GFLOPs (multiply-adds + SE elementwise)"), ("params_m", "params (M)")):
+    for col, label in costs:
         x = t[col] - table.set_index("row").loc[spec["baseline"], col] if extra else t[col]
         if x.nunique() < 2:  # every row at one cost: the points would stack on one x
             continue
@@ -157,31 +177,6 @@ def training_curves(runs: pd.DataFrame, spec: dict, dataset, out_dir: Path) -> l
     return save_figure(fig, out_dir, "training_curves")
 
 
-def overhead(table: pd.DataFrame, spec: dict, dataset, out_dir: Path) -> list[Path]:
-    t = table.set_index("row")
-    base = spec.get("baseline")
-    if base not in t.index or not t.loc[base, "images_per_s"] > 0:
-        return []
-    others = [r for r in t.index if r != base and t.loc[r, "images_per_s"] > 0]
-    if not others:
-        return []
-    flops = [100 * (t.loc[r, "gflops"] / t.loc[base, "gflops"] - 1) for r in others]
-    if max(abs(f) for f in flops) < 1e-6:  # no row costs more FLOPs: the time axis would show timing noise
-        return []
-    time_ = [100 * (t.loc[base, "images_per_s"] / t.loc[r, "images_per_s"] - 1) for r in others]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.scatter(flops, time_)
-    for r, x, y in zip(others, flops, time_):
-        ax.annotate(t.loc[r, "label"], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
-    lim = max(max(flops + time_), 1)
-    ax.plot([0, lim], [0, lim], ":", color="gray", label="time overhead = FLOPs overhead")
-    ax.set_xlabel(f"FLOPs overhead vs {t.loc[base, 'label']} (%)")
-    ax.set_ylabel(f"training time overhead vs {t.loc[base, 'label']} (%)")
-    ax.legend(loc="best")
-    ax.set_title(_title(spec, dataset, "SE cost: wall-clock vs FLOPs"))
-    return save_figure(fig, out_dir, "overhead")
-
-
 def _number(v: str) -> float | None:
     try:
         return float(v)
@@ -200,8 +195,9 @@ def untrained(ax, table: pd.DataFrame, xs: dict) -> None:
 
 
 def by_key(table: pd.DataFrame, spec: dict, dataset, out_dir: Path) -> list[Path]:
-    """Any sweep's rows: error against each row key, a line (numeric key) or a bar group
-    (categorical key) per setting of the other keys."""
+    """Any sweep's rows: error against each numeric row key, a line per setting of the other keys. A
+    categorical key gets none: bars of row CIs invite reading overlap as "no difference"; its comparisons are
+    in the forest plot and, for a grid of keys, its effects in the interaction plots (``forest.py``)."""
     t = table[(table["top1_err_n"] > 0) | (table.get("did_not_train", 0) > 0)]  # a row at chance: its crosses
     if not spec.get("adhoc") or len(t) < 2:
         return []
@@ -213,6 +209,8 @@ def by_key(table: pd.DataFrame, spec: dict, dataset, out_dir: Path) -> list[Path
             continue
         others = {r: ", ".join(f"{k}={v}" for k, v in values[r].items() if k != key) for r in t["row"]}
         numeric = all(_number(x) is not None for x in xs)
+        if not numeric:
+            continue
         fig, ax = plt.subplots(figsize=(6, 4))
         series = list(dict.fromkeys(others.values()))
         for j, label in enumerate(series):
@@ -238,7 +236,7 @@ def by_key(table: pd.DataFrame, spec: dict, dataset, out_dir: Path) -> list[Path
     return paths
 
 
-FIGURES = (error_vs_axis, by_key, pareto, extra_cost, overhead)
+FIGURES = (error_vs_axis, by_key, pareto, extra_cost)
 
 
 def draw_all(table: pd.DataFrame, runs: pd.DataFrame, spec: dict, out_dir: Path) -> list[Path]:

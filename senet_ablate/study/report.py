@@ -106,6 +106,7 @@ def build(mine, spec: dict, name: str, where: Path, write: bool, html: bool, exp
         from . import forest, plots
 
         figures = forest.draw(table, spec, where / "figures") + plots.draw_all(table, mine, spec, where / "figures")
+        prune(where / "figures", figures)
     page = dashboard.study_page(where, name, spec, table, mine, figures, sweep_commands(where)) if html else None
     files = "table.md, table.tex, table.csv" + (", runs.csv, runs.parquet" if export_runs else "")
     lines = [f"written to {where}/: {files}"]
@@ -118,6 +119,14 @@ def build(mine, spec: dict, name: str, where: Path, write: bool, html: bool, exp
     if html:
         lines.append(f"dashboard: {where / 'dashboard.html'}")
     return md + "\n" + "\n".join(lines) + "\n", page
+
+
+def prune(folder: Path, kept: list[Path]) -> None:
+    """Remove the figures (PNG, SVG) of an earlier report that this one did not draw: a figure the data no
+    longer supports must not linger beside the new ones."""
+    for f in folder.glob("*"):
+        if f.suffix in (".png", ".svg") and f not in kept:
+            f.unlink()
 
 
 def planned_only(runs):
