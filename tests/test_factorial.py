@@ -134,3 +134,21 @@ def test_the_tour_sweep_answers_first_fits_120_columns_and_draws_its_effects(tmp
     figures = tmp_path / "runs/adhoc/figures"
     assert (figures / "forest_top1_err.png").is_file()
     assert (figures / "interaction_se_squeeze_se_gate.png").is_file()
+
+
+def test_a_presets_best_rows_are_answered_and_a_grid_of_three_levels_names_its_best_level():
+    """Table 10's question as its preset asks it (``table.best``: the SE rows), and a 3 × 2 grid's key of three
+    levels: its best level averaged over the other key."""
+    spec = spec_of({"se.reduction": ["2", "4", "8", "16"]})
+    rows = list(spec["rows"])
+    preset = {"rows": {**spec["rows"], "plain": {}}, "best": rows}  # the baseline row is not among the candidates
+    truth = dict(zip(rows, (14.0, 10.0, 10.05, 10.1)), plain=30.0)
+    data = samples_for(preset, truth, seeds=5, rng=np.random.default_rng(3), sd=0.1)
+    effects, bests = factorial.answers({k: {"top1_err": s} for k, s in data.items()}, preset, "top1_err", 0.05, None)
+    assert effects == [] and bests[0][1].best == rows[1] and "plain" not in bests[0][1].worse
+    grid = spec_of({"se.reduction": ["2", "4", "8"], "se.squeeze": ["avg", "max"]})
+    truth = {k: 10.0 + 3 * (r["values"]["se.reduction"] == "2") for k, r in grid["rows"].items()}
+    data = samples_for(grid, truth, seeds=4, rng=np.random.default_rng(4), sd=0.1)
+    effects, bests = factorial.answers({k: {"top1_err": s} for k, s in data.items()}, grid, "top1_err", 0.05, None)
+    assert len(effects) == 5 and [w for w, _ in bests] == ["se.reduction "]
+    assert bests[0][1].worse == ["se.reduction=2"] and bests[0][1].best in ("se.reduction=4", "se.reduction=8")
