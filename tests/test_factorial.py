@@ -130,7 +130,7 @@ def test_the_tour_sweep_answers_first_fits_120_columns_and_draws_its_effects(tmp
     assert re.search(r"interaction se\.squeeze × se\.gate: .*: \w+ — Δ [+-]\d", said)
     table = [line for line in md.splitlines() if line.startswith("|")]
     assert max(len(line) for line in table) <= 120
-    assert "Effect (contrast over the grid's rows)" in md
+    assert "| Main effect / interaction (top-1)" in md
     figures = tmp_path / "runs/adhoc/figures"
     assert (figures / "forest_top1_err.png").is_file()
     assert (figures / "interaction_se_squeeze_se_gate.png").is_file()

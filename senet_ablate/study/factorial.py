@@ -96,7 +96,7 @@ def contrasts(factors: list[Factor], rows: dict) -> list[Contrast]:
                 k: share * _sign(v[f.key], lf, f.levels[0]) * _sign(v[g.key], lg, g.levels[0])
                 for k, v in values.items()
             }
-            name = f"{f.key} × {g.key}: ({lf} − {f.levels[0]}) at {lg} vs at {g.levels[0]}"
+            name = f"{f.key} × {g.key}: {lf} − {f.levels[0]}, {lg} vs {g.levels[0]}"
             out.append(Contrast(name, "interaction", _nonzero(w)))
     return out
 

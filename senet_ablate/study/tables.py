@@ -308,8 +308,8 @@ def brief_cells(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     if col is None or not _measured(table):
         return cells(table)
     unit = "mflops" if table["mflops_paper"].notna().any() and table["gflops_paper"].isna().all() else "gflops"
-    name = {**ERRORS, **SCORES}[col]
-    head = ["Row", f"{name} ± 95% CI", f"Δ {SHORT[col]} [verdict's CI]", "verdict", COMPARED["params_m"][0]]
+    head = ["Row", f"{SHORT[col]}{' (%)' if col in ERRORS else ''} ± CI", "Δ [verdict's CI]", "verdict"]
+    head += [COMPARED["params_m"][0]]
     head += [COMPARED[unit][0], "runs"]
     body = []
     for _, r in table.iterrows():
@@ -361,14 +361,13 @@ def effects_table(table: pd.DataFrame) -> list[str]:
         return []
     st = table.attrs.get("settings", inf.DEFAULTS)
     col = found[0].metric
-    head = ["Effect (contrast over the grid's rows)", f"Δ {SHORT[col]} [verdict's CI]", "p (adj.)", "verdict", "seeds"]
+    head = [f"Main effect / interaction ({SHORT[col]})", "Δ [verdict's CI]", "p (adj.)", "verdict", "seeds"]
     body = []
     for e in found:
         lo, hi = e.interval
         ci = "" if math.isnan(lo) else f" [{lo:+.2f}, {hi:+.2f}]"
-        what = "main effect " if e.contrast.kind == "main" else "interaction "
         p = _p(factorial.p_adjusted(e, st["alpha"]))
-        body.append([what + e.contrast.name, f"{e.estimate.mean:+.2f}{ci}", p, e.verdict, str(e.seeds)])
+        body.append([e.contrast.name, f"{e.estimate.mean:+.2f}{ci}", p, e.verdict, str(e.seeds)])
     return aligned(head, body)
 
 
@@ -412,15 +411,17 @@ def method(table: pd.DataFrame) -> str:
     return "from the seeds only (Student t; Δ: Welch's or, for the same seeds, the paired t-test)"
 
 
-def footnote(table: pd.DataFrame) -> str:
-    """What the columns mean; the sentence on Δ vs the paper only under a table with paper cells."""
+def footnote(table: pd.DataFrame, brief: bool = False) -> str:
+    """What the columns mean; the sentence on Δ vs the paper only under a table with paper cells. ``brief``: of
+    the brief table, whose ± is the 95% CI's half-width (the wide one's is the sample std)."""
     paper = [c for c in table.columns if c.endswith("_paper")]
     tail = GFLOPS + (VS_PAPER if table[paper].notna().any().any() else ".")
     if not _measured(table):
         return tail
     st = table.attrs.get("settings", inf.DEFAULTS)
+    spread = "± the 95% CI's half-width" if brief else "± sample std"
     head = (
-        "Errors (and AP): mean ± sample std over the completed runs that trained, n such runs; 95% CIs "
+        f"Errors (and AP): mean {spread} over the completed runs that trained, n such runs; 95% CIs "
         f"{method(table)}, the seed spread pooled across the study's rows (empirical Bayes). "
     )
     if table.attrs.get("plan") is not None:
@@ -648,7 +649,7 @@ def to_markdown(table: pd.DataFrame, spec: dict, wide: bool = False) -> str:
     return (
         "\n".join(
             lines
-            + ["", footnote(table)]
+            + ["", footnote(table, brief=not wide and _measured(table))]
             + ([speed_note(table)] if speed_note(table) else [])
             + (["", "Notes:", *notes_] if notes_ else [])
             + (["", "Sources:", *sources] if sources else [])
