@@ -9,7 +9,7 @@
   study asks (``figures_extra_cost``);
 - ``training_curves``: eval top-1 error per epoch, one line per row (mean over seeds);
 - any sweep (rows from grouping.py): ``error_vs_<key>`` per numeric row key (a line per setting of
-  the other keys) and ``bars_<key>`` per categorical one.
+  the other keys); a categorical key's comparisons are in the forest plot (``forest.py``).
 Whiskers are the table's 95% CIs (seeds and test images, ``inference.py``) clipped to [0, 100]; runs that
 did not train are drawn apart (grey crosses, left out of the means). A figure that would carry no information
 is not drawn: nothing trained yet, one row only, every row at one cost (Pareto).
@@ -205,34 +205,23 @@ def by_key(table: pd.DataFrame, spec: dict, dataset, out_dir: Path) -> list[Path
     paths = []
     for key in spec["keys"]:
         xs = list(dict.fromkeys(values[r][key] for r in t["row"]))
-        if len(xs) < 2:
+        if len(xs) < 2 or any(_number(x) is None for x in xs):
             continue
         others = {r: ", ".join(f"{k}={v}" for k, v in values[r].items() if k != key) for r in t["row"]}
-        numeric = all(_number(x) is not None for x in xs)
-        if not numeric:
-            continue
         fig, ax = plt.subplots(figsize=(6, 4))
-        series = list(dict.fromkeys(others.values()))
-        for j, label in enumerate(series):
+        for label in dict.fromkeys(others.values()):
             mine = t[[others[r] == label for r in t["row"]]]
-            pos = [
-                _number(values[r][key])
-                if numeric
-                else xs.index(values[r][key]) + (j - (len(series) - 1) / 2) * 0.8 / len(series)
-                for r in mine["row"]
-            ]
-            draw = ax.errorbar if numeric else ax.bar
-            extra = {"marker": "o", "capsize": 4} if numeric else {"width": 0.8 / len(series), "capsize": 4}
-            draw(pos, mine["top1_err_mean"], yerr=_yerr(mine), label=label or "top-1 error", **extra)
+            pos = [_number(values[r][key]) for r in mine["row"]]
+            ax.errorbar(
+                pos, mine["top1_err_mean"], yerr=_yerr(mine), label=label or "top-1 error", marker="o", capsize=4
+            )
             untrained(ax, table, dict(zip(mine["row"], pos)))
-        if not numeric:
-            ax.set_xticks(range(len(xs)), xs)
         ax.set_xlabel(key)
         ax.set_ylabel("top-1 error (%), mean and 95% CI")
         ax.legend(loc="best", fontsize=8)
         ax.set_title(_title(spec, dataset, f"error by {key}"))
         name = re.sub(r"\W", "_", key)
-        paths += save_figure(fig, out_dir, f"{'error_vs' if numeric else 'bars'}_{name}")
+        paths += save_figure(fig, out_dir, f"error_vs_{name}")
     return paths
 
 
