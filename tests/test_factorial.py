@@ -125,7 +125,7 @@ def test_the_tour_sweep_answers_first_fits_120_columns_and_draws_its_effects(tmp
     md = (tmp_path / "runs/adhoc/table.md").read_text()
     assert md in out  # what the sweep printed is table.md
     said = md.split("\n\n")[1]
-    assert said.startswith("- se.squeeze=max, se.gate=sigmoid vs se.squeeze=avg, se.gate=sigmoid: ")
+    assert said.startswith("- se.squeeze=avg, se.gate=tanh vs se.squeeze=avg, se.gate=sigmoid: ")  # the order typed
     assert re.search(r"main effect se\.squeeze: max − avg: \w+ — Δ [+-]\d", said)
     assert re.search(r"interaction se\.squeeze × se\.gate: .*: \w+ — Δ [+-]\d", said)
     table = [line for line in md.splitlines() if line.startswith("|")]

@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 
 import pandas as pd
-from scipy import stats
 
 from . import factorial
 from . import inference as inf
@@ -98,6 +97,8 @@ def _images_bound(r: pd.Series, col: str, table: pd.DataFrame) -> str:
     se = r.get(f"{col}_delta_image_se", math.nan)
     if not images or se is None or math.isnan(se):
         return "more seeds alone cannot resolve it: the test set is too small for a Δ this size"
+    from scipy import stats  # lazily, as the rest of the study side: scipy.stats probes torch when loaded
+
     alpha = 1 - r.get(f"{col}_delta_level", 0.95)  # the column holds the interval's confidence
     floor = stats.norm.ppf(1 - alpha / 2) * se
     said = f"no number of seeds resolves it: the {images} test images alone leave ±{floor:.2f}"
