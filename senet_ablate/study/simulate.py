@@ -1,5 +1,6 @@
 """Studies with a known truth, to measure what the table's statistics promise: coverage, false verdicts, and
-the runs an adaptive study spends (``python -m senet_ablate.study.simulate``; docs/statistics.md quotes it).
+the runs an adaptive study spends, a factorial sweep's contrasts (``python -m senet_ablate.study.simulate``;
+docs/statistics.md quotes it).
 
 A simulated study: N test images, each with a difficulty z_i ~ N(0, 1); a run of row r with seed j errs on
 image i with probability Φ(a_r + s·(z_i + γ·z'_ri) + u_rj), where u_rj is the seed's effect (normal by default,
@@ -221,11 +222,40 @@ def adaptive_curve(world: World, reps: int, max_seeds: int = 10, first: int = 3,
     }
 
 
+def grid_draw(rng, truth: tuple, n: int, sd: float = 0.3, spreads: tuple = (1, 1, 1, 1)) -> list[inf.Sample]:
+    """The four rows of a 2 × 2 study, seeds only: row r's run with seed j is truth[r] + spreads[r]·(u_j + e_rj),
+    u_j a seed effect shared by the rows (pairing) and e_rj the row's own, both N(0, sd²)."""
+    shared = rng.normal(0, sd, n)
+    rows = [t + shared + rng.normal(0, sd, n) for t in truth]
+    return [inf.Sample(t + f * (v - t), tuple(range(n))) for t, f, v in zip(truth, spreads, rows)]
+
+
+def factorial_error(truth: tuple, n: int, reps: int, spreads: tuple = (1, 1, 1, 1), seed: int = 0) -> dict:
+    """2 × 2 studies (rows (a1,b1), (a1,b2), (a2,b1), (a2,b2) with population errors ``truth``), read by
+    ``factorial.py``: the share of studies with a false claim among the contrasts whose truth is 0 (or of the
+    wrong sign), and the share that find the first main effect (factor a) when it is not 0."""
+    from . import factorial
+
+    spec = {"adhoc": True, "keys": ["a", "b"], "rows": {}}
+    for a, b in ((1, 1), (1, 2), (2, 1), (2, 2)):
+        spec["rows"][f"a{a}b{b}"] = {"values": {"a": str(a), "b": str(b)}}
+    cons = factorial.contrasts(factorial.grid(spec), spec["rows"])
+    true = [sum(w * truth[list(spec["rows"]).index(k)] for k, w in c.weights.items()) for c in cons]
+    rng = np.random.default_rng(seed)
+    false = found = 0
+    for _ in range(reps):
+        data = dict(zip(spec["rows"], grid_draw(rng, truth, n, spreads=spreads)))
+        said = [e.verdict for e in factorial.effects(data, cons, "top1_err", 0.05, None)]
+        false += any(v != inf.UNRESOLVED and (t == 0 or (v == inf.WORSE) != (t > 0)) for v, t in zip(said, true))
+        found += true[0] != 0 and said[0] == (inf.WORSE if true[0] > 0 else inf.BETTER)
+    return {"false": false / reps, "found": found / reps}
+
+
 def main() -> None:  # pragma: no cover - the docs' figures, minutes of CPU
     import argparse
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("what", choices=("coverage", "family", "adaptive", "unstable"))
+    ap.add_argument("what", choices=("coverage", "family", "adaptive", "unstable", "factorial"))
     ap.add_argument("--reps", type=int, default=1000)
     args = ap.parse_args()
     from . import simulate_report

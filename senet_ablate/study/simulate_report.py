@@ -1,5 +1,6 @@
 """The simulations docs/statistics.md quotes, printed as Markdown tables
-(``python -m senet_ablate.study.simulate coverage|family|unstable|adaptive --reps N``; minutes of CPU each)."""
+(``python -m senet_ablate.study.simulate coverage|family|unstable|adaptive|factorial --reps N``; minutes of CPU
+each)."""
 
 from __future__ import annotations
 
@@ -89,8 +90,26 @@ def adaptive(reps: int) -> list[str]:
     return lines
 
 
+def factorial(reps: int) -> list[str]:
+    """A 2 × 2 study's contrasts, seeds only (σ = 0.3 a cell): false claims with no effect, equal spreads and
+    two rows' 3× the others'; then the power for a main effect of 2σ, 3σ and 6σ."""
+    null = (10.0,) * 4
+    lines = ["| seeds per row | no effect, equal spreads | no effect, spreads 3× apart |", "|---:|---:|---:|"]
+    for n in (3, 5, 10):
+        same = sm.factorial_error(null, n, reps)["false"]
+        apart = sm.factorial_error(null, n, reps, spreads=(1, 1, 3, 3))["false"]
+        lines.append(f"| {n} | {100 * same:.1f}% | {100 * apart:.1f}% |")
+    lines += ["", "| main effect | seeds | found | false claims beside it |", "|---:|---:|---:|---:|"]
+    for k in (2, 3, 6):
+        for n in (3, 5):
+            r = sm.factorial_error((10.0, 10.0, 10.0 + 0.3 * k, 10.0 + 0.3 * k), n, reps)
+            lines.append(f"| {k}σ | {n} | {100 * r['found']:.1f}% | {100 * r['false']:.1f}% |")
+    return lines
+
+
 def run(what: str, reps: int) -> None:
     t = time.time()
-    table = {"coverage": coverage, "family": family, "unstable": unstable, "adaptive": adaptive}[what](reps)
+    tables = {"coverage": coverage, "family": family, "unstable": unstable, "adaptive": adaptive}
+    table = {**tables, "factorial": factorial}[what](reps)
     print("\n".join(table))
     print(f"\n({reps} simulated studies a cell, {time.time() - t:.0f} s)")
