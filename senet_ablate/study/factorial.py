@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import inference as inf
+from .compare import WITH_CI
 from .pooling import moderated_deltas
 
 
@@ -137,7 +138,7 @@ def combine(samples: dict, weights: dict) -> tuple[inf.Sample, inf.Sample] | Non
 def effects(samples: dict, cons: list[Contrast], col: str, alpha: float, margin: float | None) -> list[Effect]:
     """Each contrast in ``col`` ({row: Sample}), its verdict at level α / m over the m contrasts that have an
     estimate (one family)."""
-    higher = col in ("ap", "ap50")
+    higher = WITH_CI[col][1]
     norm = {c.name: math.sqrt(sum(w * w for w in c.weights.values())) for c in cons}
     # pooled on one scale: a contrast of unit norm has the seed variance of one cell, whatever its weights
     pairs = {c.name: combine(samples, {k: w / norm[c.name] for k, w in c.weights.items()}) for c in cons}
@@ -176,7 +177,7 @@ def best(samples: dict, rows: list, col: str, alpha: float) -> Best | None:
     rows = [r for r in rows if r in samples and samples[r].n >= 2]
     if len(rows) < 3:
         return None
-    higher = col in ("ap", "ap50")
+    higher = WITH_CI[col][1]
     pairs = {(a, b): (samples[a], samples[b]) for a, b in itertools.combinations(rows, 2)}
     ests = moderated_deltas(pairs)
     level = alpha / len(pairs)
