@@ -138,7 +138,8 @@ def test_the_status_hint_of_a_config_dir_study_runs_as_printed(tmp_path):
 
 def test_a_presets_table_is_byte_identical_to_before(tmp_path):
     """tests/golden/: the Table 10 profile table written by the code before any-sweep tables (400951f); its
-    footnote since issue 29 (a table without error columns no longer explains them)."""
+    footnote since the tables count the test sample's uncertainty (a table without error columns no longer
+    explains them)."""
     run_cli("run.app", "-m", "experiment=paper/table10_reduction", "task=profile", cwd=tmp_path)
     got = (tmp_path / "runs/paper/table10_reduction/table.md").read_text()
     assert got == (ROOT / "tests/golden/table10_reduction_profile.md").read_text()

@@ -1,4 +1,4 @@
-"""The Python API (issue 20): timm-style create_model / list_models / profile, with torch alone,
+"""The Python API: timm-style create_model / list_models / profile, with torch alone,
 giving what the command line gives. README_EXAMPLE is the example of docs/python-api.md, run here verbatim."""
 
 import json

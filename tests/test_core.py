@@ -1,5 +1,5 @@
 """The core (attention space, backbones, complexity, weight ports) imports with torch alone:
-a user's own training script needs no Hydra (issue 19)."""
+a user's own training script needs no Hydra."""
 
 import subprocess
 import sys

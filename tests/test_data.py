@@ -70,7 +70,7 @@ def _digits_loader(rank=0, world=1, batch=64, augment="cifar"):
 
 @pytest.mark.parametrize("world", [2, 3])
 def test_ddp_ranks_hold_disjoint_parts_that_make_up_the_single_process_batch(world):
-    """Sharding (issue 5): the ranks' augmented parts, put side by side, are the global batch."""
+    """DDP sharding: the ranks' augmented parts, put side by side, are the global batch."""
     whole = _digits_loader()
     ranks = [_digits_loader(r, world) for r in range(world)]
     for loader in (whole, *ranks):
@@ -357,7 +357,7 @@ def test_a_large_tree_is_decoded_by_worker_processes_into_the_same_tensors(cifar
     not torch.cuda.is_available(), reason="needs CUDA: checks that GPU batches never make the host wait"
 )
 def test_in_memory_batches_on_a_gpu_never_wait_for_the_gpu():
-    """Issue 10: no host sync in the hot loop. The epoch's order is copied to the GPU once, when
+    """No host sync in the hot loop. The epoch's order is copied to the GPU once, when
     the epoch starts; after that, drawing, cropping, flipping and normalising a batch must not
     synchronise (torch's sync debug mode raises on any sync)."""
     g = torch.Generator().manual_seed(0)

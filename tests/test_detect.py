@@ -1,4 +1,4 @@
-"""Detection (issue 23, paper Table 7): the generated set is deterministic and valid COCO; our detector
+"""Detection (paper Table 7): the generated set is deterministic and valid COCO; our detector
 with a plain ResNet-50 trunk equals torchvision's fasterrcnn_resnet50_fpn (boxes, scores, losses) with the
 same weights; task=detect trains an SE trunk, resumes after Ctrl-C to the same state and records COCO AP;
 bad input fails before any work naming the key or file; Table 7's preset profiles its four detectors."""

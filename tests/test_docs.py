@@ -1,4 +1,4 @@
-"""The documentation's runnable examples, run as written (issue 20): in each page, a fenced block
+"""The documentation's runnable examples, run as written: in each page, a fenced block
 after ``<!-- docs-test: file NAME -->`` is saved as NAME in a fresh directory, and one after
 ``<!-- docs-test: run -->`` is run there (bash or python, with that directory on PYTHONPATH); the
 table rows of an output block right after a run must appear in what it printed. The site itself

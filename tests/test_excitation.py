@@ -1,5 +1,5 @@
 """task=excitation (paper Sec. 7.2, Figs. 6 and 7) picks its blocks by their stage and unit index,
-whatever a backbone names them: the Shake nets' units carry one block per branch (issue 19)."""
+whatever a backbone names them: the Shake nets' units carry one block per branch."""
 
 from __future__ import annotations
 

@@ -149,7 +149,7 @@ def test_installed_wheel_profiles_a_paper_preset_and_a_user_experiment_from_an_e
 
 @pytest.mark.slow
 def test_installed_wheel_runs_a_users_own_module_backbone_and_dataset(installed, tmp_path):
-    """Issue 20: the user's attention module, backbone and dataset, in their own package outside
+    """The user's attention module, backbone and dataset, in their own package outside
     this repository, with the wheel installed: a profile sweep beside SE, a train sweep with its
     table, and a relaunch that trains nothing."""
     venv, _ = installed

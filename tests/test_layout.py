@@ -1,6 +1,6 @@
 """The house in three rooms (docs/layout.md): the core (torch alone), run/ (the Hydra edge) and
 study/ (records to tables). Dependencies point one way: run/ uses the core and study/, study/
-reads only the record format, the core imports neither (issue 31)."""
+reads only the record format, the core imports neither."""
 
 import ast
 import subprocess

@@ -176,7 +176,7 @@ def test_unknown_model_lists_backbones():
 def test_se_keeps_bf16_and_channels_last_so_the_rescale_copies_nothing(squeeze, gate):
     """The GPU path runs bf16 autocast on channels_last maps: an SE block whose pooling or gate fell
     back to fp32, or whose broadcast multiply returned NCHW, would write a full-size copy of every
-    map it rescales (issue 10). Checked under CPU autocast, the same rules on this machine."""
+    map it rescales. Checked under CPU autocast, the same rules on this machine."""
     from senet_ablate.se import SESpec, build_block
 
     block = build_block(64, SESpec(squeeze=squeeze, gate=gate)).to(memory_format=torch.channels_last)

@@ -1,4 +1,4 @@
-"""Your own attention module as a point of the space (``se.module``, issue 20): placed at every
+"""Your own attention module as a point of the space (``se.module``): placed at every
 site the integration and stages choose, counted exactly, fingerprinted, labelled, and rejected at
 config time with a clear message when it cannot work."""
 

@@ -1,4 +1,4 @@
-"""The CPU's fast path by default (issue 18): ``train.amp: auto`` is bf16 autocast where torch says the
+"""The CPU's fast path by default: ``train.amp: auto`` is bf16 autocast where torch says the
 CPU computes bf16 natively, fp32 elsewhere; ``train.amp=false`` is exact fp32; evaluation follows
 training unless ``eval.amp`` says otherwise; a checkpoint resumes only in its own precision."""
 

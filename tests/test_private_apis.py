@@ -1,5 +1,5 @@
 """Private APIs of our dependencies that the code relies on, each checked against the release it was
-verified with (issue 31). An upgrade that moves past one fails here, naming what to re-check, rather
+verified with. An upgrade that moves past one fails here, naming what to re-check, rather
 than somewhere deep in a sweep; and each API's shape is checked on what is installed."""
 
 import importlib.metadata as md

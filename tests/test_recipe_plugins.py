@@ -1,4 +1,4 @@
-"""The user's own optimiser and schedule (issue 31): ``recipe.optimizer`` and ``recipe.schedule`` as
+"""The user's own optimiser and schedule: ``recipe.optimizer`` and ``recipe.schedule`` as
 ``_target_`` nodes, checked at config time, fingerprinted, swept into a table, and resumed bit-identically
 after SIGKILL with an LRScheduler's state in last.pt. The built-in ``sgd | rmsprop`` and schedules are
 unchanged (the rest of the suite trains with them)."""

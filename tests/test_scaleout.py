@@ -1,4 +1,4 @@
-"""Scale-out and resilience (issue 5), run as a user runs them: Hydra's submitit and joblib
+"""Scale-out and resilience, run as a user runs them: Hydra's submitit and joblib
 launchers, preemption signals with checkpoint + requeue, and the sweep status report."""
 
 import json

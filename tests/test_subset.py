@@ -1,4 +1,4 @@
-"""``data.subset`` (issue 31): a class-stratified part of any dataset in one key, chosen from the data's
+"""``data.subset``: a class-stratified part of any dataset in one key, chosen from the data's
 seed so that every row and seed of a study sees the same images, recorded and fingerprinted."""
 
 import json

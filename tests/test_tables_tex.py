@@ -1,5 +1,5 @@
 """table.tex prints what the table holds: every LaTeX special character in a row label, a title or
-a user's _target_ arguments is escaped (issue 31). Where pdflatex exists the sweep's table.tex is
+a user's _target_ arguments is escaped. Where pdflatex exists the sweep's table.tex is
 compiled; elsewhere the escaping is checked character by character against LaTeX's rules."""
 
 import shutil

@@ -358,7 +358,7 @@ def test_the_mbconv_keys_leave_old_fingerprints_unchanged(compose_cfg):
 
 
 def test_compile_auto_compiles_only_cpu_runs_long_enough_and_keeps_the_identity_of_false(compose_cfg):
-    """train.compile=auto (issue 31): compiled from AUTO_COMPILE_STEPS training steps on the CPU, eager below
+    """train.compile=auto: compiled from AUTO_COMPILE_STEPS training steps on the CPU, eager below
     it and on a GPU, the reason recorded; fingerprinted and tabulated as false, so runs recorded eager keep
     their identity and their rows."""
     import torch

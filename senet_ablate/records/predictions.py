@@ -1,5 +1,5 @@
-"""``predictions.npz`` beside a run's ``metrics.json``: what the run predicted for every image of its eval set
-(issue 29), so that a table can count the test sample's part of every error's uncertainty.
+"""``predictions.npz`` beside a run's ``metrics.json``: what the run predicted for every image of its eval set,
+so that a table can count the test sample's part of every error's uncertainty.
 
 Arrays: ``label`` (int, N), ``top5`` (int, N x 5: the five highest-scoring classes, best first; -1 pads
 when there are fewer than 5 classes), in the eval set's fixed order; ``order`` and ``labels``: fingerprints
@@ -72,7 +72,7 @@ def write(run_dir: Path, label: np.ndarray, top5: np.ndarray, order: str) -> Pat
 
 
 def read(run_dir: Path) -> Predictions | None:
-    """A run's predictions, or None when it has none (a record older than issue 29) or the file is damaged."""
+    """A run's predictions, or None when it has none (an older record) or the file is damaged."""
     path = Path(run_dir) / FILE
     if not path.is_file():
         return None

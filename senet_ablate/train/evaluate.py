@@ -1,5 +1,5 @@
 """Top-1 and top-5 error over an eval split: the error columns of the paper's tables, and (``keep``) what
-the model predicted for every image, for ``predictions.npz`` (issue 29)."""
+the model predicted for every image, for ``predictions.npz``."""
 
 from __future__ import annotations
 
