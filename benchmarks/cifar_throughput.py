@@ -1,4 +1,4 @@
-"""Benchmark P2 (issue 10): CIFAR SE-ResNet-56 training images/s through the framework, against a
+"""Benchmark P2: CIFAR SE-ResNet-56 training images/s through the framework, against a
 plain fp32 DataLoader loop of the same model on the same device, measured in one run.
 
     python benchmarks/cifar_throughput.py                        # GPU: compiled + CUDA graphs, 1 job

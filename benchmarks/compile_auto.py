@@ -1,5 +1,5 @@
 """Benchmark: ``train.compile`` on the CPU, compiled against eager training side by side in one
-process, and what ``train.compile: auto`` chooses from it (issue 31).
+process, and what ``train.compile: auto`` chooses from it.
 
     python benchmarks/compile_auto.py [--steps 40] [--model cifar_resnet20]
 

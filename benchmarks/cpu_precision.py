@@ -1,5 +1,5 @@
-"""Benchmark: CPU training speed by precision and memory format, side by side in one run (issue 18:
-the defaults, bf16 autocast where the CPU computes bf16 natively, must train SE-ResNet-20 at
+"""Benchmark: CPU training speed by precision and memory format, side by side in one run (the
+defaults, bf16 autocast where the CPU computes bf16 natively, must train SE-ResNet-20 at
 >= 1.5x the images/s of exact fp32).
 
     python benchmarks/cpu_precision.py [--reps 3] [--model cifar_resnet20]

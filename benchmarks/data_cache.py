@@ -1,4 +1,4 @@
-"""Benchmark: the decoded-data cache across the jobs of a ``data=cifar10_jpeg`` sweep (issue 10).
+"""Benchmark: the decoded-data cache across the jobs of a ``data=cifar10_jpeg`` sweep.
 
     python benchmarks/data_cache.py --root /path/to/cifar10-jpeg
 

@@ -3,8 +3,8 @@
     python benchmarks/launchers.py [--epochs 2] [--data synthetic] [--only basic,joblib]
 
 ``--data synthetic`` trains on 32 px images (8,192 a job) instead of the 8 px digits: the cost per
-image of a CIFAR study, where two threads in one job scale better than on digits (issue 18 chose
-its study's parallelism with it). ``--only`` runs the cases whose name starts with one of these.
+image of a CIFAR study, where two threads in one job scale better than on digits (the CPU
+studies chose their parallelism with it). ``--only`` runs the cases whose name starts with one of these.
 
 Table 11's two rows (SE-ResNet-20 on digits, max vs avg squeeze) are trained as a user would run
 them with: the basic launcher (one job after another), joblib with 2 jobs (``threads: auto`` =

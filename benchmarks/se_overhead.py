@@ -1,4 +1,4 @@
-"""Benchmark P1 + P5 (issue 10): SE-ResNet-50's wall-clock cost over ResNet-50, and its training
+"""Benchmark P1 + P5: SE-ResNet-50's wall-clock cost over ResNet-50, and its training
 throughput, measured side by side in one process.
 
     python benchmarks/se_overhead.py                 # on a GPU: batch 256, 224 px, bf16, channels_last

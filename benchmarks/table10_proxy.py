@@ -1,4 +1,4 @@
-"""Benchmark P3 (issue 10): paper Table 10 (reduction ratio r) as a CIFAR-10 proxy, end to end:
+"""Benchmark P3: paper Table 10 (reduction ratio r) as a CIFAR-10 proxy, end to end:
 the six rows x 3 seeds of SE-ResNet-56, 30 epochs each, the sweep, its records, the table, the
 figures and the dashboard, timed as a user runs it (target <= 15 minutes on one H100).
 

@@ -1,5 +1,5 @@
-"""Benchmark: the framework's CPU training loop against a plain hand-written loop (issue 10: keep
-it within 5%), same model, data and batches, alternating in one process.
+"""Benchmark: the framework's CPU training loop against a plain hand-written loop (the
+framework's overhead is to stay within 5%), same model, data and batches, alternating in one process.
 
     python benchmarks/train_loop.py [--reps 6] [--model cifar_resnet20]
 

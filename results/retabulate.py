@@ -1,6 +1,6 @@
 """Rebuild a committed study's table from its exported ``runs.csv`` when its run records were not committed
-(studies made before issue 29): the same statistics as ``senet-report``, from the seed values only (their runs
-kept no per-image predictions). The eval-set size and the class count, which those old run tables lack, are
+(older studies): the same statistics as ``senet-report``, from the seed values only (their runs kept no
+per-image predictions). The eval-set size and the class count, which those old run tables lack, are
 given on the command line (for the did-not-train test).
 
     python results/retabulate.py results/attention_cifar_8ep --images 1000 --classes 10 \

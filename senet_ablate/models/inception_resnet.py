@@ -15,7 +15,7 @@ Stage ids (grids at 299 px), named like the ImageNet ResNet stages of the same o
     stage 5   Mixed_7a (-> 2080) + 10 x Block8   8x8,   C = 2080, stride 32, SE_5_1..SE_5_10
 
 SE placement is a documented choice: no official SE-Inception-ResNet-v2 exists (hujie-frank/SENet
-issue #88), and the paper's Sec. 3.3 only says "similar schemes". Following the residual units, the
+GitHub #88), and the paper's Sec. 3.3 only says "similar schemes". Following the residual units, the
 ``standard`` integration puts SE on each residual block's linear 1x1 output, *before* the residual
 scale and the add: 40 sites, hidden widths 320 // 16 = 20, 1088 // 16 = 68, 2080 // 16 = 130. The
 order matters: SE(0.17 u) != 0.17 SE(u), since the FCs see the scaled descriptor. ``pre`` (block
