@@ -3,7 +3,6 @@ verified with. An upgrade that moves past one fails here, naming what to re-chec
 than somewhere deep in a sweep; and each API's shape is checked on what is installed."""
 
 import importlib.metadata as md
-import inspect
 
 import pytest
 
@@ -12,23 +11,11 @@ PRIVATE = [
     (
         "hydra-core",
         "1.3",
-        "hydra._internal.core_plugins.basic_sweeper.BasicSweeper (split_arguments, sweep)",
-        "senet_ablate/run/rows.py:expand, hydra_plugins/senet_ablate_sweeper/rows_sweeper.py",
-        "a sweep expands to the same jobs (tests/test_adhoc.py, test_scaleout.py --status) and rows still apply",
-    ),
-    (
-        "hydra-core",
-        "1.3",
-        "hydra._internal.config_loader_impl.get_overrides_dirname",
-        "senet_ablate/run/rows.py:dir_name",
-        "run-dir names are unchanged (committed results/ resume by them: tests/test_results.py)",
-    ),
-    (
-        "hydra-core",
-        "1.3",
-        "hydra._internal.utils.get_args_parser",
-        "senet_ablate/run/app.py (a single run's row before Hydra composes it)",
-        "`senet-ablate row=...` and --config-dir still compose the row (tests/test_presets.py)",
+        "hydra._internal.core_plugins.basic_sweeper.BasicSweeper (the base class: sweep, split_arguments, "
+        "get_job_batch, its overrides and batch_index)",
+        "hydra_plugins/senet_ablate_sweeper/rows_sweeper.py",
+        "a sweep runs the same jobs in the same run dirs, records them (jobs.json) before the first starts, and rows "
+        "still apply (tests/test_adhoc.py, test_scaleout.py --status)",
     ),
     (
         "torch",
@@ -66,21 +53,59 @@ def test_private_apis_were_verified_with_the_installed_release(package):
 
 
 def test_the_hydra_private_apis_have_the_shape_we_call():
-    from hydra._internal.config_loader_impl import get_overrides_dirname
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra._internal.utils import get_args_parser
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    assert list(inspect.signature(get_overrides_dirname).parameters) == [
-        "overrides",
-        "exclude_keys",
-        "item_sep",
-        "kv_sep",
-    ]
     parsed = OverridesParser.create().parse_overrides(["a=1,2", "b=x"])
     assert BasicSweeper.split_arguments(parsed, None) == [[["a=1", "b=x"], ["a=2", "b=x"]]]
-    args = get_args_parser().parse_args(["-m", "--config-dir", "d", "x=1"])
-    assert args.multirun and args.config_dir == "d" and args.overrides == ["x=1"]
+    sweeper = BasicSweeper(max_batch_size=None, params=None)
+    assert sweeper.batch_index == 0 and callable(sweeper.get_job_batch)  # what RowsSweeper.get_job_batch reads
+
+
+# varied overrides: groups, +/++/~, packages, quoted values holding = and commas, lists, dicts, paths, excluded keys
+OVERRIDES = [
+    *("a=1", "+b.c=x", "++d=2", "~e", "~f=3", "model=resnet50", "hydra/launcher=joblib", "g@pkg=v", "+grp@pkg=v2"),
+    *("h='x=y'", "i=[1,2]", "j={k:1}", "l=a/b", 'm="q r"', "seed=0", "study=s", "table.baseline=x", "n= 5", "o="),
+    *("p=null", "runs_dir=/tmp/x", "se.stages=[]", "recipe.lr=0.05"),
+]
+
+
+@pytest.mark.parametrize("sep", [(",", "="), ("__", ":")])
+def test_run_dir_names_are_hydras_override_dirname_without_its_private_api(sep):
+    """``keys.dir_name`` (plain Python) names a run dir as Hydra's private ``get_overrides_dirname`` did (then
+    ``/`` as ``_``, ``default`` for none): committed results/ resume by these names (tests/test_results.py)."""
+    from hydra._internal.config_loader_impl import get_overrides_dirname
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from senet_ablate.records.keys import dir_name
+
+    excluded = ["seed", "study", "table.baseline", "runs_dir", "g", "e"]
+    for overrides in [OVERRIDES, [], *([o] for o in OVERRIDES)]:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+        hydra = get_overrides_dirname(parsed, excluded, *sep).replace("/", "_") or "default"
+        assert dir_name(overrides, excluded, *sep) == hydra, overrides
+
+
+def test_status_expands_an_unrecorded_sweep_as_the_basic_sweeper_does(tmp_path):
+    """A sweep without jobs.json (older results/): ``status.expand`` reads its multirun.yaml with Hydra's public
+    override parser into the jobs, order and run dirs of the basic sweeper's private ``split_arguments``."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    from senet_ablate.records.keys import NOT_IN_DIRNAME, dir_name
+    from senet_ablate.study import status
+
+    task = ["seed=0,1", "+x@p=1,2", "~y", "model=a,b", "se.reduction=range(2,8,2)", "study=q", "a='u,v'", "b=[1,2]"]
+    params = {"recipe.lr": "0.1,0.2", "seed": "5"}
+    naming = {"exclude_keys": "${senet_not_in_dirname:}", "item_sep": ",", "kv_sep": "="}
+    cfg = OmegaConf.create({"hydra": {"overrides": {"task": task}, "sweeper": {"params": params}}})
+    cfg.hydra.job = {"config": {"override_dirname": naming}}
+    params = [f"{k}={v}" for k, v in params.items()]
+    (jobs,) = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(params + task), None)
+    expanded = status.expand(cfg)
+    assert [list(j.overrides) for j in expanded] == jobs and len(jobs) == 2 * 2 * 2 * 3 * 2
+    assert [j.dir_name for j in expanded] == [dir_name(j, NOT_IN_DIRNAME) for j in jobs]
 
 
 def test_the_dataloader_iterator_still_has_the_workers_we_stop():

@@ -407,6 +407,10 @@ def test_status_lists_each_job_and_prints_the_overrides_that_relaunch_the_unfini
         "1 failed, 1 missing" in out
     )
     relaunch = [ln.strip() for ln in out.splitlines() if ln.startswith("  senet-ablate ")]
+    recorded = (sweep / "jobs.json").read_text()  # the sweeper's record of its jobs; without it (older
+    (sweep / "jobs.json").unlink()  # sweeps) --status expands multirun.yaml to the same jobs and says the same
+    assert status(tmp_path, capsys) == out
+    (sweep / "jobs.json").write_text(recorded)
     assert relaunch[:-1] == [
         f"senet-ablate experiment=quickstart task=profile row={r} seed={s}"
         for r, s in (("baseline", 0), ("se_avg", 1), ("se_max", 0), ("se_max", 1))

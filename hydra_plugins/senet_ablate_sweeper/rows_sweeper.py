@@ -3,7 +3,9 @@
 - each job's ``row=X`` gets the row's overrides in front of its own, so Hydra composes the job
   with the row applied (no second composition inside the job);
 - the configs the sweeper composes to check a batch before launching it are handed to the
-  launcher of this process instead of being composed again.
+  launcher of this process instead of being composed again;
+- before the first job starts, it records every job (its overrides, its run dir) in the sweep dir
+  (``jobs.json``, ``senet_ablate/records/sweep.py``): ``senet-report --status`` reads what the sweep owes there.
 
 Jobs, their order, their run dirs and the launchers are exactly the basic sweeper's. With
 ``until=verdict`` the sweep is adaptive (``senet_ablate/run/adaptive.py``): the basic sweep is its first round,
@@ -20,8 +22,9 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import HydraContext
 from omegaconf import OmegaConf
 
+from senet_ablate.records.sweep import SweepJob, write_jobs
 from senet_ablate.run import adaptive
-from senet_ablate.run.rows import with_row
+from senet_ablate.run.rows import dir_name, with_row
 
 
 class ReusingLoader:
@@ -62,6 +65,7 @@ class RowsSweeper(BasicSweeper):
         run = adaptive.AdaptiveSweep(self, jobs)  # checks the plan before writing anything
         Path(self.config.hydra.sweep.dir).mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, Path(self.config.hydra.sweep.dir) / "multirun.yaml")
+        self.record_jobs(jobs)
         run.run()
         return []
 
@@ -73,8 +77,15 @@ class RowsSweeper(BasicSweeper):
             config=config,
         )
 
+    def record_jobs(self, jobs: Sequence[Sequence[str]]) -> None:
+        """Every job of the sweep (its first round, when adaptive) in launch order, in ``jobs.json``."""
+        naming = self.config.hydra.job.config.override_dirname
+        write_jobs(self.config.hydra.sweep.dir, [SweepJob(tuple(j), dir_name(list(j), naming)) for j in jobs])
+
     def get_job_batch(self) -> Sequence[Sequence[str]]:
         self.reusing.composed.clear()  # left by a batch another process launched
+        if self.batch_index == 0:  # the basic sweep has expanded and written multirun.yaml: nothing launched yet
+            self.record_jobs([job for batch in self.overrides for job in batch])
         return [with_row(list(job), self.config.get("table")) for job in super().get_job_batch()]
 
     def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:

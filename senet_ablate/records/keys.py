@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+from collections.abc import Iterable
 
 # keys that do not change a result: a relaunch that differs only here is the same run. data.skip_bad_images: so
 # that a run stopped by a corrupt file resumes with it (the record lists what it skipped); model.weights_file: where
@@ -117,3 +118,22 @@ def added_later_default(key: str):
 def row_key(key: str) -> bool:
     """Whether ``key`` (a dotted config path or a config group) may tell table rows apart."""
     return not any(key == k or key.startswith(k + ".") for k in NOT_ROW_KEYS)
+
+
+def dir_name(overrides: Iterable[str], exclude_keys: Iterable[str] = (), item_sep: str = ",", kv_sep: str = "=") -> str:
+    """A run dir's name from a job's override strings, as Hydra's ``override_dirname`` builds it: those whose
+    key (``+``, ``++``, ``~`` and an ``@package`` left off) is not in ``exclude_keys``, as typed, sorted, joined
+    by ``item_sep``, each ``=`` as ``kv_sep``; then ``/`` as ``_`` (a config group's path), ``default`` when none."""
+    excluded = set(exclude_keys)
+    kept = sorted(str(o) for o in overrides if override_key(str(o)) not in excluded)
+    return item_sep.join(kept).replace("=", kv_sep).replace("/", "_") or "default"
+
+
+def override_key(override: str) -> str:
+    """The config key or group an override string sets (``+a.b@pkg=1`` -> ``a.b``), as Hydra names it."""
+    key = override.split("=", 1)[0].strip()
+    for prefix in ("++", "+", "~"):
+        if key.startswith(prefix):
+            key = key[len(prefix) :]
+            break
+    return key.split("@", 1)[0].strip()

@@ -18,7 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 
 from ..data import check_workers
 from ..errors import ConfigError
-from .rows import expand
+from ..study.status import sweep_jobs
 
 log = logging.getLogger("senet_ablate")
 
@@ -51,9 +51,9 @@ def cpu_budget() -> tuple[int | None, str]:
 
 
 def _sweep_size() -> int:
-    """Jobs in the running sweep, from the multirun.yaml its sweeper wrote (1 when unknown)."""
+    """Jobs in the running sweep, as its sweeper recorded them or its multirun.yaml says (1 when unknown)."""
     try:
-        return max(1, len(expand(Path(HydraConfig.get().sweep.dir) / "multirun.yaml")[1]))
+        return max(1, len(sweep_jobs(Path(HydraConfig.get().sweep.dir))))
     except Exception:  # no sweep file (a single run): one job
         return 1
 

@@ -13,13 +13,10 @@ ones a row put in front of them, so a relaunch of one job finds the dir its swee
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from hydra._internal.config_loader_impl import get_overrides_dirname
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
+from ..records import keys
 from ..records.keys import NOT_IN_DIRNAME
 
 
@@ -63,11 +60,9 @@ def typed(overrides: list[str], table) -> list[str]:
 
 
 def dir_name(overrides: list[str], dirname_cfg) -> str:
-    """The run-dir name of a job: Hydra's override_dirname of the typed overrides ('default'
-    when none)."""
-    parsed = OverridesParser.create().parse_overrides(list(overrides))
-    name = get_overrides_dirname(parsed, list(dirname_cfg.exclude_keys), dirname_cfg.item_sep, dirname_cfg.kv_sep)
-    return name.replace("/", "_") or "default"
+    """The run-dir name of a job: ``keys.dir_name`` of its typed overrides under the config's
+    ``hydra.job.config.override_dirname`` (exclude_keys, item_sep, kv_sep)."""
+    return keys.dir_name(overrides, list(dirname_cfg.exclude_keys), dirname_cfg.item_sep, dirname_cfg.kv_sep)
 
 
 def _run_dir_resolver(*, _root_: DictConfig) -> str:
@@ -90,17 +85,3 @@ def _native_resolver(name: str) -> DictConfig | None:
 
 
 OmegaConf.register_new_resolver("senet_native", _native_resolver, replace=True)
-
-
-def expand(multirun_yaml: Path) -> tuple[list[str], list[list[str]], list[str]]:
-    """(the sweep's command-line overrides, every job's overrides, its dir names) from multirun.yaml."""
-    cfg = OmegaConf.load(multirun_yaml)
-    task = list(cfg.hydra.overrides.task)
-    params = [f"{k}={v}" for k, v in (cfg.hydra.sweeper.get("params") or {}).items()]
-    parser = OverridesParser.create()
-    jobs = BasicSweeper.split_arguments(parser.parse_overrides(params + task), None)[0]
-    first = [o.key_or_group for o in parse(task)]  # print in the command line's order, swept keys last
-    order = lambda o: first.index(o.key_or_group) if o.key_or_group in first else 99
-    jobs = [[s for o, s in sorted(zip(parse(job), job), key=lambda p: order(p[0]))] for job in jobs]
-    names = [dir_name(job, cfg.hydra.job.config.override_dirname) for job in jobs]
-    return task, jobs, names

@@ -1,35 +1,79 @@
 """``senet-report --status DIR``: what a sweep still owes. Every sweep root (a dir holding Hydra's
-``multirun.yaml``) is expanded into its jobs exactly as the basic sweeper expands it; each job's
-run dir is then completed, running, preempted, interrupted (a running record whose process is
-gone), failed or missing, and the overrides that relaunch the unfinished ones are printed.
+``multirun.yaml``) has the jobs its sweeper recorded (``jobs.json``; for an older sweep, multirun.yaml expanded
+as the basic sweeper expands it); each job's run dir is then completed, running, preempted, interrupted (a
+running record whose process is gone), failed or missing, and the overrides that relaunch the unfinished ones
+are printed.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..records import read_record
+from ..records.keys import NOT_IN_DIRNAME, dir_name, override_key
+from ..records.sweep import SweepJob, read_jobs
 from .sequential import PLAN_FILE
 
 STATES = ("completed", "running", "preempted", "interrupted", "failed", "missing")
 RELAUNCH = ("failed", "missing", "interrupted", "preempted")
 
 
-# A sweep's jobs are Hydra's expansion of its multirun.yaml, so --status reads them through Hydra,
-# imported here on first use: the rest of study/ (records to tables) imports neither Hydra nor torch.
+# multirun.yaml is read with OmegaConf and, for a sweep without jobs.json, expanded with Hydra's public override
+# parser, each imported here on first use: the rest of study/ (records to tables) imports neither Hydra nor torch.
 def _load(path: Path):
     from omegaconf import OmegaConf
 
     return OmegaConf.load(path)
 
 
-def _expand(multirun_yaml: Path):
-    from ..run.rows import expand
+def sweep_jobs(root: Path, cfg=None) -> list[SweepJob]:
+    """The jobs of the sweep in ``root``, in the order it launched them: its sweeper's record (``jobs.json``),
+    else ``expand`` of its multirun.yaml (sweeps made before the record, or by another sweeper)."""
+    recorded = read_jobs(root)
+    return recorded if recorded is not None else expand(cfg if cfg is not None else _load(root / "multirun.yaml"))
 
-    return expand(multirun_yaml)
+
+def expand(cfg) -> list[SweepJob]:
+    """A sweep's jobs from its multirun.yaml ``cfg`` as Hydra's basic sweeper expands them: the sweeper's
+    ``params`` then the command line's overrides, the last of a key in the first one's place, every choice or
+    range swept, the cartesian product in that order; run-dir names as ``override_dirname`` makes them."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    params = [f"{k}={v}" for k, v in (cfg.hydra.sweeper.get("params") or {}).items()]
+    choices: dict[str, list[str]] = {}
+    for o in OverridesParser.create().parse_overrides([*params, *map(str, cfg.hydra.overrides.task)]):
+        key = o.get_key_element()
+        if o.is_sweep_override() and not o.is_discrete_sweep():
+            raise ValueError(f"{o.input_line}: the basic sweeper sweeps choices and ranges only")
+        values = o.sweep_string_iterator() if o.is_sweep_override() else [o.get_value_element_as_str()]
+        choices[key] = [f"{key}={v}" for v in values]
+    naming = _dir_naming(cfg)
+    return [SweepJob(job, dir_name(job, *naming)) for job in itertools.product(*choices.values())]
+
+
+def _dir_naming(cfg) -> tuple[list[str], str, str]:
+    """(exclude_keys, item_sep, kv_sep) of the sweep's ``override_dirname``; our configs' exclude_keys is the
+    ``${senet_not_in_dirname:}`` interpolation, i.e. ``keys.NOT_IN_DIRNAME``."""
+    from omegaconf import OmegaConf
+
+    naming = OmegaConf.to_container(cfg.hydra.job.config.override_dirname, resolve=False)
+    exclude = naming.get("exclude_keys") or []
+    if exclude == "${senet_not_in_dirname:}":
+        exclude = list(NOT_IN_DIRNAME)
+    if not isinstance(exclude, list):
+        raise ValueError(f"hydra.job.config.override_dirname.exclude_keys={exclude!r}: a list of keys expected")
+    return [str(k) for k in exclude], str(naming.get("item_sep", ",")), str(naming.get("kv_sep", "="))
+
+
+def _in_command_order(job: tuple[str, ...], task: list[str]) -> list[str]:
+    """A job's overrides in the command line's order, the sweeper's ``params`` last (as ``--status`` prints
+    them)."""
+    first = [override_key(str(o)) for o in task]
+    return sorted(job, key=lambda o: first.index(override_key(o)) if override_key(o) in first else len(first))
 
 
 @dataclass
@@ -127,14 +171,16 @@ def _state(run_dir: Path) -> tuple[str, str]:
 
 def sweep_status(root: Path) -> SweepStatus:
     cfg = _load(root / "multirun.yaml")
-    task, jobs, names = _expand(root / "multirun.yaml")
+    task = [str(o) for o in cfg.hydra.overrides.task]
+    jobs = sweep_jobs(root, cfg)
+    names = {j.dir_name for j in jobs}
     study = str(cfg.get("study") or root.name)
     out = SweepStatus(root, study, task, prefix=launch_prefix(cfg), cwd=cfg.hydra.runtime.get("cwd"))
-    for job, name in zip(jobs, names):
-        state, note = _state(root / name)
-        out.jobs.append(Job(job, root / name, state, note))
+    for job in jobs:
+        state, note = _state(root / job.dir_name)
+        out.jobs.append(Job(_in_command_order(job.overrides, task), root / job.dir_name, state, note))
     if (root / PLAN_FILE).is_file():  # an adaptive sweep: the seeds its later rounds added
-        for run_dir in sorted(d for d in root.iterdir() if d.name not in set(names) and (d / ".hydra").is_dir()):
+        for run_dir in sorted(d for d in root.iterdir() if d.name not in names and (d / ".hydra").is_dir()):
             state, note = _state(run_dir)
             out.jobs.append(Job(_overrides(run_dir), run_dir, state, note))
     return out
