@@ -1,4 +1,4 @@
-"""SE's successors as points of the se axes (issue 12): equal to timm's modules with copied weights,
+"""SE's successors as points of the se axes (ECA, CBAM, GE, SRM, GC): equal to timm's modules with copied weights,
 published parameter overheads by arithmetic, every allowed combination runs, every other fails at
 config time naming the valid values."""
 
@@ -20,15 +20,25 @@ from senet_ablate.models import build_model
 from senet_ablate.se import EXCITATIONS, INTEGRATIONS, SQUEEZES, ChannelAttention, SESpec, build_block, eca_kernel
 from senet_ablate.se.spec import EXCITATION_KEYS
 
-# SE and its successors up to GC; CA, SimAM, SGE and Triplet (issue 22): tests/test_attention_modules.py
-ISSUE22 = ("coord", "simam", "sge", "triplet", "bam", "sk")
-PRESETS = sorted(p.stem for p in (CONF / "attention").glob("*.yaml") if p.stem not in ISSUE22)
+# SE and its successors up to GC; the later modules (CA, SimAM, SGE, Triplet, BAM, SK): tests/test_attention_modules.py
+# and tests/test_attention_sk.py
+LATER_MODULES = ("coord", "simam", "sge", "triplet", "bam", "sk")
+PRESETS = sorted(p.stem for p in (CONF / "attention").glob("*.yaml") if p.stem not in LATER_MODULES)
+
+
+def preset_keys(name: str) -> dict:
+    """The se.* keys ``conf/attention/<name>.yaml`` sets, read as plain YAML: those of the presets its
+    defaults list names (SE's block), then its own."""
+    node = yaml.safe_load((CONF / "attention" / f"{name}.yaml").read_text())
+    keys: dict = {}
+    for base in node.pop("defaults", []):
+        keys |= {} if base == "_self_" else preset_keys(base)
+    return keys | node
 
 
 def preset(name: str, **over) -> SESpec:
-    """The SESpec ``attention=<name>`` gives (the preset file over se.yaml's defaults)."""
-    base = se_yaml()
-    return SESpec.from_config({**base, **yaml.safe_load((CONF / "attention" / f"{name}.yaml").read_text()), **over})
+    """The SESpec ``attention=<name>`` gives (the preset's keys over se.yaml's defaults)."""
+    return SESpec.from_config({**se_yaml(), **preset_keys(name), **over})
 
 
 def copy_in_order(src: torch.nn.Module, dst: torch.nn.Module) -> None:
@@ -406,6 +416,23 @@ def test_attention_preset_composes_and_a_wrong_axis_fails_before_any_work(tmp_pa
     assert all(json.loads(p.read_text())["status"] == "failed" for p in tmp_path.rglob("metrics.json"))
     proc = run_cli("run.app", "attention=ecaa", cwd=tmp_path, check=False)
     assert proc.returncode != 0 and "attention/ecaa" in proc.stderr and "ge_theta_minus" in proc.stderr
+
+
+def test_presets_state_only_where_they_differ_from_ses_block(compose_cfg):
+    """conf/attention/se.yaml is se.yaml's block; every other preset of a block starts from it (its defaults)
+    and states only the keys that differ, yet sets the whole block over a model's published SE
+    (EfficientNet-B0: r = 4 of the unit's input, SiLU, after the depthwise conv)."""
+    se = preset_keys("se")
+    assert se == {k: se_yaml()[k] for k in se}
+    names = [p.stem for p in sorted((CONF / "attention").glob("*.yaml"))]
+    blocks = [n for n in names if "defaults" in yaml.safe_load((CONF / "attention" / f"{n}.yaml").read_text())]
+    assert sorted(set(names) - set(blocks)) == ["bam", "se", "sk"]
+    for name in blocks:
+        own = yaml.safe_load((CONF / "attention" / f"{name}.yaml").read_text())
+        assert own.pop("defaults") == ["se", "_self_"] and all(se[k] != v for k, v in own.items()), name
+        cfg = compose_cfg("model=efficientnet_b0", f"attention={name}")
+        composed = OmegaConf.to_container(cfg.se)
+        assert {k: composed[k] for k in se} == preset_keys(name) and composed["integration"] == "conv3x3", name
 
 
 # ---------------------------------------------------------------------------- the studies

@@ -1,4 +1,4 @@
-"""Coordinate Attention, SimAM, SGE and Triplet attention (issue 22) as points of the ablation space: CA
+"""Coordinate Attention, SimAM, SGE, Triplet attention and BAM as points of the ablation space: CA
 equals timm's CoordAttn with copied weights; SimAM, SGE and Triplet equal direct implementations of their
 papers' equations (written out here, independent of our frame); params on ResNet-50 by arithmetic; every
 module runs forward and backward on every backbone family at every integration it offers; bad values

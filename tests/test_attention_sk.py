@@ -1,4 +1,4 @@
-"""Selective Kernel units (issue 22): a layout option of the ResNet family (model.sk), equal to timm's
+"""Selective Kernel units (SKNet, CVPR 2019): a layout option of the ResNet family (model.sk), equal to timm's
 SelectiveKernel with copied weights; SKNet-50's and PytorchInsight's SK-ResNet-50 params by arithmetic
 beside their published figures; SK composes with the SE axes on every family that offers it; bad values
 fail at build naming the key."""
