@@ -1,4 +1,5 @@
-"""Backbone registry: ``model.name`` -> its builder and native input. A new backbone is one module\nplus one entry here.
+"""Backbone registry: ``model.name`` -> its builder and native input. A new backbone is one module
+plus one entry here.
 
 A builder takes ``se`` (an :class:`SESpec` or None), ``num_classes`` and its own layout options
 (the keys of its ``conf/model/*.yaml``, e.g. ``stride_style``); ``PORTS`` maps published weights
@@ -35,7 +36,7 @@ class Entry:
     num_classes: int = 1000
 
 
-def _cifar(build, num_classes: int = 10) -> Entry:
+def _cifar(build: Callable[..., nn.Module], num_classes: int = 10) -> Entry:
     return Entry(build, 32, num_classes)
 
 
@@ -69,7 +70,7 @@ PORTS = {**resnet.PORTS, **vgg.PORTS, **mobilenet.PORTS, **inception_resnet.PORT
 NOT_OPTIONS = ("name", "_target_", "num_classes", "input_size", "native", "weights", "weights_file", "se_stages")
 
 
-def builder_of(name: str):
+def builder_of(name: str) -> Callable[..., nn.Module]:
     """The builder of backbone ``name``: ours (``MODELS``), or yours by its dotted path
     (``model._target_: my_pkg.nets.tiny_net``), called as ``builder(se=..., num_classes=..., **options)``."""
     if name in MODELS:
@@ -115,7 +116,7 @@ def build_model(
     num_classes: int,
     device: str | torch.device | None = None,
     input_size: int | None = None,
-    **options,
+    **options: object,
 ) -> nn.Module:
     """Build ``name`` with SE as ``se`` says (None or no stages = the plain backbone).
 

@@ -42,15 +42,15 @@ class PreActUnit(nn.Module):
 
     def __init__(
         self,
-        cin,
-        cout,
-        stride,
-        se,
-        stage,
-        index,
-        bottleneck=False,
-        shortcut_kind="projection",
-        activated_shortcut=False,
+        cin: int,
+        cout: int,
+        stride: int,
+        se: SESpec | None,
+        stage: int,
+        index: int,
+        bottleneck: bool = False,
+        shortcut_kind: str = "projection",
+        activated_shortcut: bool = False,
     ):
         super().__init__()
         width = cout // 4 if bottleneck else cout
@@ -74,7 +74,7 @@ class PreActUnit(nn.Module):
             se, dict(input=cin, mid=width, branch=cout, identity=cout, output=cout), stage=stage, index=index
         )
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         a = self.pre(x)
         identity = self.shortcut(a if self.activated_shortcut else x)
         out = self.convs[0](self.se(a, "input"))
@@ -105,7 +105,7 @@ class PreActNet(Backbone):
         self.stem = nn.Conv2d(3, stem, 3, 1, 1, bias=False)
         first = (self.stage_ids[0], 1)  # the net's first unit: its shortcut reads the pre-activated input
 
-        def unit(cin, cout, stride, spec, stage, index):
+        def unit(cin: int, cout: int, stride: int, spec: SESpec | None, stage: int, index: int) -> PreActUnit:
             return PreActUnit(
                 cin, cout, stride, spec, stage, index, bottleneck, shortcut, activated_shortcut=(stage, index) == first
             )
@@ -114,18 +114,18 @@ class PreActNet(Backbone):
         self.finish(stages, cin, num_classes, head=preact(cin))
 
 
-def preact_resnet110(*, se=None, num_classes=10, shortcut="projection") -> PreActNet:
+def preact_resnet110(*, se: SESpec | None = None, num_classes: int = 10, shortcut: str = "projection") -> PreActNet:
     """Pre-activation ResNet-110 (Tables 4/5's 6.37 / 26.88): 18 basic units a stage, widths 16/32/64.
     The shortcut type is not stated in the paper: ``projection`` (default) or ``pad`` (option A)."""
     return PreActNet(18, (16, 32, 64), 16, se, num_classes, bottleneck=False, shortcut=shortcut)
 
 
-def preact_resnet164(*, se=None, num_classes=10) -> PreActNet:
+def preact_resnet164(*, se: SESpec | None = None, num_classes: int = 10) -> PreActNet:
     """Pre-activation ResNet-164: 18 bottleneck units a stage, outputs 64/128/256, 1x1 projections."""
     return PreActNet(18, (64, 128, 256), 16, se, num_classes, bottleneck=True, shortcut="projection")
 
 
-def wrn16_8(*, se=None, num_classes=10) -> PreActNet:
+def wrn16_8(*, se: SESpec | None = None, num_classes: int = 10) -> PreActNet:
     """WRN-16-8: 2 pre-activation basic units a stage, widths 128/256/512, 1x1 projections, no dropout."""
     return PreActNet(2, (128, 256, 512), 16, se, num_classes, bottleneck=False, shortcut="projection")
 
@@ -161,13 +161,20 @@ class ShakeBranch(nn.Module):
     with ``model.se_on=branch``, at its end (``branch``)."""
 
     def __init__(
-        self, layers: Sequence[nn.Module], mid_after: int, widths: dict, se, stage: int, index: int, suffix: str
+        self,
+        layers: Sequence[nn.Module],
+        mid_after: int,
+        widths: dict[str, int],
+        se: SESpec | None,
+        stage: int,
+        index: int,
+        suffix: str,
     ):
         super().__init__()
         self.layers, self.mid_after = nn.ModuleList(layers), mid_after
         self.se = SESite(se, widths, stage=stage, index=index, suffix=suffix, required=False)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         for j, layer in enumerate(self.layers):
             x = layer(x)
             if j == self.mid_after:
@@ -186,7 +193,7 @@ class ShiftedShortcut(nn.Module):
         self.a, self.b = (nn.Conv2d(cin, cout // 2, 1, bias=False) for _ in range(2))
         self.bn = nn.BatchNorm2d(cout)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.relu(x)
         s = self.stride
         shifted = F.pad(x, (1, -1, 1, -1))
@@ -198,14 +205,25 @@ class ShakeUnit(nn.Module):
     branches (1x1, grouped 3x3 with the stride, 1x1; ReLU after the add); otherwise Shake-Shake 26's
     (ReLU-conv-BN twice; no ReLU after the add)."""
 
-    def __init__(self, cin, cout, stride, se, stage, index, even29=False, se_on="branch", backward="shake"):
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        stride: int,
+        se: SESpec | None,
+        stage: int,
+        index: int,
+        even29: bool = False,
+        se_on: str = "branch",
+        backward: str = "shake",
+    ):
         super().__init__()
         self.backward, self.relu_out = backward, even29
         per_branch = dict(mid=cout)  # the sites each branch offers
         if se_on == "branch":
             per_branch["branch"] = cout
 
-        def layers():  # the first 3x3 (and its BN-ReLU) is layer 1 in both kinds
+        def layers() -> list[nn.Module]:  # the first 3x3 (and its BN-ReLU) is layer 1 in both kinds
             if even29:
                 return [
                     conv_bn(cin, cout, 1, relu=True),
@@ -226,7 +244,7 @@ class ShakeUnit(nn.Module):
         if se is not None and INTEGRATIONS[se.integration] not in {*unit, *per_branch}:
             raise SiteMissing(se.integration, self.se.name, integrations_for({*unit, *per_branch}))
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         u = self.se(x, "input")
         a, b = (branch(u) for branch in self.branches)
         out = self.se.add(shake(a, b, self.training, self.backward), self.shortcut(x))
@@ -259,12 +277,16 @@ class ShakeNet(Backbone):
         self.finish(stages, cin, num_classes, head=nn.Identity() if even29 else nn.ReLU())
 
 
-def shake_shake26_2x96d(*, se=None, num_classes=10, se_on="branch", shake_backward="shake") -> ShakeNet:
+def shake_shake26_2x96d(
+    *, se: SESpec | None = None, num_classes: int = 10, se_on: str = "branch", shake_backward: str = "shake"
+) -> ShakeNet:
     """Shake-Shake 26 2x96d (Table 4, with Cutout): 4 units a stage, widths 96/192/384."""
     return ShakeNet(4, (96, 192, 384), se, num_classes, even29=False, se_on=se_on, backward=shake_backward)
 
 
-def shake_even29_2x4x64d(*, se=None, num_classes=100, se_on="branch", shake_backward="even") -> ShakeNet:
+def shake_even29_2x4x64d(
+    *, se: SESpec | None = None, num_classes: int = 100, se_on: str = "branch", shake_backward: str = "even"
+) -> ShakeNet:
     """Shake-Even 29 2x4x64d (Table 5): 3 ResNeXt units a stage (4 groups), widths 256/512/1024,
     forward shake, backward even (beta = 0.5)."""
     return ShakeNet(3, (256, 512, 1024), se, num_classes, even29=True, se_on=se_on, backward=shake_backward)

@@ -152,6 +152,6 @@ class BNInception(Backbone):
         self.finish(stages, cin, num_classes)
 
 
-def bn_inception(*, se=None, num_classes=1000) -> BNInception:
+def bn_inception(*, se: SESpec | None = None, num_classes: int = 1000) -> BNInception:
     """BN-Inception at the prototxt's widths (no layout options)."""
     return BNInception(se, num_classes)

@@ -43,7 +43,9 @@ EPS = 1e-3  # TF-slim's BN epsilon
 STAGE_IDS = (3, 4, 5)
 
 
-def unit(cin: int, cout: int, k, stride: int = 1, padding=None) -> nn.Sequential:
+def unit(
+    cin: int, cout: int, k: int | tuple[int, int], stride: int = 1, padding: int | tuple[int, int] | None = None
+) -> nn.Sequential:
     """conv -> BN(eps 1e-3) -> ReLU; ``padding=None`` keeps the grid (stride 1, "same")."""
     return conv_bn(cin, cout, k, stride, padding, relu=True, eps=EPS)
 
@@ -59,7 +61,7 @@ class Mixed(nn.Module):
         super().__init__()
         self.branches = nn.ModuleList(paths)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([b(x) for b in self.branches], 1)
 
 
@@ -88,7 +90,7 @@ class ResidualInception(nn.Module):
             se, dict(input=channels, branch=channels, identity=channels, output=channels), stage=stage, index=index
         )
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         u = self.se(x, "input")
         u = self.linear(torch.cat([b(u) for b in self.branches], 1))
         out = self.se(u, "branch") * self.scale + self.se(x, "identity")
@@ -100,7 +102,7 @@ class ResidualInception(nn.Module):
         return f"scale={self.scale}, relu={self.relu}"
 
 
-def block35(se, stage, index, scale=0.17) -> ResidualInception:
+def block35(se: SESpec | None, stage: int, index: int, scale: float = 0.17) -> ResidualInception:
     """35x35 block: [1x1 32 | 1x1 32 -> 3x3 32 | 1x1 32 -> 3x3 48 -> 3x3 64] = 128 -> 320."""
     return ResidualInception(
         320,
@@ -118,7 +120,7 @@ def block35(se, stage, index, scale=0.17) -> ResidualInception:
     )
 
 
-def block17(se, stage, index, scale=0.10) -> ResidualInception:
+def block17(se: SESpec | None, stage: int, index: int, scale: float = 0.10) -> ResidualInception:
     """17x17 block: [1x1 192 | 1x1 128 -> 1x7 160 -> 7x1 192] = 384 -> 1088."""
     return ResidualInception(
         1088,
@@ -135,7 +137,7 @@ def block17(se, stage, index, scale=0.10) -> ResidualInception:
     )
 
 
-def block8(se, stage, index, scale=0.20, relu=True) -> ResidualInception:
+def block8(se: SESpec | None, stage: int, index: int, scale: float = 0.20, relu: bool = True) -> ResidualInception:
     """8x8 block: [1x1 192 | 1x1 192 -> 1x3 224 -> 3x1 256] = 448 -> 2080."""
     return ResidualInception(
         2080,
@@ -196,7 +198,7 @@ class InceptionResNetV2(Backbone):
         self.stage_ids = STAGE_IDS
         on = se.resolve_stages(STAGE_IDS) if se is not None else ()
 
-        def spec(sid):
+        def spec(sid: int) -> SESpec | None:
             return se if sid in on else None
 
         self.stem = nn.Sequential(
@@ -220,7 +222,9 @@ class InceptionResNetV2(Backbone):
         self.finish(stages, 1536, num_classes, dropout, head=unit(2080, 1536, 1))
 
 
-def inception_resnet_v2(*, se=None, num_classes=1000, dropout=0.2) -> InceptionResNetV2:
+def inception_resnet_v2(
+    *, se: SESpec | None = None, num_classes: int = 1000, dropout: float = 0.2
+) -> InceptionResNetV2:
     """Inception-ResNet-v2 at 299 px; ``dropout`` before the fc (TF-slim keep 0.8 -> p = 0.2)."""
     return InceptionResNetV2(se, num_classes, dropout)
 

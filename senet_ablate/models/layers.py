@@ -19,7 +19,7 @@ def conv_bn(
     cout: int,
     k: int | tuple[int, int],
     stride: int = 1,
-    padding=None,
+    padding: int | tuple[int, int] | None = None,
     groups: int = 1,
     relu: bool = False,
     bias: bool = False,
@@ -49,19 +49,20 @@ def he_init(model: nn.Module) -> nn.Module:
 
 
 class Backbone(nn.Module):
-    """The frame the backbones share: stem -> stages -> head (a last conv, if any) -> global average
-    pool (adaptive: any input size) [-> pre-logits (MobileNetV3's linear layer)] -> dropout -> fc. A
-    subclass builds ``stem`` and its stages, then calls :meth:`finish`."""
+    """The frame the backbones share: stem -> stages (with ``se.between``'s modules between them, when
+    ``build_model`` adds them) -> head (a last conv, if any) -> global average pool (adaptive: any input
+    size) [-> pre-logits (MobileNetV3's linear layer)] -> dropout -> fc. A subclass builds ``stem`` and its
+    stages, then calls :meth:`finish`."""
 
     def finish(
         self,
-        stages,
+        stages: Sequence[nn.Module],
         width: int,
         num_classes: int,
         dropout: float = 0.0,
         head: nn.Module | None = None,
         pre_logits: nn.Module | None = None,
-    ):
+    ) -> None:
         self.stages = nn.Sequential(*stages)
         self.head = head if head is not None else nn.Identity()
         if pre_logits is not None:
@@ -90,7 +91,7 @@ def make_stages(
     se: SESpec | None,
     unit: Callable[..., nn.Module],
     expansion: int = 1,
-) -> tuple[list, int]:
+) -> tuple[list[nn.Sequential], int]:
     """The stages of a residual net: for each stage id (the paper's; Table 13 picks among them),
     ``depth`` units ``unit(cin, width, stride, spec, stage, index)``, with stride 2 on the first unit
     of every stage but the first, ``spec`` = ``se`` in the stages it chooses (else None) and
@@ -106,12 +107,14 @@ def make_stages(
     return stages, cin
 
 
-def check_choice(key: str, value, valid) -> None:
+def check_choice(key: str, value: object, valid: Sequence[object]) -> None:
+    """A ``ConfigError`` naming ``key`` and its valid values when ``value`` is not one of them."""
     if value not in valid:
         raise ConfigError(f"{key}={value!r} is not valid; valid values: {', '.join(map(str, valid))}")
 
 
-def check_classes(num_classes) -> None:
+def check_classes(num_classes: object) -> None:
+    """A ``ConfigError`` unless ``num_classes`` is a positive integer (a bool is not one)."""
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise ConfigError(f"model.num_classes={num_classes!r} must be a positive integer")
 

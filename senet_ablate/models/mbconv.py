@@ -24,7 +24,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from functools import partial
+from typing import Sequence
 
+import torch
 from torch import nn
 
 from ..errors import ConfigError
@@ -82,7 +84,7 @@ class InvertedResidual(nn.Module):
         # identity and post exist where the unit has its residual: the others carry no block there
         self.se = SESite(se, widths, stage=u.stage, index=u.index, required=self.residual)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.se(x, "input")
         if self.expand is not None:
             y = self.expand(y)
@@ -101,7 +103,18 @@ class MBConvNet(Backbone):
     (32 px inputs end at 2x2, not 1x1); the stage ids stay the ImageNet net's."""
 
     def __init__(
-        self, units, stem, head, se, num_classes, *, act, dropout=0.2, pre_logits=None, bn_eps=1e-5, stem_stride=2
+        self,
+        units: list[Unit],
+        stem: int,
+        head: int,
+        se: SESpec | None,
+        num_classes: int,
+        *,
+        act: type[nn.Module],
+        dropout: float = 0.2,
+        pre_logits: int | None = None,
+        bn_eps: float = 1e-5,
+        stem_stride: int = 2,
     ):
         super().__init__()
         check_classes(num_classes)
@@ -144,7 +157,8 @@ def _check_placed(se: SESpec | None, chosen, stages: dict) -> None:
 V2_ROWS = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
 
 
-def v2_units(rows=V2_ROWS, stem: int = 32) -> list[Unit]:
+def v2_units(rows: Sequence[tuple[int, int, int, int]] = V2_ROWS, stem: int = 32) -> list[Unit]:
+    """MobileNetV2's units from its table's rows (t expansion, c output, n repeats, s first stride)."""
     units, cin = [], stem
     for t, c, n, s in rows:
         for i in range(n):
@@ -153,7 +167,9 @@ def v2_units(rows=V2_ROWS, stem: int = 32) -> list[Unit]:
     return units
 
 
-def mobilenet_v2(*, se=None, num_classes=1000, bn_eps=1e-5, stem_stride=2) -> MBConvNet:
+def mobilenet_v2(
+    *, se: SESpec | None = None, num_classes: int = 1000, bn_eps: float = 1e-5, stem_stride: int = 2
+) -> MBConvNet:
     """MobileNetV2 1.0 (3,504,872 params at 1,000 classes); no published SE (se.stages=[] by default)."""
     return MBConvNet(v2_units(), 32, 1280, se, num_classes, act=nn.ReLU6, bn_eps=bn_eps, stem_stride=stem_stride)
 
@@ -176,7 +192,8 @@ V3_SMALL = [
 ]  # fmt: skip
 
 
-def v3_units(rows, stem: int = 16) -> list[Unit]:
+def v3_units(rows: Sequence[tuple[int, int, int, int, type[nn.Module], int]], stem: int = 16) -> list[Unit]:
+    """MobileNetV3's units from its table's rows (kernel, expanded width, output, SE, act, stride)."""
     units, cin = [], stem
     for k, mid, c, has_se, act, s in rows:
         units.append(Unit(cin, mid, c, k, s, act, bool(has_se)))
@@ -184,13 +201,17 @@ def v3_units(rows, stem: int = 16) -> list[Unit]:
     return units
 
 
-def mobilenet_v3_large(*, se=None, num_classes=1000, bn_eps=1e-5, stem_stride=2) -> MBConvNet:
+def mobilenet_v3_large(
+    *, se: SESpec | None = None, num_classes: int = 1000, bn_eps: float = 1e-5, stem_stride: int = 2
+) -> MBConvNet:
     """MobileNetV3-Large 1.0 (5,483,032 params); its published SE: ``PUBLISHED_SE``."""
     options = dict(act=nn.Hardswish, pre_logits=1280, bn_eps=bn_eps, stem_stride=stem_stride)
     return MBConvNet(v3_units(V3_LARGE), 16, 960, se, num_classes, **options)
 
 
-def mobilenet_v3_small(*, se=None, num_classes=1000, bn_eps=1e-5, stem_stride=2) -> MBConvNet:
+def mobilenet_v3_small(
+    *, se: SESpec | None = None, num_classes: int = 1000, bn_eps: float = 1e-5, stem_stride: int = 2
+) -> MBConvNet:
     """MobileNetV3-Small 1.0 (2,542,856 params); its published SE: ``PUBLISHED_SE``."""
     options = dict(act=nn.Hardswish, pre_logits=1024, bn_eps=bn_eps, stem_stride=stem_stride)
     return MBConvNet(v3_units(V3_SMALL), 16, 576, se, num_classes, **options)
@@ -210,6 +231,7 @@ SCALES = {
 
 
 def efficientnet_units(width: float, depth: float) -> list[Unit]:
+    """EfficientNet-B0's units scaled by a width and a depth multiplier (rounded as its authors' code)."""
     units, cin = [], channels(32 * width)
     for e, k, s, c, n in B0_ROWS:
         c = channels(c * width)
@@ -219,7 +241,9 @@ def efficientnet_units(width: float, depth: float) -> list[Unit]:
     return units
 
 
-def efficientnet(size: str, *, se=None, num_classes=1000, bn_eps=1e-5, stem_stride=2) -> MBConvNet:
+def efficientnet(
+    size: str, *, se: SESpec | None = None, num_classes: int = 1000, bn_eps: float = 1e-5, stem_stride: int = 2
+) -> MBConvNet:
     """EfficientNet-``size`` (B0: 5,288,548 params, 4,652,008 without SE); SE in every unit."""
     width, depth, _, dropout = SCALES[size]
     units = efficientnet_units(width, depth)

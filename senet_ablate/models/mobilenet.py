@@ -18,6 +18,7 @@ no shortcut, so the identity and post integrations fail at build.
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from ..se import SESite, SESpec
@@ -47,7 +48,7 @@ class DepthwiseSeparable(nn.Module):
         self.act = act(inplace=True)
         self.se = SESite(se, dict(input=cin, mid=cin, branch=cout), stage=stage, index=index)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.act(self.dw(self.se(x, "input")))
         x = self.act(self.pw(self.se(x, "mid")))
         return self.se(x, "branch")
@@ -74,7 +75,7 @@ class MobileNetV1(Backbone):
         self.finish(stages, cin, num_classes)
 
 
-def mobilenet_v1(*, se=None, num_classes=1000, activation="relu") -> MobileNetV1:
+def mobilenet_v1(*, se: SESpec | None = None, num_classes: int = 1000, activation: str = "relu") -> MobileNetV1:
     """MobileNet v1 1.0 of Table 3 at any input size (global pooling)."""
     return MobileNetV1(se, num_classes, activation)
 

@@ -17,7 +17,7 @@ the same map sizes at 224 px, so the counts agree; weights trained with one need
 from __future__ import annotations
 
 from functools import partial
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +29,7 @@ from .sk import SKConv, SKSpec
 
 STRIDE_STYLES = ("caffe", "pytorch")  # caffe: stride-2 in the first 1x1 conv; pytorch: in the 3x3
 STEM_POOLS = ("ceil", "pad")  # ceil: Caffe 3x3/2 max pool, ceil mode, no padding; pad: padding 1
+SKOption = Mapping[str, object] | SKSpec | None  # model.sk as a config gives it (SKSpec.from_option)
 
 
 class PadShortcut(nn.Module):
@@ -66,7 +67,16 @@ class BasicBlock(nn.Module):
     expansion = 1
 
     def __init__(
-        self, cin, planes, stride, se, stage, index, shortcut_kind="projection", stride_style="caffe", sk=None
+        self,
+        cin: int,
+        planes: int,
+        stride: int,
+        se: SESpec | None,
+        stage: int,
+        index: int,
+        shortcut_kind: str = "projection",
+        stride_style: str = "caffe",
+        sk: SKSpec | None = None,
     ):
         super().__init__()
         cout = planes * self.expansion
@@ -77,7 +87,7 @@ class BasicBlock(nn.Module):
             se, dict(input=cin, mid=planes, branch=cout, identity=cout, output=cout), stage=stage, index=index
         )
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = self.shortcut(x)
         out = self.conv1(self.se(x, "input"))
         out = self.conv2(self.se(out, "mid"))
@@ -95,18 +105,18 @@ class Bottleneck(nn.Module):
 
     def __init__(
         self,
-        cin,
-        planes,
-        stride,
-        se,
-        stage,
-        index,
-        shortcut_kind="projection",
-        stride_style="caffe",
-        groups=1,
-        reduce=1,
-        mid=1,
-        sk=None,
+        cin: int,
+        planes: int,
+        stride: int,
+        se: SESpec | None,
+        stage: int,
+        index: int,
+        shortcut_kind: str = "projection",
+        stride_style: str = "caffe",
+        groups: int = 1,
+        reduce: int = 1,
+        mid: int = 1,
+        sk: SKSpec | None = None,
     ):
         super().__init__()
         cout, w1, w2 = planes * self.expansion, planes * reduce, planes * mid
@@ -117,7 +127,7 @@ class Bottleneck(nn.Module):
         self.shortcut = shortcut(shortcut_kind, cin, cout, stride)
         self.se = SESite(se, dict(input=cin, mid=w2, branch=cout, identity=cout, output=cout), stage=stage, index=index)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = self.shortcut(x)
         out = F.relu(self.conv1(self.se(x, "input")), inplace=True)
         out = self.conv3(self.se(self.conv2(out), "mid"))
@@ -130,7 +140,7 @@ class ResNet(Backbone):
 
     def __init__(
         self,
-        block,
+        block: type[BasicBlock | Bottleneck],
         depths: Sequence[int],
         widths: Sequence[int],
         stem: nn.Module,
@@ -141,7 +151,7 @@ class ResNet(Backbone):
         shortcut_kind: str = "projection",
         stride_style: str = "caffe",
         dropout: float = 0.0,
-        block_options: dict | None = None,
+        block_options: dict[str, object] | None = None,
     ):
         super().__init__()
         check_choice("model.stride_style", stride_style, STRIDE_STYLES)
@@ -154,22 +164,23 @@ class ResNet(Backbone):
 
 
 def max_pool(stem_pool: str) -> nn.MaxPool2d:
+    """The stem's 3x3/2 max pool: Caffe's ceil mode without padding (``ceil``) or PyTorch's padding 1 (``pad``)."""
     check_choice("model.stem_pool", stem_pool, STEM_POOLS)
     return nn.MaxPool2d(3, 2, 0, ceil_mode=True) if stem_pool == "ceil" else nn.MaxPool2d(3, 2, 1)
 
 
 def imagenet_resnet(
-    block,
-    depths,
+    block: type[BasicBlock | Bottleneck],
+    depths: Sequence[int],
     *,
-    se=None,
-    num_classes=1000,
-    stride_style="caffe",
-    stem_pool="ceil",
-    groups=1,
-    reduce=1,
-    mid=1,
-    sk=None,
+    se: SESpec | None = None,
+    num_classes: int = 1000,
+    stride_style: str = "caffe",
+    stem_pool: str = "ceil",
+    groups: int = 1,
+    reduce: int = 1,
+    mid: int = 1,
+    sk: SKOption = None,
 ) -> ResNet:
     """The ImageNet ResNet / ResNeXt: 7x7/2 conv + 3x3/2 max pool, four stages with ids 2..5.
     ``sk``: selective-kernel units (``model.sk``, models/sk.py; SKNet-50 = resnext50_32x4d + SK)."""
@@ -192,7 +203,14 @@ def imagenet_resnet(
     )
 
 
-def senet154(*, se=None, num_classes=1000, stride_style="pytorch", stem_pool="ceil", dropout=0.2) -> ResNet:
+def senet154(
+    *,
+    se: SESpec | None = None,
+    num_classes: int = 1000,
+    stride_style: str = "pytorch",
+    stem_pool: str = "ceil",
+    dropout: float = 0.2,
+) -> ResNet:
     """SENet-154 (paper appendix, Table 8): a 64x4d ResNeXt-152 (3, 8, 36, 3) with half-width first
     1x1s, a three-conv 3x3 stem to 128 channels, 3x3/2 projections and dropout before the fc."""
     stem = nn.Sequential(
@@ -217,7 +235,9 @@ def senet154(*, se=None, num_classes=1000, stride_style="pytorch", stem_pool="ce
     )
 
 
-def cifar_resnet(depth: int, *, se=None, num_classes=10, stride_style="caffe", sk=None) -> ResNet:
+def cifar_resnet(
+    depth: int, *, se: SESpec | None = None, num_classes: int = 10, stride_style: str = "caffe", sk: SKOption = None
+) -> ResNet:
     """He et al.'s 6n+2 CIFAR ResNet: 3x3 stem, three stages (ids 2, 3, 4) of widths 16/32/64,
     parameter-free shortcuts (option A). ``stride_style`` has no effect on basic blocks; ``sk``: as
     :func:`imagenet_resnet`'s."""

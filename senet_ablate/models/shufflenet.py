@@ -118,6 +118,6 @@ class ShuffleNetV1(Backbone):
         self.finish(stages, cin, num_classes)
 
 
-def shufflenet_v1_g3(*, se=None, num_classes=1000) -> ShuffleNetV1:
+def shufflenet_v1_g3(*, se: SESpec | None = None, num_classes: int = 1000) -> ShuffleNetV1:
     """ShuffleNet v1 1x with 3 groups (no layout options)."""
     return ShuffleNetV1(se, num_classes)

@@ -32,7 +32,7 @@ class SKSpec:
     min_hidden: int = 32
 
     @classmethod
-    def from_option(cls, option) -> SKSpec | None:
+    def from_option(cls, option: Mapping[str, object] | SKSpec | None) -> SKSpec | None:
         """``model.sk`` as a config gives it (a mapping of :data:`SK_KEYS`, or None), checked."""
         if option is None or isinstance(option, SKSpec):
             return option

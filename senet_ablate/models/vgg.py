@@ -37,7 +37,7 @@ class ConvUnit(nn.Module):
         self.conv = conv_bn(cin, cout, 3, bias=True)
         self.se = SESite(se, dict(branch=cout), stage=stage, index=index)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.se(F.relu(self.conv(x), inplace=True), "branch")
 
 
@@ -64,14 +64,14 @@ class VGG(nn.Module):
         self.fc = nn.Linear(HIDDEN, num_classes)
         he_init(self)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = torch.flatten(self.pool(self.stages(x)), 1)  # (C, H, W) order, as a 7x7 conv reads it
         x = self.dropout(F.relu(self.fc6(x), inplace=True))
         x = self.dropout(F.relu(self.fc7(x), inplace=True))
         return self.fc(x)
 
 
-def vgg16_bn(*, se=None, num_classes=1000) -> VGG:
+def vgg16_bn(*, se: SESpec | None = None, num_classes: int = 1000) -> VGG:
     """VGG-16 + BN of Table 2: 13 SE sites with the standard integration."""
     return VGG(se, num_classes)
 
