@@ -166,6 +166,37 @@ def run_cli(
     return proc
 
 
+def run_job(*overrides: str, cwd: Path) -> dict:
+    """One job in this process, as ``senet-ablate overrides`` runs it in ``cwd``: its study row put in
+    front (run/cmdline.py), composed once by Hydra's compose API with its hydra node, its run dir as
+    Hydra would make it, then ``senet_ablate.run.app.run``; returns its record. A failure raises."""
+    from hydra import initialize_config_module
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    from senet_ablate.run.app import run
+    from senet_ablate.run.cmdline import CONFIG_MODULE, row_in_front
+
+    GlobalHydra.instance().clear()
+    with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
+        cfg = compose(config_name="config", overrides=row_in_front(list(overrides)), return_hydra_config=True)
+    out_dir = cwd / cfg.hydra.run.dir
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    import torch
+
+    here, deterministic = os.getcwd(), torch.are_deterministic_algorithms_enabled()
+    os.chdir(cwd)
+    try:
+        return run(cfg, out_dir)
+    finally:
+        os.chdir(here)
+        torch.use_deterministic_algorithms(deterministic)  # ``deterministic=true`` sets it for the process
+        HydraConfig.instance().cfg = None
+        GlobalHydra.instance().clear()
+
+
 ZYGOTE = Zygote(clean_env(PYTHONUNBUFFERED="1"))
 atexit.register(ZYGOTE.close)
 

@@ -2,7 +2,7 @@
 
 import json
 
-from conftest import clean_env, run_cli
+from conftest import clean_env, run_cli, run_job
 
 STAGE_ROWS = ["resnet50", "se_stage2", "se_stage3", "se_stage4", "se_all"]
 
@@ -49,7 +49,7 @@ def test_profile_sweep_writes_records_and_table(tmp_path):
 
 def test_bad_value_exits_nonzero_with_message_and_no_success_record(tmp_path):
     proc = run_cli("run.app", "se.reduction=0", cwd=tmp_path, check=False)
-    assert proc.returncode != 0
+    assert proc.returncode == 1  # a config error of a single job: Hydra's one line, exit 1
     assert "se.reduction=0 must be an integer >= 1" in proc.stderr
     assert "Traceback" not in proc.stderr
     recs = records(tmp_path)
@@ -110,7 +110,7 @@ def test_profile_of_an_imagenet_backbone_with_no_data_chosen_counts_at_224_px(tm
     assert (rec["input_size"], rec["num_classes"], rec["params"]) == (224, 1000, 28_088_024)
     assert round(rec["gflops"], 2) == 3.87  # the paper's SE-ResNet-50 cell
     assert "resnet50 at 224 px, 1000 classes" in proc.stdout and "no data chosen" in proc.stdout
-    run_cli("run.app", "task=profile", "model=resnet50", "data=digits", cwd=tmp_path)  # asked for: counted there
+    run_job("task=profile", "model=resnet50", "data=digits", cwd=tmp_path)  # asked for: counted there
     assert {r["input_size"] for r in records(tmp_path / "runs").values()} == {224, 8}
 
 
@@ -162,3 +162,25 @@ def test_a_profile_sweep_composes_each_job_once(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "COMPOSITIONS 4" in proc.stdout  # 2 + 2 rows (the old code: 2 + 3 x 2 = 8)
     assert len(records(tmp_path / "runs/paper/table11_squeeze")) == 2
+
+
+def test_a_single_job_with_a_row_is_composed_once(tmp_path):
+    """``senet-ablate experiment=... row=r4``: the row is read from the preset's files and put in front,
+    so Hydra's run mode composes the job once, after its own mode check (2 in all; reading the rows by
+    composing the config first made it 3). The job's config carries the row."""
+    import subprocess
+    import sys
+
+    args = ["experiment=paper/table10_reduction", "row=r4", "task=profile"]
+    proc = subprocess.run(
+        [sys.executable, "-c", COUNT_COMPOSITIONS, *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=clean_env(),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "COMPOSITIONS 2" in proc.stdout
+    (rec,) = records(tmp_path / "runs/paper/table10_reduction").values()
+    assert rec["config"]["se"]["reduction"] == 4 and rec["overrides"][0] == "se.reduction=4"

@@ -15,8 +15,7 @@ import time
 from pathlib import Path
 
 import hydra
-from hydra import compose, initialize_config_module
-from hydra._internal.utils import get_args_parser
+from hydra import compose
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import CompactHydraException
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -28,16 +27,14 @@ from ..records.keys import fingerprint
 from ..study import inference
 from ..train import CHECKPOINT, Diverged, check_recipe
 from . import launch
-from .assemble import make_model, prepare_weights
+from .assemble import JobModel, job_model, make_model, prepare_weights
+from .cmdline import CONFIG_MODULE, row_in_front
 from .detect import check as check_detection
 from .detect import is_detection
-from .rows import parse, row_of, with_row
+from .rows import parse, with_row
 from .tasks import TASKS
 
 log = logging.getLogger("senet_ablate")
-
-
-CONFIG_MODULE = "senet_ablate.conf"  # conf/ of the repository, shipped inside the wheel
 
 
 # ---------------------------------------------------------------------------- config
@@ -79,9 +76,9 @@ def native_input(cfg: DictConfig, overrides: list[str]) -> DictConfig:
     return cfg
 
 
-def validate(cfg: DictConfig):
-    """Everything that can be checked without doing work; raises ConfigError naming the key.
-    Returns the model built on the meta device (shapes only)."""
+def validate(cfg: DictConfig) -> JobModel:
+    """Everything that can be checked without doing work; raises ConfigError naming the key. Returns
+    the job's model, built once here (its stages, SE widths and published weights checked)."""
     if cfg.task not in TASKS:
         raise ConfigError(f"task={cfg.task!r} is not a task; valid values: {', '.join(TASKS)}")
     size = cfg.model.get("input_size")
@@ -106,12 +103,11 @@ def validate(cfg: DictConfig):
     if detection or cfg.task == "detect":
         meta = make_model(cfg, device="meta", num_classes=cfg.model.get("num_classes") or 1)
         check_detection(cfg, meta)  # the trunk's four strided stages, the detect.* values
-        return meta
-    if cfg.task != "profile" and cfg.model.get("num_classes") is None:
-        # from the data: an ImageFolder's class folders, else (train) a placeholder; the loaded data decides
-        classes = data.count_classes(cfg.data) or (2 if cfg.task == "train" else None)
-        return make_model(cfg, device="meta", num_classes=classes)
-    return make_model(cfg, device="meta")  # checks stages and every SE width without allocating memory
+        return JobModel(meta, False, cfg.model.get("num_classes"), prepare_weights(cfg, meta))
+    if cfg.task == "profile":
+        return job_model(cfg, cfg.model.get("num_classes"))
+    # the data's classes (an ImageFolder's class folders), else the config's; None: known once loaded
+    return job_model(cfg, data.count_classes(cfg.data) or cfg.model.get("num_classes"))
 
 
 # ---------------------------------------------------------------------------- record
@@ -141,9 +137,12 @@ def previous(out_dir: Path) -> dict | None:
         return None
 
 
-def run(cfg: DictConfig) -> dict:
-    """Run one job and write its record; a failure is recorded, then re-raised."""
-    out_dir = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path.cwd()
+def run(cfg: DictConfig, out_dir: Path | None = None) -> dict:
+    """Run one job and write its record in ``out_dir`` (default: Hydra's output dir, else the working
+    dir); returns the record. A failure is recorded, then re-raised. The CLI, the sweeper's launchers
+    and the tests all call this."""
+    if out_dir is None:
+        out_dir = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path.cwd()
     job = Job(
         out_dir,
         {
@@ -168,8 +167,7 @@ def run(cfg: DictConfig) -> dict:
         cfg = native_input(cfg, overrides)
         job.record["overrides"] = overrides
         job.record["config"] = OmegaConf.to_container(cfg, resolve=True)
-        job.meta_model = validate(cfg)
-        job.weights = prepare_weights(cfg, job.meta_model)
+        model = validate(cfg)
         job.record["fingerprint"] = fingerprint(job.record["config"])
         if keep:
             if prev.get("fingerprint") == job.record["fingerprint"]:
@@ -180,7 +178,7 @@ def run(cfg: DictConfig) -> dict:
                 "or choose another runs_dir/study to keep both"
             )
         job.update(threads=launch.set_threads(cfg.threads))
-        job.record.update(TASKS[cfg.task](cfg, job))
+        job.record.update(TASKS[cfg.task](cfg, job, model))
     except (distributed.Interrupted, KeyboardInterrupt) as e:
         interrupted(job, e, keep)
     except distributed.Preempted as p:
@@ -223,30 +221,6 @@ def _hydra_main(cfg: DictConfig) -> dict:
         return run(cfg)
     except ConfigError as e:  # the core raises plain ValueErrors; Hydra shows this kind in one line
         raise CompactConfigError(str(e)) from None
-
-
-def row_in_front(args: list[str]) -> list[str]:
-    """A single job's command line with its study row's overrides in front (rows.py), so that
-    Hydra composes the job, and ``--cfg job`` shows it, with the row applied. A command line that
-    does not compose is left as it is for Hydra to report."""
-    try:
-        parsed = get_args_parser().parse_args(args)
-    except SystemExit:
-        return args
-    if parsed.multirun or parsed.help or parsed.hydra_help or row_of(parsed.overrides) is None:
-        return args
-    extra = []
-    if parsed.config_dir and not any(o.startswith("hydra.searchpath=") for o in parsed.overrides):
-        extra = [f"hydra.searchpath=[file://{os.path.abspath(parsed.config_dir)}]"]
-    try:
-        with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
-            table = compose(config_name=parsed.config_name or "config", overrides=[*parsed.overrides, *extra]).get(
-                "table"
-            )
-    except Exception:
-        return args
-    full = with_row(parsed.overrides, table)
-    return [*full[: len(full) - len(parsed.overrides)], *args]
 
 
 def main() -> None:

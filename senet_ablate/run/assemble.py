@@ -5,14 +5,19 @@ where config nodes meet the core (``se``, ``models``, ``weights``, ``data``)."""
 from __future__ import annotations
 
 import logging
+import random
+from dataclasses import dataclass
 
+import numpy as np
+import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
+from torch import nn
 
 from .. import data, distributed, weights
 from ..errors import ConfigError
 from ..models import NOT_OPTIONS, build_model
 from ..se import SESpec
-from ..train import Runtime
+from ..train import Runtime, seed_everything
 from . import launch
 
 log = logging.getLogger("senet_ablate")
@@ -58,6 +63,60 @@ def prepare_weights(cfg: DictConfig, meta_model) -> dict | None:
     )
     log.info("weights: %s (%d tensors) fit %s", source, len(state), cfg.model.name)
     return state
+
+
+@dataclass(frozen=True)
+class RngState:
+    """The global generators after a seeded CPU build: Python's, NumPy's and torch's CPU one as they
+    are, the GPUs' as seeded (a CPU build draws nothing from them)."""
+
+    python: tuple
+    numpy: dict
+    torch: torch.Tensor
+    seed: int
+
+    @classmethod
+    def now(cls, seed: int) -> RngState:
+        return cls(random.getstate(), np.random.get_state(legacy=False), torch.get_rng_state(), seed)
+
+    def restore(self) -> None:
+        random.setstate(self.python)
+        np.random.set_state(self.numpy)
+        torch.set_rng_state(self.torch)
+        torch.cuda.manual_seed_all(self.seed)  # lazy where CUDA is not initialised; nothing without a GPU
+
+
+@dataclass(frozen=True)
+class JobModel:
+    """A job's model, built once before any work, so that its stages, SE widths and published weights
+    are checked first. ``materialised``: on the CPU, its weights loaded (train: built right after
+    seeding, ``rng`` the generators just after, for the training to go on from once its data are
+    loaded); otherwise on the meta device, shapes only (``task=profile``, a detector's checks, or a
+    training whose classes only the loaded data know: the task builds it then)."""
+
+    module: nn.Module
+    materialised: bool
+    classes: int | None  # the outputs it was built for
+    weights: dict | None = None  # model.weights as our state dict (in ``module`` when materialised)
+    rng: RngState | None = None
+
+
+def job_model(cfg: DictConfig, classes: int | None) -> JobModel:
+    """The job's model for ``classes`` outputs (None: unknown before loading the data)."""
+    analysis_of_a_run = cfg.task == "excitation" and cfg.excitation.run  # the task builds that run's model
+    real = (cfg.task == "profile" and cfg.profile.latency) or (
+        cfg.task in ("train", "eval", "excitation") and classes and not analysis_of_a_run
+    )
+    if not real:
+        meta = make_model(cfg, device="meta", num_classes=classes or (2 if cfg.task == "train" else None))
+        return JobModel(meta, False, classes, prepare_weights(cfg, meta))
+    if cfg.task == "train":
+        seed_everything(cfg.seed, cfg.deterministic)  # the seed alone sets the init
+    module = make_model(cfg, num_classes=classes)
+    state = prepare_weights(cfg, module)
+    if state is not None:
+        module.load_state_dict(state)
+    return JobModel(module, True, classes, state, RngState.now(cfg.seed) if cfg.task == "train" else None)
 
 
 def eval_preprocessing(cfg: DictConfig) -> DictConfig:

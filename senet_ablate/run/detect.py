@@ -15,7 +15,7 @@ from .. import distributed
 from ..errors import ConfigError
 from ..records import Job, write_history
 from ..train import is_scheduler, runtime, seed_everything
-from .assemble import make_model
+from .assemble import JobModel, make_model
 
 if TYPE_CHECKING:
     from ..detect.coco import CocoSplit
@@ -105,14 +105,14 @@ def splits(cfg: DictConfig) -> tuple[CocoSplit, CocoSplit]:
     return train, val
 
 
-def detect_task(cfg: DictConfig, job: Job) -> dict:
+def detect_task(cfg: DictConfig, job: Job, built: JobModel) -> dict:
     """Train the detector, score COCO AP on the eval split; complexity counted as ``profile`` does.
     Computes in fp32 (bf16 autocast is not applied to the detector)."""
     rt = dataclasses.replace(runtime(cfg), amp=False, channels_last=False, compile=None)
     dist = distributed.dist_context()
     train, val = splits(cfg)
     seed_everything(cfg.seed, cfg.deterministic)
-    model = build(cfg, train.num_classes, weights=job.weights)
+    model = build(cfg, train.num_classes, weights=built.weights)
     metrics = {
         **profile(cfg),
         **rt.setup(),

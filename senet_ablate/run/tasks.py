@@ -17,13 +17,13 @@ from ..complexity import count, cpu_latency_ms
 from ..errors import ConfigError
 from ..records import Job, predictions, read_record, write_history
 from ..train import CHECKPOINT, announce_compile, decide_compile, evaluate, runtime, seed_everything, train
-from . import detect, excitation, tracking
-from .assemble import eval_preprocessing, load_data, make_model
+from . import activations, detect, tracking
+from .assemble import JobModel, eval_preprocessing, load_data, make_model
 
 log = logging.getLogger("senet_ablate")
 
 
-def profile(cfg: DictConfig, job: Job) -> dict:
+def profile(cfg: DictConfig, job: Job, model: JobModel) -> dict:
     """Params, MACs, SE elementwise ops and paper-convention GFLOPs; no data touched. On detection data:
     the detector's (``detect.task.profile``)."""
     if detect.is_detection(cfg):
@@ -37,9 +37,9 @@ def profile(cfg: DictConfig, job: Job) -> dict:
             metrics["gflops"],
         )
         return metrics
-    metrics = {**count(job.meta_model, cfg.model.input_size).as_dict(), "num_classes": cfg.model.num_classes}
-    if cfg.profile.latency:
-        metrics["latency_ms_cpu_b1"] = cpu_latency_ms(make_model(cfg), cfg.model.input_size, cfg.profile.latency_runs)
+    metrics = {**count(model.module, cfg.model.input_size).as_dict(), "num_classes": cfg.model.num_classes}
+    if cfg.profile.latency:  # the model was built on the CPU for this
+        metrics["latency_ms_cpu_b1"] = cpu_latency_ms(model.module, cfg.model.input_size, cfg.profile.latency_runs)
     log.info(
         "%s at %d px, %d classes: params %.3fM  MACs %.4fG  SE elementwise %.2fM  GFLOPs %.4f",
         cfg.get("row") or cfg.model.name,
@@ -53,7 +53,17 @@ def profile(cfg: DictConfig, job: Job) -> dict:
     return metrics
 
 
-def train_task(cfg: DictConfig, job: Job) -> dict:
+def trained_model(cfg: DictConfig, built: JobModel, num_classes: int):
+    """The model to train: the job's, built from the seed before the data were loaded, with the
+    generators set back to just after that build; or, where only the data knew the classes, built now."""
+    if built.materialised and built.rng is not None and built.classes == num_classes:
+        built.rng.restore()
+        return built.module
+    seed_everything(cfg.seed, cfg.deterministic)  # whatever loading the data did, the seed alone sets the init
+    return make_model(cfg, num_classes=num_classes, state=built.weights)
+
+
+def train_task(cfg: DictConfig, job: Job, built: JobModel) -> dict:
     """Train on ``data``, evaluating every epoch; complexity is counted on the trained model.
     Under ``torchrun`` every rank runs this; rank 0 alone writes the record and checkpoints."""
     rt, dist = runtime(cfg), distributed.dist_context()
@@ -68,10 +78,9 @@ def train_task(cfg: DictConfig, job: Job) -> dict:
             f"the number of processes ({dist.world})"
         )
     d = load_data(cfg.data, cfg.recipe.batch_size, cfg.recipe.eval_batch_size, rt, cfg.seed, cfg.get("cache_dir"), dist)
-    seed_everything(cfg.seed, cfg.deterministic)  # here: whatever loading the data did, the seed alone sets the init
+    model = trained_model(cfg, built, d.num_classes)
     rt, compile_why = decide_compile(cfg, rt, cfg.recipe.epochs * len(d.train))
-    model = make_model(cfg, num_classes=d.num_classes, state=job.weights)
-    metrics = count(make_model(cfg, device="meta", num_classes=d.num_classes), d.image_size).as_dict()
+    metrics = count(model, d.image_size).as_dict()
     log.info(
         "%s on %s (%d train / %d %s images, %d classes): %.3fM params, %s, %d epochs",
         cfg.get("row") or cfg.model.name,
@@ -118,7 +127,7 @@ def train_task(cfg: DictConfig, job: Job) -> dict:
     return {**metrics, **result}
 
 
-def excitation_task(cfg: DictConfig, job: Job) -> dict:
+def excitation_task(cfg: DictConfig, job: Job, built: JobModel) -> dict:
     """Paper Figs. 6/7: class-wise excitation statistics of the trained run ``excitation.run``, or
     of ``model.weights`` (e.g. the published SE-ResNet-50) on the eval split of ``data``."""
     if cfg.excitation.run:
@@ -140,18 +149,18 @@ def excitation_task(cfg: DictConfig, job: Job) -> dict:
         model = make_model(trained, num_classes=d.num_classes)
         model.load_state_dict(torch.load(run_dir / CHECKPOINT, map_location="cpu", weights_only=True)["model"])
     else:
-        model = make_model(cfg, num_classes=d.num_classes, state=job.weights)
+        model = job_module(cfg, built, d.num_classes)
     classes = list(cfg.excitation.classes) if cfg.excitation.classes else list(range(min(4, d.num_classes)))
     bad = [c for c in classes if not 0 <= c < d.num_classes]
     if bad:
         raise ConfigError(f"excitation.classes={classes}: {bad} not in 0..{d.num_classes - 1}")
     try:
-        result = excitation.collect(model, d.eval, classes, cfg.excitation.per_class, rt.device)
+        result = activations.collect(model, d.eval, classes, cfg.excitation.per_class, rt.device)
     finally:
         d.close()
-    excitation.write(result, job.out_dir)
+    activations.write(result, job.out_dir)
     title = f"{trained.model.name} on {trained.data.name}"
-    figs = excitation.draw(result, job.out_dir, cfg.excitation.channels, cfg.seed, title)
+    figs = activations.draw(result, job.out_dir, cfg.excitation.channels, cfg.seed, title)
     log.info(
         "excitation of %s at %s, classes %s: %s",
         source,
@@ -167,13 +176,21 @@ def excitation_task(cfg: DictConfig, job: Job) -> dict:
     }
 
 
-def eval_task(cfg: DictConfig, job: Job) -> dict:
+def job_module(cfg: DictConfig, built: JobModel, num_classes: int):
+    """The job's model with its weights, as built before any work; built now where only the loaded
+    data knew its classes."""
+    if built.materialised and built.classes == num_classes:
+        return built.module
+    return make_model(cfg, num_classes=num_classes, state=built.weights)
+
+
+def eval_task(cfg: DictConfig, job: Job, built: JobModel) -> dict:
     """Top-1/top-5 error of ``model.weights`` on the eval split of ``data``."""
     rt = runtime(cfg)
     dcfg = eval_preprocessing(cfg)
     d = load_data(dcfg, 1, cfg.eval.batch_size, rt, cfg.seed, cfg.get("cache_dir"))
     try:
-        model = make_model(cfg, num_classes=d.num_classes, state=job.weights).to(rt.device)
+        model = job_module(cfg, built, d.num_classes).to(rt.device)
         t0 = time.perf_counter()
         top1, top5, (labels, top) = evaluate(model, d.eval, rt, keep=True)
         predictions.write(job.out_dir, labels, top, d.eval_order())
@@ -197,7 +214,7 @@ def eval_task(cfg: DictConfig, job: Job) -> dict:
         top5,
     )
     return {
-        **count(job.meta_model, int(dcfg.image_size)).as_dict(),
+        **count(model, int(dcfg.image_size)).as_dict(),
         "top1_err": top1,
         "top5_err": top5,
         "eval_images": d.eval.num_samples,
