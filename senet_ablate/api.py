@@ -21,6 +21,9 @@ from .models import MODELS, build_model
 from .models.mbconv import PUBLISHED_SE
 from .se import SESpec
 
+# create_model's ``se``: None/False (plain), True (the paper's block), "published", se.* keys, or an SESpec
+SEArgument = bool | str | Mapping[str, object] | SESpec | None
+
 
 def native_size(name: str) -> int:
     """The input side ``name`` is built for (its ``models.MODELS`` entry: 32 for the CIFAR backbones,
@@ -33,7 +36,7 @@ def list_models(pattern: str = "*") -> list[str]:
     return sorted(fnmatch.filter(MODELS, pattern))
 
 
-def se_spec(se, name: str | None = None) -> SESpec | None:
+def se_spec(se: SEArgument, name: str | None = None) -> SESpec | None:
     """An :class:`SESpec` from ``create_model``'s ``se``, or None for the plain backbone.
 
     None/False: no SE. True: the paper's SE block (Sec. 3; ``conf/se/se.yaml``: average squeeze,
@@ -59,14 +62,14 @@ def se_spec(se, name: str | None = None) -> SESpec | None:
 
 def create_model(
     name: str,
-    se=None,
+    se: SEArgument = None,
     num_classes: int = 1000,
     *,
     weights: str | None = None,
     weights_file: str | None = None,
     input_size: int | None = None,
     device: str | torch.device | None = None,
-    **layout_options,
+    **layout_options: object,
 ) -> nn.Module:
     """Build backbone ``name`` (see :func:`list_models`), with SE as ``se`` says (:func:`se_spec`;
     ``se="published"``: the SE of the published net, e.g. EfficientNet-B0's).
@@ -89,7 +92,7 @@ def create_model(
     return model
 
 
-def profile(model_or_name: nn.Module | str, input_size: int | None = None, **create_kwargs) -> dict:
+def profile(model_or_name: nn.Module | str, input_size: int | None = None, **create_kwargs: object) -> dict:
     """Params, multiply-adds, SE elementwise ops and GFLOPs (the paper's convention: MACs plus SE
     elementwise ops; Tables 2, 13, 15, 16) of one ``3 x input_size x input_size`` image, as ``task=profile``
     records them.

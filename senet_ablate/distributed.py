@@ -22,6 +22,7 @@ import signal
 import sys
 import threading
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 import torch.distributed as dist
@@ -129,7 +130,7 @@ def dist_context(backend: str = "auto") -> Dist:
 class Preempted(Exception):
     """A preemption signal arrived; a checkpoint is on disk."""
 
-    def __init__(self, signum: int, where: str, previous=None):
+    def __init__(self, signum: int, where: str, previous: object = None):
         self.signum, self.previous = signum, previous
         super().__init__(f"preempted by {signal.Signals(signum).name} {where}; relaunch to resume")
 
@@ -146,7 +147,7 @@ class PreemptionGuard:
     """Within ``with``: the preemption signals and a first Ctrl-C set ``signum`` instead of their
     usual action; a second Ctrl-C raises ``KeyboardInterrupt`` at once."""
 
-    def __init__(self, names=PREEMPT_SIGNALS):
+    def __init__(self, names: Sequence[str] = PREEMPT_SIGNALS):
         bad = [n for n in names if not str(n).startswith("SIG") or not hasattr(signal, str(n))]
         if bad:
             raise ConfigError(

@@ -10,7 +10,7 @@ import pkgutil
 from .errors import ConfigError
 
 
-def import_object(path, key: str):
+def import_object(path: object, key: str) -> object:
     """What ``path`` (``package.module.Name`` or ``package.module:Name.attr``) names; a ConfigError
     naming ``key`` when it cannot be found."""
     if not isinstance(path, str) or not ("." in path or ":" in path):

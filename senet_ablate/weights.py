@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 import re
 from pathlib import Path
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -36,7 +37,7 @@ def port_of(source: str) -> Port | None:
     return PORTS[source]
 
 
-def rename(state: dict, keys) -> dict:
+def rename(state: dict, keys: Sequence[tuple[str, str | Callable[[re.Match], str]]]) -> dict:
     """Apply a port's (regex, replacement) renames, in order, to every key."""
     out = {}
     for k, v in state.items():
@@ -114,7 +115,14 @@ def check_fit(model_cfg: dict, se: dict | None, source: str) -> None:
         raise ConfigError(f"model.weights={source} was trained with a different layout; add: {' '.join(wrong)}")
 
 
-def fitted(meta_model: nn.Module, model_cfg: dict, se: dict | None, source: str, weights_file=None, keep=None) -> dict:
+def fitted(
+    meta_model: nn.Module,
+    model_cfg: dict,
+    se: dict | None,
+    source: str,
+    weights_file: str | None = None,
+    keep: Callable[[str], bool] | None = None,
+) -> dict:
     """:func:`check_fit`, then :func:`prepare`: our state dict for ``meta_model`` from ``source``, every
     mismatch named before any work (the app's ``model.weights`` and ``create_model(weights=...)``)."""
     check_fit(model_cfg, se, source)
@@ -135,7 +143,11 @@ def source_state(source: str, weights_file: str | None = None) -> dict:
 
 
 def prepare(
-    model: nn.Module, source: str, weights_file: str | None = None, state: dict | None = None, keep=None
+    model: nn.Module,
+    source: str,
+    weights_file: str | None = None,
+    state: dict | None = None,
+    keep: Callable[[str], bool] | None = None,
 ) -> dict:
     """Our state dict for ``model`` (a meta model is enough) from ``source``: renamed by the port and
     checked; every missing, unexpected and mis-shaped key is named. Reshapes only between equal
