@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 # read once, when an interpreter or torch starts
@@ -88,7 +89,7 @@ class Zygote:
 
 
 def child(job: dict, base_path: list[str]) -> None:
-    """Become ``python -m <module> <args>`` started in ``job["cwd"]`` with ``job["env"]``."""
+    """Become ``python -m <module> <args>`` started in ``job["cwd"]`` with ``job["env"]``; never returns."""
     for fd, path in ((1, job["stdout"]), (2, job["stderr"])):
         out = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         os.dup2(out, fd)
@@ -105,15 +106,17 @@ def child(job: dict, base_path: list[str]) -> None:
     sys.argv = [job["module"], *job["args"]]
     try:
         runpy.run_module(job["module"], run_name="__main__", alter_sys=True)
+        ending = Ending(0)
     except SystemExit as e:
-        finish(e.code if isinstance(e.code, int) else _say(e.code))
+        ending = Ending(e.code if isinstance(e.code, int) else _say(e.code))
     except KeyboardInterrupt:
         sys.excepthook(*sys.exc_info())
-        finish(None, signal.SIGINT)  # as CPython ends on an uncaught Ctrl-C: killed by SIGINT
+        ending = Ending(None, signal.SIGINT)  # as CPython ends on an uncaught Ctrl-C: killed by SIGINT
     except BaseException:
         sys.excepthook(*sys.exc_info())
-        finish(1)
-    finish(0)
+        ending = Ending(1)
+    ENDING.append(ending)
+    raise SystemExit(ending.code or 0)  # the interpreter's own exit, up to end_now
 
 
 def _say(code) -> int:
@@ -124,23 +127,35 @@ def _say(code) -> int:
     return 1
 
 
-def finish(code: int | None, by_signal: int | None = None) -> None:
-    """End as an interpreter exit does (threading's exit hooks, e.g. an executor's, and the join of non-daemon
-    threads; atexit hooks; streams flushed), without tearing down every module object: that teardown took
-    ~0.9 s of a job's CPU with torch loaded. (``threading._shutdown`` and ``atexit._run_exitfuncs`` are
-    private: what CPython's own exit calls; tests/test_zygote.py fails if they change.)"""
-    threading._shutdown()  # what the interpreter calls first: threading's own exit hooks, then the join
-    atexit._run_exitfuncs()
+@dataclass(frozen=True)
+class Ending:
+    """How a child ends: its exit status, or the signal that kills it."""
+
+    code: int | None
+    by_signal: int | None = None
+
+
+ENDING: list[Ending] = []  # set in a child once its job is done
+
+
+def end_now() -> None:
+    """The last exit hook of the warm interpreter, registered before any library's. In a child the interpreter's
+    own exit has run everything an exit runs first (threading's exit hooks, e.g. an executor's, and the join of
+    non-daemon threads; then every other atexit hook); this ends the child there, streams flushed, without
+    tearing down every module object: that teardown took ~0.9 s of a job's CPU with torch loaded."""
+    if not ENDING:
+        return
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
-    if by_signal is not None:
-        signal.signal(by_signal, signal.SIG_DFL)
-        os.kill(os.getpid(), by_signal)
-    os._exit(code)
+    if ENDING[0].by_signal is not None:
+        signal.signal(ENDING[0].by_signal, signal.SIG_DFL)
+        os.kill(os.getpid(), ENDING[0].by_signal)
+    os._exit(ENDING[0].code)
 
 
 def serve() -> None:
     """The warm interpreter: one job at a time, for the worker that started it, until its stdin closes."""
+    atexit.register(end_now)  # first, so that it runs last (atexit runs its hooks in reverse)
     import hydra  # noqa: F401
     import matplotlib  # noqa: F401
     import omegaconf  # noqa: F401
@@ -157,7 +172,7 @@ def serve() -> None:
         pid = os.fork()
         if pid == 0:
             reply.close()
-            child(job, base_path)  # never returns: the child ends in finish()
+            child(job, base_path)  # never returns: the child ends in end_now()
         print(json.dumps({"pid": pid}), file=reply)
         print(json.dumps({"rc": os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])}), file=reply)
 
