@@ -17,9 +17,10 @@ part of each, so 2 ranks x 32 images see what one process sees with batch 64.
 
 The modules: ``sources`` (in-memory datasets by name), ``tree`` (a class-folder tree on disk),
 ``files`` (reading image files), ``transforms`` (per image), ``augment`` (per batch),
-``sampling`` (which images make a batch), ``loaders``, ``workers`` (DataLoader worker processes)
-and ``decoded`` (the decoded-data cache). How many worker processes to use is the caller's
-decision (``run.launch.data_workers``, ``run.launch.decode_processes``), passed to ``build`` as numbers.
+``sampling`` (which images make a batch), ``subset`` (``data.subset``: a class-stratified part),
+``loaders``, ``workers`` (DataLoader worker processes) and ``decoded`` (the decoded-data cache).
+How many worker processes to use is the caller's decision (``run.launch.data_workers``,
+``run.launch.decode_processes``), passed to ``build`` as numbers.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -42,6 +44,9 @@ from .sources import DATASETS, SOURCES, STREAMED, Source, decode_split, decode_w
 from .transforms import CHANNEL_ORDERS, INTERPOLATIONS, ToChannelOrder, ToUint8, eval_resize, imagenet_transforms
 from .tree import EVAL_SPLITS, count_classes, scan_imagefolder, warn_if_upsampled
 from .workers import _LIVE_ITERATORS, stop_workers
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 __all__ = [  # what callers and tests use through ``senet_ablate.data``
     "AUGMENTS",
@@ -89,6 +94,9 @@ __all__ = [  # what callers and tests use through ``senet_ablate.data``
 
 @dataclass
 class Data:
+    """A job's data, as :func:`build` loads it: the train and eval loaders (in memory or streamed), what
+    the model is built for (classes, input side) and what the record says of the loading."""
+
     train: TensorLoader | StreamLoader
     eval: TensorLoader | StreamLoader
     num_classes: int
@@ -108,7 +116,7 @@ class Data:
             **({"data_subset": self.subset} if self.subset else {}),
         }
 
-    def describe_subset(self, cfg) -> dict | None:
+    def describe_subset(self, cfg: DictConfig) -> dict | None:
         """``data.subset``'s record: each split's images per class, the seed, and a digest of the
         images in order (train then eval): equal digests, the same images for every row and seed."""
         if subset.sizes(cfg) is None:
@@ -150,14 +158,14 @@ def _valid(key: str, value, valid) -> None:
         raise ConfigError(f"data.{key}={value!r} is not valid; valid values: {', '.join(valid)}")
 
 
-def check_workers(setting):
+def check_workers(setting: int | str) -> int | str:
     """``data.workers``: 'auto' or an int >= 0 (resolving 'auto' is the launcher's business)."""
     if setting != "auto" and (not isinstance(setting, int) or isinstance(setting, bool) or setting < 0):
         raise ConfigError(f"data.workers={setting!r} must be 'auto' or a non-negative integer")
     return setting
 
 
-def check(cfg) -> None:
+def check(cfg: DictConfig) -> None:
     """Config-level checks that need no data."""
     check_workers(cfg.get("workers", 0))
     subset.sizes(cfg)
@@ -196,14 +204,14 @@ def check(cfg) -> None:
 
 
 def build(
-    cfg,
+    cfg: DictConfig,
     batch_size: int,
     eval_batch_size: int,
     device: torch.device,
     seed: int,
     rank: int = 0,
     world: int = 1,
-    cache_dir=None,
+    cache_dir: str | Path | None = None,
     workers: int = 0,
     decode_workers: int = 0,
 ) -> Data:
@@ -236,7 +244,7 @@ def build(
     return d
 
 
-def _subset(src: Source, cfg) -> Source:
+def _subset(src: Source, cfg: DictConfig) -> Source:
     """``data.subset`` of an in-memory source: the chosen images of each split, in their order."""
     wanted = subset.sizes(cfg)
     if wanted is None:
@@ -254,7 +262,7 @@ def _labels(loader) -> list[int]:
     return [y for _, y in loader.loader.dataset.dataset.samples]
 
 
-def _num_classes(cfg, src: Source) -> int:
+def _num_classes(cfg: DictConfig, src: Source) -> int:
     """``data.num_classes``, else what the source says, else the largest train label + 1; every label
     must be below it."""
     (_, ytr), (_, yte) = src.train, src.eval
@@ -267,7 +275,9 @@ def _num_classes(cfg, src: Source) -> int:
     return num_classes
 
 
-def _tensor_loaders(cfg, src: Source, batch_size, eval_batch_size, device, shards) -> tuple[TensorLoader, TensorLoader]:
+def _tensor_loaders(
+    cfg: DictConfig, src: Source, batch_size, eval_batch_size, device, shards
+) -> tuple[TensorLoader, TensorLoader]:
     (xtr, ytr), (xte, yte) = src.train, src.eval
     common = dict(augment=cfg.augment, mean=list(cfg.mean), std=list(cfg.std), **shards)
     train = TensorLoader(

@@ -64,7 +64,7 @@ def _take(lock: FileLock, path: Path) -> AcquireReturnProxy:
         return lock.acquire()
 
 
-def cached(cache_dir, name: str, key: str, build: Callable[[], dict]) -> tuple[dict, str]:
+def cached(cache_dir: str | os.PathLike | None, name: str, key: str, build: Callable[[], dict]) -> tuple[dict, str]:
     """``build()``'s entry through the cache: (entry, "hit" | "miss" | "off"). ``cache_dir`` None: off."""
     if not cache_dir:
         return build(), "off"

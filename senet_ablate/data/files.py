@@ -5,16 +5,20 @@ in a worker), so that the main process can name it or leave it out."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
 
 import torch
 from torch.utils.data import Dataset, default_collate
 
 from ..errors import ConfigError
 
+if TYPE_CHECKING:
+    from PIL import Image
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
 
-def read_rgb(path: str):
+def read_rgb(path: str) -> Image.Image:
     """One image file as an RGB PIL image; a file that is no image fails naming the file."""
     from PIL import Image, UnidentifiedImageError
 
@@ -44,7 +48,7 @@ def collate_readable(items: list) -> tuple:
 class FileDataset(Dataset):
     """(path, label) samples read with ``read_rgb`` and passed through ``transform``."""
 
-    def __init__(self, samples, transform):
+    def __init__(self, samples: list[tuple[str, int]], transform: Callable[[Image.Image], object]):
         self.samples, self.transform = samples, transform
 
     def __len__(self):
@@ -63,7 +67,7 @@ class Seeded(Dataset):
     """``seeded[(i, seed)]``: item ``i`` of ``dataset`` with its random transform drawn from
     ``seed``, in whichever process loads it, leaving that process's global generator as it was."""
 
-    def __init__(self, dataset):
+    def __init__(self, dataset: Dataset):
         self.dataset = dataset
 
     def __len__(self):

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import logging
 from functools import partial
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from ..errors import ConfigError
 from .augment import BATCH_AUGMENT, crop_flip, cutout
@@ -47,19 +47,19 @@ class TensorLoader(_Batched):
 
     def __init__(
         self,
-        images,
-        labels,
-        batch_size,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        batch_size: int,
         *,
-        train,
-        augment,
-        mean,
-        std,
-        seed,
-        rank=0,
-        world=1,
-        pad_mode="zeros",
-        cutout=None,
+        train: bool,
+        augment: str,
+        mean: Sequence[float],
+        std: Sequence[float],
+        seed: int,
+        rank: int = 0,
+        world: int = 1,
+        pad_mode: str = "zeros",
+        cutout: int | None = None,
     ):
         self.images, self.labels, self.train = images, labels, train
         self.batches = Batches(len(labels), batch_size, shuffle=train, seed=seed, rank=rank, world=world)
@@ -99,7 +99,17 @@ class StreamLoader(_Batched):
     The workers stop when an epoch ends, when the loop is left by an error, and at ``close``."""
 
     def __init__(
-        self, dataset, batch_size, *, train, workers, pin_memory, seed, rank=0, world=1, skip_bad_images=False
+        self,
+        dataset: Dataset,
+        batch_size: int,
+        *,
+        train: bool,
+        workers: int,
+        pin_memory: bool,
+        seed: int,
+        rank: int = 0,
+        world: int = 1,
+        skip_bad_images: bool = False,
     ):
         self.batches = Batches(len(dataset), batch_size, shuffle=train, seed=seed, rank=rank, world=world)
         self.generator = torch.Generator()

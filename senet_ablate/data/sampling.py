@@ -64,7 +64,8 @@ class Batches:
             sizes.append(part.stop - part.start)
         return sizes
 
-    def order(self, device=None) -> torch.Tensor:
+    def order(self, device: torch.device | None = None) -> torch.Tensor:
+        """This epoch's order of the ``n`` items (drawn from the seed and the epoch), on ``device``."""
         if not self.shuffle:
             return torch.arange(self.n, device=device)
         g = torch.Generator(device=device or "cpu").manual_seed(epoch_seed(self.seed, self.epoch))
@@ -73,7 +74,7 @@ class Batches:
     def __iter__(self) -> Iterator[tuple[int, torch.Tensor, slice]]:
         return self.on(None)
 
-    def on(self, device) -> Iterator[tuple[int, torch.Tensor, slice]]:
+    def on(self, device: torch.device | None) -> Iterator[tuple[int, torch.Tensor, slice]]:
         """(batch index, global batch indices on ``device``, this rank's part of them). The epoch's
         order is drawn on the CPU (the same on every device) and copied once: a copy per batch
         would make the host wait for the GPU at every step."""

@@ -11,7 +11,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
 from torch.utils.data import DataLoader
@@ -23,6 +23,9 @@ from .files import FileDataset, collate_readable
 from .transforms import ToUint8
 from .tree import need_root, root_of, scan_imagefolder
 from .workers import quiet_worker, worker_pass
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 log = logging.getLogger("senet_ablate")
 
@@ -44,7 +47,8 @@ class Source:
     num_classes: int | None = None  # what the source says (data=custom); None: data.num_classes or the labels
 
 
-def to_chw_uint8(array) -> torch.Tensor:
+def to_chw_uint8(array: object) -> torch.Tensor:
+    """Images as uint8 (N, 3, H, W): from (N, H, W, 3), (N, 3, H, W) or grey (N, H, W) (repeated to 3 channels)."""
     t = torch.as_tensor(array)
     if t.ndim == 3:  # N, H, W grey
         t = t[:, None].expand(-1, 3, -1, -1)
@@ -53,7 +57,7 @@ def to_chw_uint8(array) -> torch.Tensor:
     return t.contiguous().to(torch.uint8)
 
 
-def load_digits_split(cfg=None) -> tuple[Split, Split, str]:
+def load_digits_split(cfg: DictConfig | None = None) -> tuple[Split, Split, str]:
     """scikit-learn's bundled 8x8 digits (1,797 images), a fixed stratified 75/25 split:
     (train, test, "test")."""
     from sklearn.datasets import load_digits
@@ -67,11 +71,12 @@ def load_digits_split(cfg=None) -> tuple[Split, Split, str]:
     return (grey[tr], labels[tr]), (grey[te], labels[te]), "test"
 
 
-def digits_source(cfg, cache_dir=None, processes: int = 0) -> Source:
+def digits_source(cfg: DictConfig, cache_dir: str | Path | None = None, processes: int = 0) -> Source:
+    """scikit-learn's digits (:func:`load_digits_split`); nothing to cache or decode."""
     return Source(*load_digits_split(cfg))
 
 
-def cifar_source(cfg, cache_dir=None, processes: int = 0) -> Source:
+def cifar_source(cfg: DictConfig, cache_dir: str | Path | None = None, processes: int = 0) -> Source:
     """torchvision's CIFAR-10/100 under data.root; downloads when data.download is true."""
     import torchvision
 
@@ -105,7 +110,9 @@ def decode_workers(processes: int, images: int) -> int:
     return n if n > 1 else 0
 
 
-def decode_split(items: list[tuple[str, int]], size: int, workers: int, skip_bad: bool, where: Path):
+def decode_split(
+    items: list[tuple[str, int]], size: int, workers: int, skip_bad: bool, where: Path
+) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """Decode a split's files in parallel (DataLoader worker processes): uint8 images, int64
     labels and the unreadable files left out (with ``skip_bad``; else the first one fails)."""
     # a generator of its own: a DataLoader draws its workers' base seed from it (from the global one
@@ -134,7 +141,7 @@ def decode_split(items: list[tuple[str, int]], size: int, workers: int, skip_bad
     return torch.cat(images), torch.cat(labels).to(torch.int64), skipped
 
 
-def imagefolder_source(cfg, cache_dir=None, processes: int = 0) -> Source:
+def imagefolder_source(cfg: DictConfig, cache_dir: str | Path | None = None, processes: int = 0) -> Source:
     """A small class-folder tree (e.g. the CIFAR-10 JPEG tree) as uint8 tensors: decoded by up to
     ``processes`` processes on the first job, then read from the decoded-data cache (``decoded``)
     by every later job of the same tree and size. An unreadable image fails naming the file, or
@@ -174,7 +181,7 @@ def imagefolder_source(cfg, cache_dir=None, processes: int = 0) -> Source:
     return Source((tr["images"], tr["labels"]), (ev["images"], ev["labels"]), eval_split, skipped, status)
 
 
-def synthetic_source(cfg, cache_dir=None, processes: int = 0) -> Source:
+def synthetic_source(cfg: DictConfig, cache_dir: str | Path | None = None, processes: int = 0) -> Source:
     """Random images and labels, for speed benchmarks only."""
     g = torch.Generator().manual_seed(12345)
     s, k = cfg.image_size, cfg.num_classes
@@ -209,7 +216,7 @@ def _split(result: Mapping, name: str, target: str, size) -> tuple[torch.Tensor,
     return images, labels
 
 
-def custom_source(cfg, cache_dir=None, processes: int = 0) -> Source:
+def custom_source(cfg: DictConfig, cache_dir: str | Path | None = None, processes: int = 0) -> Source:
     """Call the user's function and check what it returns (a ConfigError names what is wrong)."""
     target = cfg.get("_target_")
     fn = import_object(target, "data._target_")

@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 
 from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 SPLITS = ("train", "eval")
 
@@ -30,7 +34,7 @@ def _size(key: str, v) -> float | int | None:
     return v
 
 
-def sizes(cfg) -> dict[str, float | int | None] | None:
+def sizes(cfg: DictConfig) -> dict[str, float | int | None] | None:
     """``data.subset`` checked: {split: count | fraction | None}, or None for the whole dataset."""
     value = cfg.get("subset")
     if value is None:

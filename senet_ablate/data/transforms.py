@@ -4,9 +4,16 @@ flip; eval: resize to ``eval_resize``, centre crop), with channel order, pixel r
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+    from PIL import Image
+    from torchvision.transforms import v2
 
 INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
 CHANNEL_ORDERS = ("rgb", "bgr")
@@ -18,7 +25,7 @@ class ToUint8:
     def __init__(self, size: int):
         self.size = size
 
-    def __call__(self, image) -> torch.Tensor:
+    def __call__(self, image: Image.Image) -> torch.Tensor:
         img = torch.from_numpy(np.array(image)).permute(2, 0, 1)
         if img.shape[-2:] != (self.size, self.size):
             img = (
@@ -43,12 +50,12 @@ class ToChannelOrder:
         return x * self.scale if self.scale != 1 else x
 
 
-def eval_resize(cfg) -> int:
+def eval_resize(cfg: DictConfig) -> int:
     """The shorter side before the centre crop: data.resize, or 256/224 of the crop (paper §5.1)."""
     return int(cfg.get("resize") or round(cfg.image_size * 256 / 224))
 
 
-def imagenet_transforms(cfg, train: bool):
+def imagenet_transforms(cfg: DictConfig, train: bool) -> v2.Compose:
     """PIL in, normalised tensor out; resize and crop on the PIL image (as timm and torchvision
     evaluate), then channel order, pixel range and mean/std."""
     from torchvision.transforms import InterpolationMode, v2

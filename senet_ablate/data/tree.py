@@ -8,7 +8,7 @@ import logging
 import os
 from pathlib import Path
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from ..errors import ConfigError
 from . import subset
@@ -19,13 +19,13 @@ log = logging.getLogger("senet_ablate")
 EVAL_SPLITS = ("val", "test")
 
 
-def root_of(cfg) -> Path | None:
+def root_of(cfg: DictConfig) -> Path | None:
     """``data.root`` as a path (None when unset or missing)."""
     missing = OmegaConf.is_missing(cfg, "root") if "root" in cfg else True
     return None if missing or not cfg.root else Path(str(cfg.root)).expanduser()
 
 
-def need_root(cfg) -> Path:
+def need_root(cfg: DictConfig) -> Path:
     """``data.root``, which must be an existing directory."""
     root = root_of(cfg)
     if root is None:
@@ -35,7 +35,7 @@ def need_root(cfg) -> Path:
     return root
 
 
-def count_classes(cfg) -> int | None:
+def count_classes(cfg: DictConfig) -> int | None:
     """``data.num_classes``, or the class folders under an ImageFolder tree's train/ (cheap: no
     file listing); None when unknown before loading."""
     if cfg.get("num_classes") is not None:
@@ -46,7 +46,7 @@ def count_classes(cfg) -> int | None:
     return sum(1 for d in (root / "train").iterdir() if d.is_dir()) or None
 
 
-def scan_imagefolder(cfg) -> tuple[list[str], dict[str, list[tuple[str, int]]], str]:
+def scan_imagefolder(cfg: DictConfig) -> tuple[list[str], dict[str, list[tuple[str, int]]], str]:
     """Check and list ``root/train/<class>/*`` and ``root/val|test/<class>/*``; fail on anything odd.
     Returns (classes, {split: [(path, class index)]}, the eval split's name)."""
     root = need_root(cfg)
@@ -93,7 +93,7 @@ def _list_split(root: Path, split: str, classes: list[str]) -> list[tuple[str, i
     return items
 
 
-def warn_if_upsampled(samples: list[tuple[str, int]], cfg, first: int = 3) -> None:
+def warn_if_upsampled(samples: list[tuple[str, int]], cfg: DictConfig, first: int = 3) -> None:
     """A streamed tree of small images (e.g. CIFAR's 32 px) read at 224 px trains ~50x slower
     than the same tree held in memory at its own size: say so once, with the sizes."""
     from PIL import Image

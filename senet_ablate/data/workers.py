@@ -8,9 +8,12 @@ import atexit
 import signal
 import weakref
 from contextlib import contextmanager
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from ..distributed import PREEMPT_SIGNALS
+
+if TYPE_CHECKING:
+    from torch.utils.data import DataLoader
 
 _LIVE_ITERATORS: "weakref.WeakSet" = weakref.WeakSet()  # DataLoader iterators whose workers may run
 
@@ -25,7 +28,7 @@ def quiet_worker(_: int) -> None:
             signal.signal(getattr(signal, name), signal.SIG_IGN)
 
 
-def stop_workers(it) -> None:
+def stop_workers(it: Iterator) -> None:
     """Shut a DataLoader iterator's workers down now: the loader's own shutdown, then SIGKILL for
     any worker still alive (ours ignore SIGTERM, which is all that shutdown and multiprocessing's
     exit handler send: without this, a failed job's workers kept its process from exiting)."""
@@ -40,7 +43,7 @@ def stop_workers(it) -> None:
 
 
 @contextmanager
-def worker_pass(loader) -> Iterator:
+def worker_pass(loader: DataLoader) -> Iterator[Iterator]:
     """One pass over a DataLoader: its iterator, tracked while it runs, its workers stopped when
     the block is left (the pass ended, failed or was closed)."""
     it = iter(loader)
