@@ -98,7 +98,8 @@ class Job:
         self.out_dir, self.record, self.meta_model, self.weights = out_dir, record, None, None
         self.writer = env_rank() == 0  # under torchrun, rank 0 alone writes
 
-    def update(self, **fields) -> None:
+    def update(self, **fields: object) -> None:
+        """Add ``fields`` to the record and write it (rank 0 only)."""
         self.record.update(fields)
         if self.writer:
             write_record(self.out_dir, self.record)
