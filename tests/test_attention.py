@@ -275,7 +275,7 @@ def test_elementwise_ops_per_module_match_the_readme_table():
 def _specs():
     """Every squeeze x excitation x fusion x spatial the space allows, and the ones it refuses."""
     for sq, ex, fusion, spatial in itertools.product(SQUEEZES, EXCITATIONS, ("scale", "add"), ("none", "cbam")):
-        keys = EXCITATIONS[ex].keys
+        keys = EXCITATIONS[ex].takes
         over = {k: None for k in EXCITATION_KEYS if k not in keys}
         if ex == "conv1d":
             over["kernel_size"] = "adaptive"
@@ -295,7 +295,7 @@ def _specs():
 
 def _paired(sq: str, ex: str) -> bool:
     """The pairs the registries name (CA's, SimAM's, SGE's and Triplet's own squeeze/excitation), else any."""
-    only_sq, only_ex = SQUEEZES[sq].only, EXCITATIONS[ex].only
+    only_sq, only_ex = SQUEEZES[sq].pairs_only_with, EXCITATIONS[ex].pairs_only_with
     return (not only_sq or ex in only_sq) and (not only_ex or sq in only_ex)
 
 

@@ -13,7 +13,7 @@ from torch import nn
 from senet_ablate.complexity import count
 from senet_ablate.errors import ConfigError
 from senet_ablate.models import build_model
-from senet_ablate.se import ChannelAttention, SESpec, build_block
+from senet_ablate.se import ChannelAttention, Frame, SESpec, build_block
 
 NEW = ["coord", "simam", "sge", "triplet"]  # unit-level; BAM (between stages) below
 
@@ -257,23 +257,25 @@ def test_bam_fails_where_there_is_no_stage_frame_and_bad_values_name_the_key():
 
 
 def test_a_new_excitation_is_one_class_and_one_registry_entry(monkeypatch):
-    """An excitation added the way CONTRIBUTING.md says: a ChannelAttention subclass that reads its keys
-    in ``from_spec``, and one ``EXCITATIONS`` entry naming it. It validates, builds on a backbone at the
+    """An excitation added the way CONTRIBUTING.md says: a ChannelAttention subclass that declares its layers,
+    reads its keys in ``from_spec``, and one ``EXCITATIONS`` entry naming it. It validates, builds on a backbone at the
     paper's sites, trains a step and is counted like ours (a per-channel scale: C parameters a block)."""
     from senet_ablate.se import spec as space
 
     class ChannelScale(ChannelAttention):
-        def __init__(self, channels: int, **parts):
-            super().__init__(dict(scale=nn.Parameter(torch.zeros(channels))), **parts)
+        def __init__(self, channels: int, frame: Frame) -> None:
+            super().__init__(frame)
+            self.scale = nn.Parameter(torch.zeros(channels))
+            self.add_gates(frame)
 
         @classmethod
-        def from_spec(cls, channels, spec, *, descriptors=1, unit_input=None, **parts):
-            return cls(channels, **parts)
+        def from_spec(cls, channels, spec, frame, *, stats=1, unit_input=None):
+            return cls(channels, frame)
 
         def excite(self, s):
             return s * self.scale
 
-    monkeypatch.setitem(space.EXCITATIONS, "scale", space.Excitation(ChannelScale))
+    monkeypatch.setitem(space.EXCITATIONS, "scale", space.Excitation(block=ChannelScale))
     fc_keys = ("reduction", "min_hidden", "hidden_divisor", "round_limit", "hidden_from", "hidden_act", "bias")
     spec = SESpec(excitation="scale", **dict.fromkeys(fc_keys))  # keys it does not take are null
     model = build_model("cifar_resnet20", spec, 10)

@@ -9,7 +9,7 @@ import pytest
 from conftest import run_cli
 
 from senet_ablate.models import MODELS, build_model
-from senet_ablate.run.excitation import blocks_of_interest
+from senet_ablate.run.activations import blocks_of_interest
 from senet_ablate.se import ChannelAttention, SESpec
 
 SHAKE_BRANCHES = ["SE_2_4a", "SE_2_4b", "SE_3_4a", "SE_3_4b", *[f"SE_4_{k}{t}" for k in range(1, 5) for t in "ab"]]

@@ -185,7 +185,7 @@ def test_se_keeps_bf16_and_channels_last_so_the_rescale_copies_nothing(squeeze, 
     )
     with torch.autocast("cpu", torch.bfloat16):
         y = block(x)
-        e = block.excitation(x)
+        e = block.gate_values(x)
         fused = block(x, add=identity)  # a residual unit's rescale + add
     assert y.dtype == e.dtype == fused.dtype == torch.bfloat16
     assert y.is_contiguous(memory_format=torch.channels_last) and fused.is_contiguous(memory_format=torch.channels_last)

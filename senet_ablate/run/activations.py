@@ -1,10 +1,11 @@
-"""The role of excitation (paper Sec. 7.2, Figs. 6 and 7) for any trained run.
+"""The distribution of excitation activations (paper Sec. 7.2, Figs. 6 and 7) for any trained run:
+what ``task=excitation`` draws.
 
-For chosen classes (default: the first 4, 50 eval images each) record the excitation (gate
-output) of the last SE block of every stage and of every block of the last stage; average per
-channel per class. Fig. 6: the class means of a sample of channels, beside the mean over all
-evaluated images; Fig. 7: mean ± std within a class. NoSqueeze's per-position gates are averaged
-over the map first.
+For chosen classes (default: the first 4, 50 eval images each) record the activations of the
+excitation (its gate's output, Eq. 3's s) of the last SE block of every stage and of every block of
+the last stage; average per channel per class. Fig. 6: the class means of a sample of channels,
+beside the mean over all evaluated images; Fig. 7: mean ± std within a class. NoSqueeze's
+per-position gates are averaged over the map first.
 """
 
 from __future__ import annotations

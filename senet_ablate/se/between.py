@@ -17,7 +17,7 @@ class BAM(nn.Module):
 
     product = False
 
-    def __init__(self, channels: int, reduction: int = BAM_REDUCTION, dilation: int = BAM_DILATION):
+    def __init__(self, channels: int, reduction: int = BAM_REDUCTION, dilation: int = BAM_DILATION) -> None:
         super().__init__()
         h = max(channels // reduction, 1)
         self.channel = nn.Sequential(

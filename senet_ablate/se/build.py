@@ -3,7 +3,7 @@ builds the squeeze, the excitation's names the block class, which reads its own 
 
 from __future__ import annotations
 
-from .block import ChannelAttention
+from .block import ChannelAttention, Frame
 from .plugin import PluggedAttention
 from .spec import EXCITATIONS, GATES, SPATIALS, SQUEEZES, SESpec
 
@@ -17,19 +17,16 @@ def build_block(
     if spec.module is not None:
         return PluggedAttention(channels, spec.module, name, stage, index)
     squeeze, excitation = SQUEEZES[spec.squeeze], EXCITATIONS[spec.excitation]
-    ops = squeeze.ops_per_element + 1 + SPATIALS[spec.spatial] + excitation.ops_per_element
-    return excitation.block.from_spec(
-        channels,
-        spec,
-        descriptors=squeeze.descriptors,
-        unit_input=unit_input,
+    frame = Frame(
         squeeze=squeeze.build(channels, spec),
         gate=GATES[spec.gate],
         fusion=spec.fusion,
         spatial=spec.spatial != "none",
         keeps_map=spec.keeps_map,
-        ops_per_element=ops,  # the pooling(s), the rescale, the spatial gate, the excitation's own
+        # the pooling(s), the rescale, the spatial gate, the excitation's own
+        ops_per_element=squeeze.ops_per_element + 1 + SPATIALS[spec.spatial] + excitation.ops_per_element,
         name=name,
         stage=stage,
         index=index,
     )
+    return excitation.block.from_spec(channels, spec, frame, stats=squeeze.stats, unit_input=unit_input)

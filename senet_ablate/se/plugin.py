@@ -20,7 +20,7 @@ from ..errors import ConfigError
 from ..targets import import_object
 
 
-def import_target(path) -> type:
+def import_target(path: str) -> type[nn.Module]:
     """The nn.Module class ``path`` names (``package.module.Class``), or a ConfigError that says why not."""
     found = import_object(path, "se.module._target_")
     if not (isinstance(found, type) and issubclass(found, nn.Module)):
@@ -28,7 +28,7 @@ def import_target(path) -> type:
     return found
 
 
-def split_node(node) -> tuple[str, dict]:
+def split_node(node: object) -> tuple[str, dict]:
     """(target, keyword arguments) of a ``_target_`` node."""
     if not isinstance(node, dict) or "_target_" not in node:
         raise ConfigError(f"se.module={node!r} must be a node with a _target_, e.g. {{_target_: my_pkg.MyGate, k: 3}}")
@@ -59,7 +59,7 @@ class PluggedAttention(nn.Module):
     """A user's module at one site, named and placed like the built-in blocks (``name``, ``stage``,
     ``index``). Its parameters live under ``module``."""
 
-    def __init__(self, channels: int, node: dict, name: str = "SE", stage: int = 0, index: int = 0):
+    def __init__(self, channels: int, node: dict, name: str = "SE", stage: int = 0, index: int = 0) -> None:
         super().__init__()
         target, kwargs = split_node(node)
         cls = import_target(target)

@@ -13,6 +13,8 @@ block, and a unit without that place fails at build time, naming the integration
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 from torch import nn
 
@@ -26,12 +28,12 @@ __all__ = ["INTEGRATIONS", "SESite", "SiteMissing", "block_name", "integrations_
 class SiteMissing(ConfigError):
     """The integration asks for a place the unit does not have; ``offered`` lists the integrations it has."""
 
-    def __init__(self, integration: str, unit: str, offered: list[str]):
+    def __init__(self, integration: str, unit: str, offered: list[str]) -> None:
         self.integration, self.unit, self.offered = integration, unit, offered
         super().__init__(f"se.integration={integration!r} has no place in {unit}; valid values: {', '.join(offered)}")
 
 
-def integrations_for(sites) -> list[str]:
+def integrations_for(sites: Iterable[str]) -> list[str]:
     """The integration strategies a unit offering ``sites`` supports, in registry order."""
     return [k for k, v in INTEGRATIONS.items() if v in sites]
 
@@ -62,7 +64,7 @@ class SESite(nn.Module):
         index: int,
         suffix: str = "",
         required: bool = True,
-    ):
+    ) -> None:
         super().__init__()
         self.name = block_name(stage, index, suffix)
         self.site = INTEGRATIONS[spec.integration] if spec is not None else None

@@ -39,12 +39,15 @@ and ``spatial.py``; each registry entry names its module, ``build.py`` puts a bl
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Callable, Sequence
+from typing import Any
 
 from torch import nn
 
 from ..errors import ConfigError
+from .between import BETWEEN
+from .block import ChannelAttention
 from .excitation import (
     HIDDEN_ACTS,
     CoordBlock,
@@ -71,59 +74,87 @@ from .squeeze import (
 
 @dataclass(frozen=True)
 class Squeeze:
-    """How a feature map is summarised before the excitation."""
+    """How a feature map is summarised before the excitation (Sec. 3.1)."""
 
-    build: Callable[[int, "SESpec"], nn.Module]  # (channels, spec) -> its module
-    descriptors: int  # D per channel for vectors; 0: the squeeze keeps a map (per-position excitation)
+    build: Callable[[int, SESpec], nn.Module]  # (channels, spec) -> its module (squeeze.py)
+    stats: int  # statistics per channel, D: vectors (N, C) for one, (N, D, C) for more; 0: it keeps a map
     ops_per_element: int  # paper-convention elementwise ops per input element (convs/matmuls count as MACs)
-    extent: bool = False  # takes se.extent
-    keys: tuple[str, ...] = ()  # the other spec keys it takes (SQUEEZE_KEYS)
-    only: tuple[str, ...] = ()  # the one excitation(s) it works with, if not every one the rules allow
+    takes_extent: bool = False  # it reads se.extent
+    takes: tuple[str, ...] = ()  # the other spec keys it reads (of SQUEEZE_KEYS)
+    pairs_only_with: tuple[str, ...] = ()  # the excitation(s) it works with, if not every one the rules allow
 
 
 SQUEEZES: dict[str, Squeeze] = {
     # Table 11; extent > 0: GE-theta-'s local average (a map)
-    "avg": Squeeze(lambda c, s: LocalAvg(s.extent) if s.extent else GlobalStats("avg"), 1, 1, extent=True),
-    "max": Squeeze(lambda c, s: GlobalStats("max"), 1, 1),  # Table 11
-    "none": Squeeze(lambda c, s: NoSqueeze(), 0, 0),  # NoSqueeze (Table 16)
-    "avgmax": Squeeze(lambda c, s: GlobalStats("avg", "max"), 2, 2),  # CBAM
-    "avgstd": Squeeze(lambda c, s: GlobalStats("avg", "std"), 2, 2),  # SRM
-    "attention": Squeeze(lambda c, s: AttentionPool(c), 1, 0),  # GC (its 1x1 conv and weighted sum count as MACs)
+    "avg": Squeeze(
+        build=lambda c, s: LocalAvg(s.extent) if s.extent else GlobalStats("avg"),
+        stats=1,
+        ops_per_element=1,
+        takes_extent=True,
+    ),
+    "max": Squeeze(build=lambda c, s: GlobalStats("max"), stats=1, ops_per_element=1),  # Table 11
+    "none": Squeeze(build=lambda c, s: NoSqueeze(), stats=0, ops_per_element=0),  # NoSqueeze (Table 16)
+    "avgmax": Squeeze(build=lambda c, s: GlobalStats("avg", "max"), stats=2, ops_per_element=2),  # CBAM
+    "avgstd": Squeeze(build=lambda c, s: GlobalStats("avg", "std"), stats=2, ops_per_element=2),  # SRM
+    # GC (its 1x1 conv and weighted sum count as MACs)
+    "attention": Squeeze(build=lambda c, s: AttentionPool(c), stats=1, ops_per_element=0),
     # GE-theta (depthwise convs: MACs)
-    "gather": Squeeze(lambda c, s: DepthwiseGather(c, s.extent) if s.extent else GlobalGather(c), 0, 0, extent=True),
-    "coord": Squeeze(lambda c, s: CoordPool(), 0, 2, only=("coord",)),  # CA: strips pooled along W and along H
+    "gather": Squeeze(
+        build=lambda c, s: DepthwiseGather(c, s.extent) if s.extent else GlobalGather(c),
+        stats=0,
+        ops_per_element=0,
+        takes_extent=True,
+    ),
+    # CA: strips pooled along W and along H
+    "coord": Squeeze(build=lambda c, s: CoordPool(), stats=0, ops_per_element=2, pairs_only_with=("coord",)),
     # SimAM: mean, d², variance, energy
-    "energy": Squeeze(lambda c, s: Energy(s.energy_lambda), 0, 4, keys=("energy_lambda",), only=("identity",)),
+    "energy": Squeeze(
+        build=lambda c, s: Energy(s.energy_lambda),
+        stats=0,
+        ops_per_element=4,
+        takes=("energy_lambda",),
+        pairs_only_with=("identity",),
+    ),
     # SGE: channel means, product, group sum
-    "group": Squeeze(lambda c, s: GroupSimilarity(s.groups), 0, 3, keys=("groups",), only=("groupwise",)),
+    "group": Squeeze(
+        build=lambda c, s: GroupSimilarity(s.groups),
+        stats=0,
+        ops_per_element=3,
+        takes=("groups",),
+        pairs_only_with=("groupwise",),
+    ),
 }
 SQUEEZE_KEYS = ("groups", "energy_lambda")
 
 
 @dataclass(frozen=True)
 class Excitation:
-    """From the squeeze's vectors, (N, C) or (N, D, C), to per-channel logits, (N, C) or (N, D, C) summed
-    over D afterwards (CBAM's shared MLP); or, on a map, per-position logits (N, C, h, w)."""
+    """The excitation (Sec. 3.2): from the squeeze's vectors, (N, C) or (N, D, C), to per-channel logits,
+    (N, C) or (N, D, C) summed over D afterwards (CBAM's shared MLP); or, on a map, per-position logits
+    (N, C, h, w). Its gate follows (the spec's ``gate``)."""
 
-    block: type  # its ChannelAttention subclass (excitation.py), which reads these keys in from_spec
-    keys: tuple[str, ...] = ()  # the spec keys it uses
-    on_maps: bool = False  # it can run per position, on a squeeze that keeps a map
-    only: tuple[str, ...] = ()  # the one squeeze(s) it works with, if not every one the rules allow
+    block: type[ChannelAttention]  # its class (excitation.py), which reads the keys it takes in from_spec
+    takes: tuple[str, ...] = ()  # the spec keys it reads (of EXCITATION_KEYS)
+    runs_on_maps: bool = False  # it can run per position, on a squeeze that keeps a map
+    pairs_only_with: tuple[str, ...] = ()  # the squeeze(s) it works with, if not every one the rules allow
     ops_per_element: int = 0  # its own paper-convention elementwise ops per input element (Triplet's Z-pools)
 
 
 _FC_KEYS = ("reduction", "min_hidden", "hidden_divisor", "round_limit", "hidden_from", "hidden_act", "bias")
 EXCITATIONS: dict[str, Excitation] = {
-    "fc": Excitation(SEBlock, _FC_KEYS, on_maps=True),  # SE (Sec. 3.2, Table 10)
-    "conv1d": Excitation(ECABlock, ("kernel_size",)),  # ECA
-    "channelwise": Excitation(SRMBlock),  # SRM
-    "context": Excitation(GCBlock, _FC_KEYS),  # GC
-    "identity": Excitation(GEBlock, on_maps=True),  # GE
+    "fc": Excitation(block=SEBlock, takes=_FC_KEYS, runs_on_maps=True),  # SE (Sec. 3.2, Table 10)
+    "conv1d": Excitation(block=ECABlock, takes=("kernel_size",)),  # ECA
+    "channelwise": Excitation(block=SRMBlock),  # SRM
+    "context": Excitation(block=GCBlock, takes=_FC_KEYS),  # GC
+    "identity": Excitation(block=GEBlock, runs_on_maps=True),  # GE
     # CA: shared 1x1 conv + BN + act, a gate per axis
-    "coord": Excitation(CoordBlock, _FC_KEYS, on_maps=True, only=("coord",)),
-    "groupwise": Excitation(GroupwiseBlock, on_maps=True, only=("group",)),  # SGE: a weight and a bias per group
+    "coord": Excitation(block=CoordBlock, takes=_FC_KEYS, runs_on_maps=True, pairs_only_with=("coord",)),
+    # SGE: a weight and a bias per group
+    "groupwise": Excitation(block=GroupwiseBlock, runs_on_maps=True, pairs_only_with=("group",)),
     # Triplet: three Z-pool gates
-    "triplet": Excitation(TripletBlock, ("kernel_size",), on_maps=True, only=("none",), ops_per_element=6),
+    "triplet": Excitation(
+        block=TripletBlock, takes=("kernel_size",), runs_on_maps=True, pairs_only_with=("none",), ops_per_element=6
+    ),
 }
 MODULE_KEYS = ("module", "integration", "stages")  # the keys that apply to a user's own module (se.module)
 EXCITATION_KEYS = (*_FC_KEYS, "kernel_size")
@@ -137,7 +168,6 @@ GATES: dict[str, type[nn.Module]] = {  # Table 12, plus hard_sigmoid and identit
     "identity": nn.Identity,
 }
 FUSIONS = ("scale", "add")
-BETWEENS = ("none", "bam", "bam_product")  # se.between: modules between stages (between.py)
 
 # spatial gate -> its paper-convention ops per input element (CBAM: two channel poolings and the rescale)
 SPATIALS: dict[str, int] = {"none": 0, "cbam": 3}
@@ -159,12 +189,12 @@ def make_divisible(v: float, divisor: int, round_limit: float = 0.0) -> int:
     return new + divisor if new < round_limit * v else new
 
 
-def _choice(key: str, value, valid) -> None:
+def _choice(key: str, value: object, valid: Iterable) -> None:
     if value not in valid:
         raise ConfigError(f"{key}={value!r} is not a valid choice; valid values: {', '.join(map(str, valid))}")
 
 
-def _int(key: str, value, least: int, what: str) -> None:
+def _int(key: str, value: object, least: int, what: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < least:
         raise ConfigError(f"{key}={value!r} must be an integer >= {least} ({what})")
 
@@ -196,7 +226,7 @@ class SESpec:
     module: dict | None = None  # your own module, a _target_ node (plugin.py); then only integration and stages apply
 
     @classmethod
-    def from_config(cls, cfg) -> "SESpec":
+    def from_config(cls, cfg: Mapping[str, Any]) -> SESpec:
         """Build and validate from the ``se:`` config node (a mapping)."""
         known = [f.name for f in fields(cls)]
         extra = sorted(set(cfg) - set(known))
@@ -214,7 +244,7 @@ class SESpec:
     @property
     def keeps_map(self) -> bool:
         """The squeeze gives a map (excited per position, then resized to the input) rather than vectors."""
-        return SQUEEZES[self.squeeze].descriptors == 0 or (self.squeeze == "avg" and bool(self.extent))
+        return SQUEEZES[self.squeeze].stats == 0 or (self.squeeze == "avg" and bool(self.extent))
 
     def hidden_width(self, channels: int) -> int:
         """Table 10's C // r; with hidden_divisor d > 1, timm's rounding: the nearest multiple of d, at
@@ -235,13 +265,17 @@ class SESpec:
         _choice("se.fusion", self.fusion, FUSIONS)
         _choice("se.spatial", self.spatial, SPATIALS)
         _choice("se.integration", self.integration, INTEGRATIONS)
-        _choice("se.between", self.between, BETWEENS)
+        _choice("se.between", self.between, BETWEEN)  # between.py
         self._check_extent()
         self._check_pairing()
         self._check_squeeze_keys()
         ex = EXCITATIONS[self.excitation]
-        if self.keeps_map and not ex.on_maps:
-            ok = [k for k, e in EXCITATIONS.items() if e.on_maps and (not e.only or self.squeeze in e.only)]
+        if self.keeps_map and not ex.runs_on_maps:
+            ok = [
+                k
+                for k, e in EXCITATIONS.items()
+                if e.runs_on_maps and (not e.pairs_only_with or self.squeeze in e.pairs_only_with)
+            ]
             raise ConfigError(
                 f"se.excitation={self.excitation!r} needs per-channel vectors, but "
                 f"se.squeeze={self.squeeze!r}{' with se.extent=%d' % self.extent if self.extent else ''} "
@@ -252,22 +286,22 @@ class SESpec:
 
     def _check_pairing(self) -> None:
         sq, ex = SQUEEZES[self.squeeze], EXCITATIONS[self.excitation]
-        if sq.only and self.excitation not in sq.only:
+        if sq.pairs_only_with and self.excitation not in sq.pairs_only_with:
             raise ConfigError(
-                f"se.squeeze={self.squeeze!r} works only with se.excitation={' or '.join(sq.only)} "
+                f"se.squeeze={self.squeeze!r} works only with se.excitation={' or '.join(sq.pairs_only_with)} "
                 f"(not {self.excitation!r}); attention=<name> sets both (conf/attention)"
             )
-        if ex.only and self.squeeze not in ex.only:
+        if ex.pairs_only_with and self.squeeze not in ex.pairs_only_with:
             raise ConfigError(
-                f"se.excitation={self.excitation!r} works only with se.squeeze={' or '.join(ex.only)} "
+                f"se.excitation={self.excitation!r} works only with se.squeeze={' or '.join(ex.pairs_only_with)} "
                 f"(not {self.squeeze!r}); attention=<name> sets both (conf/attention)"
             )
 
     def _check_squeeze_keys(self) -> None:
         for key in SQUEEZE_KEYS:
-            value, takes = getattr(self, key), key in SQUEEZES[self.squeeze].keys
+            value, takes = getattr(self, key), key in SQUEEZES[self.squeeze].takes
             if not takes and value is not None:
-                users = [k for k, q in SQUEEZES.items() if key in q.keys]
+                users = [k for k, q in SQUEEZES.items() if key in q.takes]
                 raise ConfigError(
                     f"se.{key}={value!r} does not apply to se.squeeze={self.squeeze!r} "
                     f"(it applies to: {', '.join(users)}); set se.{key}=null"
@@ -283,7 +317,7 @@ class SESpec:
     def _check_extent(self) -> None:
         if not self.extent:
             return
-        if not SQUEEZES[self.squeeze].extent:
+        if not SQUEEZES[self.squeeze].takes_extent:
             raise ConfigError(
                 f"se.extent={self.extent} applies to squeeze avg or gather, not "
                 f"se.squeeze={self.squeeze!r}; use se.extent=0 (global)"
@@ -298,15 +332,15 @@ class SESpec:
     def _check_excitation_keys(self, ex: Excitation) -> None:
         for key in EXCITATION_KEYS:
             value = getattr(self, key)
-            if key not in ex.keys and value is not None:
-                users = [k for k, e in EXCITATIONS.items() if key in e.keys]
+            if key not in ex.takes and value is not None:
+                users = [k for k, e in EXCITATIONS.items() if key in e.takes]
                 raise ConfigError(
                     f"se.{key}={value!r} does not apply to se.excitation={self.excitation!r} "
                     f"(it applies to: {', '.join(users)}); set se.{key}=null"
                 )
-            if key in ex.keys and value is None:
+            if key in ex.takes and value is None:
                 raise ConfigError(f"se.excitation={self.excitation!r} needs se.{key} (it is null)")
-        if "reduction" in ex.keys:
+        if "reduction" in ex.takes:
             _int("se.reduction", self.reduction, 1, "the paper uses 2..32")
             _int("se.min_hidden", self.min_hidden, 0, "0: no floor on C // r")
             _int("se.hidden_divisor", self.hidden_divisor, 1, "1: C // r as in the paper; 8: timm's rounding")
@@ -315,9 +349,9 @@ class SESpec:
             _choice("se.hidden_act", self.hidden_act, HIDDEN_ACTS)
             if not isinstance(self.bias, bool):
                 raise ConfigError(f"se.bias={self.bias!r} must be true or false")
-        if "kernel_size" in ex.keys and self.kernel_size == "adaptive" and self.excitation != "conv1d":
+        if "kernel_size" in ex.takes and self.kernel_size == "adaptive" and self.excitation != "conv1d":
             raise ConfigError(f"se.kernel_size=adaptive is ECA's rule (conv1d); {self.excitation} takes an odd integer")
-        if "kernel_size" in ex.keys and self.kernel_size != "adaptive":
+        if "kernel_size" in ex.takes and self.kernel_size != "adaptive":
             if (
                 isinstance(self.kernel_size, bool)
                 or not isinstance(self.kernel_size, int)
