@@ -158,7 +158,8 @@ def run_cli(
 ) -> subprocess.CompletedProcess:
     """Run ``python -m senet_ablate.<module> args`` as a user would, in ``cwd``, in clean_env() plus ``env``:
     forked from this worker's warm interpreter (tests/zygote.py; a job cannot tell: tests/test_zygote.py),
-    or in a fresh interpreter where SENET_TEST_FRESH_PROCESS=1."""
+    or in a fresh interpreter where SENET_TEST_FRESH_PROCESS=1. For what a process does: exit codes, what
+    the console shows, signals, ``-m`` sweeps, ``--cfg``; a test of what a job computes uses run_job."""
     env = clean_env(PYTHONUNBUFFERED="1", **(env or {}))
     proc = ZYGOTE.run(f"senet_ablate.{module}", list(args), cwd=cwd, env=env, timeout=600)
     if check and proc.returncode != 0:
