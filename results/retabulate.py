@@ -18,7 +18,8 @@ from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 from senet_ablate.records.atomic import write_atomic
-from senet_ablate.study.tables import study_table, to_latex, to_markdown
+from senet_ablate.study.formats import to_latex, to_markdown
+from senet_ablate.study.tables import study_table
 
 
 def main() -> None:
@@ -46,7 +47,7 @@ def main() -> None:
     table = study_table(runs, spec)
     write_atomic(args.study / "table.md", to_markdown(table, spec))
     write_atomic(args.study / "table.tex", to_latex(table, spec))
-    write_atomic(args.study / "table.csv", table.to_csv(index=False))
+    write_atomic(args.study / "table.csv", table.frame.to_csv(index=False))
     print(to_markdown(table, spec))
 
 

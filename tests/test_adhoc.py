@@ -147,7 +147,9 @@ def test_a_presets_table_is_byte_identical_to_before(tmp_path):
 
 # ---------------------------------------------------------------- statistics and grouping, by arithmetic
 def test_cis_are_clipped_to_an_error_rates_bounds():
-    from senet_ablate.study.tables import ci_bounds, study_table, to_markdown
+    from senet_ablate.study.cells import ci_bounds
+    from senet_ablate.study.formats import to_markdown
+    from senet_ablate.study.tables import study_table
 
     assert ci_bounds(1.45, 9.89) == (0.0, 11.34) and ci_bounds(99.0, 3.0) == (96.0, 100.0)
     runs = pd.DataFrame(

@@ -12,9 +12,10 @@ from scipy import stats
 
 from senet_ablate.records import write_record
 from senet_ablate.study.collect import collect, export
+from senet_ablate.study.formats import to_latex, to_markdown
 from senet_ablate.study.inference import Sample, compare
 from senet_ablate.study.report import report
-from senet_ablate.study.tables import study_table, summary, to_latex, to_markdown
+from senet_ablate.study.tables import study_table, summary
 
 SPEC = {
     "title": "toy study",
@@ -113,14 +114,14 @@ def test_failed_and_running_runs_are_counted_not_averaged(sweep):
     write_record(sweep / "extra_fail", {**trained("se", 5, 0.0), "status": "failed", "reason": "diverged"})
     write_record(sweep / "extra_run", {**trained("se", 6, 0.0), "status": "running"})
     df, specs = collect([sweep])
-    t = study_table(df, specs["toy"]).set_index("row")
+    t = study_table(df, specs["toy"]).frame.set_index("row")
     assert t.loc["se", "top1_err_n"] == 3 and t.loc["se", "top1_err_mean"] == 12.0
     assert (t.loc["se", "failed"], t.loc["se", "running"]) == (1, 1)
 
 
 def test_statistics_match_scipy_on_known_numbers(sweep):
     df, specs = collect([sweep])
-    t = study_table(df, specs["toy"]).set_index("row")
+    t = study_table(df, specs["toy"]).frame.set_index("row")
     se = t.loc["se"]
     # by hand: mean 12, sample std 2. The seed spread is pooled across the rows (pooling.py): variances 13 and
     # 4 on 2 df each; Smyth's moment excess log(13/4)²/2 - trigamma(1) = 0.69 - 1.64 < 0, so the prior df is
@@ -176,7 +177,7 @@ def test_detection_runs_give_ap_columns_and_a_classification_table_has_none(swee
             del rec["top1_err"], rec["top5_err"]
             write_record(root / f"row={row},seed={seed}", rec)
     df, specs = collect([root])
-    t = study_table(df, specs["det"]).set_index("row")
+    t = study_table(df, specs["det"]).frame.set_index("row")
     # by hand: SE mean 37, std 1; base mean 32, std 2; Δ +5
     assert (t.loc["se", "ap_mean"], t.loc["se", "ap_std"], t.loc["se", "ap_delta"]) == (37.0, 1.0, 5.0)
     assert t.loc["se", "ap_p"] == pytest.approx(stats.ttest_rel([36, 37, 38], [30, 32, 34]).pvalue)
@@ -199,7 +200,7 @@ def test_a_preset_that_gained_a_row_shows_it_beside_the_older_runs(sweep):
     rec = trained("sk", 0, 9.0, finished="2026-02-01T00:00:00", config={"table": spec, "model": {"name": "m"}})
     write_record(sweep / "row=sk,seed=0", rec)
     df, specs = collect([sweep])
-    t = study_table(df, specs["toy"]).set_index("row")
+    t = study_table(df, specs["toy"]).frame.set_index("row")
     assert list(t.index) == ["base", "se", "sk"] and t.loc["sk", "top1_err_mean"] == 9.0
     assert t.loc["se", "top1_err_n"] == 3
 
@@ -260,8 +261,9 @@ def test_pareto_params_is_drawn_only_where_params_rank_the_rows_otherwise_than_g
     tmp_path, params_m, gflops, drawn
 ):
     from senet_ablate.study.plots import pareto
+    from senet_ablate.study.tables import StudyTable
 
-    table = pd.DataFrame(
+    frame = pd.DataFrame(
         {
             "row": ["a", "b", "c"],
             "label": ["A", "B", "C"],
@@ -272,7 +274,7 @@ def test_pareto_params_is_drawn_only_where_params_rank_the_rows_otherwise_than_g
             "gflops": gflops,
         }
     )
-    paths = pareto(table, {"title": "t", "baseline": "a"}, None, tmp_path)
+    paths = pareto(StudyTable(frame), {"title": "t", "baseline": "a"}, None, tmp_path)
     assert {p.stem for p in paths} == drawn
 
 

@@ -11,9 +11,10 @@ from test_results import trained
 
 from senet_ablate.records import predictions, write_record
 from senet_ablate.study.collect import collect
+from senet_ablate.study.formats import to_latex, to_markdown
 from senet_ablate.study.inference import settings
 from senet_ablate.study.report import report
-from senet_ablate.study.tables import study_table, to_latex, to_markdown
+from senet_ablate.study.tables import study_table
 
 
 @pytest.fixture(scope="module")
@@ -114,10 +115,10 @@ def test_a_preset_without_a_baseline_compares_with_the_row_with_se_off_and_says_
     table = study_table(df, specs["toy"])
     md = to_markdown(table, specs["toy"])
     assert "Δ is vs plain (no table.baseline: the row with SE off)" in md
-    assert table.set_index("row").loc["se", "top1_err_delta"] == pytest.approx(-10.0, abs=1.5)
+    assert table.frame.set_index("row").loc["se", "top1_err_delta"] == pytest.approx(-10.0, abs=1.5)
     assert "[verdict's CI]" in md and r"\toprule" in to_latex(table, specs["toy"])
     # the verdict is read from the printed interval: 2 comparisons share alpha, so it is a 97.5% CI
-    se = table.set_index("row").loc["se"]
+    se = table.frame.set_index("row").loc["se"]
     assert se["top1_err_delta_level"] == pytest.approx(0.975) and se["top1_err_delta_hi"] < 0
     assert se["top1_err_verdict"] == "better" and "at 97.5% (one budget" in md
 
@@ -129,7 +130,7 @@ def test_records_without_predictions_still_tabulate_and_say_what_their_uncertain
     table = study_table(df, specs["toy"])
     md = to_markdown(table, specs["toy"])
     assert "the uncertainty leaves out the test sample" in md and "from the seeds only" in md
-    assert table.set_index("row").loc["se", "top1_err_method"] == "seeds"
+    assert table.frame.set_index("row").loc["se", "top1_err_method"] == "seeds"
 
 
 @pytest.mark.filterwarnings("error")  # any warning (scipy's "precision loss", numpy's) fails the test
@@ -142,10 +143,10 @@ def test_a_constant_column_tabulates_without_a_warning(tmp_path, with_prediction
     df, specs = collect([root])
     table = study_table(df, specs["toy"])
     md, tex = to_markdown(table, specs["toy"], wide=True), to_latex(table, specs["toy"])
-    row = table.set_index("row").loc["se"]
+    row = table.frame.set_index("row").loc["se"]
     assert row["top1_err_delta"] == 0 and "unresolved (shown: Δ within ±0.00)" in md and "Δ" in md and tex
     table = study_table(df, {**specs["toy"], "margin": 0.5})  # a stated margin: the claim it allows
-    assert table.set_index("row").loc["se", "top1_err_verdict"] == "equivalent"
+    assert table.frame.set_index("row").loc["se", "top1_err_verdict"] == "equivalent"
 
 
 def test_one_budget_changes_a_verdict_in_a_table(tmp_path):
@@ -156,8 +157,8 @@ def test_one_budget_changes_a_verdict_in_a_table(tmp_path):
     spec = {"title": "seven", "baseline": "plain", "rows": {k: {"label": k} for k in rows}}
     root = _toy(tmp_path, spec, rows, seeds=(0, 1, 2), n_img=4000, agree=0.9)
     df, specs = collect([root])
-    holm = study_table(df, {**specs["toy"], "correction": "bonferroni"}).set_index("row")
-    none = study_table(df, {**specs["toy"], "correction": "none"}).set_index("row")
+    holm = study_table(df, {**specs["toy"], "correction": "bonferroni"}).frame.set_index("row")
+    none = study_table(df, {**specs["toy"], "correction": "none"}).frame.set_index("row")
     raw = none["top1_err_p"].drop("plain")
     assert np.allclose(holm["top1_err_p_adj"].drop("plain"), np.minimum(1, 7 * holm["top1_err_p"].drop("plain")))
     better = lambda t: int((t["top1_err_verdict"] == "better").sum())  # noqa: E731
@@ -211,9 +212,9 @@ def test_a_default_baseline_that_did_not_train_gives_way_to_the_first_row_that_d
     root = _toy(tmp_path, spec, {"dead": 90.0, "one": 13.0, "eight": 2.0})
     df, specs = collect([root])
     table = study_table(df, specs["toy"])
-    assert table.attrs["baseline"] == "one" and "lr 1e-9, the default, did not train" in table.attrs["baseline_why"]
-    assert table.set_index("row").loc["eight", "top1_err_verdict"] == "better"
+    assert table.baseline == "one" and "lr 1e-9, the default, did not train" in table.baseline_why
+    assert table.frame.set_index("row").loc["eight", "top1_err_verdict"] == "better"
     assert "Δ is vs 1 epoch (lr 1e-9, the default, did not train" in to_markdown(table, specs["toy"])
     kept = study_table(df, {**specs["toy"], "baseline": "dead"})
-    assert kept.attrs["baseline"] == "dead"  # by hand: kept, and its rows get no verdict
-    assert kept.set_index("row").loc["eight", "top1_err_verdict"] == "no verdict"
+    assert kept.baseline == "dead"  # by hand: kept, and its rows get no verdict
+    assert kept.frame.set_index("row").loc["eight", "top1_err_verdict"] == "no verdict"

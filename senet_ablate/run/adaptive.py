@@ -148,12 +148,12 @@ class AdaptiveSweep:
     def next_round(self, state) -> list[list[str]]:
         """The jobs the open comparisons' next looks need, within ``max_runs``."""
         table, runs, _ = state
-        owed = table.attrs.get("owed") or []
+        owed = table.owed
         tpl = self.templates(runs)
         jobs = [with_seed(tpl[row], seed) for row, seed in owed if row in tpl]
         jobs = [j for j in jobs if self.run_dir(j) not in self.failed]
         if self.plan.max_runs is not None:
-            left = self.plan.max_runs - int(table["completed"].sum())
+            left = self.plan.max_runs - int(table.frame["completed"].sum())
             if left < len(jobs):
                 log.info("max_runs=%d: %d of the %d owed runs fit", self.plan.max_runs, max(left, 0), len(jobs))
             jobs = jobs[: max(left, 0)]
@@ -161,7 +161,7 @@ class AdaptiveSweep:
 
     def budget(self, table, runs) -> None:
         """What the plan has run and may still run, with the time per run once one has finished."""
-        done = int(table["completed"].sum())
+        done = int(table.frame["completed"].sum())
         worst = self.rows * self.plan.max_seeds
         if self.plan.max_runs is not None:
             worst = min(worst, self.plan.max_runs)

@@ -10,6 +10,7 @@ would need. Runs are set apart first: those that did not train (``unstable.py``)
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,7 @@ import pandas as pd
 from . import inference as inf
 from . import sequential as seq
 from . import unstable
+from .columns import Part
 from .pooling import moderated_deltas, moderated_rows
 
 # metrics with CIs and verdicts -> (k of the per-image indicator in predictions.npz, higher is better)
@@ -63,14 +65,15 @@ def _matches(p, run, ref) -> bool:
 
 
 def row_columns(s: inf.Sample, est: inf.Estimate, col: str) -> dict:
+    """A row's own cells in ``col``: n, mean, sample std, the 95% CI's half-width, its df and image part."""
     return {
-        f"{col}_n": s.n,
-        f"{col}_mean": est.mean,
-        f"{col}_std": float(np.std(s.values, ddof=1)) if s.n > 1 else math.nan,
-        f"{col}_ci95": est.half_width(0.95),
-        f"{col}_seed_df": est.seed_df,
-        f"{col}_image_se": math.sqrt(est.image_var) if s.per_image is not None and s.n > 1 else math.nan,
-        f"{col}_method": "seeds+images" if s.per_image is not None else "seeds",
+        Part.N.of(col): s.n,
+        Part.MEAN.of(col): est.mean,
+        Part.STD.of(col): float(np.std(s.values, ddof=1)) if s.n > 1 else math.nan,
+        Part.CI95.of(col): est.half_width(0.95),
+        Part.SEED_DF.of(col): est.seed_df,
+        Part.IMAGE_SE.of(col): math.sqrt(est.image_var) if s.per_image is not None and s.n > 1 else math.nan,
+        Part.METHOD.of(col): "seeds+images" if s.per_image is not None else "seeds",
     }
 
 
@@ -82,28 +85,29 @@ def delta_columns(a: inf.Sample, b: inf.Sample, est: inf.Estimate, col: str, st:
     lo, hi = est.interval(level)
     need = inf.seeds_needed_range(est.mean, est, level)
     plo, phi = inf.prob_improvement_ci(a, b, higher, st["resamples"], seed=0)
-    return {
-        f"{col}_delta": est.mean,
-        f"{col}_delta_lo": lo,
-        f"{col}_delta_hi": hi,
-        f"{col}_delta_level": 1 - level,
-        f"{col}_delta_ci95": est.half_width(0.95),
-        f"{col}_delta_seed_df": est.seed_df,
-        f"{col}_delta_image_se": math.sqrt(est.image_var) if est.image_var > 0 else math.nan,
-        f"{col}_paired": inf.paired(a, b),
-        f"{col}_delta_method": "seeds+images" if a.per_image is not None and b.per_image is not None else "seeds",
-        f"{col}_p": est.p_value(),
-        f"{col}_p_equiv": est.p_equivalent(margin) if margin else math.nan,
-        f"{col}_verdict": inf.verdict(est, level, margin, higher),
-        f"{col}_within": inf.within(est, level, margin),
-        f"{col}_shown": inf.shown_bound(est, level),
-        f"{col}_prob_better": inf.prob_improvement(a.values, b.values, higher),
-        f"{col}_prob_better_lo": plo,
-        f"{col}_prob_better_hi": phi,
-        f"{col}_seeds_needed": need[0],
-        f"{col}_seeds_needed_lo": min(need[1:]) if not math.isnan(need[1]) else math.nan,
-        f"{col}_seeds_needed_hi": max(need[1:]) if not math.isnan(need[1]) else math.nan,
+    cells = {
+        Part.DELTA: est.mean,
+        Part.DELTA_LO: lo,
+        Part.DELTA_HI: hi,
+        Part.DELTA_LEVEL: 1 - level,
+        Part.DELTA_CI95: est.half_width(0.95),
+        Part.DELTA_SEED_DF: est.seed_df,
+        Part.DELTA_IMAGE_SE: math.sqrt(est.image_var) if est.image_var > 0 else math.nan,
+        Part.PAIRED: inf.paired(a, b),
+        Part.DELTA_METHOD: "seeds+images" if a.per_image is not None and b.per_image is not None else "seeds",
+        Part.P: est.p_value(),
+        Part.P_EQUIV: est.p_equivalent(margin) if margin else math.nan,
+        Part.VERDICT: inf.verdict(est, level, margin, higher),
+        Part.WITHIN: inf.within(est, level, margin),
+        Part.SHOWN: inf.shown_bound(est, level),
+        Part.PROB_BETTER: inf.prob_improvement(a.values, b.values, higher),
+        Part.PROB_BETTER_LO: plo,
+        Part.PROB_BETTER_HI: phi,
+        Part.SEEDS_NEEDED: need[0],
+        Part.SEEDS_NEEDED_LO: min(need[1:]) if not math.isnan(need[1]) else math.nan,
+        Part.SEEDS_NEEDED_HI: max(need[1:]) if not math.isnan(need[1]) else math.nan,
     }
+    return {part.of(col): v for part, v in cells.items()}
 
 
 def family_size(pairs: dict, st: dict) -> int:
@@ -137,8 +141,8 @@ def metric_columns(data: dict, rows, bases: dict, col: str, st: dict, decisions:
         level = d.level if looked else st["alpha"] / m
         est = d.estimate if looked else deltas[k]
         out[k].update(delta_columns(a, b, est, col, st, level))
-        p = out[k][f"{col}_p"]
-        out[k][f"{col}_p_adj"] = p if math.isnan(p) else min(1.0, p * st["alpha"] / level)
+        p = out[k][Part.P.of(col)]
+        out[k][Part.P_ADJ.of(col)] = p if math.isnan(p) else min(1.0, p * st["alpha"] / level)
     return out
 
 
@@ -146,15 +150,32 @@ def _verdict_cell(r: dict, col: str, by_row: dict) -> str | None:
     """The verdict where the row is not an ordinary comparison (baseline, runs that did not train)."""
     base = by_row.get(r["baseline"])
     if r["row"] == r["baseline"]:
-        return inf.BASELINE if r.get(f"{col}_n") else "–"
+        return inf.BASELINE if r.get(Part.N.of(col)) else "–"
     if r.get("mostly_untrained") or (base is not None and base.get("mostly_untrained")):
         return inf.DID_NOT_TRAIN if r.get("mostly_untrained") else "no verdict"
-    if base is None or math.isnan(r.get(f"{col}_delta", math.nan)):
+    if base is None or math.isnan(r.get(Part.DELTA.of(col), math.nan)):
         return "–"
     return None
 
 
-def statistics(trained: pd.DataFrame, rows: dict, bases: dict, st: dict) -> tuple[dict, dict]:
+@dataclass(frozen=True, eq=False)
+class Analysis:
+    """What a study's statistics say beside its rows' cells: the runs set apart, the primary metric (the one
+    whose comparisons form the family of ``family`` claims), the metrics with intervals, the samples they were
+    read from, the unstable runs, and under an adaptive plan its decisions and the runs it still owes."""
+
+    untrained: pd.DataFrame
+    primary: str | None
+    cols: tuple[str, ...]
+    family: int
+    samples: dict[str, dict[str, inf.Sample]]
+    unstable: unstable.Unstable
+    plan: seq.Plan | None = None
+    decisions: dict[str, seq.Decision] = field(default_factory=dict)
+    owed: tuple[tuple[str, int], ...] = ()
+
+
+def statistics(trained: pd.DataFrame, rows: dict, bases: dict, st: dict) -> tuple[dict, Analysis]:
     """({row: its statistics columns}, what the notes say: runs set apart, pairing, method). ``bases``:
     {row: its baseline row or None}. With an adaptive plan (``st["plan"]``) its compared rows and their α are
     the plan's, and each Δ and verdict in the primary metric is the one of the look at which its row stopped."""
@@ -179,14 +200,15 @@ def statistics(trained: pd.DataFrame, rows: dict, bases: dict, st: dict) -> tupl
         for r in recs.values():
             v = _verdict_cell(r, col, recs)
             if v is not None:
-                r[f"{col}_verdict"] = v
+                r[Part.VERDICT.of(col)] = v
     _stops(recs, decisions, first)
-    info = {"untrained": untrained, "primary": first, "cols": cols, "family": st["family"].get(first, 1)}
-    info["samples"] = data
-    info["unstable"] = unstable.report(kept, untrained, data, rows, bases, first)
-    if plan is not None:
-        info.update(plan=plan, decisions=decisions, owed=seq.owed(decisions))
-    return recs, info
+    found = Analysis(
+        untrained, first, tuple(cols), st["family"].get(first, 1), data,
+        unstable.report(kept, untrained, data, rows, bases, first),
+    )  # fmt: skip
+    if plan is None:
+        return recs, found
+    return recs, replace(found, plan=plan, decisions=decisions, owed=tuple(seq.owed(decisions)))
 
 
 def _replay(trained, data, rows, st, first) -> dict:
@@ -204,8 +226,8 @@ def _stops(recs: dict, decisions: dict, col: str | None) -> None:
         r = recs.get(key)
         if r is None:
             continue
-        if r.get(f"{col}_verdict") in (inf.DID_NOT_TRAIN, "no verdict"):
+        if r.get(Part.VERDICT.of(col)) in (inf.DID_NOT_TRAIN, "no verdict"):
             d.reason, d.owed = "did not train", []
         elif d.n == 0:
-            r[f"{col}_verdict"] = inf.UNRESOLVED
+            r[Part.VERDICT.of(col)] = inf.UNRESOLVED
         r["seeds_used"], r["stopped"] = d.n, seq.stop_text(d)

@@ -11,7 +11,10 @@ import pandas as pd
 
 from ..records.atomic import write_atomic
 from .answer import lines
-from .tables import cells, effects_table, footnote, notes
+from .cells import cells
+from .formats import effects_table
+from .notes import footnote, notes
+from .tables import StudyTable
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem;max-width:1400px;color:#222}
@@ -33,7 +36,7 @@ def _page(title: str, body: str) -> str:
     )
 
 
-def table_html(table: pd.DataFrame) -> str:
+def table_html(table: StudyTable) -> str:
     head, body = cells(table, extended=True)
     rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>\n" for r in body)
     return (
@@ -47,7 +50,7 @@ def study_page(
     out_dir: Path,
     study: str,
     spec: dict,
-    table: pd.DataFrame,
+    table: StudyTable,
     runs: pd.DataFrame,
     figures: list[Path],
     commands: list[str],

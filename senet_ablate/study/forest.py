@@ -20,35 +20,36 @@ import pandas as pd
 
 from . import factorial
 from . import inference as inf
+from .columns import NAMES, Part
 from .plots import plt, save_figure
+from .tables import StudyTable
 
 COLOURS = {inf.BETTER: "tab:green", inf.WORSE: "tab:red", inf.EQUIVALENT: "tab:blue", inf.UNRESOLVED: "0.35"}
-NAMES = {"top1_err": "top-1 error", "top5_err": "top-5 error", "ap": "AP", "ap50": "AP50"}
 
 
-def _items(table: pd.DataFrame, col: str) -> list[tuple[str, float, float, float, str]]:
+def _items(table: StudyTable, col: str) -> list[tuple[str, float, float, float, str]]:
     """(label, Δ, lo, hi, verdict) per comparison in ``col``, then the effects (primary metric only)."""
-    labels = table.attrs.get("labels", {})
+    labels = table.labels
     out = []
-    for _, r in table.iterrows():
-        v = r.get(f"{col}_verdict")
+    for _, r in table.frame.iterrows():
+        v = r.get(Part.VERDICT.of(col))
         if not isinstance(v, str) or v in (inf.BASELINE, "–"):
             continue
         name = f"{r['label']} vs {labels.get(r['baseline'], r['baseline'])}"
-        d = r.get(f"{col}_delta", math.nan)
-        out.append((name, d, r.get(f"{col}_delta_lo", math.nan), r.get(f"{col}_delta_hi", math.nan), v))
-    for e in table.attrs.get("effects") or [] if col == table.attrs.get("primary") else []:
+        lo, hi = r.get(Part.DELTA_LO.of(col), math.nan), r.get(Part.DELTA_HI.of(col), math.nan)
+        out.append((name, r.get(Part.DELTA.of(col), math.nan), lo, hi, v))
+    for e in table.effects if col == table.primary else []:
         lo, hi = e.interval
         kind = "main effect" if e.contrast.kind == "main" else "interaction"
         out.append((f"{kind} {e.contrast.name}", e.estimate.mean, lo, hi, e.verdict))
     return out
 
 
-def forest(table: pd.DataFrame, spec: dict, out_dir: Path) -> list[Path]:
+def forest(table: StudyTable, spec: dict, out_dir: Path) -> list[Path]:
     """One forest plot per metric with at least one comparison."""
     paths = []
-    margins = table.attrs.get("settings", {}).get("margin") or {}
-    for col in [c for c in table.attrs.get("cols", []) if c in NAMES]:
+    margins = table.settings.get("margin") or {}
+    for col in [c for c in table.cols if c in NAMES]:
         items = _items(table, col)
         if not items:
             continue
@@ -97,14 +98,14 @@ def textwrap_label(name: str, width: int = 42) -> str:
     return name[:cut] + "\n" + name[cut:].strip()
 
 
-def interactions(table: pd.DataFrame, spec: dict, out_dir: Path) -> list[Path]:
+def interactions(table: StudyTable, spec: dict, out_dir: Path) -> list[Path]:
     """One interaction plot per pair of a factorial sweep's factors, the primary metric's cell means."""
     factors = factorial.grid(spec)
-    col = table.attrs.get("primary")
+    col = table.primary
     if not factors or col is None:
         return []
-    means = table.set_index("row")[f"{col}_mean"]
-    said = {e.contrast.name: e for e in table.attrs.get("effects") or [] if e.contrast.kind == "interaction"}
+    means = table.frame.set_index("row")[Part.MEAN.of(col)]
+    said = {e.contrast.name: e for e in table.effects if e.contrast.kind == "interaction"}
     paths = []
     for f, g in itertools.combinations(factors, 2):
         fig, ax = plt.subplots(figsize=(5.5, 4))
@@ -138,6 +139,6 @@ def _interaction_title(f, g, effects: list) -> str:
     return f"{head}\nΔ of differences {e.estimate.mean:+.2f}{ci}: {e.verdict}"
 
 
-def draw(table: pd.DataFrame, spec: dict, out_dir: Path) -> list[Path]:
+def draw(table: StudyTable, spec: dict, out_dir: Path) -> list[Path]:
     """The forest plots, then the interaction plots."""
     return forest(table, spec, out_dir) + interactions(table, spec, out_dir)

@@ -34,7 +34,12 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 plt.rcParams.update({"axes.titlesize": 9, "svg.hashsalt": "senet-ablate"})
 import pandas as pd  # noqa: E402
 
-from .tables import ci_bounds  # noqa: E402
+from .cells import ci_bounds  # noqa: E402
+from .columns import Part  # noqa: E402
+from .tables import StudyTable  # noqa: E402
+
+# the figures draw top-1 error: its mean, 95% CI half-width and run count per row
+MEAN, CI95, N = Part.MEAN.of("top1_err"), Part.CI95.of("top1_err"), Part.N.of("top1_err")
 
 
 def save_figure(fig, out_dir: Path, name: str) -> list[Path]:
@@ -54,7 +59,7 @@ def _title(spec: dict, dataset: str | None, what: str) -> str:
 
 def _yerr(t: pd.DataFrame) -> list[list[float]]:
     """Whiskers (below, above the mean) of each row's 95% CI, clipped to [0, 100]; 0 without a CI."""
-    mean, half = t["top1_err_mean"].astype(float).tolist(), t["top1_err_ci95"].astype(float).fillna(0).tolist()
+    mean, half = t[MEAN].astype(float).tolist(), t[CI95].astype(float).fillna(0).tolist()
     bounds = [ci_bounds(m, h) for m, h in zip(mean, half)]
     return [[m - lo for m, (lo, _) in zip(mean, bounds)], [hi - m for m, (_, hi) in zip(mean, bounds)]]
 
@@ -71,15 +76,15 @@ def _numeric_axis(spec: dict) -> tuple[str, dict[str, float]] | None:
     return best if best and len(best[1]) >= 3 else None
 
 
-def error_vs_axis(table: pd.DataFrame, spec: dict, dataset, out_dir: Path) -> list[Path]:
+def error_vs_axis(table: StudyTable, spec: dict, dataset, out_dir: Path) -> list[Path]:
     axis = None if spec.get("adhoc") else _numeric_axis(spec)  # any sweep: by_key draws every key
-    t = table.set_index("row")
-    if axis is None or t["top1_err_n"].fillna(0).max() == 0:
+    t = table.frame.set_index("row")
+    if axis is None or t[N].fillna(0).max() == 0:
         return []
     key, xs = axis
-    rows = [r for r in xs if t.loc[r, "top1_err_n"] > 0]
+    rows = [r for r in xs if t.loc[r, N] > 0]
     x = [xs[r] for r in rows]
-    y = [t.loc[r, "top1_err_mean"] for r in rows]
+    y = [t.loc[r, MEAN] for r in rows]
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.errorbar(x, y, yerr=_yerr(t.loc[rows]), marker="o", capsize=4, label="top-1 error (mean, 95% CI)")
     untrained(ax, table, xs)
@@ -107,12 +112,13 @@ def same_order(a, b) -> bool:
     return all(cmp(a[i], a[j]) == cmp(b[i], b[j]) for i in range(len(a)) for j in range(i + 1, len(a)))
 
 
-def pareto(table: pd.DataFrame, spec: dict, dataset, out_dir: Path, extra: bool = False) -> list[Path]:
+def pareto(table: StudyTable, spec: dict, dataset, out_dir: Path, extra: bool = False) -> list[Path]:
     """Error vs GFLOPs, with the Pareto front, and vs params where params rank the rows otherwise (else
     the params plot is the GFLOPs plot again, relabelled); ``extra``: both, as the cost added to the
     baseline row (the attention studies: what each module costs on top of the same backbone)."""
-    t = table[table["top1_err_n"] > 0]
-    base = table.set_index("row")["label"].get(spec.get("baseline")) if extra else None
+    by_row = table.frame.set_index("row")
+    t = table.frame[table.frame[N] > 0]
+    base = by_row["label"].get(spec.get("baseline")) if extra else None
     if len(t) < 2 or (extra and base is None):
         return []
     costs = [("gflops", "GFLOPs (multiply-adds + SE elementwise)"), ("params_m", "params (M)")]
@@ -120,7 +126,7 @@ def pareto(table: pd.DataFrame, spec: dict, dataset, out_dir: Path, extra: bool 
         costs = costs[:1]
     paths = []
     for col, label in costs:
-        x = t[col] - table.set_index("row").loc[spec["baseline"], col] if extra else t[col]
+        x = t[col] - by_row.loc[spec["baseline"], col] if extra else t[col]
         if x.nunique() < 2:  # every row at one cost: the points would stack on one x
             continue
         if extra:
@@ -128,19 +134,17 @@ def pareto(table: pd.DataFrame, spec: dict, dataset, out_dir: Path, extra: bool 
             if x.abs().max() < 0.1:  # on a CIFAR net the modules add thousands of params, MFLOPs
                 x, label = x * 1e3, label.replace("(M)", "(thousands)").replace("GFLOPs", "MFLOPs")
         fig, ax = plt.subplots(figsize=(6, 4))
-        ax.errorbar(x, t["top1_err_mean"], yerr=_yerr(t), fmt="o", capsize=4, label="rows (mean, 95% CI)")
+        ax.errorbar(x, t[MEAN], yerr=_yerr(t), fmt="o", capsize=4, label="rows (mean, 95% CI)")
         untrained(ax, table, dict(zip(t["row"], x)))
         for xi, (_, r) in zip(x, t.iterrows()):
-            ax.annotate(r["label"], (xi, r["top1_err_mean"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
+            ax.annotate(r["label"], (xi, r[MEAN]), textcoords="offset points", xytext=(4, 4), fontsize=8)
         t = t.assign(**{col: x})
         front, best = [], math.inf
-        for _, r in t.sort_values([col, "top1_err_mean"]).iterrows():
-            if r["top1_err_mean"] < best:
+        for _, r in t.sort_values([col, MEAN]).iterrows():
+            if r[MEAN] < best:
                 front.append(r)
-                best = r["top1_err_mean"]
-        ax.plot(
-            [r[col] for r in front], [r["top1_err_mean"] for r in front], "--", color="tab:red", label="Pareto front"
-        )
+                best = r[MEAN]
+        ax.plot([r[col] for r in front], [r[MEAN] for r in front], "--", color="tab:red", label="Pareto front")
         ax.set_xlabel(label)
         ax.xaxis.set_major_locator(MaxNLocator(4))
         ax.set_ylabel("top-1 error (%)")
@@ -150,7 +154,7 @@ def pareto(table: pd.DataFrame, spec: dict, dataset, out_dir: Path, extra: bool 
     return paths
 
 
-def extra_cost(table: pd.DataFrame, spec: dict, dataset, out_dir: Path) -> list[Path]:
+def extra_cost(table: StudyTable, spec: dict, dataset, out_dir: Path) -> list[Path]:
     return pareto(table, spec, dataset, out_dir, extra=True) if spec.get("figures_extra_cost") else []
 
 
@@ -184,9 +188,9 @@ def _number(v: str) -> float | None:
         return None
 
 
-def untrained(ax, table: pd.DataFrame, xs: dict) -> None:
+def untrained(ax, table: StudyTable, xs: dict) -> None:
     """Runs that did not train, as grey crosses at their row's x (``xs``: {row: x}), apart from the means."""
-    bad = table.attrs.get("untrained")
+    bad = table.untrained
     if bad is None or not len(bad):
         return
     pts = [(xs[r], float(e)) for r, e in zip(bad["row"], bad["top1_err"]) if r in xs]
@@ -194,11 +198,12 @@ def untrained(ax, table: pd.DataFrame, xs: dict) -> None:
         ax.scatter(*zip(*pts), marker="x", color="tab:gray", label="did not train (left out)")
 
 
-def by_key(table: pd.DataFrame, spec: dict, dataset, out_dir: Path) -> list[Path]:
+def by_key(table: StudyTable, spec: dict, dataset, out_dir: Path) -> list[Path]:
     """Any sweep's rows: error against each numeric row key, a line per setting of the other keys. A
     categorical key gets none: bars of row CIs invite reading overlap as "no difference"; its comparisons are
     in the forest plot and, for a grid of keys, its effects in the interaction plots (``forest.py``)."""
-    t = table[(table["top1_err_n"] > 0) | (table.get("did_not_train", 0) > 0)]  # a row at chance: its crosses
+    frame = table.frame
+    t = frame[(frame[N] > 0) | (frame.get("did_not_train", 0) > 0)]  # a row at chance: its crosses
     if not spec.get("adhoc") or len(t) < 2:
         return []
     values = {r: spec["rows"][r]["values"] for r in t["row"]}
@@ -212,9 +217,7 @@ def by_key(table: pd.DataFrame, spec: dict, dataset, out_dir: Path) -> list[Path
         for label in dict.fromkeys(others.values()):
             mine = t[[others[r] == label for r in t["row"]]]
             pos = [_number(values[r][key]) for r in mine["row"]]
-            ax.errorbar(
-                pos, mine["top1_err_mean"], yerr=_yerr(mine), label=label or "top-1 error", marker="o", capsize=4
-            )
+            ax.errorbar(pos, mine[MEAN], yerr=_yerr(mine), label=label or "top-1 error", marker="o", capsize=4)
             untrained(ax, table, dict(zip(mine["row"], pos)))
         ax.set_xlabel(key)
         ax.set_ylabel("top-1 error (%), mean and 95% CI")
@@ -228,7 +231,7 @@ def by_key(table: pd.DataFrame, spec: dict, dataset, out_dir: Path) -> list[Path
 FIGURES = (error_vs_axis, by_key, pareto, extra_cost)
 
 
-def draw_all(table: pd.DataFrame, runs: pd.DataFrame, spec: dict, out_dir: Path) -> list[Path]:
+def draw_all(table: StudyTable, runs: pd.DataFrame, spec: dict, out_dir: Path) -> list[Path]:
     """Every figure the study's data supports, into ``out_dir``; returns the files written."""
     data = runs.get("data")
     dataset = next((d for d in (data if data is not None else []) if isinstance(d, str)), None)

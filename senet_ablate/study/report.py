@@ -2,8 +2,8 @@
 its table (a preset's paper-shaped rows, or for any other sweep one row per combination of the
 keys its runs differ in), printed and written beside the sweep as table.md / .tex / .csv with
 runs.csv / .parquet, its figures (figures/*.png|svg) and, with --html, a static dashboard;
---status lists what each sweep still owes. Imports neither torch nor Hydra (only ``--status``
-reads a sweep's multirun.yaml through Hydra)."""
+--status lists what each sweep still owes. Imports neither torch nor Hydra (``--status`` reads a sweep's
+multirun.yaml with OmegaConf, and Hydra's override parser expands a sweep that has no jobs.json)."""
 
 from __future__ import annotations
 
@@ -16,10 +16,11 @@ from pathlib import Path
 from ..records.atomic import write_atomic
 from . import dashboard, inference
 from .collect import collect, export
+from .formats import to_latex, to_markdown
 from .grouping import keep, tables_for
 from .sequential import Plan, find_plan
 from .status import find_sweeps, render, sweep_command, sweep_status
-from .tables import study_table, to_latex, to_markdown
+from .tables import StudyTable, study_table
 
 log = logging.getLogger("senet_ablate")
 
@@ -98,7 +99,7 @@ def build(mine, spec: dict, name: str, where: Path, write: bool, html: bool, exp
         return md, None
     write_atomic(where / "table.md", md)
     write_atomic(where / "table.tex", to_latex(table, spec, spec.get("wide", False)))
-    write_atomic(where / "table.csv", table.to_csv(index=False))
+    write_atomic(where / "table.csv", table.frame.to_csv(index=False))
     if export_runs:
         export(mine, where)
     figures = []
@@ -146,10 +147,10 @@ def planned_only(runs):
     return pd.concat(keep) if keep else runs
 
 
-def study_state(sweep_dir: Path, plan) -> tuple[object, object, dict] | None:
+def study_state(sweep_dir: Path, plan) -> tuple[StudyTable, object, dict] | None:
     """An adaptive sweep's study as its records stand: (its table under ``plan``, its runs with their
     rows, its spec); None before any record. The sweeper and ``--status`` read decisions and what the plan
-    owes from ``table.attrs`` (``decisions``, ``owed``)."""
+    owes from the table (``decisions``, ``owed``)."""
     runs, specs = collect([sweep_dir])
     runs = plan.own(runs) if len(runs) else runs
     if not len(runs):
@@ -171,17 +172,16 @@ def plan_status(root: Path) -> str:
     state = study_state(root, plan) if plan is not None else None
     if state is None:
         return ""
-    table = state[0]
+    table, frame = state[0], state[0].frame
     lines = [f"adaptive plan (until=verdict, max_seeds={plan.max_seeds}, spending={plan.spending}):"]
-    for _, r in table[table["stopped"].notna()].iterrows() if "stopped" in table else []:
+    for _, r in frame[frame["stopped"].notna()].iterrows() if "stopped" in frame else []:
         lines.append(f"  {r['label']}: {r['stopped']}")
-    owed = table.attrs.get("owed") or []
+    owed = table.owed
     if owed:
-        labels = table.attrs["labels"]
-        runs = ", ".join(f"{labels.get(r, r)} seed {s}" for r, s in owed)
+        runs = ", ".join(f"{table.labels.get(r, r)} seed {s}" for r, s in owed)
         lines.append(f"  owes {len(owed)} runs for the next look: {runs}")
         command = plan.command or sweep_command(root)
-        if table["stopped"].astype(str).str.startswith("max_runs").any():  # relaunched as it was, it stops again
+        if frame["stopped"].astype(str).str.startswith("max_runs").any():  # relaunched as it was, it stops again
             command = re.sub(r" hydra\.sweeper\.max_runs=\S+", "", command)
             lines.append(f"  hydra.sweeper.max_runs={plan.max_runs} is reached: the command below lifts it")
         lines.append(f"  continue the plan (it resumes from the records): {command}")
