@@ -8,7 +8,7 @@ import subprocess
 import pytest
 from conftest import run_cli
 
-from senet_ablate.study.tables import TEX, tex_escape
+from senet_ablate.study.formats import TEX, tex_escape
 
 # LaTeX's ten special characters and how a document prints each of them as text (the LaTeX
 # Companion, "special characters"), written out here rather than read back from our table
