@@ -131,7 +131,7 @@ def user_code(tmp_path, monkeypatch):
 def test_users_backbone_takes_every_integration_its_units_offer(user_code, integration):
     s = SESpec.from_config({"integration": integration, "stages": [3], "reduction": 4})
     model = build_model("my_nets.two_stages", s, 3, width=8)
-    blocks = [m for m in model.modules() if hasattr(m, "stage") and hasattr(m, "excitation")]
+    blocks = [m for m in model.modules() if hasattr(m, "stage") and hasattr(m, "gate_values")]
     assert [(b.name, b.stage) for b in blocks] == [("SE_3_1", 3)]
     assert model(torch.randn(2, 3, 12, 12)).shape == (2, 3)
     with pytest.raises(ConfigError, match=r"se.integration='pre' is not available on my_nets.two_stages"):
