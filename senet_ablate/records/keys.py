@@ -62,7 +62,7 @@ ADDED_LATER = {
 }
 
 # values that name the same configuration as another: fingerprinted and tabulated as that one. train.compile=auto
-# (issue 31) chooses per run between eager and compiled (the record's compile says which ran), and the runs
+# chooses per run between eager and compiled (the record's compile says which ran), and the runs
 # recorded under false before it keep their identity and their rows
 SAME_AS = {"train.compile": {"auto": False}}
 

@@ -144,7 +144,7 @@ def load(run_dir: Path) -> dict | None:
         "_choices": choices,
         "_typed": typed,
     }
-    if rec.get("device_name"):  # what the run's images/s depends on (train records since issue 10)
+    if rec.get("device_name"):  # what the run's images/s depends on (train records that name their device)
         row["speed_setup"] = (
             f"{rec['device_name']}, {rec.get('amp')}, channels_last={rec.get('channels_last')}, "
             f"compile={rec.get('compile')}"
