@@ -3,6 +3,7 @@ launchers, preemption signals with checkpoint + requeue, and the sweep status re
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -10,8 +11,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import clean_env, pause_env, run_cli, wait_paused
+from conftest import clean_env, pause_env, run_cli, run_job, wait_paused
 
+from senet_ablate.errors import ConfigError
 from senet_ablate.records import predictions
 
 TINY = ["model=cifar_resnet20", "data=digits", "recipe.epochs=1"]
@@ -82,42 +84,39 @@ def test_submitit_local_runs_table11_and_a_preempted_job_is_requeued_and_resumes
     assert set(rows) == {"Max", "Avg"} and all(r[-1] == "1" for r in rows.values())  # runs completed
 
 
-def test_table11_under_joblib_runs_two_jobs_with_one_thread_each(tmp_path):
+@pytest.fixture(scope="module")
+def joblib_sweep(tmp_path_factory, cifar_jpeg) -> Path:
+    """Table 11's two rows under joblib (n_jobs=2) on a small real JPEG tree, read by the launcher's
+    thread test and the decode-once test: joblib starts both jobs together, so one decodes the tree
+    while the other waits on the cache's lock (threads: auto from the launcher, not the worker's share)."""
+    cwd = tmp_path_factory.mktemp("joblib")
+    args = ["-m", "experiment=paper/table11_squeeze", "model=cifar_resnet20", "data=cifar10_jpeg"]
+    args += [f"data.root={cifar_jpeg}", "recipe.epochs=1", f"cache_dir={cwd / 'cache'}", "hydra/launcher=joblib"]
+    run_cli("run.app", *args, "hydra.launcher.n_jobs=2", cwd=cwd, env={"OMP_NUM_THREADS": None})
+    return cwd
+
+
+def joblib_records(cwd: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted((cwd / SWEEP).rglob("metrics.json"))]
+
+
+def test_table11_under_joblib_runs_two_jobs_with_one_thread_each(joblib_sweep):
     cores = len(os.sched_getaffinity(0))
-    no_omp = {"OMP_NUM_THREADS": None}  # threads: auto from the launcher, not from the suite's worker share
-    run_cli("run.app", *TABLE11, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", cwd=tmp_path, env=no_omp)
-    sweep = tmp_path / SWEEP
-    recs = [record(sweep / name) for name in ROWS.values()]
-    assert all(r["status"] == "completed" for r in recs)
+    recs = joblib_records(joblib_sweep)
+    assert len(recs) == 2 and all(r["status"] == "completed" for r in recs)
+    assert sorted(r["row"] for r in recs) == ["avg", "max"]
     assert len({r["pid"] for r in recs}) == 2 and all(r["pid"] != os.getpid() for r in recs)
     assert all(r["threads"] == max(1, cores // 2) for r in recs)  # 2 jobs x threads <= cores
-    assert set(table_rows(sweep)) == {"Max", "Avg"}
+    assert set(table_rows(joblib_sweep / SWEEP)) == {"Max", "Avg"}
 
 
-@pytest.mark.slow
-def test_two_jobs_starting_at_once_decode_the_tree_once(tmp_path, cifar_jpeg):
-    """joblib starts both seeds together: one job decodes the tree while the other waits on the
-    cache's lock and then loads what the first wrote (whichever order they come in)."""
-    cache = tmp_path / "cache"
-    run_cli(
-        "run.app",
-        "-m",
-        "data=cifar10_jpeg",
-        f"data.root={cifar_jpeg}",
-        "model=cifar_resnet20",
-        "recipe.epochs=1",
-        "seed=0,1",
-        f"cache_dir={cache}",
-        "hydra/launcher=joblib",
-        "hydra.launcher.n_jobs=2",
-        cwd=tmp_path,
-    )
-    recs = [json.loads(p.read_text()) for p in (tmp_path / "runs/adhoc").rglob("metrics.json")]
-    assert len(recs) == 2 and all(r["status"] == "completed" for r in recs)
-    assert len({r["pid"] for r in recs}) == 2
+def test_two_jobs_starting_at_once_decode_the_tree_once(joblib_sweep):
+    """Whichever job comes first decodes the tree; the other loads what the first wrote."""
+    recs = joblib_records(joblib_sweep)
+    assert len(recs) == 2 and len({r["pid"] for r in recs}) == 2
     assert sorted(r["data_cache"] for r in recs) == ["hit", "miss"]
     assert all(r["data_load_s"] > 0 for r in recs)
-    assert len(list((cache / "decoded").glob("*.pt"))) == 1
+    assert len(list((joblib_sweep / "cache" / "decoded").glob("*.pt"))) == 1
 
 
 def test_threads_follow_the_launcher(compose_cfg, clean_environ, monkeypatch):
@@ -241,23 +240,41 @@ def _train_tiny(rank: int, world: int, out: str, port: int, amp: str = "false") 
         (Path(out) / "result.json").write_text(json.dumps(result))
 
 
-@pytest.mark.parametrize("amp", ["false", "true"])
-def test_ddp_step_matches_one_process_exactly_without_batchnorm(tmp_path, clean_environ, amp):
-    """1,347 images at batch 62: 21 full batches and a 45-image tail split 23/22 between ranks; in
-    fp32 and in bf16 autocast (where each rank's half-batch products round apart from the whole batch's)."""
+def _ddp_rank(rank: int, out: str, port: int) -> None:
+    """One of two ranks that serve this module's DDP checks in one start-up: the exact check's training
+    in fp32 and in bf16 autocast, then a DDP model's group left (the thread check)."""
+    for amp in ("false", "true"):
+        _train_tiny(rank, 2, f"{out}/ddp-{amp}", port, amp)
+    _leave_after_ddp(rank, out, port)
+
+
+@pytest.fixture(scope="module")
+def ddp_ranks(tmp_path_factory) -> Path:
+    """Two spawned ranks (gloo) in the suite's clean environment; what they wrote, in one dir."""
     import torch.multiprocessing as mp
 
-    port = free_port()
-    mp.spawn(_train_tiny, args=(2, str(tmp_path / "ddp"), port, amp), nprocs=2)
-    _train_tiny(0, 1, str(tmp_path / "one"), port, amp)
-    a, b = (torch.load(tmp_path / d / "last.pt", weights_only=True) for d in ("one", "ddp"))
+    out = tmp_path_factory.mktemp("ranks")
+    with pytest.MonkeyPatch.context() as env:
+        for key in set(os.environ) - set(clean_env()):  # the caller's RANK, CUDA_VISIBLE_DEVICES, ...
+            env.delenv(key)
+        mp.spawn(_ddp_rank, args=(str(out), free_port()), nprocs=2)
+    return out
+
+
+@pytest.mark.parametrize("amp", ["false", "true"])
+def test_ddp_step_matches_one_process_exactly_without_batchnorm(ddp_ranks, tmp_path, clean_environ, amp):
+    """1,347 images at batch 62: 21 full batches and a 45-image tail split 23/22 between ranks; in
+    fp32 and in bf16 autocast (where each rank's half-batch products round apart from the whole batch's)."""
+    _train_tiny(0, 1, str(tmp_path / "one"), 0, amp)
+    a = torch.load(tmp_path / "one" / "last.pt", weights_only=True)
+    b = torch.load(ddp_ranks / f"ddp-{amp}" / "last.pt", weights_only=True)
     # fp32: the sum order only (measured 9e-8). bf16: one bf16 step (eps 2^-7) at the largest weight, 0.0078 x 0.62
     # = 4.8e-3 (measured 1.0e-3); a wrong loss scale or shard moves the weights by whole updates (~1e-1)
     top = max(float(w.abs().max()) for w in a["model"].values())
     tol = 1e-5 if amp == "false" else torch.finfo(torch.bfloat16).eps * top
     for k in a["model"]:
         assert torch.allclose(a["model"][k], b["model"][k], rtol=0, atol=tol), k
-    ra, rb = (json.loads((tmp_path / d / "result.json").read_text()) for d in ("one", "ddp"))
+    ra, rb = (json.loads((d / "result.json").read_text()) for d in (tmp_path / "one", ddp_ranks / f"ddp-{amp}"))
     assert rb["rank_param_spread"] == 0.0
     assert abs(ra["top1_err"] - rb["top1_err"]) < 0.5  # at most 1 of 450 test images flips
     assert [h["images"] for h in b["history"]] == [1347, 1347]
@@ -308,11 +325,12 @@ def test_torchrun_two_cpu_processes_agree_with_one_process(tmp_path):
         ("train.preempt_signals", "[SIGFOO]", "SIGFOO"),
     ],
 )
-def test_bad_scale_out_settings_fail_before_any_work(tmp_path, key, value, match):
-    proc = run_cli("run.app", "recipe.epochs=1", f"{key}={value}", cwd=tmp_path, check=False)
-    assert proc.returncode != 0 and match in proc.stderr
+def test_bad_scale_out_settings_fail_before_any_work(tmp_path, clean_environ, key, value, match):
+    """The job in this process (what it computes; the CLI's exit status is tests/test_cli.py's)."""
+    with pytest.raises(ConfigError, match=re.escape(match)):
+        run_job("recipe.epochs=1", f"{key}={value}", cwd=tmp_path)
     assert not list(tmp_path.rglob("last.pt"))
-    assert all(json.loads(p.read_text())["status"] == "failed" for p in tmp_path.rglob("metrics.json"))
+    assert [json.loads(p.read_text())["status"] for p in tmp_path.rglob("metrics.json")] == ["failed"]
 
 
 def test_torchrun_sigterm_mid_epoch_checkpoints_and_a_relaunch_resumes_exactly(tmp_path):
@@ -427,9 +445,11 @@ def test_status_lists_each_job_and_prints_the_overrides_that_relaunch_the_unfini
     assert "6 jobs: 6 completed, 0 running, 0 failed, 0 missing" in out and "relaunch" not in out
 
 
-def test_status_of_a_dir_without_sweeps_says_so(tmp_path):
-    proc = run_cli("study.cli", "--status", str(tmp_path), cwd=tmp_path, check=False)
-    assert proc.returncode == 1 and "no sweep (multirun.yaml)" in proc.stderr
+def test_status_of_a_dir_without_sweeps_says_so(tmp_path, capsys):
+    from senet_ablate.study import cli
+
+    assert cli.main(["--status", str(tmp_path)]) == 1
+    assert "no sweep (multirun.yaml)" in capsys.readouterr().err
 
 
 def test_slurm_example_renders_the_sbatch_script_submitit_would_submit(compose_cfg, tmp_path, monkeypatch):
@@ -506,13 +526,11 @@ def _leave_after_ddp(rank: int, out: str, port: int) -> None:
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads thread names from /proc")
-def test_leaving_the_group_after_ddp_stops_its_threads(tmp_path, clean_environ):
+def test_leaving_the_group_after_ddp_stops_its_threads(ddp_ranks):
     """A rank leaves its gloo group before interpreter shutdown, for real: DDP's lazy import of
     torch.distributed.nn.functional once pinned the group (as a default argument), so its worker
-    threads outlived destroy_process_group and died with the interpreter, by SIGABRT now and then."""
-    import torch.multiprocessing as mp
-
-    mp.spawn(_leave_after_ddp, args=(str(tmp_path), free_port()), nprocs=2)
+    threads outlived destroy_process_group and died with the interpreter, by SIGABRT now and then.
+    (The ranks of ``ddp_ranks`` check it after their DDP training: nothing of it may hold the group.)"""
     for rank in (0, 1):
-        threads = json.loads((tmp_path / f"rank{rank}.json").read_text())
+        threads = json.loads((ddp_ranks / f"rank{rank}.json").read_text())
         assert "pt_gloo_runloop" in threads["during"] and threads["after"] == [], threads
