@@ -7,7 +7,7 @@ import sys
 
 import pytest
 import torch
-from conftest import CONF, ROOT, clean_env, record, run_cli, se_yaml
+from conftest import CONF, ROOT, clean_env, record, run_job, se_yaml
 
 import senet_ablate
 from senet_ablate.api import native_size
@@ -42,7 +42,7 @@ def test_readme_example_runs_with_hydra_blocked_and_matches_the_cli(tmp_path):
 
     runs = tmp_path / "runs"
     args = ("task=profile", "model=resnet50", "se.squeeze=max", "se.reduction=8", f"runs_dir={runs}")
-    run_cli("run.app", *args, cwd=tmp_path)
+    run_job(*args, cwd=tmp_path)
     [metrics] = runs.rglob("metrics.json")
     cli = record(metrics.parent)
     assert {k: cli[k] for k in ("params", "macs", "elementwise_ops", "gflops")} == {
