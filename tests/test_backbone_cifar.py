@@ -217,11 +217,19 @@ def test_reflect_padding_mirrors_like_torch_without_repeating_the_edge():
 
 
 # ---------------------------------------------------------------------------- every axis runs
-CASES = [(n, i, o) for n in NAMES for i in INTEGRATIONS for o in ((None,) if "shake" not in n else ("branch", "sum"))]
+SQUEEZES = ("avg", "max", "none")
+# every backbone x integration x SE placement once, the squeeze cycling (a Latin design): every backbone and
+# every placement meets every squeeze and every integration; the squeeze is computed inside the SE block alike
+# everywhere, so the full product with it repeated each path three times
+CASES = [
+    (n, i, o, SQUEEZES[(j + k + m) % 3])
+    for k, n in enumerate(NAMES)
+    for j, i in enumerate(INTEGRATIONS)
+    for m, o in enumerate((None,) if "shake" not in n else ("branch", "sum"))
+]
 
 
-@pytest.mark.parametrize("squeeze", ["avg", "max", "none"])
-@pytest.mark.parametrize("name, integration, se_on", CASES)
+@pytest.mark.parametrize("name, integration, se_on, squeeze", CASES)
 def test_forward_backward_small_input(name, integration, squeeze, se_on):
     torch.manual_seed(0)
     options = {"se_on": se_on} if se_on else {}
