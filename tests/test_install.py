@@ -47,7 +47,8 @@ hydra:
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
     """Build the wheel from a copy of the sources and install it (no dependencies) into a fresh
-    venv outside the repository that borrows this environment's packages for its dependencies."""
+    venv outside the repository that borrows this environment's packages for its dependencies
+    (pip too: the venv is made without its own, which ensurepip would spend seconds installing)."""
     tmp = tmp_path_factory.mktemp("wheel")
     src = tmp / "src"
     shutil.copytree(ROOT, src, ignore=SKIP, symlinks=True)
@@ -61,7 +62,7 @@ def installed(tmp_path_factory):
     )
     [wheel] = (tmp / "dist").glob("senet_ablate-*.whl")
     venv = tmp / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300, env=clean_env())
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=300, env=clean_env())
     site = Path(
         subprocess.run(
             [venv / "bin/python", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
