@@ -206,9 +206,14 @@ def test_hidden_from_input_needs_a_unit_with_an_input_site():
 
 
 # ---------------------------------------------------------------------------- everything runs
-@pytest.mark.parametrize("squeeze", ["avg", "max", "none"])
-@pytest.mark.parametrize("integration", list(INTEGRATIONS))
-@pytest.mark.parametrize("name", MBCONV)
+SQUEEZES = ("avg", "max", "none")
+# every net x integration once, the squeeze cycling (a Latin design): every net and every integration meets
+# every squeeze; the squeeze is computed inside the SE block alike in every unit, so the full product with it
+# repeated each path three times
+CASES = [(n, i, SQUEEZES[(j + k) % 3]) for k, n in enumerate(MBCONV) for j, i in enumerate(INTEGRATIONS)]
+
+
+@pytest.mark.parametrize("name, integration, squeeze", CASES)
 def test_forward_backward_every_integration_and_squeeze(name, integration, squeeze):
     torch.manual_seed(0)
     model = build_model(name, SESpec(squeeze=squeeze, integration=integration, reduction=4), 5)
