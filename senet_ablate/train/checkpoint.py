@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
+from torch.optim.lr_scheduler import LRScheduler
 
 from ..errors import ConfigError
 from ..records.atomic import write_atomic
@@ -35,6 +37,7 @@ class Progress:
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
+    """Seed Python's, numpy's and torch's generators; ``deterministic``: torch's deterministic kernels too."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -53,16 +56,26 @@ def rng_state(device: torch.device) -> dict:
 
 
 def set_rng_state(state: dict, device: torch.device) -> None:
+    """Put back the generators :func:`rng_state` saved."""
     torch.set_rng_state(state["cpu"].cpu())
     if device.type == "cuda" and "cuda" in state:
         torch.cuda.set_rng_state(state["cuda"].cpu(), device)
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
+    """``torch.save`` of ``state``, written atomically: a reader never sees half a file."""
     write_atomic(path, lambda f: torch.save(state, f))
 
 
-def save(path: Path, model, opt, progress: Progress, fingerprint: str, rt: Runtime, sched=None) -> None:
+def save(
+    path: Path,
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    progress: Progress,
+    fingerprint: str,
+    rt: Runtime,
+    sched: LRScheduler | None = None,
+) -> None:
     """``last.pt`` for ``progress`` (the caller writes on rank 0 only); ``sched``: recipe.schedule's
     LRScheduler, whose state goes in too."""
     save_checkpoint(
@@ -83,7 +96,16 @@ def save(path: Path, model, opt, progress: Progress, fingerprint: str, rt: Runti
     )
 
 
-def resume(path: Path, model, opt, fingerprint: str, rt: Runtime, main: bool, epochs: int, sched=None) -> Progress:
+def resume(
+    path: Path,
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    fingerprint: str,
+    rt: Runtime,
+    main: bool,
+    epochs: int,
+    sched: LRScheduler | None = None,
+) -> Progress:
     """Load ``last.pt`` into ``model``, ``opt`` (and ``sched``); refuse one of another config or precision."""
     state = torch.load(path, map_location=rt.device, weights_only=True)
     if state.get("fingerprint") != fingerprint:

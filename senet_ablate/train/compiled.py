@@ -7,12 +7,16 @@ import logging
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .runtime import Runtime
+
+if TYPE_CHECKING:
+    from ..data import Data
 
 log = logging.getLogger("senet_ablate")
 
@@ -24,7 +28,7 @@ FIRST_COMPILE = {"cpu": "1 to 5 min on a CPU"}
 _USER_COMPILE_CACHE = [k for k in ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR") if k in os.environ]
 
 
-def share_compile_cache(cache_dir) -> None:
+def share_compile_cache(cache_dir: str | os.PathLike | None) -> None:
     """Point torch.compile's caches (inductor, triton) at ``cache_dir`` unless the user set them:
     the jobs of a sweep, on one machine or on every node of a cluster, then compile each graph once."""
     if not cache_dir:
@@ -53,7 +57,9 @@ def compiled_graphs() -> int:
         return 0
 
 
-def compile_warm_up(model: nn.Module, step_model, eval_model, data, rt: Runtime, image_size: int) -> float:
+def compile_warm_up(
+    model: nn.Module, step_model: nn.Module, eval_model: nn.Module, data: Data, rt: Runtime, image_size: int
+) -> float:
     """Compile before the clock starts: one forward + backward of zeros per training batch shape
     and one forward per eval batch shape, then put back the BatchNorm statistics, the gradients
     and the random state, so that the run is the same as without the warm-up. Returns seconds."""

@@ -3,6 +3,8 @@ the model predicted for every image, for ``predictions.npz``."""
 
 from __future__ import annotations
 
+from typing import Iterable
+
 import numpy as np
 import torch
 from torch import nn
@@ -19,7 +21,13 @@ def topk_errors(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return torch.stack([(top[:, 0] != y).sum(), (~hit5).sum()])
 
 
-def evaluate(model: nn.Module, loader, rt: Runtime, dist: Dist = Dist(), keep: bool = False):
+def evaluate(
+    model: nn.Module,
+    loader: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    rt: Runtime,
+    dist: Dist = Dist(),
+    keep: bool = False,
+) -> tuple[float, float] | tuple[float, float, tuple[np.ndarray, np.ndarray]]:
     """Top-1 and top-5 error (%) over the eval split (each rank scores its part; counts are summed).
     ``keep``: also (labels, top-5 classes) of every image in the split's order, as numpy arrays (on every rank)."""
     model.eval()

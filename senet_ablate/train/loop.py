@@ -16,13 +16,14 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
 import torch.distributed
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.lr_scheduler import LRScheduler
 from tqdm.auto import tqdm
 
 from ..distributed import Dist, PreemptionGuard
@@ -33,6 +34,11 @@ from .compiled import compile_warm_up, compiled_graphs, share_compile_cache
 from .evaluate import evaluate
 from .runtime import Runtime, runtime
 from .schedule import lr_at, make_optimizer, make_scheduler
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+    from ..data import Data
 
 log = logging.getLogger("senet_ablate")
 CHECK_EVERY = 50  # steps between reads of the on-device sums (the NaN check, the progress bar): no per-step sync
@@ -55,10 +61,12 @@ class Nets:
     step_model: nn.Module
     eval_model: nn.Module
     opt: torch.optim.Optimizer
-    sched: object = None  # recipe.schedule's LRScheduler, stepped per epoch (None: lr_at sets the lr each step)
+    sched: LRScheduler | None = (
+        None  # recipe.schedule's LRScheduler, stepped per epoch (None: lr_at sets the lr each step)
+    )
 
 
-def set_up(cfg, model: nn.Module, rt: Runtime, dist: Dist) -> Nets:
+def set_up(cfg: DictConfig, model: nn.Module, rt: Runtime, dist: Dist) -> Nets:
     """The model on the device in its memory format, SyncBN and DDP under torchrun, SGD, compile."""
     model = model.to(rt.device, memory_format=torch.channels_last if rt.channels_last else torch.preserve_format)
     if dist.active and cfg.train.sync_bn:
@@ -75,7 +83,7 @@ def set_up(cfg, model: nn.Module, rt: Runtime, dist: Dist) -> Nets:
     return Nets(model, step_model, eval_model, opt, sched)
 
 
-def _progress_bar(total: int, desc: str, enabled):
+def _progress_bar(total: int, desc: str, enabled: bool | str) -> tqdm:
     disable = (not sys.stderr.isatty()) if enabled == "auto" else not enabled
     return tqdm(total=total, desc=desc, leave=False, disable=disable, dynamic_ncols=True)
 
@@ -83,7 +91,7 @@ def _progress_bar(total: int, desc: str, enabled):
 class EpochMeter:
     """One epoch's running sums on the device (loss, wrong, first non-finite step) and its bar."""
 
-    def __init__(self, epoch: int, steps: int, start: Progress, rt: Runtime, bar):
+    def __init__(self, epoch: int, steps: int, start: Progress, rt: Runtime, bar: tqdm):
         loss0, wrong0, self.seen, elapsed = start.partial if start.step else (0.0, 0.0, 0.0, 0.0)
         dev = rt.device
         self.loss = torch.tensor(loss0, dtype=torch.float64, device=dev)
@@ -129,24 +137,34 @@ class EpochMeter:
         return dist.all_sum(self.loss.item(), self.wrong.item(), self.seen)
 
 
-def train_step(nets: Nets, x, y, i: int, r, rt: Runtime, data, dist: Dist):
-    """One optimiser step on global batch ``i``; returns (summed loss, logits)."""
-    x, y = rt.to(x, y)
-    with rt.autocast(rt.amp):
-        logits = nets.step_model(x)
-        batch_loss = F.cross_entropy(logits.float(), y, label_smoothing=r.label_smoothing, reduction="sum")
+def train_step(
+    nets: Nets,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    step: int,
+    recipe: DictConfig,
+    runtime: Runtime,
+    data: Data,
+    dist: Dist,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One optimiser step on global batch ``step`` of the epoch; returns (this rank's summed loss, the logits,
+    the labels on the device)."""
+    images, labels = runtime.to(images, labels)
+    with runtime.autocast(runtime.amp):
+        logits = nets.step_model(images)
+        batch_loss = F.cross_entropy(logits.float(), labels, label_smoothing=recipe.label_smoothing, reduction="sum")
     # mean over the global batch; DDP divides the summed gradients by the world size
-    loss = batch_loss * (dist.world / data.train.global_size(i))
+    loss = batch_loss * (dist.world / data.train.global_size(step))
     nets.opt.zero_grad(set_to_none=True)
     loss.backward()
     nets.opt.step()
-    return batch_loss, logits, y
+    return batch_loss, logits, labels
 
 
 def run_epoch(
-    cfg,
+    cfg: DictConfig,
     nets: Nets,
-    data,
+    data: Data,
     rt: Runtime,
     dist: Dist,
     guard: PreemptionGuard,
@@ -155,22 +173,22 @@ def run_epoch(
 ) -> EpochMeter:
     """Train one epoch from ``at`` (a mid-epoch resume starts at ``at.step``). A preemption
     signal checkpoints after the current step and raises ``Preempted``."""
-    r, epoch, steps = cfg.recipe, at.epoch, len(data.train)
+    recipe, epoch, steps = cfg.recipe, at.epoch, len(data.train)
     nets.model.train()
     data.train.set_epoch(epoch, at.step)
-    bar = _progress_bar(steps, f"epoch {epoch + 1}/{r.epochs}", cfg.train.progress if dist.main else False)
+    bar = _progress_bar(steps, f"epoch {epoch + 1}/{recipe.epochs}", cfg.train.progress if dist.main else False)
     meter = EpochMeter(epoch, steps, at, rt, bar)
-    for i, (x, y) in enumerate(data.train, start=at.step):
+    for step, (images, labels) in enumerate(data.train, start=at.step):
         for group in nets.opt.param_groups if nets.sched is None else ():
-            group["lr"] = lr_at(r, epoch + i / steps)
-        meter.add(i, *train_step(nets, x, y, i, r, rt, data, dist))
+            group["lr"] = lr_at(recipe, epoch + step / steps)
+        meter.add(step, *train_step(nets, images, labels, step, recipe, rt, data, dist))
         stop = dist.host_sum(float(guard.signum is not None))[0] > 0 if dist.active else guard.signum is not None
-        if stop or i + 1 == steps or (i + 1 - at.step) % CHECK_EVERY == 0:
-            meter.check(i, dist)
+        if stop or step + 1 == steps or (step + 1 - at.step) % CHECK_EVERY == 0:
+            meter.check(step, dist)
         if stop:
             bar.close()
-            save(Progress(epoch, i + 1, (*meter.totals(dist), meter.elapsed()), at.history, at.train_time))
-            raise guard.preempted(f"at epoch {epoch + 1}, step {i + 1} of {steps}")
+            save(Progress(epoch, step + 1, (*meter.totals(dist), meter.elapsed()), at.history, at.train_time))
+            raise guard.preempted(f"at epoch {epoch + 1}, step {step + 1} of {steps}")
     bar.close()
     if rt.device.type == "cuda":
         torch.cuda.synchronize(rt.device)
@@ -179,7 +197,14 @@ def run_epoch(
 
 
 def end_epoch(
-    cfg, nets: Nets, data, rt: Runtime, dist: Dist, meter: EpochMeter, at: Progress, out_dir: Path | None = None
+    cfg: DictConfig,
+    nets: Nets,
+    data: Data,
+    rt: Runtime,
+    dist: Dist,
+    meter: EpochMeter,
+    at: Progress,
+    out_dir: Path | None = None,
 ) -> Progress:
     """Evaluate, append the epoch to the history; returns the progress after this epoch. After the last
     epoch, the predictions of every eval image go to ``out_dir``/predictions.npz (before the checkpoint that
@@ -226,7 +251,7 @@ def _log_epoch(h: dict, epochs: int) -> None:
     )
 
 
-def _warm_up(nets: Nets, data, rt: Runtime) -> dict:
+def _warm_up(nets: Nets, data: Data, rt: Runtime) -> dict:
     """Compile before the clock starts (``compile_s``), so that ``images_per_s`` counts training alone."""
     if not rt.compile:
         return {}
@@ -235,7 +260,7 @@ def _warm_up(nets: Nets, data, rt: Runtime) -> dict:
     return {"compile_s": compile_s, "graphs_compiled_while_timed": 0}
 
 
-def announce_eval(meter: EpochMeter, data, dist: Dist) -> None:
+def announce_eval(meter: EpochMeter, data: Data, dist: Dist) -> None:
     """Before the first evaluation, if it looks slow: its expected length, from this epoch's training speed."""
     share = EVAL_SHARE["memory" if hasattr(data.eval, "images") else "streamed"]
     expected = meter.time / max(meter.seen, 1) * data.eval.num_samples / dist.world * share
@@ -256,9 +281,9 @@ def _count_recompiles(compiled: dict, graphs: int, epoch: int) -> None:
 
 
 def train(
-    cfg,
+    cfg: DictConfig,
     model: nn.Module,
-    data,
+    data: Data,
     out_dir: Path,
     on_epoch: Callable[[dict, list[dict]], None],
     fingerprint: str,
@@ -308,6 +333,7 @@ def train(
 
 
 def summarise(history: list[dict], train_time: float) -> dict:
+    """A run's metrics from its history: the last epoch's errors, the best ones, epochs done, time and speed."""
     last = history[-1]
     best = min(history, key=lambda h: h["top1_err"])
     n_img = sum(h["images_per_s"] * h["epoch_time_s"] for h in history)

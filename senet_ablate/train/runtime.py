@@ -7,16 +7,22 @@ import dataclasses
 import os
 import platform
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
 
 
 @dataclass
 class Runtime:
+    """Where and in what precision a job computes (:func:`runtime` decides it from the config)."""
+
     device: torch.device
     amp: bool
     channels_last: bool
@@ -25,6 +31,7 @@ class Runtime:
 
     @property
     def eval_bf16(self) -> bool:
+        """Whether evaluation runs in bf16 autocast."""
         return self.amp if self.eval_amp is None else self.eval_amp
 
     @property
@@ -49,7 +56,8 @@ class Runtime:
             x = x.contiguous(memory_format=torch.channels_last)
         return x, y.to(self.device, non_blocking=True)
 
-    def autocast(self, enabled: bool):
+    def autocast(self, enabled: bool) -> torch.autocast:
+        """bf16 autocast on this device, when ``enabled``."""
         return torch.autocast(self.device.type, torch.bfloat16, enabled=enabled)
 
 
@@ -83,6 +91,7 @@ def _switch(key: str, value, auto: bool) -> bool:
 
 
 def device_name(dev: torch.device) -> str:
+    """The GPU's name, or the CPU's model (``cpu: ...``), for the records' timings."""
     if dev.type == "cuda":
         return torch.cuda.get_device_name(dev)
     try:
@@ -93,7 +102,7 @@ def device_name(dev: torch.device) -> str:
     return f"cpu: {model or platform.processor() or platform.machine()}"
 
 
-def runtime(cfg) -> Runtime:
+def runtime(cfg: DictConfig) -> Runtime:
     """Device and precision of a job. ``train.amp: auto`` = bf16 autocast where the device computes
     bf16 natively (``native_bf16``), fp32 elsewhere; ``false`` is exact fp32. ``train.channels_last:
     auto`` = on a GPU or a CPU (faster on this CPU in fp32 and in bf16: benchmarks/cpu_precision.py),
@@ -119,7 +128,7 @@ def runtime(cfg) -> Runtime:
 AUTO_COMPILE_STEPS = 3000
 
 
-def decide_compile(cfg, rt: Runtime, steps: int) -> tuple[Runtime, str]:
+def decide_compile(cfg: DictConfig, rt: Runtime, steps: int) -> tuple[Runtime, str]:
     """``train.compile: auto`` resolved for a run of ``steps`` training steps (this process's), and why:
     compiled on the CPU from ``AUTO_COMPILE_STEPS`` on (a shorter run would not earn the compile time
     back), eager elsewhere (a GPU: ``train.compile=true`` where you have measured it pays)."""

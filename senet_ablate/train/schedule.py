@@ -14,19 +14,25 @@ from __future__ import annotations
 import inspect
 import math
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
+from torch.optim.lr_scheduler import LRScheduler
 
 from ..errors import ConfigError
 from ..targets import import_object
+from .runtime import Runtime
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 SCHEDULES = ("multistep", "step", "cosine", "constant")
 OPTIMIZERS = ("sgd", "rmsprop")
 WARMUPS = ("linear", "constant")
 
 
-def is_target(node) -> bool:
+def is_target(node: object) -> bool:
     """A ``{_target_: ...}`` node (the user's own class or function) rather than a built-in name."""
     return hasattr(node, "keys") and "_target_" in node
 
@@ -59,7 +65,7 @@ def _bind(fn, key: str, *args, **kwargs) -> None:
         pass
 
 
-def is_scheduler(r) -> bool:
+def is_scheduler(r: DictConfig) -> bool:
     """``recipe.schedule`` names an ``LRScheduler`` class (stepped per epoch, its state checkpointed)."""
     if not is_target(r.schedule):
         return False
@@ -115,7 +121,9 @@ def _check_schedule(r) -> None:
         raise ConfigError(f"recipe.schedule: {s._target_}(0.0) returned {factor!r}; it must return a factor >= 0")
 
 
-def check_recipe(r) -> None:
+def check_recipe(r: DictConfig) -> None:
+    """Fail at config time, naming the key, on a recipe that could not train: epochs, batch, lr, schedule,
+    milestones, optimiser, warm-up."""
     if not isinstance(r.epochs, int) or r.epochs <= 0:
         raise ConfigError(f"recipe.epochs={r.epochs!r} must be a positive integer")
     if not isinstance(r.batch_size, int) or r.batch_size <= 0:
@@ -137,13 +145,13 @@ def check_recipe(r) -> None:
         raise ConfigError(f"recipe.warmup={r.warmup!r} is not valid; valid values: {', '.join(WARMUPS)}")
 
 
-def base_lr(r) -> float:
+def base_lr(r: DictConfig) -> float:
     """The lr at ``recipe.base_batch_size``: a ``_target_`` optimiser's own ``lr``, else ``recipe.lr``."""
     opt = r.get("optimizer", "sgd")
     return opt.lr if is_target(opt) and "lr" in opt else r.lr
 
 
-def lr_at(r, epoch: float) -> float:
+def lr_at(r: DictConfig, epoch: float) -> float:
     """The learning rate at (fractional) ``epoch``: linear batch scaling, warm-up, then the schedule
     (an LRScheduler's lr is its own: this gives the lr it starts from)."""
     base = base_lr(r) * r.batch_size / r.base_batch_size
@@ -165,7 +173,7 @@ def lr_at(r, epoch: float) -> float:
     return base
 
 
-def make_optimizer(model: nn.Module, r, rt) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, r: DictConfig, rt: Runtime) -> torch.optim.Optimizer:
     """SGD with momentum (the paper's optimiser; on CUDA the fused kernel where torch has it),
     ``recipe.optimizer=rmsprop``: RMSprop with momentum as the MobileNetV3 / EfficientNet references train
     (decay 0.9; eps 0.0316 outside the root, torchvision's stand-in for TensorFlow's 1e-3 inside it),
@@ -189,7 +197,7 @@ def make_optimizer(model: nn.Module, r, rt) -> torch.optim.Optimizer:
     )
 
 
-def make_scheduler(opt: torch.optim.Optimizer, r):
+def make_scheduler(opt: torch.optim.Optimizer, r: DictConfig) -> LRScheduler | None:
     """The ``LRScheduler`` of ``recipe.schedule`` on ``opt`` (None for the other schedules)."""
     if not is_scheduler(r):
         return None
