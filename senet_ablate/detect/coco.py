@@ -77,7 +77,7 @@ def check_box(path: Path, ann: dict, image: dict | None, categories: set) -> Non
         )
 
 
-def load_split(root, split: str, num_classes: int | None = None) -> CocoSplit:
+def load_split(root: str | Path, split: str, num_classes: int | None = None) -> CocoSplit:
     """Read and check one split; ``num_classes`` (data.num_classes: object categories, no background),
     when set, must equal the JSON's category count."""
     json_path, image_dir = paths(Path(str(root)).expanduser(), split)
@@ -140,7 +140,15 @@ class Batches(torch.utils.data.Dataset):
     """The epoch's batches from ``start`` on as a dataset of whole batches (a DataLoader with
     ``batch_size=None`` reads them in workers); ``part``: this rank's slice of each global batch."""
 
-    def __init__(self, split: CocoSplit, batches, seed: int, epoch: int, flip: bool, part=(0, 1)):
+    def __init__(
+        self,
+        split: CocoSplit,
+        batches: list[list[int]],
+        seed: int,
+        epoch: int,
+        flip: bool,
+        part: tuple[int, int] = (0, 1),
+    ):
         self.split, self.batches, self.seed, self.epoch, self.flip = split, batches, seed, epoch, flip
         self.rank, self.world = part
 

@@ -19,7 +19,7 @@ class _Dense(nn.Module):
         super().__init__()
         self.backbone, self.head = model.backbone, model.rpn.head
 
-    def forward(self, x: torch.Tensor):
+    def forward(self, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         return self.head(list(self.backbone(x).values()))
 
 

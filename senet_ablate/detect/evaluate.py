@@ -16,7 +16,8 @@ from .coco import Batches, CocoSplit
 AP_KEYS = ("ap", "ap50", "ap75", "ap_small", "ap_medium", "ap_large")
 
 
-def cocoeval():
+def cocoeval() -> tuple[type, type]:
+    """pycocotools' ``COCO`` and ``COCOeval``, imported on first use (an optional dependency: ``[detect]``)."""
     try:
         from pycocotools.coco import COCO
         from pycocotools.cocoeval import COCOeval
@@ -27,7 +28,7 @@ def cocoeval():
     return COCO, COCOeval
 
 
-def detections(model: nn.Module, split: CocoSplit, device, batch_size: int = 8) -> list[dict]:
+def detections(model: nn.Module, split: CocoSplit, device: torch.device, batch_size: int = 8) -> list[dict]:
     """The model's detections on every image of ``split`` as COCO result dicts (xywh, JSON category ids)."""
     model.eval()
     order = list(range(len(split.images)))
@@ -68,5 +69,6 @@ def coco_ap(split: CocoSplit, results: list[dict]) -> dict:
     return {k: (100 * float(v) if v >= 0 else float("nan")) for k, v in zip(AP_KEYS, ev.stats[:6])}
 
 
-def evaluate_ap(model: nn.Module, split: CocoSplit, device, batch_size: int = 8) -> dict:
+def evaluate_ap(model: nn.Module, split: CocoSplit, device: torch.device, batch_size: int = 8) -> dict:
+    """COCO AP (:data:`AP_KEYS`, %) of ``model``'s detections on ``split``."""
     return coco_ap(split, detections(model, split, device, batch_size))

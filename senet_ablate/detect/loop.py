@@ -9,7 +9,7 @@ import logging
 import math
 import time
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import torch
 from torch import nn
@@ -20,6 +20,9 @@ from ..train import CHECKPOINT, Diverged, Progress, Runtime, lr_at, make_optimiz
 from ..train import checkpoint as ckpt_io
 from .coco import Batches, CocoSplit, grouped_batches
 from .evaluate import evaluate_ap
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 log = logging.getLogger("senet_ablate")
 
@@ -38,7 +41,7 @@ class DetLoader:
     def __len__(self) -> int:
         return len(self.data)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[tuple[list[torch.Tensor], list[dict]]]:
         rest = torch.utils.data.Subset(self.data, range(self.start, len(self.data)))
         # a generator of its own: a DataLoader draws its workers' base seed from the global one otherwise, which
         # would move the RPN's and box head's sampling when a resumed run starts its loader mid-epoch
@@ -48,7 +51,9 @@ class DetLoader:
         )
 
 
-def step(net: nn.Module, opt, images, targets, rt: Runtime) -> dict:
+def step(
+    net: nn.Module, opt: torch.optim.Optimizer, images: list[torch.Tensor], targets: list[dict], rt: Runtime
+) -> dict:
     """One optimiser step; returns the step's losses (torchvision's four) as floats."""
     images = [x.to(rt.device) for x in images]
     targets = [{k: (v.to(rt.device) if torch.is_tensor(v) else v) for k, v in t.items()} for t in targets]
@@ -60,7 +65,17 @@ def step(net: nn.Module, opt, images, targets, rt: Runtime) -> dict:
     return {k: float(v.detach()) for k, v in losses.items()} | {"loss": float(total.detach())}
 
 
-def run_epoch(cfg, net, opt, split: CocoSplit, rt, dist: Dist, guard, at: Progress, save) -> dict:
+def run_epoch(
+    cfg: DictConfig,
+    net: nn.Module,
+    opt: torch.optim.Optimizer,
+    split: CocoSplit,
+    rt: Runtime,
+    dist: Dist,
+    guard: PreemptionGuard,
+    at: Progress,
+    save: Callable[[Progress], None],
+) -> dict:
     """One epoch from ``at.step``; the epoch's summed losses over its steps. A preemption signal saves and
     raises ``Preempted`` after the current step; a non-finite loss raises ``Diverged``."""
     r, epoch = cfg.recipe, at.epoch
@@ -98,7 +113,7 @@ def run_epoch(cfg, net, opt, split: CocoSplit, rt, dist: Dist, guard, at: Progre
 
 
 def train_detector(
-    cfg,
+    cfg: DictConfig,
     model: nn.Module,
     train: CocoSplit,
     val: CocoSplit,

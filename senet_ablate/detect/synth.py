@@ -39,7 +39,7 @@ def source_images(source: Path, split: str) -> tuple[list[str], list[list[Path]]
     return classes, files
 
 
-def overlap(a, b) -> float:
+def overlap(a: list[int], b: list[int]) -> float:
     """Intersection over union of two [x, y, w, h] boxes."""
     iw = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
     ih = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
@@ -68,7 +68,7 @@ def canvas(rng: random.Random, noise: np.random.Generator, size: tuple[int, int]
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
 
 
-def make_split(source: Path, out: Path, split: str, n: int, seed: int, objects: int, scales) -> dict:
+def make_split(source: Path, out: Path, split: str, n: int, seed: int, objects: int, scales: tuple[int, int]) -> dict:
     """Write ``n`` canvases of ``split`` and return its COCO dict."""
     classes, files = source_images(source, SPLITS[split])
     rng, noise = random.Random(f"{seed}-{split}"), np.random.default_rng([seed, len(split)])
