@@ -5,7 +5,7 @@ import json
 
 import pytest
 import torch
-from conftest import run_cli
+from conftest import run_job
 
 TRAIN = [
     "task=train",
@@ -40,7 +40,7 @@ def test_cache_miss_hit_or_off_give_identical_metrics(tmp_path, cifar_jpeg):
     data = ["data=cifar10_jpeg", f"data.root={cifar_jpeg}", f"cache_dir={tmp_path / 'cache'}"]
     seen = {}
     for name, extra in (("miss", []), ("hit", []), ("off", ["cache_dir=null"])):
-        run_cli("run.app", *TRAIN, *data, *extra, f"runs_dir={name}", cwd=tmp_path)
+        run_job(*TRAIN, *data, *extra, f"runs_dir={name}", cwd=tmp_path)
         seen[name] = metrics(only_run(tmp_path / name))
     assert [seen[k][0]["data_cache"] for k in ("miss", "hit", "off")] == ["miss", "hit", "off"]
     for k in ("hit", "off"):
@@ -64,7 +64,7 @@ def test_a_streamed_tree_gives_identical_metrics_with_0_or_2_workers(tmp_path, c
     ]
     seen = {}
     for workers in (0, 2):
-        run_cli("run.app", *TRAIN, *data, f"data.workers={workers}", f"runs_dir=w{workers}", cwd=tmp_path)
+        run_job(*TRAIN, *data, f"data.workers={workers}", f"runs_dir=w{workers}", cwd=tmp_path)
         seen[workers] = metrics(only_run(tmp_path / f"w{workers}"))
     assert seen[0][0]["data_workers"] == 0 and seen[2][0]["data_workers"] == 2
     assert seen[0][1] == seen[2][1]

@@ -5,7 +5,7 @@ import json
 
 import pytest
 import torch
-from conftest import cut_cifar, run_cli
+from conftest import cut_cifar, run_cli, run_job
 
 from senet_ablate import data
 from senet_ablate.data import subset
@@ -94,7 +94,7 @@ def test_a_sweep_on_a_cifar_subset_records_it_for_every_row_and_seed(cifar_pool,
     """End to end, on a smaller cut (the 5,000 / 1,000 counts are checked above without training)."""
     args = ["data=cifar10_jpeg", f"data.root={cifar_pool}", "data.subset={train: 500, eval: 200}", "recipe=quick"]
     run_cli("run.app", "-m", *args, "recipe.epochs=1", "recipe.batch_size=250", "se.squeeze=avg,max", cwd=tmp_path)
-    run_cli("run.app", *args, "recipe.epochs=1", "recipe.batch_size=250", "seed=1", cwd=tmp_path)
+    run_job(*args, "recipe.epochs=1", "recipe.batch_size=250", "seed=1", cwd=tmp_path)
     records = [json.loads(p.read_text()) for p in sorted((tmp_path / "runs").rglob("metrics.json"))]
     assert len(records) == 3 and all(r["status"] == "completed" for r in records)
     subsets = [r["data_subset"] for r in records]

@@ -9,7 +9,18 @@ import sys
 
 import pytest
 import torch
-from conftest import ROOT, clean_env, history, pause_env, record, run_cli, user_package, wait_paused, write_files
+from conftest import (
+    ROOT,
+    clean_env,
+    history,
+    pause_env,
+    record,
+    run_cli,
+    run_job,
+    user_package,
+    wait_paused,
+    write_files,
+)
 from wandb_offline import history_and_summary
 
 from senet_ablate.records import predictions
@@ -18,7 +29,7 @@ SHORT = ["recipe.epochs=2"]
 
 
 def test_train_on_digits_writes_a_complete_record(tmp_path):
-    run_cli("run.app", *SHORT, "study=t", cwd=tmp_path)
+    run_job(*SHORT, "study=t", cwd=tmp_path)
     run = tmp_path / "runs/t/recipe.epochs=2"
     rec = record(run)
     assert rec["status"] == "completed" and rec["task"] == "train" and rec["seed"] == 0
@@ -42,18 +53,24 @@ def test_train_on_digits_writes_a_complete_record(tmp_path):
 
 
 @pytest.mark.parametrize("amp", ["false", "true"])  # exact fp32, and bf16 autocast (the default on a bf16 CPU)
-def test_same_seed_same_metrics_on_cpu(tmp_path, amp):
-    for d in ("a", "b"):
-        run_cli("run.app", *SHORT, "deterministic=true", f"train.amp={amp}", f"runs_dir={d}", cwd=tmp_path)
-    ha, hb = (history(tmp_path / d / f"adhoc/deterministic=true,recipe.epochs=2,train.amp={amp}") for d in "ab")
+def test_same_seed_same_metrics_on_cpu_in_this_process_and_from_the_cli(tmp_path, amp):
+    """A seed determines a result, whichever way the job runs: in this process (how most tests run a job)
+    and as ``python -m senet_ablate.run.app`` (how a user runs it) give the same record and history."""
+    args = [*SHORT, "deterministic=true", f"train.amp={amp}"]
+    run_job(*args, "runs_dir=a", cwd=tmp_path)
+    run_cli("run.app", *args, "runs_dir=b", cwd=tmp_path)
+    a, b = (tmp_path / d / f"adhoc/deterministic=true,recipe.epochs=2,train.amp={amp}" for d in "ab")
+    ha, hb = history(a), history(b)
     strip = lambda h: [{k: v for k, v in row.items() if "time" not in k and "per_s" not in k} for row in h]  # noqa
     assert strip(ha) == strip(hb)
+    metrics = ("top1_err", "top5_err", "best_top1_err", "best_top5_err", "best_epoch", "epochs_done", "fingerprint")
+    assert {k: record(a)[k] for k in metrics} == {k: record(b)[k] for k in metrics}
 
 
 @pytest.mark.parametrize("amp", ["false", "true"])
 def test_sigkill_then_relaunch_matches_uninterrupted_run(tmp_path, amp):
     args = ["recipe.epochs=4", "deterministic=true", f"train.amp={amp}"]
-    run_cli("run.app", *args, "runs_dir=whole", cwd=tmp_path)
+    run_job(*args, "runs_dir=whole", cwd=tmp_path)
     whole = tmp_path / f"whole/adhoc/deterministic=true,recipe.epochs=4,train.amp={amp}"
 
     cut = tmp_path / f"cut/adhoc/deterministic=true,recipe.epochs=4,train.amp={amp}"
