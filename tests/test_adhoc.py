@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import ROOT, clean_env, run_cli
+from conftest import ROOT, clean_env, run_cli, run_job
+
+from senet_ablate.errors import ConfigError
 
 PROFILE = ["task=profile", "model=cifar_resnet20"]
 
@@ -93,8 +95,8 @@ def test_report_by_groups_two_sweeps_flags_mixed_rows_and_filters(tmp_path):
 
 
 def test_report_over_failed_only_records_exits_cleanly(tmp_path):
-    proc = run_cli("run.app", "experiment=quickstart", "row=se_mx", "task=profile", cwd=tmp_path, check=False)
-    assert proc.returncode == 1
+    with pytest.raises(ConfigError, match="row='se_mx' is not a row"):  # exit 1 as a process: tests/test_cli.py
+        run_job("experiment=quickstart", "row=se_mx", "task=profile", cwd=tmp_path)
     rep = run_cli("study.cli", "runs/quickstart", cwd=tmp_path)
     assert "0 done, 1 failed" in rep.stdout and "Traceback" not in rep.stderr
     status = run_cli("study.cli", "--status", "runs/quickstart", cwd=tmp_path, check=False)
@@ -200,7 +202,7 @@ def test_help_says_what_the_tool_does_with_examples_and_the_report(tmp_path):
 def test_keys_that_do_not_change_a_result_are_never_rows(tmp_path):
     """Seeds of one config that ran with other thread counts and runs dirs make one row, not two."""
     for threads in (1, 2):
-        run_cli("run.app", *PROFILE, f"threads={threads}", f"seed={threads}", f"runs_dir=t{threads}", cwd=tmp_path)
+        run_job(*PROFILE, f"threads={threads}", f"seed={threads}", f"runs_dir=t{threads}", cwd=tmp_path)
     out = run_cli("study.cli", "t1", "t2", "--no-write", cwd=tmp_path).stdout
     assert table_rows(out) == ["all runs"] and "2 done" in out
 
