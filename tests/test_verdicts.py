@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import record, run_cli, squash, table_row
+from conftest import record, run_cli, run_job, squash, table_row
 from test_results import trained
 
 from senet_ablate.records import predictions, write_record
@@ -196,7 +196,7 @@ def test_figures_follow_the_table_runs_at_chance_apart_and_no_figure_without_inf
 def test_task_eval_writes_predictions_of_the_weights_it_scores(lr_sweep, tmp_path):
     where, _ = lr_sweep
     (run,) = [d for d in (where / "runs/adhoc").glob("*recipe.lr=0.05,seed=0")]
-    run_cli("run.app", "task=eval", f"model.weights='{run / 'last.pt'}'", cwd=tmp_path)
+    run_job("task=eval", f"model.weights='{run / 'last.pt'}'", cwd=tmp_path)
     (rec_path,) = list((tmp_path / "runs").rglob("metrics.json"))
     rec, p = record(rec_path.parent), predictions.read(rec_path.parent)
     assert rec["status"] == "completed" and rec["num_classes"] == 10
