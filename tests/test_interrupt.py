@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 
-from conftest import history, pause_env, record, run_cli, wait_paused
+from conftest import history, pause_env, record, run_cli, run_job, wait_paused
 
 ARGS = ["recipe.epochs=3", "deterministic=true"]
 DIR = "adhoc/deterministic=true,recipe.epochs=3"
@@ -25,7 +25,7 @@ def start(tmp_path, marks, *args, at="2:3"):
 
 
 def test_ctrl_c_checkpoints_records_interrupted_exits_130_and_the_relaunch_equals_an_uninterrupted_run(tmp_path):
-    run_cli("run.app", *ARGS, "runs_dir=whole", cwd=tmp_path)
+    run_job(*ARGS, "runs_dir=whole", cwd=tmp_path)
     marks = tmp_path / "marks"
     proc = start(tmp_path, marks, *ARGS, "runs_dir=cut")
     wait_paused(marks, proc)  # held before step 4 of epoch 2

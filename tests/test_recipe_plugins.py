@@ -11,7 +11,7 @@ import sys
 
 import pytest
 import torch
-from conftest import history, pause_env, record, run_cli, wait_paused, write_files
+from conftest import history, pause_env, record, run_cli, run_job, wait_paused, write_files
 from omegaconf import OmegaConf
 
 from senet_ablate.errors import ConfigError
@@ -105,7 +105,7 @@ def test_a_sweep_over_adamw_and_sgd_ends_in_its_table(tmp_path):
 @pytest.mark.slow
 def test_a_user_scheduler_resumes_bit_identically_after_sigkill(tmp_path):
     args = [*SHORT, "recipe.epochs=3", f"recipe.schedule={RESTARTS}", "study=sched"]
-    run_cli("run.app", *args, "runs_dir=whole", cwd=tmp_path)
+    run_job(*args, "runs_dir=whole", cwd=tmp_path)
     [whole] = (tmp_path / "whole/sched").iterdir()
     marks = tmp_path / "marks"
     proc = subprocess.Popen(
