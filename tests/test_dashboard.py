@@ -7,7 +7,7 @@ import subprocess
 from html.parser import HTMLParser
 
 import pytest
-from conftest import clean_env, run_cli
+from conftest import clean_env, run_cli, run_job
 from PIL import Image
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -90,9 +90,7 @@ def test_dashboard_renders_in_headless_chromium(quick_sweep, tmp_path):
 
 def test_excitation_analysis_of_a_trained_run(quick_sweep, tmp_path):
     [run] = [d for d in quick_sweep.iterdir() if "row=se_avg" in d.name and "seed=0" in d.name]
-    run_cli(
-        "run.app", "task=excitation", f"excitation.run='{run}'", "excitation.per_class=20", "study=exc", cwd=tmp_path
-    )
+    run_job("task=excitation", f"excitation.run='{run}'", "excitation.per_class=20", "study=exc", cwd=tmp_path)
     [out] = list((tmp_path / "runs/exc").iterdir())
     rec = json.loads((out / "metrics.json").read_text())
     assert rec["status"] == "completed" and rec["task"] == "excitation"

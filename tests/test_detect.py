@@ -308,7 +308,6 @@ def test_trunk_takes_a_classifiers_weights_less_its_head(compose_cfg, det_set, t
     """model.weights: a classifier's state dict (here 1,000 classes, as a published one) initialises the
     detector's trunk; its fc is left out, a trunk key it lacks is named before any work."""
     from senet_ablate.run.app import validate
-    from senet_ablate.run.assemble import prepare_weights
     from senet_ablate.run.detect import build
 
     torch.manual_seed(1)
@@ -321,7 +320,7 @@ def test_trunk_takes_a_classifiers_weights_less_its_head(compose_cfg, det_set, t
         "model=resnet18",
         f"model.weights={tmp_path / 'cls.pt'}",
     )
-    state = prepare_weights(cfg, validate(cfg))
+    state = validate(cfg).weights  # checked and prepared before any work
     assert not [k for k in state if k.startswith("fc.")] and "stages.3.1.se.block.fc1.weight" in state
     model = build(cfg, 10, weights=state)
     ours = model.backbone.body.state_dict()
@@ -339,4 +338,4 @@ def test_trunk_takes_a_classifiers_weights_less_its_head(compose_cfg, det_set, t
         f"model.weights={tmp_path / 'plain.pt'}",
     )
     with pytest.raises(ConfigError, match=r"does not fit this model: \d+ missing: stages.0.0.se.block"):
-        prepare_weights(cfg, validate(cfg))
+        validate(cfg)  # the trunk's weights are checked before any work

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import run_cli
+from conftest import run_job
 
 from senet_ablate.models import MODELS, build_model
 from senet_ablate.run.activations import blocks_of_interest
@@ -54,8 +54,7 @@ def test_excitation_of_a_trained_shake_shake_run_keeps_both_branch_blocks(tmp_pa
     """One epoch of Shake-Shake 26 2x96d on 256 of the 8x8 digits (data.subset: 10 eval images a class, what
     the analysis reads), then its excitation figures: every block of interest is a branch block (its name
     ends in a or b)."""
-    run_cli(
-        "run.app",
+    run_job(
         "task=train",
         "model=shake_shake26_2x96d",
         "data=digits",
@@ -66,9 +65,7 @@ def test_excitation_of_a_trained_shake_shake_run_keeps_both_branch_blocks(tmp_pa
         cwd=tmp_path,
     )
     [run] = [p.parent for p in (tmp_path / "runs/shake").rglob("last.pt")]
-    run_cli(
-        "run.app", "task=excitation", f"excitation.run='{run}'", "excitation.per_class=10", "study=exc", cwd=tmp_path
-    )
+    run_job("task=excitation", f"excitation.run='{run}'", "excitation.per_class=10", "study=exc", cwd=tmp_path)
     [out] = list((tmp_path / "runs/exc").iterdir())
     assert (out / "excitation_inter_class.png").is_file() and (out / "excitation_intra_class.png").is_file()
     result = json.loads((out / "excitation.json").read_text())

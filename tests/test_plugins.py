@@ -4,7 +4,7 @@ config time with a clear message when it cannot work."""
 
 import pytest
 import torch
-from conftest import ROOT, history, record, run_cli, user_package, write_files
+from conftest import ROOT, history, record, run_cli, run_job, user_package, write_files
 
 from senet_ablate.complexity import count
 from senet_ablate.errors import ConfigError
@@ -196,10 +196,9 @@ def test_users_dataset_same_seed_same_metrics(user_code, tmp_path):
         "recipe=quick",
         "recipe.epochs=2",
     ]
-    env = {"PYTHONPATH": str(user_code)}
     runs = {}
-    for name, seed in (("a", 0), ("b", 0), ("c", 1)):
-        run_cli("run.app", *args, f"seed={seed}", f"runs_dir={name}", cwd=tmp_path, env=env)
+    for name, seed in (("a", 0), ("b", 0), ("c", 1)):  # in this process: user_code is on sys.path
+        run_job(*args, f"seed={seed}", f"runs_dir={name}", cwd=tmp_path)
         [done] = list((tmp_path / name).rglob("history.csv"))
         runs[name] = [
             {k: v for k, v in h.items() if "time" not in k and k != "images_per_s"} for h in history(done.parent)

@@ -8,12 +8,12 @@ import sys
 
 import pytest
 import torch
-from conftest import run_cli
+from conftest import run_cli, run_job
 
 from senet_ablate import weights
 from senet_ablate.errors import ConfigError
 from senet_ablate.models import PORTS, build_model
-from senet_ablate.run.app import make_model, prepare_weights, validate
+from senet_ablate.run.app import make_model, validate
 from senet_ablate.se import SESpec
 
 timm = pytest.importorskip("timm")  # a test-only dependency (pyproject [test])
@@ -124,7 +124,7 @@ def test_weights_of_another_backbone_name_missing_unexpected_and_misshaped_keys(
         "model=resnet50", "se.stages=[]", "task=profile", "model.num_classes=1000", f"model.weights={other}"
     )
     with pytest.raises(ConfigError) as e:
-        prepare_weights(cfg, validate(cfg))
+        validate(cfg)  # the job's model is built and its weights checked before any work
     msg = str(e.value)
     assert "missing: stages.0.0.conv3.0.weight" in msg
     assert "mis-shaped (theirs vs ours): stages.0.0.conv1.0.weight (64, 64, 3, 3) vs (64, 64, 1, 1)" in msg
@@ -137,7 +137,7 @@ def test_weights_of_another_size_name_the_extra_blocks(compose_cfg, tmp_path):
         "model=resnet50", "se.stages=[]", "task=profile", "model.num_classes=10", f"model.weights={deeper}"
     )
     with pytest.raises(ConfigError, match=r"unexpected: stages\.2\.6\.conv1\.0\.weight"):
-        prepare_weights(cfg, validate(cfg))
+        validate(cfg)  # the job's model is built and its weights checked before any work
 
 
 def test_our_own_checkpoint_loads_and_gives_the_same_model(compose_cfg, tmp_path):
@@ -145,7 +145,7 @@ def test_our_own_checkpoint_loads_and_gives_the_same_model(compose_cfg, tmp_path
     path = tmp_path / "last.pt"
     torch.save({"model": src.state_dict(), "epoch": 3}, path)
     cfg = compose_cfg("task=profile", f"model.weights={path}")
-    model = make_model(cfg, state=prepare_weights(cfg, validate(cfg))).eval()
+    model = make_model(cfg, state=validate(cfg).weights).eval()
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         assert torch.equal(model(x), src(x))
@@ -171,7 +171,7 @@ def test_our_own_checkpoint_loads_and_gives_the_same_model(compose_cfg, tmp_path
 def test_unfit_weights_fail_before_any_work(compose_cfg, overrides, match):
     cfg = compose_cfg(*overrides, "task=profile", "model.num_classes=1000")
     with pytest.raises(ConfigError, match=match):
-        prepare_weights(cfg, validate(cfg))
+        validate(cfg)  # the job's model is built and its weights checked before any work
 
 
 def test_timm_source_without_timm_says_what_to_install(monkeypatch):
@@ -229,8 +229,7 @@ def test_eval_task_equals_evaluating_timm_directly(cifar_jpeg, tmp_path):
                 logits = ref(transform(Image.open(f).convert("RGB"))[None])
                 top = logits.topk(5).indices[0].tolist()
                 wrong1, wrong5, n = wrong1 + (top[0] != label), wrong5 + (label not in top), n + 1
-    run_cli(
-        "run.app",
+    run_job(
         "task=eval",
         "model=resnet50",
         "model.weights=timm:legacy_seresnet50",
@@ -255,8 +254,7 @@ def test_excitation_of_published_weights(cifar_jpeg, tmp_path):
     on real images with the weights' own preprocessing, and its record and figures are written."""
     ref = reference("timm:legacy_seresnet50", num_classes=10)
     path = _save(tmp_path, ref, "legacy_seresnet50.pth")
-    run_cli(
-        "run.app",
+    run_job(
         "task=excitation",
         "model=resnet50",
         "model.weights=timm:legacy_seresnet50",

@@ -129,8 +129,6 @@ def build_model(
     extra = sorted(set(options) - set(valid))
     if extra:
         raise ConfigError(f"model.{extra[0]} is not an option of {name}; its options: {', '.join(valid) or '(none)'}")
-    if se is not None:
-        se.validate()  # once per model: its blocks do not check it again
     try:
         with torch.device(device) if device is not None else nullcontext():
             model = builder(se=se, num_classes=num_classes, **options)

@@ -95,7 +95,7 @@ class Job:
     """One job's output dir and its record, rewritten whole on every update."""
 
     def __init__(self, out_dir: Path, record: dict):
-        self.out_dir, self.record, self.meta_model, self.weights = out_dir, record, None, None
+        self.out_dir, self.record = out_dir, record
         self.writer = env_rank() == 0  # under torchrun, rank 0 alone writes
 
     def update(self, **fields: object) -> None:

@@ -11,8 +11,8 @@ from .spec import EXCITATIONS, GATES, SPATIALS, SQUEEZES, SESpec
 def build_block(
     channels: int, spec: SESpec, name: str = "SE", stage: int = 0, index: int = 0, unit_input: int | None = None
 ) -> ChannelAttention | PluggedAttention:
-    """The block ``spec`` describes, on a ``channels``-wide map. The spec is validated once per model
-    (``SESpec.from_config``, ``build_model``), not here; what depends on the site (the hidden width) is.
+    """The block ``spec`` describes, on a ``channels``-wide map. The spec was validated when it was
+    made (``SESpec.__post_init__``), not here; what depends on the site (the hidden width) is.
     ``unit_input``: the channels of the unit's input, the C of C // r under ``se.hidden_from=input``."""
     if spec.module is not None:
         return PluggedAttention(channels, spec.module, name, stage, index)

@@ -1,6 +1,6 @@
 """The ablation space (Hu et al., TPAMI v4, Tables 10-16) and SE's successors, in one place: each
 axis is a registry of names with what the builders and the checks need to know of them, and
-:class:`SESpec` is one point of the space, validated once per model.
+:class:`SESpec` is one point of the space, validated once, when it is made (``__post_init__``).
 
     squeeze      avg | max (Table 11), none = NoSqueeze (Table 16); avgmax (CBAM: both pools through
                  one shared excitation, summed), avgstd (SRM's style pooling), attention (GC's softmax
@@ -227,7 +227,7 @@ class SESpec:
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> SESpec:
-        """Build and validate from the ``se:`` config node (a mapping)."""
+        """From the ``se:`` config node (a mapping); validated on construction."""
         known = [f.name for f in fields(cls)]
         extra = sorted(set(cfg) - set(known))
         if extra:
@@ -237,9 +237,7 @@ class SESpec:
             stages = ()
         if not isinstance(stages, str):
             stages = tuple(stages)
-        spec = cls(**{**dict(cfg), "stages": stages, "extent": cfg.get("extent") or 0})
-        spec.validate()
-        return spec
+        return cls(**{**dict(cfg), "stages": stages, "extent": cfg.get("extent") or 0})
 
     @property
     def keeps_map(self) -> bool:
@@ -253,6 +251,9 @@ class SESpec:
         d = self.hidden_divisor
         h = channels // self.reduction if d == 1 else make_divisible(channels / self.reduction, d, self.round_limit)
         return max(h, self.min_hidden)
+
+    def __post_init__(self) -> None:
+        self.validate()  # the one check: a spec that exists is a point of the space
 
     def validate(self) -> None:
         """Raise ConfigError naming the key and what is valid, for any point outside the space."""
