@@ -2,7 +2,7 @@
 
 import json
 
-from conftest import clean_env, run_cli, run_job
+from conftest import run_cli, run_job
 
 STAGE_ROWS = ["resnet50", "se_stage2", "se_stage3", "se_stage4", "se_all"]
 
@@ -126,61 +126,3 @@ def test_cfg_job_shows_the_row_the_job_will_run(tmp_path):
     ).stdout
     assert "name: resnet101" in table2  # a row may pick a config group
     assert not (tmp_path / "runs").exists()
-
-
-COUNT_COMPOSITIONS = """
-import atexit, sys
-from hydra._internal.config_loader_impl import ConfigLoaderImpl
-calls = []
-original = ConfigLoaderImpl.load_configuration
-def counted(self, config_name, overrides, *args, **kwargs):
-    calls.append(list(overrides))
-    return original(self, config_name, overrides, *args, **kwargs)
-ConfigLoaderImpl.load_configuration = counted
-atexit.register(lambda: print(f"COMPOSITIONS {len(calls)}", flush=True))
-sys.argv = ["senet-ablate", *sys.argv[1:]]
-from senet_ablate.run.app import main
-main()
-"""
-
-
-def test_a_profile_sweep_composes_each_job_once(tmp_path):
-    """Hydra's basic sweeper composed every job to validate it, its launcher composed it again and the
-    job re-composed it with its row: 3 per job. Now: 2 for the sweep (Hydra's mode check and the
-    master config) and 1 per job."""
-    import subprocess
-    import sys
-
-    proc = subprocess.run(
-        [sys.executable, "-c", COUNT_COMPOSITIONS, "-m", "experiment=paper/table11_squeeze", "task=profile"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=clean_env(),
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert "COMPOSITIONS 4" in proc.stdout  # 2 + 2 rows (the old code: 2 + 3 x 2 = 8)
-    assert len(records(tmp_path / "runs/paper/table11_squeeze")) == 2
-
-
-def test_a_single_job_with_a_row_is_composed_once(tmp_path):
-    """``senet-ablate experiment=... row=r4``: the row is read from the preset's files and put in front,
-    so Hydra's run mode composes the job once, after its own mode check (2 in all; reading the rows by
-    composing the config first made it 3). The job's config carries the row."""
-    import subprocess
-    import sys
-
-    args = ["experiment=paper/table10_reduction", "row=r4", "task=profile"]
-    proc = subprocess.run(
-        [sys.executable, "-c", COUNT_COMPOSITIONS, *args],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=clean_env(),
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert "COMPOSITIONS 2" in proc.stdout
-    (rec,) = records(tmp_path / "runs/paper/table10_reduction").values()
-    assert rec["config"]["se"]["reduction"] == 4 and rec["overrides"][0] == "se.reduction=4"

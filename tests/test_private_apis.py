@@ -18,6 +18,13 @@ PRIVATE = [
         "still apply (tests/test_adhoc.py, test_scaleout.py --status)",
     ),
     (
+        "hydra-core",
+        "1.3",
+        "hydra._internal.config_loader_impl.ConfigLoaderImpl.load_configuration (counted, in the tests only)",
+        "tests/test_private_apis.py: COUNT_COMPOSITIONS",
+        "the counts of compositions below still count every composition Hydra makes",
+    ),
+    (
         "torch",
         "2.14",
         "DataLoader's multi-process iterator: _shutdown_workers(), _workers",
@@ -127,3 +134,55 @@ def test_dynamo_still_counts_unique_graphs():
     before = counters["stats"]["unique_graphs"]
     torch.compile(lambda x: x * 2 + 1, backend="eager")(torch.ones(3))  # dynamo's graph capture, no inductor
     assert counters["stats"]["unique_graphs"] == before + 1
+
+
+# senet-ablate with Hydra's config loader counted: every composition of a config, Hydra's own included
+COUNT_COMPOSITIONS = """
+import atexit, sys
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
+calls = []
+original = ConfigLoaderImpl.load_configuration
+def counted(self, config_name, overrides, *args, **kwargs):
+    calls.append(list(overrides))
+    return original(self, config_name, overrides, *args, **kwargs)
+ConfigLoaderImpl.load_configuration = counted
+atexit.register(lambda: print(f"COMPOSITIONS {len(calls)}", flush=True))
+sys.argv = ["senet-ablate", *sys.argv[1:]]
+from senet_ablate.run.app import main
+main()
+"""
+
+
+@pytest.mark.parametrize(
+    "args, compositions, jobs",
+    [
+        # a sweep: Hydra's mode check and the master config, then each job once (the sweeper puts its row in
+        # front); before, the basic sweeper composed a job to check it, the launcher again, the job with its
+        # row a third time: 2 + 3 x 2 = 8
+        (["-m", "experiment=paper/table11_squeeze", "task=profile"], 4, 2),
+        # a single job with a row: the row read from the preset's files (run/cmdline.py), then Hydra's mode
+        # check and the job; before, reading the rows composed the config first: 3
+        (["experiment=paper/table10_reduction", "row=r4", "task=profile"], 2, 1),
+    ],
+)
+def test_each_job_is_composed_once(tmp_path, args, compositions, jobs):
+    import json
+    import subprocess
+    import sys
+
+    from conftest import clean_env
+
+    proc = subprocess.run(
+        [sys.executable, "-c", COUNT_COMPOSITIONS, *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=clean_env(),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert f"COMPOSITIONS {compositions}\n" in proc.stdout
+    recs = [json.loads(p.read_text()) for p in (tmp_path / "runs").rglob("metrics.json")]
+    assert len(recs) == jobs and all(r["status"] == "completed" for r in recs)
+    if jobs == 1:
+        assert recs[0]["config"]["se"]["reduction"] == 4 and recs[0]["overrides"][0] == "se.reduction=4"
