@@ -67,7 +67,7 @@ def report(
     is no row, a bad setting)."""
     given = {k: v for k, v in (settings or {}).items() if v is not None}
     inference.settings(given)  # a bad value fails before any record is read
-    # pandas & co. load here, not with the module: every job process instantiates the callback below
+    # pandas & co. load here, not with the module, which every job imports with run/callbacks.py
     runs, specs = collect(paths)
     runs = planned_only(runs)
     if filters and len(runs):
