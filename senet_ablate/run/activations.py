@@ -11,16 +11,18 @@ per-position gates are averaged over the map first.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from ..errors import ConfigError
 from ..records.atomic import write_atomic
 from ..se import ChannelAttention
 
 
-def blocks_of_interest(model) -> dict[str, ChannelAttention]:
+def blocks_of_interest(model: nn.Module) -> dict[str, ChannelAttention]:
     """Fig. 6's panels, by block name in stage and unit order: the blocks of the last unit of every
     stage and of every unit of the last stage (by the blocks' ``stage`` and ``index``). A unit with a
     block on each branch (the Shake nets' ``SE_2_4a``, ``SE_2_4b``) gives both."""
@@ -34,7 +36,13 @@ def blocks_of_interest(model) -> dict[str, ChannelAttention]:
 
 
 @torch.no_grad()
-def collect(model, loader, classes: list[int], per_class: int, device) -> dict:
+def collect(
+    model: nn.Module,
+    loader: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    classes: list[int],
+    per_class: int,
+    device: str | torch.device,
+) -> dict:
     """{block: {"class_mean": {c: [C]}, "class_std": {c: [C]}, "all_mean": [C], "n": {c: k}}}."""
     blocks = blocks_of_interest(model)
     if not blocks:

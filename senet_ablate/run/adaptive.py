@@ -17,19 +17,28 @@ from __future__ import annotations
 
 import logging
 import statistics
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..records import read_record
 from ..study.sequential import Plan
 from ..study.status import pinned_command
 from .rows import dir_name, last_value, parse, row_of, typed, with_row
 
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from hydra_plugins.senet_ablate_sweeper.rows_sweeper import RowsSweeper
+
+    from ..study.tables import StudyTable
+
 log = logging.getLogger("senet_ablate")
 UNTIL = ("verdict",)
 
 
-def check(until, max_seeds, max_runs, spending) -> None:
+def check(until: str | None, max_seeds: int, max_runs: int | None, spending: str) -> None:
     """Fail before any work on a bad setting, naming the key and its valid values."""
     if until not in (None, *UNTIL):
         raise ValueError(
@@ -39,13 +48,13 @@ def check(until, max_seeds, max_runs, spending) -> None:
         Plan.make([0], max_seeds, spending, max_runs)
 
 
-def seed_of(job) -> int | None:
+def seed_of(job: Sequence[str]) -> int | None:
     """The value of the last ``seed=`` among a job's overrides (None: the config's)."""
     value = last_value(job, "seed")
     return None if value is None else int(value)
 
 
-def with_seed(job, seed: int) -> list[str]:
+def with_seed(job: Sequence[str], seed: int) -> list[str]:
     """``job`` with its ``seed=`` set to ``seed`` (added when the job had none)."""
     if seed_of(job) is None:
         return [*job, f"seed={seed}"]
@@ -55,7 +64,7 @@ def with_seed(job, seed: int) -> list[str]:
 class AdaptiveSweep:
     """One adaptive sweep: ``sweeper`` (a RowsSweeper set up by Hydra) and its first round's ``jobs``."""
 
-    def __init__(self, sweeper, jobs: list[list[str]]) -> None:
+    def __init__(self, sweeper: RowsSweeper, jobs: list[list[str]]) -> None:
         self.sweeper, self.cfg = sweeper, sweeper.config
         self.table = self.cfg.get("table")
         self.jobs = jobs
@@ -73,12 +82,12 @@ class AdaptiveSweep:
         self.first_error = None
         self.next_idx = 0
 
-    def run_dir(self, job) -> Path:
+    def run_dir(self, job: list[str]) -> Path:
         return self.sweep_dir / dir_name(
             typed(with_row(job, self.table), self.table), self.cfg.hydra.job.config.override_dirname
         )
 
-    def _completed(self, job) -> bool:
+    def _completed(self, job: list[str]) -> bool:
         try:
             return read_record(self.run_dir(job)).get("status") == "completed"
         except (OSError, ValueError):
@@ -135,7 +144,7 @@ class AdaptiveSweep:
                 log.error("job failed: %s (%s); the adaptive sweep goes on without it", " ".join(job), e)
         return len(todo)
 
-    def templates(self, runs) -> dict:
+    def templates(self, runs: pd.DataFrame) -> dict[str, list[str]]:
         """{table row: a first-round job of it}, matched through the run dirs."""
         by_dir = {self.run_dir(j).resolve(): j for j in self.jobs}
         out = {}
@@ -145,7 +154,7 @@ class AdaptiveSweep:
                 out.setdefault(run["row"], job)
         return out
 
-    def next_round(self, state) -> list[list[str]]:
+    def next_round(self, state: tuple[StudyTable, pd.DataFrame, dict]) -> list[list[str]]:
         """The jobs the open comparisons' next looks need, within ``max_runs``."""
         table, runs, _ = state
         owed = table.owed
@@ -159,7 +168,7 @@ class AdaptiveSweep:
             jobs = jobs[: max(left, 0)]
         return jobs
 
-    def budget(self, table, runs) -> None:
+    def budget(self, table: StudyTable, runs: pd.DataFrame) -> None:
         """What the plan has run and may still run, with the time per run once one has finished."""
         done = int(table.frame["completed"].sum())
         worst = self.rows * self.plan.max_seeds

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import random
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -28,7 +29,12 @@ def se_spec(cfg: DictConfig) -> SESpec | None:
     return None if spec.plain else spec
 
 
-def make_model(cfg: DictConfig, device=None, num_classes: int | None = None, state: dict | None = None):
+def make_model(
+    cfg: DictConfig,
+    device: str | torch.device | None = None,
+    num_classes: int | None = None,
+    state: dict | None = None,
+) -> nn.Module:
     """The configured backbone; ``state``: weights to load (from :func:`prepare_weights`)."""
     m = cfg.model
     classes = num_classes if num_classes is not None else m.num_classes
@@ -45,7 +51,7 @@ def make_model(cfg: DictConfig, device=None, num_classes: int | None = None, sta
     return model
 
 
-def prepare_weights(cfg: DictConfig, meta_model) -> dict | None:
+def prepare_weights(cfg: DictConfig, meta_model: nn.Module) -> dict | None:
     """``model.weights`` fetched, renamed and checked against the meta model: before any work,
     a mismatch names the missing, unexpected and mis-shaped keys."""
     source = cfg.model.get("weights")
@@ -138,7 +144,7 @@ def load_data(
     eval_batch_size: int,
     rt: Runtime,
     seed: int,
-    cache_dir=None,
+    cache_dir: str | Path | None = None,
     dist: distributed.Dist = distributed.Dist(),
 ) -> data.Data:
     """The ``data:`` node loaded for this job: worker and decode-process counts resolved here,

@@ -6,8 +6,10 @@ import atexit
 import logging
 import os
 import shlex
+from typing import Any
 
 from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
 
 from ..records import env_rank
 from ..study.report import report
@@ -24,12 +26,12 @@ class PrintTableCallback(Callback):
         self.sweep_dir: str | None = None
         self.wide = False
 
-    def on_multirun_start(self, config, **kwargs) -> None:
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self.sweep_dir = str(config.hydra.sweep.dir)
         self.wide = bool(config.get("table", {}).get("wide", False))
         atexit.register(self._after_failure)
 
-    def on_multirun_end(self, config, **kwargs) -> None:
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         self._report()
 
     def _after_failure(self) -> None:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import torch
 from omegaconf import DictConfig
+from torch import nn
 
 from .. import distributed
 from ..errors import ConfigError
@@ -18,6 +19,8 @@ from ..train import is_scheduler, runtime, seed_everything
 from .assemble import JobModel, make_model
 
 if TYPE_CHECKING:
+    from torchvision.models.detection import FasterRCNN
+
     from ..detect.coco import CocoSplit
 
 # senet_ablate.detect (and torchvision's detection models, ~1.3 s of imports) loads when a detection job
@@ -31,7 +34,7 @@ def is_detection(cfg: DictConfig) -> bool:
     return (cfg.get("data") or {}).get("kind") == "detection"
 
 
-def check(cfg: DictConfig, meta_model) -> tuple[list[int], list[int]]:
+def check(cfg: DictConfig, meta_model: nn.Module) -> tuple[list[int], list[int]]:
     """Config-time checks of a detection job; returns the trunk's taps (:func:`model.taps`)."""
     if cfg.task == "detect" and not is_detection(cfg):
         raise ConfigError(
@@ -60,7 +63,9 @@ def check(cfg: DictConfig, meta_model) -> tuple[list[int], list[int]]:
     return taps(meta_model, cfg.model.name)
 
 
-def build(cfg: DictConfig, num_classes: int, device=None, weights: dict | None = None):
+def build(
+    cfg: DictConfig, num_classes: int, device: str | torch.device | None = None, weights: dict | None = None
+) -> FasterRCNN:
     """The detector for ``num_classes`` object categories (the background added); ``weights``: the
     trunk's state (:func:`assemble.prepare_weights` of a classifier checkpoint or published weights)."""
     from ..detect.model import Trunk, detector, taps

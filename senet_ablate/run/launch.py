@@ -58,13 +58,13 @@ def _sweep_size() -> int:
         return 1
 
 
-def _at_least(key: str, setting, low: int, words: str) -> int:
+def _at_least(key: str, setting: int | str, low: int, words: str) -> int:
     if not isinstance(setting, int) or isinstance(setting, bool) or setting < low:
         raise ConfigError(f"{key}={setting!r} must be 'auto' or a {words} integer")
     return setting
 
 
-def job_threads(setting) -> tuple[int | None, str]:
+def job_threads(setting: int | str) -> tuple[int | None, str]:
     """The intra-op thread count for this job and why (``threads: auto`` or a positive int)."""
     if setting != "auto":
         return _at_least("threads", setting, 1, "positive"), "threads"
@@ -73,7 +73,7 @@ def job_threads(setting) -> tuple[int | None, str]:
     return cpu_budget()
 
 
-def data_workers(setting) -> int:
+def data_workers(setting: int | str) -> int:
     """DataLoader workers of a streamed dataset (``data.workers: auto`` or an int >= 0): the job's
     cores (per process under torchrun) less one for the training loop, at most 8."""
     if setting != "auto":
@@ -83,7 +83,7 @@ def data_workers(setting) -> int:
     return max(0, min(8, cores - 1))
 
 
-def decode_processes(setting) -> int:
+def decode_processes(setting: int | str) -> int:
     """The most processes that may decode an in-memory image tree (``data.workers``: auto = the
     job's cores, at most 8; or an int >= 0). The data package uses fewer for a small tree."""
     if setting != "auto":
@@ -91,7 +91,7 @@ def decode_processes(setting) -> int:
     return min(8, cpu_budget()[0] or available_cores())
 
 
-def set_threads(setting) -> int:
+def set_threads(setting: int | str) -> int:
     n, why = job_threads(setting)
     if n is not None and n != torch.get_num_threads():
         torch.set_num_threads(n)

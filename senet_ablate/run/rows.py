@@ -13,14 +13,20 @@ ones a row put in front of them, so a relaunch of one job finds the dir its swee
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
 from ..records import keys
 from ..records.keys import NOT_IN_DIRNAME
 
+if TYPE_CHECKING:
+    from hydra.core.override_parser.types import Override
 
-def row_set(table, row) -> list[str] | None:
+
+def row_set(table: DictConfig | None, row: str | None) -> list[str] | None:
     """The overrides of ``row`` in a study's ``table`` (None: no such row, or no row)."""
     rows = (table or {}).get("rows") or {}
     if row is None or row not in rows:
@@ -28,12 +34,12 @@ def row_set(table, row) -> list[str] | None:
     return [str(o) for o in (rows[row].get("set") or [])]
 
 
-def parse(overrides) -> list:
+def parse(overrides: Iterable[str]) -> list[Override]:
     """Override strings as Hydra reads them (key or group, value, ``+`` / ``~`` / ``++``)."""
     return OverridesParser.create().parse_overrides([str(o) for o in overrides])
 
 
-def last_value(overrides, key: str) -> str | None:
+def last_value(overrides: Iterable[str], key: str) -> str | None:
     """The value of the last ``key=`` (or ``+key=``) among ``overrides``, as typed (None: not there)."""
     vals = [o.get_value_element_as_str() for o in parse(overrides) if o.key_or_group == key and not o.is_delete()]
     return vals[-1] if vals else None
@@ -44,7 +50,7 @@ def row_of(overrides: list[str]) -> str | None:
     return last_value(overrides, "row")
 
 
-def with_row(overrides: list[str], table) -> list[str]:
+def with_row(overrides: list[str], table: DictConfig | None) -> list[str]:
     """``overrides`` with their row's overrides in front (unchanged when there is none, or when
     they are there already)."""
     pre = row_set(table, row_of(overrides))
@@ -53,13 +59,13 @@ def with_row(overrides: list[str], table) -> list[str]:
     return [*pre, *overrides]
 
 
-def typed(overrides: list[str], table) -> list[str]:
+def typed(overrides: list[str], table: DictConfig | None) -> list[str]:
     """The overrides the user gave: ``overrides`` less the row's, when those lead them."""
     pre = row_set(table, row_of(overrides))
     return list(overrides[len(pre) :]) if pre and overrides[: len(pre)] == pre else list(overrides)
 
 
-def dir_name(overrides: list[str], dirname_cfg) -> str:
+def dir_name(overrides: list[str], dirname_cfg: DictConfig) -> str:
     """The run-dir name of a job: ``keys.dir_name`` of its typed overrides under the config's
     ``hydra.job.config.override_dirname`` (exclude_keys, item_sep, kv_sep)."""
     return keys.dir_name(overrides, list(dirname_cfg.exclude_keys), dirname_cfg.item_sep, dirname_cfg.kv_sep)

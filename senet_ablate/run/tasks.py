@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 from omegaconf import DictConfig, OmegaConf
+from torch import nn
 
 from .. import data, distributed
 from ..complexity import count, cpu_latency_ms
@@ -53,7 +54,7 @@ def profile(cfg: DictConfig, job: Job, model: JobModel) -> dict:
     return metrics
 
 
-def trained_model(cfg: DictConfig, built: JobModel, num_classes: int):
+def trained_model(cfg: DictConfig, built: JobModel, num_classes: int) -> nn.Module:
     """The model to train: the job's, built from the seed before the data were loaded, with the
     generators set back to just after that build; or, where only the data knew the classes, built now."""
     if built.materialised and built.rng is not None and built.classes == num_classes:
@@ -176,7 +177,7 @@ def excitation_task(cfg: DictConfig, job: Job, built: JobModel) -> dict:
     }
 
 
-def job_module(cfg: DictConfig, built: JobModel, num_classes: int):
+def job_module(cfg: DictConfig, built: JobModel, num_classes: int) -> nn.Module:
     """The job's model with its weights, as built before any work; built now where only the loaded
     data knew its classes."""
     if built.materialised and built.classes == num_classes:

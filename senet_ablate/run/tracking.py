@@ -7,8 +7,12 @@ through the config or written into a record: wandb reads its own login or WANDB_
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 
 class NoTracker:
@@ -22,7 +26,7 @@ class NoTracker:
 class WandbTracker(NoTracker):
     """One wandb run per job, grouped by study, offline unless ``logger.mode`` says otherwise."""
 
-    def __init__(self, cfg, config: dict, out_dir: Path):
+    def __init__(self, cfg: DictConfig, config: dict, out_dir: Path) -> None:
         import wandb
 
         self.run = wandb.init(
@@ -51,7 +55,7 @@ class WandbTracker(NoTracker):
 TRACKERS = {"none": NoTracker, "wandb": WandbTracker}
 
 
-def create(cfg, config: dict, out_dir: Path) -> NoTracker:
+def create(cfg: DictConfig, config: dict, out_dir: Path) -> NoTracker:
     name = cfg.logger.name
     if name not in TRACKERS:
         raise ConfigError(f"logger.name={name!r} is not a tracker; valid values: {', '.join(TRACKERS)}")

@@ -5,6 +5,7 @@ factorial sweep's main effects and interactions and the best setting (``factoria
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import pandas as pd
 
@@ -46,7 +47,7 @@ def comparison(r: pd.Series, table: StudyTable) -> str | None:
     return line
 
 
-def verdict_text(r, col: str, table: StudyTable, brief: bool = False) -> str:
+def verdict_text(r: pd.Series, col: str, table: StudyTable, brief: bool = False) -> str:
     """The verdict as the tables print it: `within ±m` where a significant Δ is also negligible, the smallest
     margin shown where there is none (not when ``brief``: the interval beside it says it), and `(seeds only)`
     for one reached without the test sample (no predictions.npz)."""
@@ -116,7 +117,7 @@ def effect_line(e: factorial.Effect) -> str:
 
 
 def best_line(b: factorial.Best, labels: dict, what: str = "") -> str:
-    def name(rows):
+    def name(rows: Iterable[str]) -> str:
         return ", ".join(str(labels.get(r, r)) for r in rows) or "none"
 
     return (

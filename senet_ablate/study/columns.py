@@ -7,6 +7,7 @@ table.csv's order, and ``Part.DELTA_LO.of("top1_err")`` names the column.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from enum import Enum
 
@@ -102,7 +103,7 @@ SHAPE = (Part.N, Part.MEAN, Part.STD, Part.CI95, Part.DELTA, Part.DELTA_LO, Part
 FIRST = ("row", "label", "baseline", "completed", "failed", "running", "interrupted", "did_not_train")
 
 
-def column_order(columns) -> list[str]:
+def column_order(columns: Collection[str]) -> list[str]:
     """table.csv's columns: the row and its runs, then each metric's cells together, then the rest."""
     first = [c for c in FIRST if c in columns]
     metric = [p.of(m) for m in MEASURED for p in Part if p.of(m) in columns]

@@ -10,6 +10,7 @@ would need. Runs are set apart first: those that did not train (``unstable.py``)
 from __future__ import annotations
 
 import math
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -33,7 +34,9 @@ def _reference(kept: pd.DataFrame):
     return keys.most_common(1)[0][0] if keys else None
 
 
-def samples(kept: pd.DataFrame, rows, cols, joint: bool) -> dict[str, dict[str, inf.Sample]]:
+def samples(
+    kept: pd.DataFrame, rows: Iterable[str], cols: Collection[str], joint: bool
+) -> dict[str, dict[str, inf.Sample]]:
     """{row: {metric: Sample}}; per-image values only where every run of the row has predictions of the
     reference eval set (and ``joint``)."""
     ref = _reference(kept) if joint else None
@@ -117,7 +120,7 @@ def family_size(pairs: dict, st: dict) -> int:
     return max(m, 1) if st["correction"] == "bonferroni" else 1
 
 
-def metric_columns(data: dict, rows, bases: dict, col: str, st: dict, decisions: dict) -> dict:
+def metric_columns(data: dict, rows: Collection[str], bases: dict, col: str, st: dict, decisions: dict) -> dict:
     """{row: its columns in ``col``}: rows with moderated spreads, Δs at the family's level (an adaptive
     study's planned rows: at the level and on the seeds of the look where they stopped)."""
     ests = moderated_rows({k: data[k][col] for k in rows})

@@ -21,7 +21,7 @@ log = logging.getLogger("senet_ablate")
 ALL = "all runs"  # the label of the one row of runs that share their config
 
 
-def fmt(v) -> str:
+def fmt(v: object) -> str:
     """A config value as a Hydra override writes it (``[2,3,4]``, ``null``, ``true``); a ``_target_``
     node (``se.module``) as its class and arguments, ``ChannelGate(k=5)``."""
     if v is None:
@@ -50,7 +50,7 @@ def flatten(config: dict, prefix: str = "") -> dict[str, str]:
     return out
 
 
-def value(run, key: str) -> str:
+def value(run: pd.Series, key: str) -> str:
     """``key``'s value in one run (a row of collect's frame): the option of a config group
     (``data=cifar10_jpeg``), else the config value, else what the command line said."""
     choices, flat, typed = run["_choices"], run["_flat"], run["_typed"]
@@ -198,7 +198,7 @@ def group(
 
 
 # ---------------------------------------------------------------------------- which runs make which table
-def keep(runs, filters: list[str]):
+def keep(runs: pd.DataFrame, filters: list[str]) -> pd.DataFrame:
     """The runs whose value of each ``key=value`` in ``filters`` matches (grouping.value)."""
     for key, want in (kv for f in filters for kv in split_parts(f)):
         known(runs, key, "--filter")
@@ -208,7 +208,7 @@ def keep(runs, filters: list[str]):
     return runs
 
 
-def known(runs, key: str, option: str) -> None:
+def known(runs: pd.DataFrame, key: str, option: str) -> None:
     """Fail on a key that no run's config, config groups or command line holds."""
     if not any(
         key in r["_choices"]
@@ -224,7 +224,9 @@ def known(runs, key: str, option: str) -> None:
         )
 
 
-def tables_for(runs, specs: dict, by=None, baseline=None) -> list[tuple[str, object, dict]]:
+def tables_for(
+    runs: pd.DataFrame, specs: dict, by: list[str] | None = None, baseline: str | None = None
+) -> list[tuple[str, pd.DataFrame, dict]]:
     """(name, its runs, table spec) per table: a preset study with its own spec; any other study
     with rows from the keys its runs differ in (grouping.py); with ``by``, every run in one table."""
     if by:

@@ -28,9 +28,14 @@ never loads torch.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 BETTER, WORSE, EQUIVALENT, UNRESOLVED = "better", "worse", "equivalent", "unresolved"
 BASELINE, DID_NOT_TRAIN = "baseline", "did not train"
@@ -123,7 +128,7 @@ class Estimate:
         return float(max(lower, upper))
 
 
-def satterthwaite(terms) -> tuple[float, float]:
+def satterthwaite(terms: Iterable[tuple[float, float]]) -> tuple[float, float]:
     """(total variance, Welch–Satterthwaite degrees of freedom) of a sum of variance terms [(v, df), ...]; a
     negative term (a mean square subtracted) counts in both; a total that is not positive keeps the positive
     terms alone (conservative)."""
@@ -191,7 +196,7 @@ def paired(a: Sample, b: Sample) -> bool:
     return a.n >= 2 and len(set(a.seeds)) == a.n and set(a.seeds) == set(b.seeds) and b.n == a.n
 
 
-def seed_order(s: Sample, seeds) -> list[int]:
+def seed_order(s: Sample, seeds: Iterable[int]) -> list[int]:
     """Indices of ``s``'s runs in the order of ``seeds`` (rows that ran the same seeds: ``paired``)."""
     where = {seed: i for i, seed in enumerate(s.seeds)}
     return [where[seed] for seed in seeds]
@@ -276,7 +281,7 @@ def did_not_train(wrong: int, n_images: int, chance: float | None, alpha: float 
 AP_UNTRAINED = 0.1  # AP points: a detector below it is indistinguishable from an untrained one (0.0 AP)
 
 
-def prob_improvement(a, b, higher_is_better: bool = False) -> float:
+def prob_improvement(a: ArrayLike, b: ArrayLike, higher_is_better: bool = False) -> float:
     """P(a run of row ``a`` beats a run of ``b``): the Mann–Whitney U of the seed values over n·m, ties
     counting one half (rliable; Bouthillier et al. 2021)."""
     a, b = np.asarray(a, float), np.asarray(b, float)
@@ -318,7 +323,7 @@ def prob_improvement_ci(
 
 
 # ---------------------------------------------------------------------------------------------- seeds needed
-def power(delta: float, seed_parts, image_var: float, n: int, alpha: float = 0.05) -> float:
+def power(delta: float, seed_parts: Sequence[float], image_var: float, n: int, alpha: float = 0.05) -> float:
     """Power of the table's two-sided test of Δ = 0 at ``n`` runs per row, for a true ``delta`` when one run per
     row gives the seed variances ``seed_parts`` ((s_a², s_b²) unpaired, (s_Δ²,) paired) and the test images
     add ``image_var`` (which more seeds do not shrink): the noncentral t on the table's degrees of freedom.
@@ -337,7 +342,12 @@ def power(delta: float, seed_parts, image_var: float, n: int, alpha: float = 0.0
 
 
 def seeds_needed(
-    delta: float, seed_parts, image_var: float = 0.0, alpha: float = 0.05, target: float = 0.8, most: int = 1000
+    delta: float,
+    seed_parts: Iterable[float],
+    image_var: float = 0.0,
+    alpha: float = 0.05,
+    target: float = 0.8,
+    most: int = 1000,
 ) -> float:
     """The fewest runs per row (>= 2) at which ``power`` reaches ``target``: NaN when it cannot be said
     (Δ = 0, no spread), inf when not within ``most`` (or never: the test images alone leave Δ unresolved).
@@ -402,7 +412,7 @@ def settings(table: dict | None) -> dict:
     return {**out, "alpha": float(out["alpha"]), "margin": margins(out["margin"]), "resamples": int(out["resamples"])}
 
 
-def margins(given) -> dict[str, float]:
+def margins(given: float | Mapping[str, float] | None) -> dict[str, float]:
     """{metric: equivalence margin} from ``table.margin``: a number (every metric), a mapping such as
     {top1_err: 0.5, ap: 1.0}, or none ({}). Raises ValueError naming a bad entry."""
     if given is None or given == {}:

@@ -23,7 +23,9 @@ from __future__ import annotations
 import math
 import re
 import textwrap
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -38,11 +40,15 @@ from .cells import ci_bounds  # noqa: E402
 from .columns import Part  # noqa: E402
 from .tables import StudyTable  # noqa: E402
 
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
 # the figures draw top-1 error: its mean, 95% CI half-width and run count per row
 MEAN, CI95, N = Part.MEAN.of("top1_err"), Part.CI95.of("top1_err"), Part.N.of("top1_err")
 
 
-def save_figure(fig, out_dir: Path, name: str) -> list[Path]:
+def save_figure(fig: Figure, out_dir: Path, name: str) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{name}.png", out_dir / f"{name}.svg"]
     fig.tight_layout()
@@ -76,7 +82,7 @@ def _numeric_axis(spec: dict) -> tuple[str, dict[str, float]] | None:
     return best if best and len(best[1]) >= 3 else None
 
 
-def error_vs_axis(table: StudyTable, spec: dict, dataset, out_dir: Path) -> list[Path]:
+def error_vs_axis(table: StudyTable, spec: dict, dataset: str | None, out_dir: Path) -> list[Path]:
     axis = None if spec.get("adhoc") else _numeric_axis(spec)  # any sweep: by_key draws every key
     t = table.frame.set_index("row")
     if axis is None or t[N].fillna(0).max() == 0:
@@ -101,7 +107,7 @@ def error_vs_axis(table: StudyTable, spec: dict, dataset, out_dir: Path) -> list
     return save_figure(fig, out_dir, f"error_vs_{key.replace('.', '_')}")
 
 
-def same_order(a, b) -> bool:
+def same_order(a: Iterable[float], b: Iterable[float]) -> bool:
     """Whether two costs rank the rows alike: no pair of rows one cost orders and the other reverses, and
     none one cost ties and the other does not (values within 1e-9 of each other, relatively, tie)."""
     a, b = [float(v) for v in a], [float(v) for v in b]
@@ -112,7 +118,7 @@ def same_order(a, b) -> bool:
     return all(cmp(a[i], a[j]) == cmp(b[i], b[j]) for i in range(len(a)) for j in range(i + 1, len(a)))
 
 
-def pareto(table: StudyTable, spec: dict, dataset, out_dir: Path, extra: bool = False) -> list[Path]:
+def pareto(table: StudyTable, spec: dict, dataset: str | None, out_dir: Path, extra: bool = False) -> list[Path]:
     """Error vs GFLOPs, with the Pareto front, and vs params where params rank the rows otherwise (else
     the params plot is the GFLOPs plot again, relabelled); ``extra``: both, as the cost added to the
     baseline row (the attention studies: what each module costs on top of the same backbone)."""
@@ -154,11 +160,11 @@ def pareto(table: StudyTable, spec: dict, dataset, out_dir: Path, extra: bool = 
     return paths
 
 
-def extra_cost(table: StudyTable, spec: dict, dataset, out_dir: Path) -> list[Path]:
+def extra_cost(table: StudyTable, spec: dict, dataset: str | None, out_dir: Path) -> list[Path]:
     return pareto(table, spec, dataset, out_dir, extra=True) if spec.get("figures_extra_cost") else []
 
 
-def training_curves(runs: pd.DataFrame, spec: dict, dataset, out_dir: Path) -> list[Path]:
+def training_curves(runs: pd.DataFrame, spec: dict, dataset: str | None, out_dir: Path) -> list[Path]:
     done = runs[(runs["status"] == "completed") & (runs["task"] == "train")]
     curves = []
     for key, row in spec["rows"].items():
@@ -188,7 +194,7 @@ def _number(v: str) -> float | None:
         return None
 
 
-def untrained(ax, table: StudyTable, xs: dict) -> None:
+def untrained(ax: Axes, table: StudyTable, xs: dict) -> None:
     """Runs that did not train, as grey crosses at their row's x (``xs``: {row: x}), apart from the means."""
     bad = table.untrained
     if bad is None or not len(bad):
@@ -198,7 +204,7 @@ def untrained(ax, table: StudyTable, xs: dict) -> None:
         ax.scatter(*zip(*pts), marker="x", color="tab:gray", label="did not train (left out)")
 
 
-def by_key(table: StudyTable, spec: dict, dataset, out_dir: Path) -> list[Path]:
+def by_key(table: StudyTable, spec: dict, dataset: str | None, out_dir: Path) -> list[Path]:
     """Any sweep's rows: error against each numeric row key, a line per setting of the other keys. A
     categorical key gets none: bars of row CIs invite reading overlap as "no difference"; its comparisons are
     in the forest plot and, for a grid of keys, its effects in the interaction plots (``forest.py``)."""

@@ -20,6 +20,7 @@ moderated. numpy and scipy only.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,7 +74,7 @@ def _moments(var: np.ndarray, df: np.ndarray, rho: float = 0.0) -> tuple[float, 
     return float(math.exp(e.mean() + special.digamma(d0 / 2) - math.log(d0 / 2))), d0
 
 
-def fit(units, members=None) -> Prior:
+def fit(units: Iterable[tuple[float, float]], members: Sequence[tuple[str, str | None]] | None = None) -> Prior:
     """The prior of ``units`` [(s², df), ...] (units with df <= 0 or no variance are left out); fewer than
     two usable units: no prior. Units with s² = 0 (runs that agree to the digit) count in the pooled variance
     but not in the log-moments. ``members``: the rows each unit involves; units that share a row are
@@ -92,7 +93,7 @@ def fit(units, members=None) -> Prior:
     return prior
 
 
-def shared_pairs(index, members) -> tuple[int, int]:
+def shared_pairs(index: Iterable[int], members: Sequence[tuple[str, str | None]] | None) -> tuple[int, int]:
     """(pairs of units that share a row, all pairs) among the units ``index``."""
     if members is None:
         return 0, 1

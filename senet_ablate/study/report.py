@@ -11,7 +11,9 @@ import logging
 import os
 import re
 import shlex
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..records.atomic import write_atomic
 from . import dashboard, inference
@@ -21,6 +23,9 @@ from .grouping import keep, tables_for
 from .sequential import Plan, find_plan
 from .status import find_sweeps, render, sweep_command, sweep_status
 from .tables import StudyTable, study_table
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger("senet_ablate")
 
@@ -36,7 +41,12 @@ def sweep_commands(where: Path) -> list[str]:
     return cmds + [f"senet-report {shlex.quote(str(where))} --html"]
 
 
-def out_dir(runs, out=None, by=None, filters=None) -> Path:
+def out_dir(
+    runs: pd.DataFrame,
+    out: str | Path | None = None,
+    by: list[str] | None = None,
+    filters: list[str] | None = None,
+) -> Path:
     """Where a table's files go: ``out``, else the runs' common dir (a sub-dir named after
     ``--by``/``--filter`` there, so a narrower report never overwrites the sweep's own table)."""
     if out:
@@ -47,14 +57,14 @@ def out_dir(runs, out=None, by=None, filters=None) -> Path:
 
 
 def report(
-    paths,
+    paths: Sequence[str | Path],
     write: bool = True,
     html: bool = False,
     export_runs: bool = True,
-    by=None,
-    filters=None,
-    baseline=None,
-    out=None,
+    by: list[str] | None = None,
+    filters: list[str] | None = None,
+    baseline: str | None = None,
+    out: str | Path | None = None,
     settings: dict | None = None,
     wide: bool = False,
 ) -> dict[str, str]:
@@ -91,7 +101,9 @@ def report(
     return out_md
 
 
-def build(mine, spec: dict, name: str, where: Path, write: bool, html: bool, export_runs: bool):
+def build(
+    mine: pd.DataFrame, spec: dict, name: str, where: Path, write: bool, html: bool, export_runs: bool
+) -> tuple[str, Path | None]:
     """One table: printed text, and (``write``) table.md/.tex/.csv, figures and the dashboard in ``where``."""
     table = study_table(mine, spec)
     md = to_markdown(table, spec, spec.get("wide", False))
@@ -130,7 +142,7 @@ def prune(folder: Path, kept: list[Path]) -> None:
             f.unlink()
 
 
-def planned_only(runs):
+def planned_only(runs: pd.DataFrame) -> pd.DataFrame:
     """``runs`` less those that share a sweep dir with an adaptive plan but are none of its jobs: a plan's table
     is its own (they are said in the log)."""
     if not len(runs):
@@ -147,7 +159,7 @@ def planned_only(runs):
     return pd.concat(keep) if keep else runs
 
 
-def study_state(sweep_dir: Path, plan) -> tuple[StudyTable, object, dict] | None:
+def study_state(sweep_dir: Path, plan: Plan) -> tuple[StudyTable, pd.DataFrame, dict] | None:
     """An adaptive sweep's study as its records stand: (its table under ``plan``, its runs with their
     rows, its spec); None before any record. The sweeper and ``--status`` read decisions and what the plan
     owes from the table (``decisions``, ``owed``)."""
@@ -160,7 +172,7 @@ def study_state(sweep_dir: Path, plan) -> tuple[StudyTable, object, dict] | None
     return study_table(mine, spec), mine, spec
 
 
-def status(dirs) -> dict[str, str]:
+def status(dirs: Sequence[str | Path]) -> dict[str, str]:
     """Every sweep's status under ``dirs``: {sweep root: text}; an adaptive sweep's also says where each
     compared row stands and what its plan still owes."""
     return {str(root): render(sweep_status(root)) + plan_status(root) for root in find_sweeps(dirs)}

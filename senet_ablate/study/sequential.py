@@ -30,14 +30,19 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..records.atomic import write_atomic
 from . import inference as inf
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SPENDING = ("pocock", "obf")
 FUTILE = 0.9  # information fraction from which more seeds add too little to look again
@@ -113,7 +118,7 @@ def boundaries(times: tuple, alpha: float, kind: str = "obf", sides: int = 2) ->
     return tuple(out)
 
 
-def information(unit_var: float, image_var: float, ns, max_seeds: int) -> tuple:
+def information(unit_var: float, image_var: float, ns: Iterable[int], max_seeds: int) -> tuple:
     """The information fractions t_n = V(max_seeds) / V(n) of looks at ``ns`` seeds, V(n) = ``unit_var`` / n +
     ``image_var`` (rounded to 3 decimals, so that boundaries are shared between rows); seeds alone
     (no variance known): (n - 1) / (max_seeds - 1)."""
@@ -154,7 +159,12 @@ class Plan:
 
     @classmethod
     def make(
-        cls, first_seeds, max_seeds: int, spending: str = "pocock", max_runs: int | None = None, table=None
+        cls,
+        first_seeds: Iterable[int],
+        max_seeds: int,
+        spending: str = "pocock",
+        max_runs: int | None = None,
+        table: Mapping[str, object] | None = None,
     ) -> "Plan":
         first = list(dict.fromkeys(int(s) for s in first_seeds))
         if not (isinstance(max_seeds, int) and max_seeds >= 2):
@@ -208,7 +218,7 @@ class Plan:
         compared rows are fixed by the first look)."""
         return {k: v for k, v in asdict(self).items() if k not in ("max_runs", "compared", "shares", "runs", "command")}
 
-    def own(self, runs):
+    def own(self, runs: pd.DataFrame) -> pd.DataFrame:
         """The runs (a DataFrame with ``run_dir``) that belong to this plan: all of them when it names none."""
         if not self.runs:
             return runs
@@ -216,7 +226,7 @@ class Plan:
         return runs[[Path(str(d)).name in mine for d in runs["run_dir"]]]
 
 
-def find_plan(run_dirs) -> Plan | None:
+def find_plan(run_dirs: Iterable[str | Path]) -> Plan | None:
     """The plan of the sweep(s) the runs of a study came from (the first sweep dir that has one)."""
     for d in sorted({Path(r).parent for r in run_dirs}):
         plan = Plan.read(d)
@@ -247,7 +257,7 @@ class Decision:
         return self.reason == "open"
 
 
-def subset(s: inf.Sample, seeds) -> inf.Sample:
+def subset(s: inf.Sample, seeds: Collection[int]) -> inf.Sample:
     """The runs of ``s`` with a seed among ``seeds``."""
     keep = [i for i, seed in enumerate(s.seeds) if seed in set(seeds)]
     return inf.Sample(
@@ -255,7 +265,7 @@ def subset(s: inf.Sample, seeds) -> inf.Sample:
     )
 
 
-def look_estimates(data: dict, compared: dict, seeds, done: dict) -> dict:
+def look_estimates(data: dict, compared: dict, seeds: Sequence[int], done: dict) -> dict:
     """{row: Δ estimate} of every compared row on those of ``seeds`` both it and its baseline completed, the
     seed spread pooled across the comparisons (``pooling.moderated_deltas``)."""
     from .pooling import moderated_deltas

@@ -14,6 +14,7 @@ Monte Carlo (other seed laws, once per row).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
@@ -75,13 +76,13 @@ def offset(world: World, r: int) -> float:
     u = u + _shift(world, r) * (rng.random(len(u)) < 0.1)
     target = world.errs[r] / 100
 
-    def gap(a):
+    def gap(a: float) -> float:
         return float(stats.norm.cdf((a + u) / math.sqrt(1 + sd_img**2)).mean()) - target
 
     return float(optimize.brentq(gap, -20, 20))
 
 
-def draw(rng, world: World, n: int) -> list[inf.Sample]:
+def draw(rng: np.random.Generator, world: World, n: int) -> list[inf.Sample]:
     """One study: a Sample per row, ``n`` seeds each (per-image values in %)."""
     from scipy import stats
 
@@ -122,7 +123,7 @@ def coverage(world: World, n: int, reps: int, seed: int = 0, pooled: bool = True
 
 
 # ---------------------------------------------------------------------------------------------- fixed tables
-def table_verdicts(data: list[inf.Sample], margin: float | None, alpha: float = 0.05, pooled: bool = True):
+def table_verdicts(data: list[inf.Sample], margin: float | None, alpha: float = 0.05, pooled: bool = True) -> list[str]:
     """The verdicts of rows 1.. vs row 0 as a table gives them: one budget, Bonferroni over the rows."""
     pairs = {i: (data[i], data[0]) for i in range(1, len(data))}
     ests = moderated_deltas(pairs) if pooled else {i: inf.compare(*pairs[i]) for i in pairs}
@@ -154,7 +155,7 @@ def _holm(p) -> np.ndarray:
     return out
 
 
-def false_claim(verdicts, deltas, margin: float | None) -> bool:
+def false_claim(verdicts: Iterable[str], deltas: Iterable[float], margin: float | None) -> bool:
     """Whether any verdict is false: better / worse where Δ = 0 (or of the wrong sign), equivalent where
     |Δ| >= margin."""
     for v, d in zip(verdicts, deltas):
@@ -188,7 +189,7 @@ class Outcome:
     fixed: dict = field(default_factory=dict)  # {n: verdict of a fixed n-seed table}
 
 
-def adaptive_run(rng, world: World, plan: seq.Plan, margin: float | None) -> Outcome:
+def adaptive_run(rng: np.random.Generator, world: World, plan: seq.Plan, margin: float | None) -> Outcome:
     """One two-row adaptive study (row 1 vs row 0), every seed drawn at once: a look at n reads the first n."""
     data = draw(rng, world, plan.max_seeds)
     done = {"a": set(range(plan.max_seeds)), "b": set(range(plan.max_seeds))}
@@ -201,7 +202,9 @@ def adaptive_run(rng, world: World, plan: seq.Plan, margin: float | None) -> Out
     return Outcome(d.verdict, d.n, fixed)
 
 
-def adaptive_curve(world: World, reps: int, max_seeds: int = 10, first: int = 3, margin=None, seed: int = 0):
+def adaptive_curve(
+    world: World, reps: int, max_seeds: int = 10, first: int = 3, margin: float | None = None, seed: int = 0
+) -> dict:
     """For one truth: the adaptive design's false-verdict and resolution rates and expected runs per row, with
     the fixed designs' resolution rates at every n (a fixed n-seed table spends n runs per row)."""
     rng = np.random.default_rng(seed)
@@ -222,7 +225,9 @@ def adaptive_curve(world: World, reps: int, max_seeds: int = 10, first: int = 3,
     }
 
 
-def grid_draw(rng, truth: tuple, n: int, sd: float = 0.3, spreads: tuple = (1, 1, 1, 1)) -> list[inf.Sample]:
+def grid_draw(
+    rng: np.random.Generator, truth: tuple, n: int, sd: float = 0.3, spreads: tuple = (1, 1, 1, 1)
+) -> list[inf.Sample]:
     """The four rows of a 2 × 2 study, seeds only: row r's run with seed j is truth[r] + spreads[r]·(u_j + e_rj),
     u_j a seed effect shared by the rows (pairing) and e_rj the row's own, both N(0, sd²)."""
     shared = rng.normal(0, sd, n)

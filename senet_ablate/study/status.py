@@ -10,13 +10,18 @@ from __future__ import annotations
 import itertools
 import os
 import shlex
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..records import read_record
 from ..records.keys import NOT_IN_DIRNAME, dir_name, override_key
 from ..records.sweep import SweepJob, read_jobs
 from .sequential import PLAN_FILE
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 STATES = ("completed", "running", "preempted", "interrupted", "failed", "missing")
 RELAUNCH = ("failed", "missing", "interrupted", "preempted")
@@ -30,14 +35,14 @@ def _load(path: Path):
     return OmegaConf.load(path)
 
 
-def sweep_jobs(root: Path, cfg=None) -> list[SweepJob]:
+def sweep_jobs(root: Path, cfg: DictConfig | None = None) -> list[SweepJob]:
     """The jobs of the sweep in ``root``, in the order it launched them: its sweeper's record (``jobs.json``),
     else ``expand`` of its multirun.yaml (sweeps made before the record, or by another sweeper)."""
     recorded = read_jobs(root)
     return recorded if recorded is not None else expand(cfg if cfg is not None else _load(root / "multirun.yaml"))
 
 
-def expand(cfg) -> list[SweepJob]:
+def expand(cfg: DictConfig) -> list[SweepJob]:
     """A sweep's jobs from its multirun.yaml ``cfg`` as Hydra's basic sweeper expands them: the sweeper's
     ``params`` then the command line's overrides, the last of a key in the first one's place, every choice or
     range swept, the cartesian product in that order; run-dir names as ``override_dirname`` makes them."""
@@ -55,7 +60,7 @@ def expand(cfg) -> list[SweepJob]:
     return [SweepJob(job, dir_name(job, *naming)) for job in itertools.product(*choices.values())]
 
 
-def _dir_naming(cfg) -> tuple[list[str], str, str]:
+def _dir_naming(cfg: DictConfig) -> tuple[list[str], str, str]:
     """(exclude_keys, item_sep, kv_sep) of the sweep's ``override_dirname``; our configs' exclude_keys is the
     ``${senet_not_in_dirname:}`` interpolation, i.e. ``keys.NOT_IN_DIRNAME``."""
     from omegaconf import OmegaConf
@@ -97,7 +102,7 @@ class SweepStatus:
         return sum(j.state == state for j in self.jobs)
 
 
-def launch_prefix(cfg) -> list[str]:
+def launch_prefix(cfg: DictConfig) -> list[str]:
     """What a relaunch needs in front of the job overrides, from a sweep's multirun.yaml: the
     user's ``--config-dir`` and ``--config-name``, and the Hydra overrides they typed
     (``hydra.searchpath=...``, ``hydra/launcher=joblib``), so that their experiment is found."""
@@ -194,7 +199,7 @@ def _overrides(run_dir: Path) -> list[str]:
         return [run_dir.name]
 
 
-def find_sweeps(paths) -> list[Path]:
+def find_sweeps(paths: Iterable[str | Path]) -> list[Path]:
     roots = []
     for p in map(Path, paths):
         if not p.exists():

@@ -12,6 +12,7 @@ Serves every table: a preset's (its spec from experiments/) and any sweep's (its
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 
 import numpy as np
@@ -67,7 +68,7 @@ class StudyTable:
         return any((self.frame[Part.N.of(c)].fillna(0) > 0).any() for c in WITH_VERDICT)
 
 
-def summary(values) -> dict:
+def summary(values: Iterable[float | None]) -> dict:
     """n, mean, sample std and the 95% CI half-width (Student t, seeds only) of ``values``."""
     v = np.asarray([x for x in values if x is not None and not math.isnan(x)], dtype=float)
     est = inf.row_estimate(inf.Sample(v, tuple(range(len(v)))))

@@ -15,6 +15,7 @@ seed outcomes are skewed, and whether a row fails more often than its baseline.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -98,7 +99,9 @@ class Unstable:
         return self.untrained.get(row, 0) + len(self.outliers.get(row, []))
 
 
-def report(kept: pd.DataFrame, untrained: pd.DataFrame, data: dict, rows, bases: dict, col: str | None) -> Unstable:
+def report(
+    kept: pd.DataFrame, untrained: pd.DataFrame, data: dict, rows: Iterable[str], bases: dict, col: str | None
+) -> Unstable:
     """Outliers, skew and Fisher's exact test of failures (did not train or outlier) per row vs its baseline."""
     from scipy import stats
 
