@@ -77,7 +77,7 @@ def test_ctrl_c_outside_the_training_loop_is_recorded_interrupted_too(tmp_path, 
 
     from senet_ablate.run import app
 
-    def stopped(cfg, job):
+    def stopped(cfg, job, model):
         raise KeyboardInterrupt
 
     monkeypatch.setitem(app.TASKS, "profile", stopped)
