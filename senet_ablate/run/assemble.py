@@ -106,6 +106,17 @@ class JobModel:
     weights: dict | None = None  # model.weights as our state dict (in ``module`` when materialised)
     rng: RngState | None = None
 
+    def for_classes(self, cfg: DictConfig, num_classes: int) -> nn.Module:
+        """The model for the loaded data's ``num_classes``: this one (the generators set back to just after
+        its seeded build), or, where only the data knew the classes, built now (from the seed, to train)."""
+        if self.materialised and self.classes == num_classes:
+            if self.rng is not None:
+                self.rng.restore()
+            return self.module
+        if cfg.task == "train":
+            seed_everything(cfg.seed, cfg.deterministic)  # whatever loading the data did, the seed sets the init
+        return make_model(cfg, num_classes=num_classes, state=self.weights)
+
 
 def job_model(cfg: DictConfig, classes: int | None) -> JobModel:
     """The job's model for ``classes`` outputs (None: unknown before loading the data)."""

@@ -11,13 +11,12 @@ from pathlib import Path
 
 import torch
 from omegaconf import DictConfig, OmegaConf
-from torch import nn
 
 from .. import data, distributed
 from ..complexity import count, cpu_latency_ms
 from ..errors import ConfigError
 from ..records import Job, predictions, read_record, write_history
-from ..train import CHECKPOINT, announce_compile, decide_compile, evaluate, runtime, seed_everything, train
+from ..train import CHECKPOINT, announce_compile, decide_compile, evaluate, runtime, train
 from . import activations, detect, tracking
 from .assemble import JobModel, eval_preprocessing, load_data, make_model
 
@@ -54,16 +53,6 @@ def profile(cfg: DictConfig, job: Job, model: JobModel) -> dict:
     return metrics
 
 
-def trained_model(cfg: DictConfig, built: JobModel, num_classes: int) -> nn.Module:
-    """The model to train: the job's, built from the seed before the data were loaded, with the
-    generators set back to just after that build; or, where only the data knew the classes, built now."""
-    if built.materialised and built.rng is not None and built.classes == num_classes:
-        built.rng.restore()
-        return built.module
-    seed_everything(cfg.seed, cfg.deterministic)  # whatever loading the data did, the seed alone sets the init
-    return make_model(cfg, num_classes=num_classes, state=built.weights)
-
-
 def train_task(cfg: DictConfig, job: Job, built: JobModel) -> dict:
     """Train on ``data``, evaluating every epoch; complexity is counted on the trained model.
     Under ``torchrun`` every rank runs this; rank 0 alone writes the record and checkpoints."""
@@ -79,7 +68,7 @@ def train_task(cfg: DictConfig, job: Job, built: JobModel) -> dict:
             f"the number of processes ({dist.world})"
         )
     d = load_data(cfg.data, cfg.recipe.batch_size, cfg.recipe.eval_batch_size, rt, cfg.seed, cfg.get("cache_dir"), dist)
-    model = trained_model(cfg, built, d.num_classes)
+    model = built.for_classes(cfg, d.num_classes)
     rt, compile_why = decide_compile(cfg, rt, cfg.recipe.epochs * len(d.train))
     metrics = count(model, d.image_size).as_dict()
     log.info(
@@ -150,7 +139,7 @@ def excitation_task(cfg: DictConfig, job: Job, built: JobModel) -> dict:
         model = make_model(trained, num_classes=d.num_classes)
         model.load_state_dict(torch.load(run_dir / CHECKPOINT, map_location="cpu", weights_only=True)["model"])
     else:
-        model = job_module(cfg, built, d.num_classes)
+        model = built.for_classes(cfg, d.num_classes)
     classes = list(cfg.excitation.classes) if cfg.excitation.classes else list(range(min(4, d.num_classes)))
     bad = [c for c in classes if not 0 <= c < d.num_classes]
     if bad:
@@ -177,21 +166,13 @@ def excitation_task(cfg: DictConfig, job: Job, built: JobModel) -> dict:
     }
 
 
-def job_module(cfg: DictConfig, built: JobModel, num_classes: int) -> nn.Module:
-    """The job's model with its weights, as built before any work; built now where only the loaded
-    data knew its classes."""
-    if built.materialised and built.classes == num_classes:
-        return built.module
-    return make_model(cfg, num_classes=num_classes, state=built.weights)
-
-
 def eval_task(cfg: DictConfig, job: Job, built: JobModel) -> dict:
     """Top-1/top-5 error of ``model.weights`` on the eval split of ``data``."""
     rt = runtime(cfg)
     dcfg = eval_preprocessing(cfg)
     d = load_data(dcfg, 1, cfg.eval.batch_size, rt, cfg.seed, cfg.get("cache_dir"))
     try:
-        model = job_module(cfg, built, d.num_classes).to(rt.device)
+        model = built.for_classes(cfg, d.num_classes).to(rt.device)
         t0 = time.perf_counter()
         top1, top5, (labels, top) = evaluate(model, d.eval, rt, keep=True)
         predictions.write(job.out_dir, labels, top, d.eval_order())
