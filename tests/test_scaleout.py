@@ -291,14 +291,7 @@ def test_torchrun_two_cpu_processes_agree_with_one_process(tmp_path):
     subprocess.run(
         torchrun(*common, "runs_dir=ddp"), cwd=tmp_path, env=env, check=True, capture_output=True, timeout=600
     )
-    subprocess.run(
-        [sys.executable, "-m", "senet_ablate.run.app", *common, "runs_dir=one"],
-        cwd=tmp_path,
-        env=env,
-        check=True,
-        capture_output=True,
-        timeout=600,
-    )
+    run_job(*common, "runs_dir=one", cwd=tmp_path)  # the one process: this one (what it computes is the job's)
     ddp, one = (tmp_path / d / "adhoc/recipe.epochs=2,seed=0" for d in ("ddp", "one"))
     rd, ro = record(ddp), record(one)
     assert rd["status"] == ro["status"] == "completed"
