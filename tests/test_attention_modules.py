@@ -122,8 +122,9 @@ def test_params_on_resnet50_by_arithmetic():
 
 
 # ---------------------------------------------------------------------------- the zoo
-FAMILIES = {  # one backbone per family, at an input its layout accepts
-    "cifar_resnet20": 32,
+FAMILIES = {  # one backbone per family, at the smallest input its layout takes to 2x2 at its last stage (SimAM's
+    # variance needs more than one position): 64 px for ImageNet's stride 32, 8 px for CIFAR's stride 4
+    "cifar_resnet20": 8,
     "resnet18": 64,
     "resnext50_32x4d": 64,
     "vgg16_bn": 32,
@@ -134,9 +135,9 @@ FAMILIES = {  # one backbone per family, at an input its layout accepts
     "mobilenet_v2": 64,
     "mobilenet_v3_small": 64,
     "efficientnet_b0": 64,
-    "preact_resnet110": 32,
-    "wrn16_8": 32,
-    "shake_shake26_2x96d": 32,
+    "preact_resnet110": 8,
+    "wrn16_8": 8,
+    "shake_shake26_2x96d": 8,
 }
 
 
