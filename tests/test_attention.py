@@ -4,6 +4,7 @@ config time naming the valid values."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 
@@ -14,7 +15,7 @@ import yaml
 from conftest import CONF, f32_tol, run_cli, se_yaml, squash
 from omegaconf import OmegaConf
 
-from senet_ablate.complexity import count, count_params
+from senet_ablate.complexity import Complexity, count, count_params
 from senet_ablate.errors import ConfigError
 from senet_ablate.models import build_model
 from senet_ablate.se import EXCITATIONS, INTEGRATIONS, SQUEEZES, ChannelAttention, SESpec, build_block, eca_kernel
@@ -385,6 +386,12 @@ def test_every_module_at_every_site_of_a_cifar_resnet(name, integration):
     assert out.shape == (2, 5) and len([m for m in model.modules() if isinstance(m, ChannelAttention)]) == 9
 
 
+@functools.lru_cache
+def plain_count(backbone: str, size: int) -> Complexity:
+    """The backbone without attention, counted once for every module compared with it."""
+    return count(build_model(backbone, None, 10, device="meta"), size)
+
+
 @pytest.mark.parametrize(
     "backbone",
     [
@@ -401,7 +408,7 @@ def test_every_module_at_every_site_of_a_cifar_resnet(name, integration):
 @pytest.mark.parametrize("name", PRESETS)
 def test_every_module_builds_and_counts_on_every_backbone(name, backbone):
     size = 32 if backbone in ("preact_resnet164", "shake_shake26_2x96d") else 224
-    plain = count(build_model(backbone, None, 10, device="meta"), size)
+    plain = plain_count(backbone, size)
     ours = count(build_model(backbone, preset(name), 10, device="meta", input_size=size), size)
     assert ours.elementwise_ops > 0 and ours.macs >= plain.macs
     assert (ours.params == plain.params) == (name == "ge_theta_minus")
