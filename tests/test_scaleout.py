@@ -19,10 +19,6 @@ from senet_ablate.records import predictions
 TINY = ["model=cifar_resnet20", "data=digits", "recipe.epochs=1"]
 TABLE11 = ["-m", "experiment=paper/table11_squeeze", *TINY]
 SWEEP = "runs/paper/table11_squeeze"
-ROWS = {
-    "max": "data=digits,model=cifar_resnet20,recipe.epochs=1,row=max",
-    "avg": "data=digits,model=cifar_resnet20,recipe.epochs=1,row=avg",
-}
 
 
 def record(run_dir):
@@ -51,6 +47,7 @@ def test_submitit_local_runs_table11_and_a_preempted_job_is_requeued_and_resumes
         *TABLE11,
         "recipe.epochs=2",
         "recipe.batch_size=16",
+        "data.subset={train: 480}",  # 30 steps an epoch
         "hydra/launcher=submitit_local",
         "hydra.launcher.cpus_per_task=1",
     ]
@@ -63,18 +60,17 @@ def test_submitit_local_runs_table11_and_a_preempted_job_is_requeued_and_resumes
         stderr=subprocess.STDOUT,
         env=pause_env(marks, "2:3", run="row=avg", OMP_NUM_THREADS=None),  # threads from cpus_per_task
     )
-    name = lambda row: ROWS[row].replace("recipe.epochs=1", "recipe.batch_size=16,recipe.epochs=2")  # noqa: E731
-    avg = tmp_path / SWEEP / name("avg")
     [job_pid] = wait_paused(marks, proc)
     os.kill(job_pid, signal.SIGUSR2)
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, out
 
+    [avg], [other] = ((tmp_path / SWEEP).glob(f"*row={row}") for row in ("avg", "max"))
     rec = record(avg)
     assert rec["status"] == "completed" and rec["epochs_done"] == 2 and rec["preemptions"] == 1
     assert rec["pid"] != job_pid  # the requeued process finished it
     assert history_epochs(avg) == [1, 2]
-    other = record(tmp_path / SWEEP / name("max"))
+    other = record(other)
     assert other["status"] == "completed" and other["row"] == "max" and "preemptions" not in other
     assert rec["threads"] == 1  # hydra.launcher.cpus_per_task
     logs = "".join(p.read_text() for p in (tmp_path / SWEEP / ".submitit").rglob("*_log.*"))
@@ -150,9 +146,10 @@ def test_threads_follow_the_launcher(compose_cfg, clean_environ, monkeypatch):
 
 
 def test_sigterm_mid_epoch_checkpoints_exits_for_requeue_and_resumes_exactly(tmp_path):
-    args = ["recipe.epochs=2", "recipe.batch_size=16", "deterministic=true"]
+    # 30 steps an epoch: 480 of the digits (data.subset), 16 a step
+    args = ["recipe.epochs=2", "recipe.batch_size=16", "deterministic=true", "data.subset={train: 480}"]
     run_cli("run.app", *args, "runs_dir=whole", cwd=tmp_path)
-    name = "deterministic=true,recipe.batch_size=16,recipe.epochs=2"
+    [name] = [p.name for p in (tmp_path / "whole/adhoc").iterdir()]
     whole, cut = tmp_path / "whole/adhoc" / name, tmp_path / "cut/adhoc" / name
 
     marks = tmp_path / "marks"
@@ -164,7 +161,7 @@ def test_sigterm_mid_epoch_checkpoints_exits_for_requeue_and_resumes_exactly(tmp
         stderr=subprocess.STDOUT,
         env=pause_env(marks, "2:3"),
     )
-    wait_paused(marks, proc)  # held before step 4 of epoch 2 (85 steps of 16 images)
+    wait_paused(marks, proc)  # held before step 4 of epoch 2
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 128 + signal.SIGTERM, out  # exit for requeue, not a failure
