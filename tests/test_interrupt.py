@@ -9,8 +9,8 @@ import sys
 
 from conftest import history, pause_env, record, run_cli, run_job, wait_paused
 
-ARGS = ["recipe.epochs=3", "deterministic=true"]
-DIR = "adhoc/deterministic=true,recipe.epochs=3"
+ARGS = ["recipe.epochs=3", "deterministic=true", "data.subset={train: 480}"]  # 8 steps an epoch, of 64
+DIR = "adhoc/data.subset={train: 480},deterministic=true,recipe.epochs=3"
 
 
 def start(tmp_path, marks, *args, at="2:3"):
@@ -35,7 +35,7 @@ def test_ctrl_c_checkpoints_records_interrupted_exits_130_and_the_relaunch_equal
     cut = tmp_path / "cut" / DIR
     rec = record(cut)
     assert rec["status"] == "interrupted" and rec["epochs_done"] == 1
-    assert rec["reason"] == "interrupted by Ctrl-C at epoch 2, step 4 of 22; relaunch the same command to resume"
+    assert rec["reason"] == "interrupted by Ctrl-C at epoch 2, step 4 of 8; relaunch the same command to resume"
     assert "Traceback" not in out + err and "failed" not in out + err
     said = [line for line in err.splitlines() if "relaunching the same command resumes from last.pt" in line]
     assert len(said) == 1, err
