@@ -104,7 +104,7 @@ def test_a_sweep_over_adamw_and_sgd_ends_in_its_table(tmp_path):
 
 @pytest.mark.slow
 def test_a_user_scheduler_resumes_bit_identically_after_sigkill(tmp_path):
-    args = [*SHORT, "recipe.epochs=3", f"recipe.schedule={RESTARTS}", "study=sched"]
+    args = [*SHORT, "recipe.epochs=3", f"recipe.schedule={RESTARTS}", "study=sched", "data.subset={train: 480}"]
     run_job(*args, "runs_dir=whole", cwd=tmp_path)
     [whole] = (tmp_path / "whole/sched").iterdir()
     marks = tmp_path / "marks"
