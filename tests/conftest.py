@@ -167,6 +167,32 @@ def run_cli(
     return proc
 
 
+def borrow_backbone(model, state: dict):
+    """``model``, built on the meta device, with ``state``'s tensors assigned (shared, not copied) and only its
+    attention blocks given storage and a fresh init: each layer's ``reset_parameters``, N(0, 0.1) for a block's
+    own weights (SGE's). A test of the blocks then pays their forward and backward, not the building and
+    initialising of a large backbone in every case. The state's keys must be the model's less its blocks'."""
+    from torch import nn
+
+    from senet_ablate.se import ChannelAttention
+
+    loaded = model.load_state_dict(state, strict=False, assign=True)
+    blocks = {n: m for n, m in model.named_modules() if isinstance(m, ChannelAttention)}
+    assert blocks and not loaded.unexpected_keys, loaded.unexpected_keys
+    block_keys = {f"{n}.{k}" for n, b in blocks.items() for k in b.state_dict()}
+    assert set(loaded.missing_keys) == {k for k in block_keys if not k.endswith(".num_batches_tracked")}  # BN's
+    # counter is never reported missing (checkpoints older than it load), and reset_parameters sets it below
+    for block in blocks.values():
+        block.to_empty(device="cpu")
+        for layer in block.modules():
+            if hasattr(layer, "reset_parameters"):
+                layer.reset_parameters()
+        for weight in block.parameters(recurse=False):
+            nn.init.normal_(weight, std=0.1)
+    assert not any(t.is_meta for t in model.state_dict().values())
+    return model
+
+
 def run_job(*overrides: str, cwd: Path) -> dict:
     """One job in this process, as ``senet-ablate overrides`` runs it in ``cwd``: its study row put in
     front (run/cmdline.py), composed once by Hydra's compose API with its hydra node, its run dir as

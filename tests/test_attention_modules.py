@@ -4,18 +4,16 @@ papers' equations (written out here, independent of our frame); params on ResNet
 module runs forward and backward on every backbone family at every integration it offers; bad values
 fail at config time naming the key."""
 
-import functools
-
 import pytest
 import torch
-from conftest import f32_tol
+from conftest import borrow_backbone, f32_tol
 from test_attention import copy_in_order, preset, randomise
+from test_models import plain_weights
 from torch import nn
 
 from senet_ablate.complexity import count
 from senet_ablate.errors import ConfigError
 from senet_ablate.models import build_model
-from senet_ablate.models.layers import he_init
 from senet_ablate.se import ChannelAttention, Frame, SESpec, build_block
 
 NEW = ["coord", "simam", "sge", "triplet"]  # unit-level; BAM (between stages) below
@@ -155,33 +153,10 @@ def offered(name):
     return valid
 
 
-@functools.lru_cache(maxsize=1)
-def plain_weights(name: str) -> dict:
-    """The backbone's tensors, built once per family and shared by its cases, frozen: the attention blocks are
-    what these cases check (building 23M-54M weights in each of the ~250 cases took most of this file's time)."""
-    torch.manual_seed(0)
-    state = build_model(name, None, 5).state_dict()
-    for t in state.values():
-        t.requires_grad_(False)
-    return state
-
-
 def with_module(name: str, spec: SESpec) -> nn.Module:
-    """``name`` with ``spec``'s blocks: built on the meta device, the backbone's tensors assigned from
-    plain_weights, each attention block materialised on the CPU and initialised afresh (He for its convs,
-    BN to the identity, N(0, 0.1) for its other weights)."""
-    model = build_model(name, spec, 5, device="meta")
-    missing = model.load_state_dict(plain_weights(name), strict=False, assign=True).missing_keys
-    blocks = {n: m for n, m in model.named_modules() if isinstance(m, ChannelAttention)}
-    assert all(k.startswith(tuple(f"{n}." for n in blocks)) for k in missing), missing
-    for block in blocks.values():
-        block.to_empty(device="cpu")
-        for weight in block.parameters():
-            nn.init.normal_(weight, std=0.1)
-        he_init(block)
-        for bn in (m for m in block.modules() if isinstance(m, nn.BatchNorm2d)):
-            bn.reset_running_stats()
-    return model
+    """``name`` with ``spec``'s blocks on the backbone's tensors from one frozen plain build per family
+    (building 23M-54M weights in each of the ~250 cases took most of this file's time)."""
+    return borrow_backbone(build_model(name, spec, 7, device="meta"), plain_weights(name))
 
 
 @pytest.mark.parametrize("module", NEW)

@@ -5,6 +5,7 @@ Counts run on the meta device (shapes only). The equality test needs timm (skipp
 
 import pytest
 import torch
+from conftest import borrow_backbone
 
 from senet_ablate import weights
 from senet_ablate.complexity import count
@@ -196,15 +197,7 @@ def plain7():
 def with_se(plain, spec):
     """``spec`` on a meta build that takes ``plain``'s tensors (shared, not copied); only the SE blocks
     get storage and their own default init."""
-    model = build_model(NAME, spec, 7, device="meta")
-    unexpected = model.load_state_dict(plain.state_dict(), strict=False, assign=True).unexpected_keys
-    assert not unexpected
-    for b in se_blocks(model):
-        b.to_empty(device="cpu")
-        for fc in (b.fc1, b.fc2):
-            fc.reset_parameters()
-    assert not any(t.is_meta for t in model.state_dict().values())
-    return model
+    return borrow_backbone(build_model(NAME, spec, 7, device="meta"), plain.state_dict())
 
 
 def test_minimum_input_size(plain7):

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from conftest import borrow_backbone
 
 from senet_ablate import weights
 from senet_ablate.complexity import count
@@ -165,15 +166,7 @@ def plain_state():
 
 def with_se(state, name, spec, options):
     """An SE variant that shares the plain backbone's tensors; only its SE blocks get new weights."""
-    model = build_model(name, spec, 7, device="meta", **options)
-    missing = model.load_state_dict(state, strict=False, assign=True).missing_keys
-    assert missing and all(".se.block." in k for k in missing)  # same layout as the plain net, plus SE
-    for b in se_blocks(model):
-        b.to_empty(device="cpu")
-        for m in b.modules():
-            if hasattr(m, "reset_parameters"):
-                m.reset_parameters()
-    return model
+    return borrow_backbone(build_model(name, spec, 7, device="meta", **options), state)
 
 
 CASES = [

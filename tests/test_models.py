@@ -6,6 +6,7 @@ import re
 
 import pytest
 import torch
+from conftest import borrow_backbone
 
 from senet_ablate.errors import ConfigError
 from senet_ablate.models import MODELS, build_model
@@ -44,15 +45,7 @@ def with_se(name, spec):
     """``name`` with SE as ``spec`` says: the backbone's tensors shared from one plain build, frozen
     (building and back-propagating SENet-154's 115M weights in each case would dominate the suite),
     the SE blocks freshly initialised and trainable."""
-    model = build_model(name, spec, 7, device="meta")
-    missing = model.load_state_dict(plain_weights(name), strict=False, assign=True).missing_keys
-    assert missing and all(".se.block." in k for k in missing)
-    for m in model.modules():
-        if isinstance(m, SEBlock):
-            m.to_empty(device="cpu")
-            for fc in (m.fc1, m.fc2):
-                fc.reset_parameters()
-    return model
+    return borrow_backbone(build_model(name, spec, 7, device="meta"), plain_weights(name))
 
 
 @pytest.mark.parametrize("name, integration, squeeze", covering(RESNETS))

@@ -238,10 +238,7 @@ def test_a_file_corrupted_in_a_later_epoch_fails_naming_it_keeps_last_pt_and_res
     shutil.copytree(cifar_jpeg, tree)
     victim = tree / "train/dog/0007.jpg"
     good = victim.read_bytes()
-    args = [
-        sys.executable,
-        "-m",
-        "senet_ablate.run.app",
+    overrides = [
         "data=imagefolder",
         f"data.root={tree}",
         "data.image_size=32",
@@ -249,6 +246,7 @@ def test_a_file_corrupted_in_a_later_epoch_fails_naming_it_keeps_last_pt_and_res
         "recipe.epochs=2",
         "recipe.batch_size=50",
     ]
+    args = [sys.executable, "-m", "senet_ablate.run.app", *overrides]
     run = tmp_path / "runs/adhoc/data.image_size=32,data=imagefolder,recipe.batch_size=50,recipe.epochs=2"
     marks = tmp_path / "marks"
     proc = subprocess.Popen(
@@ -266,7 +264,7 @@ def test_a_file_corrupted_in_a_later_epoch_fails_naming_it_keeps_last_pt_and_res
     )
     assert rec["epochs_done"] == 1 and (run / "last.pt").read_bytes() == ckpt
 
-    skipped = run_cli("run.app", *args[3:], "data.skip_bad_images=true", cwd=tmp_path)
+    skipped = run_cli("run.app", *overrides, "data.skip_bad_images=true", cwd=tmp_path)
     assert "after epoch 1 of 2" in skipped.stdout, skipped.stdout + skipped.stderr
     rec = record(run)  # the same run dir: skip_bad_images does not change what a run is
     assert rec["status"] == "completed" and rec["skipped_images"] == 1 and rec["skipped_image_paths"] == [str(victim)]
@@ -274,7 +272,7 @@ def test_a_file_corrupted_in_a_later_epoch_fails_naming_it_keeps_last_pt_and_res
 
     victim.write_bytes(good)
     shutil.rmtree(tmp_path / "runs")
-    run_cli("run.app", *args[3:], cwd=tmp_path)
+    run_cli("run.app", *overrides, cwd=tmp_path)
     assert "skipped_images" not in record(run)
 
 
