@@ -22,7 +22,8 @@ def test_the_record_says_which_precision_ran(tmp_path, compose_cfg, monkeypatch,
 
     _cpu(monkeypatch, native)
     monkeypatch.chdir(tmp_path)
-    app.run(compose_cfg("recipe.epochs=1", f"train.amp={amp}", "device=cpu"))
+    # 480 of the digits: what is asserted is the record's precision, and emulated bf16 (a CPU without it) is slow
+    app.run(compose_cfg("recipe.epochs=1", f"train.amp={amp}", "device=cpu", "data.subset={train: 480}"))
     rec = record(tmp_path)
     assert rec["status"] == "completed"
     assert (rec["amp"], rec["eval_amp"]) == (said, said)
@@ -46,7 +47,7 @@ def test_a_checkpoint_resumes_only_in_its_own_precision(tmp_path, compose_cfg, m
 
     monkeypatch.chdir(tmp_path)
     _cpu(monkeypatch, False)
-    app.run(compose_cfg("recipe.epochs=1"))
+    app.run(compose_cfg("recipe.epochs=1", "data.subset={train: 480}"))
     state = torch.load(tmp_path / "last.pt", weights_only=True)
     assert state["amp"] == "fp32"
     (tmp_path / "metrics.json").unlink()  # as if the run had stopped after its checkpoint
@@ -56,4 +57,4 @@ def test_a_checkpoint_resumes_only_in_its_own_precision(tmp_path, compose_cfg, m
         match=r"was trained in fp32, this relaunch would go on in bf16: relaunch "
         r"with train.amp=false",
     ):
-        app.run(compose_cfg("recipe.epochs=1"))
+        app.run(compose_cfg("recipe.epochs=1", "data.subset={train: 480}"))
