@@ -167,19 +167,11 @@ main()
 )
 def test_each_job_is_composed_once(tmp_path, args, compositions, jobs):
     import json
-    import subprocess
-    import sys
 
-    from conftest import clean_env
+    from conftest import ZYGOTE, clean_env
 
-    proc = subprocess.run(
-        [sys.executable, "-c", COUNT_COMPOSITIONS, *args],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=clean_env(),
-    )
+    (tmp_path / "count_compositions.py").write_text(COUNT_COMPOSITIONS)  # run as `python -m count_compositions`
+    proc = ZYGOTE.run("count_compositions", args, cwd=tmp_path, env=clean_env(PYTHONPATH=str(tmp_path)), timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert f"COMPOSITIONS {compositions}\n" in proc.stdout
     recs = [json.loads(p.read_text()) for p in (tmp_path / "runs").rglob("metrics.json")]
