@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from zygote import Zygote
+from zygote import Running, Zygote
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -147,10 +147,13 @@ def clean_environ(monkeypatch):
 
 @pytest.fixture(autouse=True)
 def worker_threads():
-    """Every test starts on the worker's share of the cores (an in-process job may have set more)."""
+    """Every test starts on the worker's share of the cores (an in-process job may have set more), and leaves
+    no started job running (start_cli) when it fails before waiting for it."""
     torch = sys.modules.get("torch")
     if torch is not None and torch.get_num_threads() != WORKER_THREADS:
         torch.set_num_threads(WORKER_THREADS)
+    yield
+    ZYGOTE.settle()
 
 
 def run_cli(
@@ -165,6 +168,13 @@ def run_cli(
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\nSTDOUT:\n{proc.stdout}\nSTDERR:\n{proc.stderr}")
     return proc
+
+
+def start_cli(module: str, *args: str, cwd: Path, env: dict | None = None) -> subprocess.Popen | Running:
+    """``python -m senet_ablate.<module> args`` started and left running, for a test that signals, kills or holds
+    it (pause_env): forked as run_cli's jobs are, its output from ``communicate()`` as (stdout, stderr)."""
+    env = clean_env(**{"PYTHONUNBUFFERED": "1", **(env or {})})
+    return ZYGOTE.start(f"senet_ablate.{module}", list(args), cwd=cwd, env=env)
 
 
 def borrow_backbone(model, state: dict):
@@ -257,7 +267,7 @@ def pause_env(marks: Path, at: str, run: str | None = None, **extra) -> dict:
     return env
 
 
-def wait_paused(marks: Path, proc: subprocess.Popen, count: int = 1) -> list[int]:
+def wait_paused(marks: Path, proc: subprocess.Popen | Running, count: int = 1) -> list[int]:
     """Wait (on an observable state, not a clock) until ``count`` processes hold at the pause;
     return their pids. Fails at once if the job ends first."""
     import time

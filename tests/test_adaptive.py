@@ -7,12 +7,10 @@ import json
 import os
 import re
 import signal
-import subprocess
-import sys
 
 import pandas as pd
 import pytest
-from conftest import pause_env, record, run_cli, wait_paused, write_files
+from conftest import pause_env, record, run_cli, start_cli, wait_paused, write_files
 
 pytestmark = pytest.mark.slow
 
@@ -96,14 +94,7 @@ def test_an_interrupted_capped_and_relaunched_sweep_takes_the_same_decisions_and
     cut = cwd / "cut" / "adaptive"
     marks = cwd / "marks"
     capped = [*ARGS, MAX4, "runs_dir=cut", "hydra.sweeper.max_runs=10"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "senet_ablate.run.app", *capped],
-        cwd=cwd,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=pause_env(marks, "1:0", run="row=close,seed=3"),
-    )
+    proc = start_cli("run.app", *capped, cwd=cwd, env=pause_env(marks, "1:0", run="row=close,seed=3"))
     wait_paused(marks, proc)  # round 2 of the plan: the one run max_runs=10 leaves room for
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=120)

@@ -7,11 +7,10 @@ import json
 import os
 import signal
 import subprocess
-import sys
 
 import pytest
 import torch
-from conftest import history, pause_env, record, run_cli, run_job, wait_paused
+from conftest import history, pause_env, record, run_cli, run_job, start_cli, wait_paused
 
 from senet_ablate.api import se_spec
 from senet_ablate.detect import coco, synth
@@ -181,14 +180,8 @@ def test_detect_trains_an_se_trunk_resumes_after_ctrl_c_to_the_same_state_and_re
     root = f"data.root={det_set}"
     run_cli("run.app", *ARGS, root, "runs_dir=whole", cwd=tmp_path)
     marks = tmp_path / "marks"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "senet_ablate.run.app", *ARGS, root, "runs_dir=cut", "data.workers=1"],
-        cwd=tmp_path,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=pause_env(marks, "2:2"),
-    )
+    cut_args = [*ARGS, root, "runs_dir=cut", "data.workers=1"]
+    proc = start_cli("run.app", *cut_args, cwd=tmp_path, env=pause_env(marks, "2:2"))
     wait_paused(marks, proc)  # held before step 3 of epoch 2
     os.kill(proc.pid, signal.SIGINT)
     out, err = proc.communicate(timeout=600)

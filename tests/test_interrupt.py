@@ -4,24 +4,15 @@ equals an uninterrupted run; a second Ctrl-C stops at once; a sweep stops and st
 
 import os
 import signal
-import subprocess
-import sys
 
-from conftest import history, pause_env, record, run_cli, run_job, wait_paused
+from conftest import history, pause_env, record, run_cli, run_job, start_cli, wait_paused
 
 ARGS = ["recipe.epochs=3", "deterministic=true", "data.subset={train: 480}"]  # 8 steps an epoch, of 64
 DIR = "adhoc/data.subset={train: 480},deterministic=true,recipe.epochs=3"
 
 
 def start(tmp_path, marks, *args, at="2:3"):
-    return subprocess.Popen(
-        [sys.executable, "-m", "senet_ablate.run.app", *args],
-        cwd=tmp_path,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=pause_env(marks, at),
-    )
+    return start_cli("run.app", *args, cwd=tmp_path, env=pause_env(marks, at))
 
 
 def test_ctrl_c_checkpoints_records_interrupted_exits_130_and_the_relaunch_equals_an_uninterrupted_run(tmp_path):
@@ -91,14 +82,8 @@ def test_ctrl_c_outside_the_training_loop_is_recorded_interrupted_too(tmp_path, 
 
 def test_ctrl_c_stops_a_sweep_which_still_prints_its_table(tmp_path):
     marks = tmp_path / "marks"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "senet_ablate.run.app", "-m", "recipe.epochs=2", "se.squeeze=avg,max"],
-        cwd=tmp_path,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**pause_env(marks, "2:1"), "SENET_TEST_PAUSE_RUN": "se.squeeze=avg"},
-    )
+    env = pause_env(marks, "2:1", run="se.squeeze=avg")
+    proc = start_cli("run.app", "-m", "recipe.epochs=2", "se.squeeze=avg,max", cwd=tmp_path, env=env)
     wait_paused(marks, proc)
     os.kill(proc.pid, signal.SIGINT)
     out, err = proc.communicate(timeout=300)

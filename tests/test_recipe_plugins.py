@@ -6,12 +6,10 @@ unchanged (the rest of the suite trains with them)."""
 import math
 import os
 import signal
-import subprocess
-import sys
 
 import pytest
 import torch
-from conftest import history, pause_env, record, run_cli, run_job, wait_paused, write_files
+from conftest import history, pause_env, record, run_cli, run_job, start_cli, wait_paused, write_files
 from omegaconf import OmegaConf
 
 from senet_ablate.errors import ConfigError
@@ -108,13 +106,7 @@ def test_a_user_scheduler_resumes_bit_identically_after_sigkill(tmp_path):
     run_job(*args, "runs_dir=whole", cwd=tmp_path)
     [whole] = (tmp_path / "whole/sched").iterdir()
     marks = tmp_path / "marks"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "senet_ablate.run.app", *args, "runs_dir=cut"],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=pause_env(marks, "2:2"),
-    )
+    proc = start_cli("run.app", *args, "runs_dir=cut", cwd=tmp_path, env=pause_env(marks, "2:2"))
     wait_paused(marks, proc)  # held before step 3 of epoch 2: epoch 1 and the scheduler's step are on disk
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()

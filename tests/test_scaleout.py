@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import clean_env, pause_env, run_cli, run_job, wait_paused
+from conftest import clean_env, pause_env, run_cli, run_job, start_cli, wait_paused
 
 from senet_ablate.errors import ConfigError
 from senet_ablate.records import predictions
@@ -153,18 +153,11 @@ def test_sigterm_mid_epoch_checkpoints_exits_for_requeue_and_resumes_exactly(tmp
     whole, cut = tmp_path / "whole/adhoc" / name, tmp_path / "cut/adhoc" / name
 
     marks = tmp_path / "marks"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "senet_ablate.run.app", *args, "runs_dir=cut"],
-        cwd=tmp_path,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env=pause_env(marks, "2:3"),
-    )
+    proc = start_cli("run.app", *args, "runs_dir=cut", cwd=tmp_path, env=pause_env(marks, "2:3"))
     wait_paused(marks, proc)  # held before step 4 of epoch 2
     proc.send_signal(signal.SIGTERM)
-    out, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 128 + signal.SIGTERM, out  # exit for requeue, not a failure
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, out + err  # exit for requeue, not a failure
     rec = record(cut)
     assert rec["status"] == "preempted" and "SIGTERM" in rec["reason"] and rec["epochs_done"] == 1
     state = torch.load(cut / "last.pt", weights_only=True)

@@ -17,6 +17,7 @@ from conftest import (
     record,
     run_cli,
     run_job,
+    start_cli,
     user_package,
     wait_paused,
     write_files,
@@ -77,13 +78,7 @@ def test_sigkill_then_relaunch_matches_uninterrupted_run(tmp_path, amp):
     [name] = [p.name for p in (tmp_path / "whole/adhoc").iterdir()]
     whole, cut = tmp_path / "whole/adhoc" / name, tmp_path / "cut/adhoc" / name
     marks = tmp_path / "marks"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "senet_ablate.run.app", *args, "runs_dir=cut"],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=pause_env(marks, "3:5"),
-    )
+    proc = start_cli("run.app", *args, "runs_dir=cut", cwd=tmp_path, env=pause_env(marks, "3:5"))
     wait_paused(marks, proc)  # held before step 6 of epoch 3: epochs 1 and 2 are on disk
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
@@ -248,18 +243,15 @@ def test_a_file_corrupted_in_a_later_epoch_fails_naming_it_keeps_last_pt_and_res
         "recipe.epochs=2",
         "recipe.batch_size=50",
     ]
-    args = [sys.executable, "-m", "senet_ablate.run.app", *overrides]
     run = tmp_path / "runs/adhoc/data.image_size=32,data=imagefolder,recipe.batch_size=50,recipe.epochs=2"
     marks = tmp_path / "marks"
-    proc = subprocess.Popen(
-        args, cwd=tmp_path, env=pause_env(marks, "2:0"), text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
+    proc = start_cli("run.app", *overrides, cwd=tmp_path, env=pause_env(marks, "2:0"))
     wait_paused(marks, proc)
     ckpt = (run / "last.pt").read_bytes()
     victim.write_bytes(b"damaged")
     (marks / "go").touch()
-    out, _ = proc.communicate(timeout=300)
-    assert proc.returncode == 1, out
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1, out + err
     rec = record(run)
     assert (
         rec["status"] == "failed" and f"cannot decode image {victim}" in rec["reason"] and "(epoch 2" in rec["reason"]

@@ -97,3 +97,23 @@ def test_a_warm_child_past_its_timeout_is_killed_and_reported(probe):
     with pytest.raises(subprocess.TimeoutExpired):
         ZYGOTE.run("probe", ["sleep"], cwd=probe, env=env, timeout=1)
     assert ZYGOTE.run("probe", ["exit", "0"], cwd=probe, env=env, timeout=300).returncode == 0  # still serves
+
+
+def test_a_sitecustomize_on_the_jobs_pythonpath_runs_first_in_a_warm_child_too(probe):
+    """tests/pause_hook is one: a fresh interpreter imports it at start-up, a warm child before its module."""
+    write_files(probe, {"lib/sitecustomize.py": "import os\nos.environ['SITE_RAN'] = 'before the module'\n"})
+    fresh, warm = both(probe, "facts")
+    assert fresh.returncode == warm.returncode == 0, (fresh.stderr, warm.stderr)
+    assert fresh.stdout == warm.stdout and '"SITE_RAN": "before the module"' in fresh.stdout
+
+
+def test_a_started_warm_child_is_signalled_waited_for_and_read_as_a_popen_is(probe):
+    env = clean_env(PYTHONPATH=str(probe / "lib"), PYTHONUNBUFFERED="1")
+    fresh = subprocess.Popen([sys.executable, "-m", "probe", "sleep"], cwd=probe, env=env, text=True)
+    warm = ZYGOTE.start("probe", ["sleep"], cwd=probe, env=env)
+    assert fresh.poll() is warm.poll() is None
+    for proc in (fresh, warm):
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+    assert fresh.returncode == warm.returncode == -signal.SIGTERM
+    assert ZYGOTE.run("probe", ["exit", "0"], cwd=probe, env=env, timeout=300).returncode == 0  # serves again

@@ -1,4 +1,4 @@
-"""A warm interpreter that starts the suite's CLI jobs (conftest.run_cli) by fork: torch, torchvision,
+"""A warm interpreter that starts the suite's CLI jobs (conftest.run_cli, start_cli) by fork: torch, torchvision,
 Hydra, pandas, scipy, scikit-learn and matplotlib are imported once, and each job is a forked child that
 runs ``python -m <module> args`` as a fresh interpreter would, with the job's own argv, environment,
 working directory, sys.path, standard streams and exit status. A fresh interpreter spends ~3 s of CPU
@@ -8,13 +8,15 @@ importing those libraries and ~1 s tearing them down, around jobs that often tak
 The warm process never runs a tensor op (a child has no thread pool to inherit) and never imports
 ``senet_ablate`` or ``hydra_plugins``: each child imports them under its own environment
 (``train/compiled.py`` reads the compile-cache variables at import; Hydra scans its plug-ins per job).
-What an interpreter or torch reads only at start-up (START_VARS, a ``sitecustomize`` on PYTHONPATH)
-cannot change in a child: a job that sets them otherwise gets a fresh interpreter.
+What an interpreter or torch reads only at start-up (START_VARS) cannot change in a child: a job that sets
+them otherwise gets a fresh interpreter. A ``sitecustomize`` on the job's PYTHONPATH (tests/pause_hook) the
+child imports before the module, as an interpreter does at start-up.
 tests/test_zygote.py checks that a job cannot tell the two apart.
 
 Protocol, JSON lines: in ``{"module", "args", "env", "cwd", "stdout", "stderr"}`` (the two paths
 receive the child's fd 1 and 2); out ``{"pid": N}`` at the fork, then ``{"rc": N}`` (as subprocess
-reports it: negative for a signal).
+reports it: negative for a signal). ``Zygote.run`` waits for the job; ``Zygote.start`` returns at the fork
+(a ``Running`` job, for a test that signals, kills or holds it).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import importlib
 import json
 import os
 import runpy
+import shutil
 import signal
 import subprocess
 import sys
@@ -44,14 +47,12 @@ class Zygote:
 
     def __init__(self, env: dict):
         self.env, self.proc, self.lock = env, None, threading.Lock()
+        self.running: Running | None = None  # a started job not yet waited for
 
     def serves(self, env: dict) -> bool:
         """Whether a forked child can be the job: never where SENET_TEST_FRESH_PROCESS=1 (to rule the fork
         out when a test fails), nor for a job whose start-up differs from the warm interpreter's."""
         if os.environ.get("SENET_TEST_FRESH_PROCESS") == "1":
-            return False
-        paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-        if any(Path(p, "sitecustomize.py").exists() for p in paths):
             return False
         return all(env.get(k) == self.env.get(k) for k in START_VARS)
 
@@ -68,20 +69,48 @@ class Zygote:
             raise subprocess.TimeoutExpired(cmd, timeout, out, err)
         return subprocess.CompletedProcess(cmd, rc, out, err)
 
+    def start(self, module: str, args: list[str], cwd: Path, env: dict) -> Running | subprocess.Popen:
+        """``python -m module args`` started and left running, its output kept (``communicate`` gives it): forked
+        when it can be, else fresh. Until it is waited for, this zygote serves no other job."""
+        cmd = [sys.executable, "-m", module, *args]
+        if not self.serves(env):
+            pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+            return subprocess.Popen(cmd, cwd=cwd, env=env, **pipes)
+        self.lock.acquire()
+        tmp = tempfile.mkdtemp(prefix="senet-cli-")
+        streams = {"stdout": os.path.join(tmp, "stdout"), "stderr": os.path.join(tmp, "stderr")}
+        pid = self.launch({"module": module, "args": args, "env": env, "cwd": str(cwd), **streams})
+        self.running = Running(self, cmd, pid, Path(tmp))
+        return self.running
+
     def fork(self, job: dict, timeout: float) -> tuple[int, bool]:
         """Send ``job``; its exit status, and whether it was killed at ``timeout`` seconds."""
+        return self.reap(self.launch(job), timeout)
+
+    def launch(self, job: dict) -> int:
+        """Send ``job`` (starting the warm interpreter if it is not running); the child's pid."""
         if self.proc is None or self.proc.poll() is not None:
             pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "text": True}
             self.proc = subprocess.Popen([sys.executable, __file__], **pipes, env=self.env)
         self.proc.stdin.write(json.dumps(job) + "\n")
         self.proc.stdin.flush()
-        pid = json.loads(self.proc.stdout.readline())["pid"]
+        return json.loads(self.proc.stdout.readline())["pid"]
+
+    def reap(self, pid: int, timeout: float) -> tuple[int, bool]:
+        """Child ``pid``'s exit status once it ends, and whether it was killed at ``timeout`` seconds."""
         killed = threading.Event()
         timer = threading.Timer(timeout, lambda: killed.set() or os.kill(pid, signal.SIGKILL))
         timer.start()
         rc = json.loads(self.proc.stdout.readline())["rc"]
         timer.cancel()
         return rc, killed.is_set()
+
+    def settle(self) -> None:
+        """Kill and wait for a started job a test left running (it failed before waiting), so that the next
+        job of this worker is served."""
+        if self.running is not None and self.running.returncode is None:
+            self.running.send_signal(signal.SIGKILL)
+            self.running.wait()
 
     def close(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -105,6 +134,8 @@ def child(job: dict, base_path: list[str]) -> None:
     sys.path[:] = [os.getcwd(), *extra, *base_path]
     importlib.invalidate_caches()  # files written since this process started (a user's package)
     sys.argv = [job["module"], *job["args"]]
+    if any(Path(p, "sitecustomize.py").exists() for p in extra):
+        _site_customize()
     try:
         runpy.run_module(job["module"], run_name="__main__", alter_sys=True)
         ending = Ending(0)
@@ -118,6 +149,54 @@ def child(job: dict, base_path: list[str]) -> None:
         ending = Ending(1)
     ENDING.append(ending)
     raise SystemExit(ending.code or 0)  # the interpreter's own exit, up to end_now
+
+
+def _site_customize() -> None:
+    """Import the job's ``sitecustomize`` as an interpreter does at start-up: an error in it is reported, not raised."""
+    sys.modules.pop("sitecustomize", None)
+    try:
+        importlib.import_module("sitecustomize")
+    except Exception as e:  # the message CPython's site module prints
+        print(f"Error in sitecustomize; set PYTHONVERBOSE for traceback:\n{type(e).__name__}: {e}", file=sys.stderr)
+
+
+class Running:
+    """A job forked by ``Zygote.start``: what the tests use of ``subprocess.Popen`` (pid, poll, wait, communicate,
+    send_signal, returncode). Its stdout and stderr are read once it has ended."""
+
+    def __init__(self, zygote: Zygote, args: list[str], pid: int, tmp: Path):
+        self.zygote, self.args, self.pid, self.tmp = zygote, args, pid, tmp
+        self.returncode: int | None = None
+        self.output: tuple[str, str] = ("", "")
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                os.kill(self.pid, 0)  # the warm interpreter reaps its child at once: no pid, no child
+                return None
+            except ProcessLookupError:
+                self.wait()
+        return self.returncode
+
+    def wait(self, timeout: float = 600) -> int:
+        if self.returncode is None:
+            rc, killed = self.zygote.reap(self.pid, timeout)
+            self.returncode = rc
+            self.output = tuple(Path(self.tmp, k).read_text(errors="replace") for k in ("stdout", "stderr"))
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            self.zygote.running = None
+            self.zygote.lock.release()
+            if killed:
+                raise subprocess.TimeoutExpired(self.args, timeout, *self.output)
+        return self.returncode
+
+    def communicate(self, timeout: float = 600) -> tuple[str, str]:
+        self.wait(timeout)
+        return self.output
+
+    def send_signal(self, signum: int) -> None:
+        if self.returncode is None:
+            os.kill(self.pid, signum)
 
 
 def _say(code) -> int:
