@@ -64,7 +64,7 @@ class Zygote:
         with self.lock, tempfile.TemporaryDirectory(prefix="senet-cli-") as tmp:
             streams = {"stdout": os.path.join(tmp, "stdout"), "stderr": os.path.join(tmp, "stderr")}
             rc, killed = self.fork({"module": module, "args": args, "env": env, "cwd": str(cwd), **streams}, timeout)
-            out, err = (Path(streams[k]).read_text(errors="replace") for k in ("stdout", "stderr"))
+            out, err = (_read(Path(streams[k])) for k in ("stdout", "stderr"))
         if killed:
             raise subprocess.TimeoutExpired(cmd, timeout, out, err)
         return subprocess.CompletedProcess(cmd, rc, out, err)
@@ -79,7 +79,12 @@ class Zygote:
         self.lock.acquire()
         tmp = tempfile.mkdtemp(prefix="senet-cli-")
         streams = {"stdout": os.path.join(tmp, "stdout"), "stderr": os.path.join(tmp, "stderr")}
-        pid = self.launch({"module": module, "args": args, "env": env, "cwd": str(cwd), **streams})
+        try:
+            pid = self.launch({"module": module, "args": args, "env": env, "cwd": str(cwd), **streams})
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            self.lock.release()
+            raise
         self.running = Running(self, cmd, pid, Path(tmp))
         return self.running
 
@@ -180,12 +185,14 @@ class Running:
 
     def wait(self, timeout: float = 600) -> int:
         if self.returncode is None:
-            rc, killed = self.zygote.reap(self.pid, timeout)
-            self.returncode = rc
-            self.output = tuple(Path(self.tmp, k).read_text(errors="replace") for k in ("stdout", "stderr"))
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            self.zygote.running = None
-            self.zygote.lock.release()
+            try:
+                rc, killed = self.zygote.reap(self.pid, timeout)
+                self.output = tuple(_read(Path(self.tmp, k)) for k in ("stdout", "stderr"))
+                self.returncode = rc
+            finally:
+                shutil.rmtree(self.tmp, ignore_errors=True)
+                self.zygote.running = None
+                self.zygote.lock.release()
             if killed:
                 raise subprocess.TimeoutExpired(self.args, timeout, *self.output)
         return self.returncode
@@ -197,6 +204,11 @@ class Running:
     def send_signal(self, signum: int) -> None:
         if self.returncode is None:
             os.kill(self.pid, signum)
+
+
+def _read(stream: Path) -> str:
+    """What a child wrote to ``stream``; nothing if it was killed before it opened it."""
+    return stream.read_text(errors="replace") if stream.exists() else ""
 
 
 def _say(code) -> int:
