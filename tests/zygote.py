@@ -61,13 +61,9 @@ class Zygote:
         cmd = [sys.executable, "-m", module, *args]
         if not self.serves(env):
             return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-        with self.lock, tempfile.TemporaryDirectory(prefix="senet-cli-") as tmp:
-            streams = {"stdout": os.path.join(tmp, "stdout"), "stderr": os.path.join(tmp, "stderr")}
-            rc, killed = self.fork({"module": module, "args": args, "env": env, "cwd": str(cwd), **streams}, timeout)
-            out, err = (_read(Path(streams[k])) for k in ("stdout", "stderr"))
-        if killed:
-            raise subprocess.TimeoutExpired(cmd, timeout, out, err)
-        return subprocess.CompletedProcess(cmd, rc, out, err)
+        job = self.start(module, args, cwd, env)
+        out, err = job.communicate(timeout)  # killed at the timeout: TimeoutExpired, with what it wrote
+        return subprocess.CompletedProcess(cmd, job.returncode, out, err)
 
     def start(self, module: str, args: list[str], cwd: Path, env: dict) -> Running | subprocess.Popen:
         """``python -m module args`` started and left running, its output kept (``communicate`` gives it): forked
@@ -87,10 +83,6 @@ class Zygote:
             raise
         self.running = Running(self, cmd, pid, Path(tmp))
         return self.running
-
-    def fork(self, job: dict, timeout: float) -> tuple[int, bool]:
-        """Send ``job``; its exit status, and whether it was killed at ``timeout`` seconds."""
-        return self.reap(self.launch(job), timeout)
 
     def launch(self, job: dict) -> int:
         """Send ``job`` (starting the warm interpreter if it is not running); the child's pid."""
