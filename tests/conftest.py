@@ -29,6 +29,10 @@ CONF = ROOT / "conf"
 # in the parallel suite with 2 threads per worker, 87 s alone).
 WORKER_THREADS = max(1, len(os.sched_getaffinity(0)) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1))
 os.environ["OMP_NUM_THREADS"] = str(WORKER_THREADS)  # before torch is imported in this worker
+# torch.compile's first use in a fresh cache probes each vector ISA the CPU lists by building and loading a
+# test program (ten g++ builds: 6 of the compile test's 25 s alone); the suite's jobs take the ISA from
+# /proc/cpuinfo instead (inductor's TORCHINDUCTOR_VEC_ISA_OK, read when torch._inductor is imported)
+os.environ.setdefault("TORCHINDUCTOR_VEC_ISA_OK", "1")
 
 # a docs example: a fenced block after <!-- docs-test: file NAME --> (saved as NAME) or <!-- docs-test: run -->
 # (run), and the output block right after a run, if any (tests/test_docs.py)

@@ -4,6 +4,8 @@ papers' equations (written out here, independent of our frame); params on ResNet
 module runs forward and backward on every backbone family at every integration it offers; bad values
 fail at config time naming the key."""
 
+import functools
+
 import pytest
 import torch
 from conftest import borrow_backbone, f32_tol
@@ -142,7 +144,8 @@ FAMILIES = {  # one backbone per family, at the smallest input its layout takes 
 }
 
 
-def offered(name):
+@functools.cache  # the same five meta builds for every module of a family
+def offered(name: str) -> tuple[str, ...]:
     valid = []
     for integration in ("standard", "pre", "post", "identity", "conv3x3"):
         try:
@@ -150,7 +153,7 @@ def offered(name):
             valid.append(integration)
         except ConfigError:
             pass
-    return valid
+    return tuple(valid)
 
 
 def with_module(name: str, spec: SESpec) -> nn.Module:

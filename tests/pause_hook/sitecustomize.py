@@ -15,21 +15,48 @@ the file ``DIR/go`` exists, and goes on. Nothing here changes what the job compu
 import os
 
 if os.environ.get("SENET_TEST_PAUSE"):
+    import importlib.abc
+    import importlib.util
+    import sys
     import time
     from pathlib import Path
-
-    from senet_ablate import data, distributed
 
     EPOCH, BATCH = (int(v) for v in os.environ["SENET_TEST_PAUSE"].split(":"))
     WHERE = Path(os.environ["SENET_TEST_PAUSE_DIR"])
     guards = []
-    _enter = distributed.PreemptionGuard.__enter__
 
-    def _remember(self):
-        guards.append(self)
-        return _enter(self)
+    class _AfterImport(importlib.abc.MetaPathFinder):
+        """Patches a module right after the job first imports it: a process that never does (torchrun's
+        agent, submitit's watcher, a job that is not a detector's) never imports it for the hook."""
 
-    distributed.PreemptionGuard.__enter__ = _remember
+        def __init__(self, patches: dict) -> None:
+            self.patches = patches
+
+        def find_spec(self, name, path, target=None):
+            if name not in self.patches:
+                return None
+            sys.meta_path.remove(self)
+            try:
+                spec = importlib.util.find_spec(name)
+            finally:
+                sys.meta_path.insert(0, self)
+            run, patch = spec.loader.exec_module, self.patches.pop(name)
+
+            def exec_module(module):
+                run(module)
+                patch(module)
+
+            spec.loader.exec_module = exec_module
+            return spec
+
+    def _remember_guards(distributed) -> None:
+        enter = distributed.PreemptionGuard.__enter__
+
+        def __enter__(self):
+            guards.append(self)
+            return enter(self)
+
+        distributed.PreemptionGuard.__enter__ = __enter__
 
     def _this_run() -> bool:
         want = os.environ.get("SENET_TEST_PAUSE_RUN")
@@ -65,8 +92,13 @@ if os.environ.get("SENET_TEST_PAUSE"):
 
         cls.__iter__ = __iter__
 
-    _wrap(data.TensorLoader)
-    _wrap(data.StreamLoader)
-    from senet_ablate.detect import loop as detect_loop
-
-    _wrap(detect_loop.DetLoader)  # task=detect
+    sys.meta_path.insert(
+        0,
+        _AfterImport(
+            {
+                "senet_ablate.distributed": _remember_guards,
+                "senet_ablate.data": lambda data: (_wrap(data.TensorLoader), _wrap(data.StreamLoader)),
+                "senet_ablate.detect.loop": lambda loop: _wrap(loop.DetLoader),  # task=detect
+            }
+        ),
+    )
