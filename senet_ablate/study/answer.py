@@ -9,6 +9,7 @@ from collections.abc import Iterable
 
 import pandas as pd
 
+from . import distributions as dist
 from . import factorial
 from . import inference as inf
 from .columns import UNIT, Part
@@ -98,10 +99,9 @@ def _images_bound(r: pd.Series, col: str, table: StudyTable) -> str:
     se = r.get(Part.DELTA_IMAGE_SE.of(col), math.nan)
     if not images or se is None or math.isnan(se):
         return "more seeds alone cannot resolve it: the test set is too small for a Δ this size"
-    from scipy import stats  # lazily, as the rest of the study side: scipy.stats probes torch when loaded
 
     alpha = 1 - r.get(Part.DELTA_LEVEL.of(col), 0.95)  # the column holds the interval's confidence
-    floor = stats.norm.ppf(1 - alpha / 2) * se
+    floor = dist.norm_ppf(1 - alpha / 2) * se
     said = f"no number of seeds resolves it: the {images} test images alone leave ±{floor:.2f}"
     return f"{said}; a larger test set can, e.g. {LARGER}"
 

@@ -34,6 +34,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from . import distributions as dist
+
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
@@ -85,18 +87,14 @@ class Estimate:
             return math.nan
         if self.seed_var == 0:
             return math.inf
-        from scipy import stats
-
-        up = self.seed_var * self.seed_df / stats.chi2.ppf(DF_QUANTILE, self.seed_df)
+        up = self.seed_var * self.seed_df / dist.chi2_ppf(DF_QUANTILE, self.seed_df)
         return (up + self.image_var) ** 2 / (up * up / self.seed_df)
 
     def half_width(self, level: float = 0.95) -> float:
         """Half-width of the two-sided ``level`` interval (NaN without a seed spread, n < 2)."""
         if math.isnan(self.df):
             return math.nan
-        from scipy import stats
-
-        return float(stats.t.ppf(0.5 + level / 2, self.df) * self.se)
+        return float(dist.t_ppf(0.5 + level / 2, self.df) * self.se)
 
     def interval(self, level: float) -> tuple[float, float]:
         """The two-sided (1 - ``level``) interval of the mean: (NaN, NaN) without a seed spread; a point
@@ -111,9 +109,7 @@ class Estimate:
             return math.nan
         if self.se == 0:
             return 1.0 if self.mean == 0 else 0.0
-        from scipy import stats
-
-        return float(2 * stats.t.sf(abs(self.mean) / self.se, self.df))
+        return float(2 * dist.t_sf(abs(self.mean) / self.se, self.df))
 
     def p_equivalent(self, margin: float) -> float:
         """TOST: the larger of the two one-sided p-values of |mean| >= ``margin``."""
@@ -121,10 +117,8 @@ class Estimate:
             return math.nan
         if self.se == 0:
             return 0.0 if abs(self.mean) < margin else 1.0
-        from scipy import stats
-
-        lower = stats.t.sf((self.mean + margin) / self.se, self.df)
-        upper = stats.t.cdf((self.mean - margin) / self.se, self.df)
+        lower = dist.t_sf((self.mean + margin) / self.se, self.df)
+        upper = dist.t_cdf((self.mean - margin) / self.se, self.df)
         return float(max(lower, upper))
 
 
@@ -335,9 +329,9 @@ def power(delta: float, seed_parts: Sequence[float], image_var: float, n: int, a
     if est.se == 0:
         return 1.0
     df = est.df if seed_var > 0 else math.inf
-    ncp, crit = abs(delta) / est.se, stats.t.ppf(1 - alpha / 2, df)
+    ncp, crit = abs(delta) / est.se, dist.t_ppf(1 - alpha / 2, df)
     if math.isinf(df):
-        return float(stats.norm.sf(crit - ncp) + stats.norm.sf(crit + ncp))
+        return float(dist.norm_sf(crit - ncp) + dist.norm_sf(crit + ncp))
     return float(stats.nct.sf(crit, df, ncp) + stats.nct.sf(crit, df, -ncp))
 
 
@@ -371,10 +365,8 @@ def seeds_needed_range(delta: float, est: Estimate, alpha: float = 0.05) -> tupl
     interval on the seed variance's ``seed_df`` degrees of freedom): what the runs so far can support."""
     if not est.seed_parts or not est.seed_df > 0:
         return math.nan, math.nan, math.nan
-    from scipy import stats
-
     df = est.seed_df
-    scale = (df / stats.chi2.ppf(0.975, df), df / stats.chi2.ppf(0.025, df))
+    scale = (df / dist.chi2_ppf(0.975, df), df / dist.chi2_ppf(0.025, df))
     return tuple(seeds_needed(delta, [v * f for v in est.seed_parts], est.image_var, alpha) for f in (1.0, *scale))
 
 

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import distributions as dist
+
 OWN_LEVEL = 0.25  # a unit whose s² lies outside the prior's two-sided 75% F range keeps its own spread
 
 
@@ -125,14 +127,12 @@ def _fit(usable, members, own: tuple) -> Prior:
 
 def _outside(var: float, df: float, prior: Prior) -> bool:
     """Whether s² on ``df`` lies outside the two-sided ``OWN_LEVEL`` range of s0²·F(df, d0)."""
-    from scipy import stats
-
     if not prior.df > 0 or not prior.var > 0:
         return False
     if math.isinf(prior.df):
-        lo, hi = (stats.chi2.ppf(q, df) / df for q in (OWN_LEVEL / 2, 1 - OWN_LEVEL / 2))
+        lo, hi = (dist.chi2_ppf(q, df) / df for q in (OWN_LEVEL / 2, 1 - OWN_LEVEL / 2))
     else:
-        lo, hi = (stats.f.ppf(q, df, prior.df) for q in (OWN_LEVEL / 2, 1 - OWN_LEVEL / 2))
+        lo, hi = (dist.f_ppf(q, df, prior.df) for q in (OWN_LEVEL / 2, 1 - OWN_LEVEL / 2))
     return not lo <= var / prior.var <= hi
 
 

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..records.atomic import write_atomic
+from . import distributions as dist
 from . import inference as inf
 
 if TYPE_CHECKING:
@@ -52,22 +53,14 @@ GRID = 801  # points of the integration grid per look
 
 def spent(t: float, alpha: float, kind: str = "obf") -> float:
     """α spent by information fraction ``t`` (0..1) under the Lan–DeMets function ``kind``."""
-    from scipy import stats
-
     t = min(max(float(t), 0.0), 1.0)
     if t == 0:
         return 0.0
     if kind == "obf":
-        return float(2 - 2 * stats.norm.cdf(stats.norm.ppf(1 - alpha / 2) / math.sqrt(t)))
+        return float(2 - 2 * dist.norm_cdf(dist.norm_ppf(1 - alpha / 2) / math.sqrt(t)))
     if kind == "pocock":
         return float(alpha * math.log(1 + (math.e - 1) * t))
     raise ValueError(f"hydra.sweeper.spending={kind!r}: valid values: {', '.join(SPENDING)}")
-
-
-def _normal_pdf(z: np.ndarray) -> np.ndarray:
-    """The standard normal density, computed directly (scipy's ``norm.pdf`` checks its arguments on every call,
-    which cost more than the density on the look's GRID x GRID kernel)."""
-    return np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
 
 
 def _crossing(f, x, sigma: float, b: float, sides: int) -> float:
@@ -95,8 +88,6 @@ def _boundary_at(f, x, sigma: float, target: float, scale: float, sides: int) ->
 def boundaries(times: tuple, alpha: float, kind: str = "obf", sides: int = 2) -> tuple:
     """Nominal z boundaries of looks at information fractions ``times`` (increasing, in (0, 1]) that spend
     ``alpha`` by ``kind``; ``sides`` 2: reject on |Z| >= c, 1: on Z >= c. inf where a look spends nothing."""
-    from scipy import stats
-
     out, prev_t, prev_a = [], 0.0, 0.0
     x = np.zeros(1)
     f = np.ones(1)  # a point mass at 0 before the first look (handled by sigma below)
@@ -108,7 +99,7 @@ def boundaries(times: tuple, alpha: float, kind: str = "obf", sides: int = 2) ->
         sigma, scale = math.sqrt(t - prev_t), math.sqrt(t)
         if prev_t == 0:
             q = (a - prev_a) / sides
-            c = float(stats.norm.isf(q)) if q > 0 else math.inf
+            c = float(dist.norm_isf(q)) if q > 0 else math.inf
         else:
             c = _boundary_at(f, x, sigma, a - prev_a, scale, sides)
         out.append(c)
@@ -116,9 +107,9 @@ def boundaries(times: tuple, alpha: float, kind: str = "obf", sides: int = 2) ->
         lo = -b if sides == 2 else -12.0 * math.sqrt(times[-1])
         y = np.linspace(lo, b, GRID)
         if prev_t == 0:
-            f = _normal_pdf(y / scale) / scale
+            f = dist.norm_pdf(y / scale) / scale
         else:
-            kernel = _normal_pdf((y[:, None] - x[None, :]) / sigma) / sigma
+            kernel = dist.norm_pdf((y[:, None] - x[None, :]) / sigma) / sigma
             f = np.trapezoid(kernel * f[None, :], x, axis=1)
         x, prev_t, prev_a = y, t, a
     return tuple(out)
@@ -137,9 +128,7 @@ def information(unit_var: float, image_var: float, ns: Iterable[int], max_seeds:
 def nominal_levels(times: tuple, alpha: float, kind: str) -> tuple:
     """Two-sided nominal levels of looks at information fractions ``times`` spending ``alpha`` by ``kind``
     (0 where a look spends nothing)."""
-    from scipy import stats
-
-    return tuple(float(2 * stats.norm.sf(c)) for c in boundaries(tuple(times), alpha, kind, 2))
+    return tuple(float(2 * dist.norm_sf(c)) for c in boundaries(tuple(times), alpha, kind, 2))
 
 
 # ---------------------------------------------------------------------------------------------- the plan

@@ -20,6 +20,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from . import distributions as dist
 from . import inference as inf
 from . import sequential as seq
 from .pooling import moderated_deltas
@@ -57,35 +58,31 @@ def _shift(world: World, r: int) -> float:
 
 def _density(world: World, r: int) -> float:
     """d(error)/d(offset) at the row's error: the normal density at its probit, scaled."""
-    from scipy import stats
-
     sd = math.sqrt(1 + world.s**2 * (1 + world.gamma**2) + world.scale(r) ** 2)
-    return float(stats.norm.pdf(stats.norm.ppf(world.errs[r] / 100)) / sd)
+    return float(dist.norm_pdf(dist.norm_ppf(world.errs[r] / 100)) / sd)
 
 
 @lru_cache(maxsize=512)
 def offset(world: World, r: int) -> float:
     """a_r giving row r its population error, with the skewed law's bad runs counted in the mean."""
-    from scipy import optimize, stats
+    from scipy import optimize
 
     sd_img = world.s * math.sqrt(1 + world.gamma**2)
     if world.seeds == "normal" and r not in world.bad:
-        return float(stats.norm.ppf(world.errs[r] / 100) * math.sqrt(1 + sd_img**2 + world.scale(r) ** 2))
+        return float(dist.norm_ppf(world.errs[r] / 100) * math.sqrt(1 + sd_img**2 + world.scale(r) ** 2))
     rng = np.random.default_rng(12345)
     u = world.scale(r) * _seed_draws(rng, world, 200_000)
     u = u + _shift(world, r) * (rng.random(len(u)) < 0.1)
     target = world.errs[r] / 100
 
     def gap(a: float) -> float:
-        return float(stats.norm.cdf((a + u) / math.sqrt(1 + sd_img**2)).mean()) - target
+        return float(dist.norm_cdf((a + u) / math.sqrt(1 + sd_img**2)).mean()) - target
 
     return float(optimize.brentq(gap, -20, 20))
 
 
 def draw(rng: np.random.Generator, world: World, n: int) -> list[inf.Sample]:
     """One study: a Sample per row, ``n`` seeds each (per-image values in %)."""
-    from scipy import stats
-
     unique = world.n_img // world.copies
     z = rng.standard_normal(unique)
     v = _seed_draws(rng, world, n)
@@ -95,7 +92,7 @@ def draw(rng: np.random.Generator, world: World, n: int) -> list[inf.Sample]:
         u = world.scale(r) * (math.sqrt(world.rho) * v + math.sqrt(1 - world.rho) * own) / 1.0
         u = u + _shift(world, r) * (rng.random(n) < 0.1)
         zr = z + world.gamma * rng.standard_normal(unique)
-        p = stats.norm.cdf(offset(world, r) + world.s * zr[None, :] + u[:, None])
+        p = dist.norm_cdf(offset(world, r) + world.s * zr[None, :] + u[:, None])
         wrong = 100.0 * (rng.random(p.shape) < p)
         if world.copies > 1:
             wrong = np.repeat(wrong, world.copies, axis=1)

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ..records import predictions
+from . import distributions as dist
 from . import inference as inf
 
 OUTLIER_LEVEL = 0.01  # per row, Bonferroni over its runs
@@ -66,7 +67,6 @@ def set_apart(trained: pd.DataFrame, alpha: float) -> tuple[pd.DataFrame, pd.Dat
 def outliers(values: np.ndarray, prior_var: float, prior_df: float) -> list[int]:
     """Indices of runs far outside the others of their row: leave-one-out t against the others' mean, the
     spread the others' variance moderated by the study's (``prior_var`` on ``prior_df``)."""
-    from scipy import stats
 
     from .pooling import NONE, Prior
 
@@ -79,7 +79,7 @@ def outliers(values: np.ndarray, prior_var: float, prior_df: float) -> list[int]
         if not df or not var > 0:
             continue
         t = (values[i] - rest.mean()) / math.sqrt(var * (1 + 1 / len(rest)))
-        p = 2 * stats.t.sf(abs(t), min(df, 1e6))
+        p = 2 * dist.t_sf(abs(t), min(df, 1e6))
         if p < OUTLIER_LEVEL / n:
             out.append(i)
     return out
