@@ -66,9 +66,7 @@ def spent(t: float, alpha: float, kind: str = "obf") -> float:
 def _crossing(f, x, sigma: float, b: float, sides: int) -> float:
     """P(a path continuing from sub-density ``f`` on grid ``x`` ends beyond ±b (or +b) after a step of sd
     ``sigma``)."""
-    from scipy.special import ndtr  # the normal cdf as a bare ufunc: brentq calls this many times
-
-    tail = ndtr((x - b) / sigma) + (ndtr((-b - x) / sigma) if sides == 2 else 0.0)
+    tail = dist.norm_cdf((x - b) / sigma) + (dist.norm_cdf((-b - x) / sigma) if sides == 2 else 0.0)
     return float(np.trapezoid(f * tail, x))
 
 
